@@ -1,0 +1,218 @@
+//! `PrismPlugin`: a backend driver that shards load as a sidecar, in-process, or remotely.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Desired state of a plugin: which image at which version, and how it runs.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "prism.io",
+    version = "v1alpha1",
+    kind = "PrismPlugin",
+    namespaced,
+    status = "PrismPluginStatus",
+    shortname = "pplugin",
+    category = "prism",
+    cel,
+    printcolumn(name = "Version", type_ = "string", json_path = ".spec.version"),
+    printcolumn(name = "Type", type_ = "string", json_path = ".spec.deployment.type"),
+    printcolumn(name = "Shards", type_ = "string", json_path = ".status.shards"),
+    printcolumn(name = "Namespaces", type_ = "integer", json_path = ".status.namespacesUsing"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrismPluginSpec {
+    /// Semantic version of the plugin; shards' requirements must accept it.
+    #[schemars(length(min = 5, max = 64), regex(pattern = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"))]
+    pub version: String,
+    /// Where the plugin image comes from.
+    pub source: PluginSource,
+    /// How the plugin runs.
+    pub deployment: PluginDeployment,
+    /// gRPC health check of the plugin server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    /// How a new version rolls out across the shards that use the plugin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutPolicy>,
+}
+
+/// Image of a plugin.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PluginSource {
+    /// Registry and repository prefix, e.g. `ghcr.io/prism/plugins`.
+    #[schemars(length(min = 1, max = 255), regex(pattern = r"^[a-z0-9]([-a-z0-9._:]*[a-z0-9])?(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)*$"))]
+    pub registry: String,
+    /// Image name with tag or digest, e.g. `mongodb-plugin:1.0.0`.
+    #[schemars(length(min = 1, max = 255), regex(pattern = r"^[a-z0-9]([-a-z0-9._/]*[a-z0-9])?(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"))]
+    pub image: String,
+}
+
+impl PluginSource {
+    /// Full image reference: `registry/image`.
+    pub fn reference(&self) -> String {
+        format!("{}/{}", self.registry, self.image)
+    }
+}
+
+/// How a plugin runs.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new("!has(self.replicas) || self.type == 'remote'").message("replicas applies to remote plugins only"))]
+#[x_kube(validation = Rule::new("!has(self.artifactPath) || self.type == 'in-process'").message("artifactPath applies to in-process plugins only"))]
+pub struct PluginDeployment {
+    /// `sidecar`, `in-process` or `remote`.
+    #[serde(rename = "type")]
+    pub type_: PluginDeploymentType,
+    /// Compute resources of the plugin container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Replicas of a remote plugin's Deployment (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub replicas: Option<i32>,
+    /// Directory in the plugin image that an in-process plugin is copied from (default `/plugin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^/[^\x00]*$"))]
+    pub artifact_path: Option<String>,
+}
+
+/// The three ways a plugin can run.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginDeploymentType {
+    /// A container next to the proxy in every shard pod.
+    Sidecar,
+    /// Copied into a shared volume by an init container; the proxy loads it.
+    InProcess,
+    /// Its own Deployment and Service; shards get its address.
+    Remote,
+}
+
+impl PluginDeploymentType {
+    /// The spelling used in YAML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sidecar => "sidecar",
+            Self::InProcess => "in-process",
+            Self::Remote => "remote",
+        }
+    }
+}
+
+/// gRPC health checking of a plugin (grpc.health.v1).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthCheck {
+    /// Port and service of the health check; the port is also the plugin's serving port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcHealthCheck>,
+    /// Time between checks, e.g. `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub interval: Option<String>,
+    /// Time a check may take, e.g. `5s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub timeout: Option<String>,
+}
+
+/// The gRPC endpoint of a plugin.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcHealthCheck {
+    /// Port the plugin serves gRPC and health on (default 50100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+    /// Service name to check; Prism plugins register their health under their own name,
+    /// which is the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub service: Option<String>,
+}
+
+/// Rollout of a new plugin version across shards.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RolloutPolicy {
+    /// Shards updated at the same time (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_unavailable_shards: Option<i32>,
+    /// Time a shard has to become healthy on the new version before it is rolled back
+    /// (default `10m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub progress_deadline: Option<String>,
+}
+
+/// Observed state of a plugin.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrismPluginStatus {
+    /// Generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Whether every shard using the plugin runs the desired version.
+    #[serde(default)]
+    pub installed: bool,
+    /// Shards that use the plugin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<String>,
+    /// PrismNamespaces placed on those shards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces_using: Option<i32>,
+    /// The version each shard runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shard_versions: Vec<ShardVersion>,
+    /// The last version every shard ran healthily: the rollback target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_healthy_version: Option<String>,
+    /// Progress of the current or last rollout; survives operator restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
+    /// Ready, Progressing, Degraded and ReconciliationPaused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "super::conditions_schema")]
+    pub conditions: Vec<Condition>,
+}
+
+/// Version a shard runs.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardVersion {
+    /// Shard name.
+    pub shard: String,
+    /// Plugin version running there.
+    pub version: String,
+}
+
+/// Where a rollout stands.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    /// Version being rolled out.
+    pub target_version: String,
+    /// Image being rolled out.
+    pub target_image: String,
+    /// Shards already on the target version and healthy, in rollout order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub completed: Vec<String>,
+    /// Shards being updated now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_progress: Vec<String>,
+    /// `Progressing`, `Complete` or `RolledBack`.
+    pub phase: String,
+    /// Shard that failed its health gate, when rolled back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_shard: Option<String>,
+    /// Why the rollout stopped, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}

@@ -1,0 +1,215 @@
+//! `PrismShard`: one fleet of Prism proxies (a product, feature or SLA tier) and its plugins.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::PluginDeploymentType;
+
+/// Desired state of a shard: a StatefulSet of Prism proxies with their plugins.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "prism.io",
+    version = "v1alpha1",
+    kind = "PrismShard",
+    namespaced,
+    status = "PrismShardStatus",
+    shortname = "pshard",
+    category = "prism",
+    cel,
+    printcolumn(name = "Product", type_ = "string", json_path = ".spec.product"),
+    printcolumn(name = "Feature", type_ = "string", json_path = ".spec.feature"),
+    printcolumn(name = "SLA", type_ = "string", json_path = ".spec.slaTier"),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.replicas"),
+    printcolumn(name = "Ready-Replicas", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(name = "Namespaces", type_ = "integer", json_path = ".status.namespaces"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new(
+    "!has(self.autoscaling) || !self.autoscaling.enabled || (self.replicas >= self.autoscaling.minReplicas && self.replicas <= self.autoscaling.maxReplicas)"
+).message("replicas must lie within autoscaling.minReplicas and autoscaling.maxReplicas").field_path(".replicas"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrismShardSpec {
+    /// Product this shard serves (ADR-034 sharding dimension).
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub product: String,
+    /// Feature within the product, when the shard is per feature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub feature: Option<String>,
+    /// SLA tier, e.g. `p99_10ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([_a-z0-9]*[a-z0-9])?$"))]
+    pub sla_tier: Option<String>,
+    /// Proxy replicas; with autoscaling the starting size, and then the HPA owns the count.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub replicas: i32,
+    /// Backends this shard's namespaces may use (e.g. `postgres`, `redis`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(b, self.exists_one(c, c == b))").message("backends must be unique"))]
+    #[schemars(length(max = 32), inner(regex(pattern = r"^[a-z0-9]([-_a-z0-9]*[a-z0-9])?$")))]
+    pub backends: Vec<String>,
+    /// Compute resources of the proxy container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Plugins the proxies load, by name and version requirement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub plugins: Vec<ShardPlugin>,
+    /// Horizontal autoscaling of the proxies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+    /// Proxy container image; defaults to the operator's configured proxy image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: Option<String>,
+    /// Per-replica volume for the proxy's SQLite configuration (ADR-036).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<ShardStorage>,
+    /// How clients reach the shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ShardService>,
+    /// Prism admin (`prism.ControlPlane`) endpoint for this shard's namespaces, `host:port`;
+    /// overrides the operator-wide default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 261), regex(pattern = r"^[A-Za-z0-9.-]+:[0-9]{1,5}$"))]
+    pub admin_endpoint: Option<String>,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+/// One plugin a shard loads.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShardPlugin {
+    /// Name of a PrismPlugin in the same namespace.
+    #[schemars(length(min = 1, max = 40), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+    /// Version requirement in Cargo's sense: `1.2.0` means `^1.2.0`.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[\^~=<>*0-9A-Za-z., +-]+$"))]
+    pub version: String,
+    /// How the plugin runs for this shard; defaults to the plugin's own deployment type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<PluginDeploymentType>,
+}
+
+/// Horizontal pod autoscaling of a shard (autoscaling/v2).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("minReplicas must not exceed maxReplicas"))]
+#[x_kube(validation = Rule::new("!self.enabled || has(self.targetRPS) || has(self.targetCPUUtilization)").message("autoscaling needs targetRPS or targetCPUUtilization"))]
+pub struct Autoscaling {
+    /// Whether an HPA is rendered.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Lower bound of replicas.
+    #[schemars(range(min = 1, max = 1000))]
+    pub min_replicas: i32,
+    /// Upper bound of replicas.
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_replicas: i32,
+    /// Target requests per second per pod (pods metric `prism_requests_per_second`).
+    #[serde(rename = "targetRPS", default, skip_serializing_if = "Option::is_none")]
+    #[schemars(rename = "targetRPS", range(min = 1))]
+    pub target_rps: Option<i64>,
+    /// Target average CPU utilisation in percent of the request.
+    #[serde(rename = "targetCPUUtilization", default, skip_serializing_if = "Option::is_none")]
+    #[schemars(rename = "targetCPUUtilization", range(min = 1, max = 100))]
+    pub target_cpu_utilization: Option<i32>,
+}
+
+/// Per-replica persistent volume.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShardStorage {
+    /// Requested size; defaults to `10Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<Quantity>,
+    /// StorageClass of the claims; the cluster default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub storage_class_name: Option<String>,
+}
+
+/// Client-facing Service of a shard.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShardService {
+    /// `ClusterIP` (default) or `LoadBalancer` to expose the shard outside the cluster.
+    #[serde(rename = "type", default)]
+    pub type_: ServiceType,
+    /// Annotations for the Service (e.g. load-balancer settings).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Kinds of client Service a shard can have.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum ServiceType {
+    /// Reachable inside the cluster only.
+    #[default]
+    ClusterIP,
+    /// Exposed through the cloud load balancer.
+    LoadBalancer,
+}
+
+/// Observed state of a shard.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrismShardStatus {
+    /// Generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Current proxy pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Proxy pods that are ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// PrismNamespaces placed on this shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<i32>,
+    /// Traffic figures summed over the shard's namespaces, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate_metrics: Option<AggregateMetrics>,
+    /// Plugin versions the shard currently runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<ShardPluginStatus>,
+    /// Ready, Progressing, Degraded and ReconciliationPaused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "super::conditions_schema")]
+    pub conditions: Vec<Condition>,
+}
+
+/// Traffic figures of a shard.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AggregateMetrics {
+    /// Requests per second over all namespaces.
+    #[serde(rename = "totalRPS", default, skip_serializing_if = "Option::is_none")]
+    #[schemars(rename = "totalRPS")]
+    pub total_rps: Option<i64>,
+    /// Mean of the namespaces' p99 latencies, e.g. `9ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avg_p99_latency: Option<String>,
+}
+
+/// The version of one plugin a shard runs.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardPluginStatus {
+    /// Plugin name.
+    pub name: String,
+    /// Version the shard's pods run.
+    pub version: String,
+}

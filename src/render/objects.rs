@@ -1,0 +1,241 @@
+//! Turning template output into checked Kubernetes objects: every document is parsed into its
+//! k8s-openapi type and rejected if it carries a field the type does not know; objects are
+//! put in Helm's install order; pod templates get their config hash.
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::api::CONFIG_HASH_ANNOTATION;
+
+/// One rendered Kubernetes object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Object {
+    /// `apiVersion`.
+    pub api_version: String,
+    /// `kind`.
+    pub kind: String,
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// The whole object, keys sorted.
+    pub value: Value,
+}
+
+impl Object {
+    /// Wraps a JSON object, reading its identity.
+    pub fn from_value(value: Value) -> Self {
+        let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        Self {
+            api_version: s(&value["apiVersion"]),
+            kind: s(&value["kind"]),
+            namespace: s(&value["metadata"]["namespace"]),
+            name: s(&value["metadata"]["name"]),
+            value,
+        }
+    }
+
+    /// `Kind namespace/name`, for messages.
+    pub fn id(&self) -> String {
+        format!("{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// A template produced something that is not a valid object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("template {template}: {message}")]
+pub struct RenderError {
+    /// Template name.
+    pub template: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl RenderError {
+    pub(crate) fn new(template: &str, message: impl Into<String>) -> Self {
+        Self {
+            template: template.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses one template's output into a checked object.
+pub(crate) fn parse_rendered(template: &str, text: &str) -> Result<Object, RenderError> {
+    let original: Value = serde_yaml::from_str(text)
+        .map_err(|e| RenderError::new(template, format!("output is not valid YAML: {e}")))?;
+    let kind = original["kind"].as_str().unwrap_or_default().to_string();
+    let typed = match kind.as_str() {
+        "ConfigMap" => round_trip::<ConfigMap>(&original),
+        "Service" => round_trip::<Service>(&original),
+        "StatefulSet" => round_trip::<StatefulSet>(&original),
+        "Deployment" => round_trip::<Deployment>(&original),
+        "PodDisruptionBudget" => round_trip::<PodDisruptionBudget>(&original),
+        "HorizontalPodAutoscaler" => round_trip::<HorizontalPodAutoscaler>(&original),
+        other => Err(format!("renders unsupported kind {other:?}")),
+    }
+    .map_err(|m| RenderError::new(template, m))?;
+    if let Some(path) = unknown_field(&original, &typed, String::new()) {
+        return Err(RenderError::new(
+            template,
+            format!("{kind} has unknown field {path}"),
+        ));
+    }
+    Ok(Object::from_value(sort_keys(typed)))
+}
+
+fn round_trip<K: DeserializeOwned + Serialize>(v: &Value) -> Result<Value, String> {
+    let typed: K = serde_path_to_error::deserialize(v.clone())
+        .map_err(|e| format!("field {}: {}", e.path(), e.inner()))?;
+    serde_json::to_value(typed).map_err(|e| e.to_string())
+}
+
+/// First path present (and not null) in `original` but missing after the typed round trip.
+fn unknown_field(original: &Value, typed: &Value, path: String) -> Option<String> {
+    match (original, typed) {
+        (Value::Object(a), Value::Object(b)) => a.iter().find_map(|(k, v)| {
+            let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+            match b.get(k) {
+                None if !v.is_null() => Some(p),
+                None => None,
+                Some(t) => unknown_field(v, t, p),
+            }
+        }),
+        (Value::Array(a), Value::Array(b)) => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .find_map(|(i, (v, t))| unknown_field(v, t, format!("{path}[{i}]"))),
+        _ => None,
+    }
+}
+
+/// Recursively orders object keys, whatever map type serde_json was built with.
+pub fn sort_keys(v: Value) -> Value {
+    match v {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sort_keys(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sort_keys).collect()),
+        other => other,
+    }
+}
+
+/// SHA-256 (hex) over the canonical JSON of `parts`.
+pub fn hash_json(parts: &[&Value]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(serde_json::to_vec(&sort_keys((*p).clone())).expect("JSON serializes"));
+        h.update(b"\n");
+    }
+    format!("{:x}", h.finalize())
+}
+
+/// Sets the config-hash annotation of a workload's pod template to the hash of the template
+/// itself and of `extra` (e.g. the ConfigMap data the pods mount).
+pub(crate) fn stamp_config_hash(workload: &mut Object, extra: &[&Value]) {
+    let template = &mut workload.value["spec"]["template"];
+    if let Some(annotations) = template["metadata"]
+        .get_mut("annotations")
+        .and_then(Value::as_object_mut)
+    {
+        annotations.remove(CONFIG_HASH_ANNOTATION);
+    }
+    let mut parts = vec![&*template];
+    parts.extend_from_slice(extra);
+    let hash = hash_json(&parts);
+    let meta = template["metadata"]
+        .as_object_mut()
+        .expect("pod templates have metadata");
+    let annotations = meta
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(Default::default()));
+    annotations[CONFIG_HASH_ANNOTATION] = Value::String(hash);
+    workload.value = sort_keys(std::mem::take(&mut workload.value));
+}
+
+/// Helm's install order of kinds; kinds not listed go after, alphabetically.
+const INSTALL_ORDER: &[&str] = &[
+    "PriorityClass",
+    "Namespace",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodSecurityPolicy",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "SecretList",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleList",
+    "ClusterRoleBinding",
+    "ClusterRoleBindingList",
+    "Role",
+    "RoleList",
+    "RoleBinding",
+    "RoleBindingList",
+    "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "IngressClass",
+    "Ingress",
+    "APIService",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+];
+
+/// Sorts objects by install order of their kind, then namespace, then name.
+pub fn sort_objects(objects: &mut [Object]) {
+    let rank = |k: &str| INSTALL_ORDER.iter().position(|o| *o == k).unwrap_or(INSTALL_ORDER.len());
+    objects.sort_by(|a, b| {
+        (rank(&a.kind), &a.kind, &a.namespace, &a.name).cmp(&(rank(&b.kind), &b.kind, &b.namespace, &b.name))
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_fields_the_type_does_not_know() {
+        let text = "apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: b}\nspec:\n  ports: [{port: 80, targetPrt: 8080}]\n";
+        let err = parse_rendered("t.yaml", text).unwrap_err();
+        assert_eq!(err.message, "Service has unknown field spec.ports[0].targetPrt");
+    }
+
+    #[test]
+    fn rejects_wrong_types_with_the_path() {
+        let text = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n  ports: [{port: eighty}]\n";
+        let err = parse_rendered("t.yaml", text).unwrap_err();
+        assert!(err.message.contains("spec.ports[0].port"), "{}", err.message);
+    }
+
+    #[test]
+    fn orders_like_helm() {
+        let mk = |kind: &str, name: &str| Object::from_value(serde_json::json!({"kind": kind, "metadata": {"name": name, "namespace": "n"}}));
+        let mut objs = vec![mk("StatefulSet", "a"), mk("PrismShard", "a"), mk("Service", "b"), mk("Service", "a"), mk("ConfigMap", "z"), mk("PrismNamespace", "a")];
+        sort_objects(&mut objs);
+        let got: Vec<String> = objs.iter().map(|o| format!("{}/{}", o.kind, o.name)).collect();
+        assert_eq!(got, ["ConfigMap/z", "Service/a", "Service/b", "StatefulSet/a", "PrismNamespace/a", "PrismShard/a"]);
+    }
+}

@@ -1,0 +1,273 @@
+//! Strict parsing of documents into the three Prism kinds, with every problem located.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kube::ResourceExt;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::Document;
+use super::schema::{Schemas, quote};
+use crate::api::{self, MAX_UNIT_NAME, PrismNamespace, PrismPlugin, PrismShard};
+use crate::error::{Diagnostic, Diagnostics};
+
+/// A parsed object and the document it came from.
+#[derive(Debug, Clone)]
+pub struct Located<T> {
+    /// The object, with `metadata.namespace` filled in.
+    pub value: T,
+    /// Where it was written.
+    pub origin: Arc<Document>,
+}
+
+impl<T> Located<T> {
+    /// A diagnostic for field `path` of this object.
+    pub fn diagnostic(&self, path: &str, message: impl Into<String>) -> Diagnostic {
+        self.origin.diagnostic(path, message)
+    }
+
+    /// `file:line` of the object's document.
+    pub fn place(&self) -> String {
+        format!("{}:{}", self.origin.file, self.origin.line)
+    }
+}
+
+/// Every Prism object of one render, each list sorted by namespace and name.
+#[derive(Debug, Clone, Default)]
+pub struct Fleet {
+    /// PrismShards.
+    pub shards: Vec<Located<PrismShard>>,
+    /// PrismPlugins.
+    pub plugins: Vec<Located<PrismPlugin>>,
+    /// PrismNamespaces.
+    pub namespaces: Vec<Located<PrismNamespace>>,
+}
+
+/// `metadata` fields an input may carry.
+const METADATA_FIELDS: &[&str] = &[
+    "name",
+    "namespace",
+    "labels",
+    "annotations",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "finalizers",
+    "ownerReferences",
+    "managedFields",
+    "generateName",
+    "selfLink",
+];
+
+/// Parses every document into the fleet; objects without a namespace get `default_namespace`.
+/// All problems of all documents are reported together.
+pub fn parse_fleet(docs: Vec<Document>, default_namespace: &str) -> Result<Fleet, Diagnostics> {
+    let schemas = Schemas::new();
+    let mut fleet = Fleet::default();
+    let mut problems = Diagnostics::default();
+    let mut seen: BTreeMap<(String, String, String), String> = BTreeMap::new();
+    for doc in docs {
+        let doc = Arc::new(doc);
+        let before = problems.0.len();
+        let Some((kind, value)) = parse_document(&doc, &schemas, default_namespace, &mut problems)
+        else {
+            continue;
+        };
+        let ns = value["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+        let name = value["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let here = format!("{}:{}", doc.file, doc.line);
+        if let Some(first) = seen.insert((kind.clone(), ns.clone(), name.clone()), here) {
+            problems.push(doc.diagnostic(
+                "metadata.name",
+                format!("duplicate {kind} {ns}/{name} (first defined at {first})"),
+            ));
+            continue;
+        }
+        if problems.0.len() > before {
+            continue;
+        }
+        match kind.as_str() {
+            "PrismShard" => typed(&doc, value, &mut problems).map(|v| fleet.shards.push(v)),
+            "PrismPlugin" => typed(&doc, value, &mut problems).map(|v| fleet.plugins.push(v)),
+            _ => typed(&doc, value, &mut problems).map(|v| fleet.namespaces.push(v)),
+        };
+    }
+    fleet.shards.sort_by_key(key);
+    fleet.plugins.sort_by_key(key);
+    fleet.namespaces.sort_by_key(key);
+    problems.into_result(fleet)
+}
+
+fn key<K: ResourceExt>(l: &Located<K>) -> (String, String) {
+    (l.value.namespace().unwrap_or_default(), l.value.name_any())
+}
+
+fn typed<K: DeserializeOwned>(
+    doc: &Arc<Document>,
+    value: Value,
+    problems: &mut Diagnostics,
+) -> Option<Located<K>> {
+    match serde_path_to_error::deserialize::<_, K>(value) {
+        Ok(value) => Some(Located {
+            value,
+            origin: doc.clone(),
+        }),
+        Err(e) => {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            problems.push(doc.diagnostic(&path, e.into_inner().to_string()));
+            None
+        }
+    }
+}
+
+/// Parses and validates one document; returns its kind and JSON form when it is usable.
+fn parse_document(
+    doc: &Document,
+    schemas: &Schemas,
+    default_namespace: &str,
+    problems: &mut Diagnostics,
+) -> Option<(String, Value)> {
+    let mut value: Value = match serde_yaml::from_str(&doc.text) {
+        Ok(v) => v,
+        Err(e) => {
+            let line = e.location().map_or(doc.line, |l| doc.line + l.line() - 1);
+            problems.push(Diagnostic::new(doc.file.as_ref(), line, "", yaml_message(&e)));
+            return None;
+        }
+    };
+    let Some(map) = value.as_object_mut() else {
+        problems.push(doc.diagnostic("", "a document must be a mapping with apiVersion, kind and metadata"));
+        return None;
+    };
+    let kind = match map.get("kind") {
+        Some(Value::String(k)) if schemas.knows(k) => k.clone(),
+        Some(Value::String(k)) => {
+            problems.push(doc.diagnostic(
+                "kind",
+                format!("unknown kind {}: expected PrismNamespace, PrismPlugin or PrismShard", quote(k)),
+            ));
+            return None;
+        }
+        Some(_) => {
+            problems.push(doc.diagnostic("kind", "must be a string"));
+            return None;
+        }
+        None => {
+            problems.push(doc.diagnostic("kind", "required field is missing"));
+            return None;
+        }
+    };
+    match map.get("apiVersion") {
+        Some(Value::String(v)) if v == api::API_VERSION => {}
+        Some(v) => {
+            problems.push(doc.diagnostic(
+                "apiVersion",
+                format!("unsupported apiVersion {v} for {kind}: expected {}", api::API_VERSION),
+            ));
+            return None;
+        }
+        None => {
+            problems.push(doc.diagnostic("apiVersion", "required field is missing"));
+            return None;
+        }
+    }
+    let max_name = if kind == "PrismNamespace" { 63 } else { MAX_UNIT_NAME };
+    check_metadata(doc, map.get_mut("metadata"), max_name, default_namespace, problems);
+    for e in schemas.validate(&kind, &value) {
+        problems.push(doc.diagnostic(&e.path, e.message));
+    }
+    Some((kind, value))
+}
+
+fn check_metadata(
+    doc: &Document,
+    metadata: Option<&mut Value>,
+    max_name: usize,
+    default_namespace: &str,
+    problems: &mut Diagnostics,
+) {
+    let Some(Value::Object(meta)) = metadata else {
+        problems.push(doc.diagnostic("metadata", "required field is missing (metadata.name is needed)"));
+        return;
+    };
+    for key in meta.keys() {
+        if !METADATA_FIELDS.contains(&key.as_str()) {
+            problems.push(doc.diagnostic(&format!("metadata.{key}"), format!("unknown field {}", quote(key))));
+        }
+    }
+    match meta.get("name") {
+        Some(Value::String(name)) => {
+            if let Some(why) = dns_label_problem(name, max_name) {
+                problems.push(doc.diagnostic("metadata.name", why));
+            }
+        }
+        Some(_) => problems.push(doc.diagnostic("metadata.name", "must be a string")),
+        None => problems.push(doc.diagnostic("metadata.name", "required field is missing")),
+    }
+    match meta.get("namespace") {
+        Some(Value::String(ns)) => {
+            if let Some(why) = dns_label_problem(ns, 63) {
+                problems.push(doc.diagnostic("metadata.namespace", why));
+            }
+        }
+        Some(_) => problems.push(doc.diagnostic("metadata.namespace", "must be a string")),
+        None => {
+            meta.insert("namespace".into(), Value::String(default_namespace.into()));
+        }
+    }
+    for field in ["labels", "annotations"] {
+        match meta.get(field) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) => {
+                for (k, v) in m {
+                    if !v.is_string() {
+                        problems.push(doc.diagnostic(
+                            &format!("metadata.{field}.{k}"),
+                            "values must be strings (quote numbers and booleans)",
+                        ));
+                    }
+                }
+            }
+            Some(_) => problems.push(doc.diagnostic(&format!("metadata.{field}"), "must be a map of strings")),
+        }
+    }
+}
+
+/// Why `name` is not a DNS-1123 label of at most `max` characters, if it is not.
+pub fn dns_label_problem(name: &str, max: usize) -> Option<String> {
+    let valid_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let ends_ok = name
+        .bytes()
+        .next()
+        .zip(name.bytes().last())
+        .is_some_and(|(a, z)| a != b'-' && z != b'-');
+    if name.is_empty() {
+        Some("must not be empty".into())
+    } else if name.len() > max {
+        Some(format!("{} is {} characters; at most {max} are allowed", quote(name), name.len()))
+    } else if !valid_chars || !ends_ok {
+        Some(format!(
+            "{} is not a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit",
+            quote(name)
+        ))
+    } else {
+        None
+    }
+}
+
+/// serde_yaml's message without its trailing position (the diagnostic carries the line).
+fn yaml_message(e: &serde_yaml::Error) -> String {
+    let text = e.to_string();
+    let trimmed = match text.rfind(" at line ") {
+        Some(pos) => &text[..pos],
+        None => &text,
+    };
+    format!("invalid YAML: {trimmed}")
+}

@@ -1,0 +1,189 @@
+//! Reading inputs: files, directories and standard input, split into YAML documents that
+//! remember where they came from, then strictly parsed into a [`Fleet`].
+
+mod fleet;
+pub mod locate;
+pub mod schema;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use fleet::{Fleet, Located, parse_fleet};
+
+use crate::error::{Diagnostic, Diagnostics};
+
+/// One YAML document of an input file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    /// File name as given (`-` for standard input).
+    pub file: Arc<str>,
+    /// Line of the file on which the document's text starts (1-based).
+    pub line: usize,
+    /// The document's text.
+    pub text: Arc<str>,
+}
+
+impl Document {
+    /// File line of the field at `path` (or its nearest existing ancestor).
+    pub fn line_of(&self, path: &str) -> usize {
+        self.line + locate::line_of(&self.text, path) - 1
+    }
+
+    /// A diagnostic for the field at `path` of this document.
+    pub fn diagnostic(&self, path: &str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(self.file.as_ref(), self.line_of(path), path, message)
+    }
+}
+
+/// An input file's name and content.
+pub type SourceFile = (String, String);
+
+/// Reads every input: `-` is standard input, a directory is searched recursively for
+/// `*.yaml`/`*.yml` (hidden entries skipped, sorted by path), a file is read as it is.
+pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<SourceFile>, Diagnostics> {
+    let mut files = Vec::new();
+    let mut problems = Diagnostics::default();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            let mut bytes = Vec::new();
+            match std::io::stdin().read_to_end(&mut bytes) {
+                Ok(_) => match decode("-", bytes) {
+                    Ok(text) => files.push(("-".to_string(), text)),
+                    Err(d) => problems.push(d),
+                },
+                Err(e) => problems.push(Diagnostic::new("-", 0, "", format!("cannot read standard input: {e}"))),
+            }
+            continue;
+        }
+        let mut found = Vec::new();
+        if let Err(e) = collect(path, &mut found, true) {
+            problems.push(Diagnostic::new(path.display().to_string(), 0, "", format!("cannot read: {e}")));
+            continue;
+        }
+        for file in found {
+            let name = file.display().to_string();
+            match std::fs::read(&file) {
+                Ok(bytes) => match decode(&name, bytes) {
+                    Ok(text) => files.push((name, text)),
+                    Err(d) => problems.push(d),
+                },
+                Err(e) => problems.push(Diagnostic::new(name, 0, "", format!("cannot read: {e}"))),
+            }
+        }
+    }
+    problems.into_result(files)
+}
+
+fn collect(path: &Path, out: &mut Vec<PathBuf>, explicit: bool) -> std::io::Result<()> {
+    let meta = std::fs::metadata(path)?;
+    if meta.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()?;
+        entries.sort();
+        for entry in entries {
+            let hidden = entry
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
+            if !hidden {
+                collect(&entry, out, false)?;
+            }
+        }
+    } else if explicit || is_yaml(path) {
+        out.push(path.to_path_buf());
+    }
+    Ok(())
+}
+
+/// Whether a file name ends in `.yaml` or `.yml`.
+pub fn is_yaml(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
+fn decode(name: &str, bytes: Vec<u8>) -> Result<String, Diagnostic> {
+    let bytes = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        Some(rest) => rest.to_vec(),
+        None => bytes,
+    };
+    String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let text = &e.as_bytes()[..offset];
+        let line = text.iter().filter(|b| **b == b'\n').count() + 1;
+        Diagnostic::new(name, line, "", format!("not valid UTF-8 (byte {offset}); YAML inputs must be UTF-8"))
+    })
+}
+
+/// Splits a YAML stream into documents at `---` lines, keeping each one's starting line.
+pub fn split_documents(file: &str, text: &str) -> Vec<Document> {
+    let file: Arc<str> = Arc::from(file);
+    let mut docs = Vec::new();
+    let mut start_line = 1;
+    let mut current = String::new();
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let bare = line.trim_end();
+        let is_marker = bare == "---" || bare.starts_with("--- ") || bare.starts_with("---\t");
+        let is_end = bare == "...";
+        if is_marker || is_end {
+            push_doc(&mut docs, &file, start_line, std::mem::take(&mut current));
+            start_line = i + 2;
+            if is_marker {
+                // Content after the marker on the same line belongs to the next document.
+                let rest = bare[3..].trim_start();
+                if !rest.is_empty() && !rest.starts_with('#') {
+                    current.push_str(rest);
+                    current.push('\n');
+                    start_line = i + 1;
+                }
+            }
+        } else {
+            if current.is_empty() {
+                start_line = i + 1;
+            }
+            current.push_str(line);
+        }
+    }
+    push_doc(&mut docs, &file, start_line, current);
+    docs
+}
+
+fn push_doc(docs: &mut Vec<Document>, file: &Arc<str>, line: usize, text: String) {
+    let blank = text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+    if !blank {
+        docs.push(Document {
+            file: file.clone(),
+            line,
+            text: Arc::from(text),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_documents_with_their_lines() {
+        let text = "# header\n---\na: 1\n---\n\n# only a comment\n---\nb: 2\nc: 3\n...\n";
+        let docs = split_documents("f.yaml", text);
+        assert_eq!(docs.len(), 2);
+        assert_eq!((docs[0].line, docs[0].text.as_ref()), (3, "a: 1\n"));
+        assert_eq!((docs[1].line, docs[1].text.as_ref()), (8, "b: 2\nc: 3\n"));
+        assert_eq!(docs[1].line_of("c"), 9);
+    }
+
+    #[test]
+    fn a_leading_document_without_marker_counts() {
+        let docs = split_documents("f", "a: 1\n---\nb: 2\n");
+        assert_eq!(docs.iter().map(|d| d.line).collect::<Vec<_>>(), vec![1, 3]);
+    }
+
+    #[test]
+    fn rejects_invalid_utf8_with_line() {
+        let err = decode("x.yaml", b"a: 1\nb: \xff\n".to_vec()).unwrap_err();
+        assert_eq!((err.line, err.file.as_str()), (2, "x.yaml"));
+    }
+}

@@ -1,0 +1,351 @@
+//! Offline validation of an input document against the CRD schema the API server enforces:
+//! structure, unknown fields, types, enums, patterns, bounds, and the CEL rules (via kube's
+//! client-side CEL evaluator). One source of truth: the schema generated from `src/api`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use kube::core::cel::{CompiledSchema, Validator, compile_schema};
+use regex::Regex;
+use serde_json::Value;
+
+use crate::api;
+
+/// A problem found by schema validation: the field path and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaError {
+    /// Path like `spec.plugins[0].version`.
+    pub path: String,
+    /// One-line message.
+    pub message: String,
+}
+
+/// The OpenAPI and compiled CEL schemas of every Prism kind.
+pub struct Schemas {
+    kinds: BTreeMap<String, (Value, CompiledSchema)>,
+    validator: Validator,
+    regexes: std::cell::RefCell<HashMap<String, Option<Regex>>>,
+}
+
+impl Default for Schemas {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Schemas {
+    /// Builds the schemas from the CRD types.
+    pub fn new() -> Self {
+        let mut kinds = BTreeMap::new();
+        for crd in api::crds() {
+            let schema = crd.spec.versions[0]
+                .schema
+                .as_ref()
+                .and_then(|s| s.open_api_v3_schema.as_ref())
+                .map(|s| serde_json::to_value(s).expect("schema serializes"))
+                .expect("derived CRDs have a schema");
+            // The API server checks the envelope itself; describe it so the walk accepts it.
+            let mut schema = schema;
+            if let Some(props) = schema["properties"].as_object_mut() {
+                props.insert("apiVersion".into(), serde_json::json!({"type": "string"}));
+                props.insert("kind".into(), serde_json::json!({"type": "string"}));
+                props.insert("metadata".into(), serde_json::json!({"type": "object"}));
+            }
+            let compiled = compile_schema(&schema);
+            kinds.insert(crd.spec.names.kind.clone(), (schema, compiled));
+        }
+        Self {
+            kinds,
+            validator: Validator::new(),
+            regexes: Default::default(),
+        }
+    }
+
+    /// Whether `kind` is one of ours.
+    pub fn knows(&self, kind: &str) -> bool {
+        self.kinds.contains_key(kind)
+    }
+
+    /// Every problem in `object` (a whole custom resource) for its `kind`.
+    pub fn validate(&self, kind: &str, object: &Value) -> Vec<SchemaError> {
+        let Some((schema, compiled)) = self.kinds.get(kind) else {
+            return vec![];
+        };
+        let mut errors = Vec::new();
+        self.walk(schema, object, "", &mut errors);
+        if errors.is_empty()
+            && let Err(cel) = self.validator.validate_compiled(compiled, object, None)
+        {
+            for e in cel.into_vec() {
+                errors.push(SchemaError {
+                    path: e.field_path.trim_start_matches('.').to_string(),
+                    message: e.message,
+                });
+            }
+        }
+        errors
+    }
+
+    fn walk(&self, schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaError>) {
+        let s = |k: &str| schema.get(k);
+        let err = |out: &mut Vec<SchemaError>, message: String| {
+            out.push(SchemaError {
+                path: path.to_string(),
+                message,
+            })
+        };
+        if value.is_null() {
+            if s("nullable") != Some(&Value::Bool(true)) && schema.get("type").is_some() {
+                err(out, "must not be null".into());
+            }
+            return;
+        }
+        if s("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
+            if !(value.is_string() || value.is_i64() || value.is_u64()) {
+                err(out, format!("must be an integer or a string, got {}", type_name(value)));
+            }
+            return;
+        }
+        let preserve = s("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
+        match s("type").and_then(Value::as_str) {
+            Some("object") => {
+                let Some(map) = value.as_object() else {
+                    return err(out, format!("must be an object, got {}", type_name(value)));
+                };
+                self.walk_object(schema, map, preserve, path, out);
+            }
+            Some("array") => {
+                let Some(items) = value.as_array() else {
+                    return err(out, format!("must be a list, got {}", type_name(value)));
+                };
+                if let Some(max) = s("maxItems").and_then(Value::as_u64)
+                    && items.len() as u64 > max
+                {
+                    err(out, format!("must have at most {max} items, has {}", items.len()));
+                }
+                if let Some(min) = s("minItems").and_then(Value::as_u64)
+                    && (items.len() as u64) < min
+                {
+                    err(out, format!("must have at least {min} items"));
+                }
+                self.check_list_map_keys(schema, items, path, out);
+                if let Some(item_schema) = s("items") {
+                    for (i, item) in items.iter().enumerate() {
+                        self.walk(item_schema, item, &format!("{path}[{i}]"), out);
+                    }
+                }
+            }
+            Some("string") => {
+                let Some(text) = value.as_str() else {
+                    return err(out, format!("must be a string, got {}", type_name(value)));
+                };
+                self.check_string(schema, text, &mut |m| err(out, m));
+            }
+            Some("integer") => {
+                if !(value.is_i64() || value.is_u64()) {
+                    return err(out, format!("must be an integer, got {}", type_name(value)));
+                }
+                check_bounds(schema, value, &mut |m| err(out, m));
+                match (s("format").and_then(Value::as_str), value.as_i64()) {
+                    (Some("int32"), Some(n)) if i32::try_from(n).is_err() => {
+                        err(out, format!("{n} does not fit a 32-bit integer"))
+                    }
+                    (_, None) => err(out, format!("{value} does not fit a 64-bit integer")),
+                    _ => {}
+                }
+            }
+            Some("number") => {
+                if !value.is_number() {
+                    return err(out, format!("must be a number, got {}", type_name(value)));
+                }
+                check_bounds(schema, value, &mut |m| err(out, m));
+            }
+            Some("boolean") => {
+                if !value.is_boolean() {
+                    err(out, format!("must be true or false, got {}", type_name(value)));
+                }
+            }
+            _ => {}
+        }
+        if let Some(allowed) = s("enum").and_then(Value::as_array)
+            && !allowed.contains(value)
+        {
+            let names: Vec<String> = allowed.iter().map(|v| v.to_string()).collect();
+            err(out, format!("unsupported value {value}: must be one of {}", names.join(", ")));
+        }
+    }
+
+    fn walk_object(
+        &self,
+        schema: &Value,
+        map: &serde_json::Map<String, Value>,
+        preserve: bool,
+        path: &str,
+        out: &mut Vec<SchemaError>,
+    ) {
+        let props = schema.get("properties").and_then(Value::as_object);
+        if let Some(required) = schema.get("required").and_then(Value::as_array) {
+            for field in required.iter().filter_map(Value::as_str) {
+                if map.get(field).is_none_or(Value::is_null) {
+                    out.push(SchemaError {
+                        path: join(path, field),
+                        message: "required field is missing".into(),
+                    });
+                }
+            }
+        }
+        if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
+            && map.len() as u64 > max
+        {
+            out.push(SchemaError {
+                path: path.to_string(),
+                message: format!("must have at most {max} entries, has {}", map.len()),
+            });
+        }
+        let additional = schema.get("additionalProperties");
+        for (key, child) in map {
+            let child_path = join(path, key);
+            let sub = props.and_then(|p| p.get(key)).or(additional.filter(|a| a.is_object()));
+            match sub {
+                Some(sub) => self.walk(sub, child, &child_path, out),
+                None if preserve || additional == Some(&Value::Bool(true)) || (props.is_none() && additional.is_none()) => {}
+                None => {
+                    let known: Vec<&str> = props
+                        .map(|p| p.keys().map(String::as_str).collect())
+                        .unwrap_or_default();
+                    out.push(SchemaError {
+                        path: child_path,
+                        message: unknown_field_message(key, &known),
+                    });
+                }
+            }
+        }
+    }
+
+    fn check_list_map_keys(
+        &self,
+        schema: &Value,
+        items: &[Value],
+        path: &str,
+        out: &mut Vec<SchemaError>,
+    ) {
+        if schema.get("x-kubernetes-list-type").and_then(Value::as_str) != Some("map") {
+            return;
+        }
+        let keys: Vec<&str> = schema
+            .get("x-kubernetes-list-map-keys")
+            .and_then(Value::as_array)
+            .map(|k| k.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let mut seen: HashMap<Vec<&Value>, usize> = HashMap::new();
+        for (i, item) in items.iter().enumerate() {
+            let id: Vec<&Value> = keys.iter().map(|k| item.get(*k).unwrap_or(&Value::Null)).collect();
+            if let Some(first) = seen.insert(id.clone(), i) {
+                let shown: Vec<String> = id.iter().map(|v| v.to_string()).collect();
+                out.push(SchemaError {
+                    path: format!("{path}[{i}]"),
+                    message: format!("duplicate entry {} (first at {path}[{first}])", shown.join(", ")),
+                });
+            }
+        }
+    }
+
+    fn check_string(&self, schema: &Value, text: &str, err: &mut impl FnMut(String)) {
+        let chars = text.chars().count() as u64;
+        if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+            && chars > max
+        {
+            err(format!("must be at most {max} characters, is {chars}"));
+        }
+        if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+            && chars < min
+        {
+            err(format!("must be at least {min} characters"));
+        }
+        if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
+            let mut cache = self.regexes.borrow_mut();
+            let re = cache
+                .entry(pattern.to_string())
+                .or_insert_with(|| Regex::new(pattern).ok());
+            if let Some(re) = re
+                && !re.is_match(text)
+            {
+                err(format!("{} does not match {pattern}", quote(text)));
+            }
+        }
+    }
+}
+
+fn check_bounds(schema: &Value, value: &Value, err: &mut impl FnMut(String)) {
+    let Some(n) = value.as_f64() else { return };
+    if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+        && n < min
+    {
+        err(format!("must be at least {}, got {value}", trim_float(min)));
+    }
+    if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+        && n > max
+    {
+        err(format!("must be at most {}, got {value}", trim_float(max)));
+    }
+}
+
+fn trim_float(f: f64) -> String {
+    if f.fract() == 0.0 {
+        format!("{}", f as i64)
+    } else {
+        f.to_string()
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// Short JSON rendering of a string for messages (bounded length).
+pub fn quote(text: &str) -> String {
+    let shown: String = text.chars().take(80).collect();
+    let suffix = if text.chars().count() > 80 { "…" } else { "" };
+    format!("{}{suffix}", Value::String(shown))
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn unknown_field_message(key: &str, known: &[&str]) -> String {
+    let close = known
+        .iter()
+        .filter(|k| k.eq_ignore_ascii_case(key) || strsim(k, key) <= 2)
+        .min_by_key(|k| strsim(k, key));
+    match close {
+        Some(k) => format!("unknown field {}; did you mean {}?", quote(key), quote(k)),
+        None if known.is_empty() => format!("unknown field {}", quote(key)),
+        None => format!("unknown field {}; known fields: {}", quote(key), known.join(", ")),
+    }
+}
+
+/// Levenshtein distance, for "did you mean" hints.
+fn strsim(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
