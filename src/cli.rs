@@ -45,13 +45,19 @@ pub fn renderer(dir: Option<&Path>, options: RenderOptions) -> Result<Renderer, 
     let templates = match dir {
         None => Templates::embedded(),
         Some(dir) => {
-            let problem = |m: String| Diagnostics::from(Diagnostic::new(dir.display().to_string(), 0, "", m));
+            let problem =
+                |m: String| Diagnostics::from(Diagnostic::new(dir.display().to_string(), 0, "", m));
             let mut overrides = BTreeMap::new();
-            let entries = std::fs::read_dir(dir).map_err(|e| problem(format!("cannot read templates: {e}")))?;
+            let entries = std::fs::read_dir(dir)
+                .map_err(|e| problem(format!("cannot read templates: {e}")))?;
             for entry in entries {
                 let path = entry.map_err(|e| problem(e.to_string()))?.path();
                 if path.is_file() && source::is_yaml(&path) {
-                    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+                    let name = path
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or_default()
+                        .to_string();
                     let text = std::fs::read_to_string(&path)
                         .map_err(|e| problem(format!("cannot read {}: {e}", path.display())))?;
                     overrides.insert(name, text);
@@ -61,7 +67,9 @@ pub fn renderer(dir: Option<&Path>, options: RenderOptions) -> Result<Renderer, 
         }
     };
     Renderer::new(&templates, options).map_err(|e| {
-        let file = dir.map(|d| d.join(&e.template).display().to_string()).unwrap_or(e.template.clone());
+        let file = dir
+            .map(|d| d.join(&e.template).display().to_string())
+            .unwrap_or(e.template.clone());
         Diagnostic::new(file, 0, "", e.message).into()
     })
 }
@@ -77,7 +85,9 @@ pub fn crds_yaml() -> String {
 }
 
 /// File name of a CRD in `crds/`, e.g. `prism.io_prismshards.yaml`.
-pub fn crd_file_name(crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition) -> String {
+pub fn crd_file_name(
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> String {
     format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural)
 }
 
@@ -101,8 +111,16 @@ pub fn object_files(objects: &[Object]) -> Vec<(String, String)> {
         .iter()
         .enumerate()
         .map(|(i, o)| {
-            let name = format!("{i:03}-{}-{}-{}.yaml", o.kind.to_ascii_lowercase(), o.namespace, o.name);
-            (name, serde_yaml::to_string(&o.value).expect("objects serialize"))
+            let name = format!(
+                "{i:03}-{}-{}-{}.yaml",
+                o.kind.to_ascii_lowercase(),
+                o.namespace,
+                o.name
+            );
+            (
+                name,
+                serde_yaml::to_string(&o.value).expect("objects serialize"),
+            )
         })
         .collect()
 }
@@ -113,10 +131,16 @@ pub fn write_dir_atomically(dir: &Path, files: &[(String, String)]) -> Result<()
     if dir.exists() {
         let mut entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         if entries.next().is_some() {
-            return Err(format!("{}: directory is not empty; refusing to mix old and new files", dir.display()));
+            return Err(format!(
+                "{}: directory is not empty; refusing to mix old and new files",
+                dir.display()
+            ));
         }
     }
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
     let tmp = tempfile::Builder::new()
         .prefix(".prism-render-")
@@ -144,7 +168,10 @@ pub fn explain(fleet: &Fleet, query: &str) -> Result<String, String> {
     let matches: Vec<_> = fleet
         .namespaces
         .iter()
-        .filter(|n| n.value.name_any() == want_name && want_ns.is_none_or(|ns| n.value.namespace().as_deref() == Some(ns)))
+        .filter(|n| {
+            n.value.name_any() == want_name
+                && want_ns.is_none_or(|ns| n.value.namespace().as_deref() == Some(ns))
+        })
         .collect();
     let ns = match matches.as_slice() {
         [one] => *one,
@@ -152,15 +179,29 @@ pub fn explain(fleet: &Fleet, query: &str) -> Result<String, String> {
         many => {
             let names: Vec<String> = many
                 .iter()
-                .map(|n| format!("{}/{}", n.value.namespace().unwrap_or_default(), n.value.name_any()))
+                .map(|n| {
+                    format!(
+                        "{}/{}",
+                        n.value.namespace().unwrap_or_default(),
+                        n.value.name_any()
+                    )
+                })
                 .collect();
-            return Err(format!("{query:?} is ambiguous: {}; use namespace/name", names.join(", ")));
+            return Err(format!(
+                "{query:?} is ambiguous: {}; use namespace/name",
+                names.join(", ")
+            ));
         }
     };
     let v = &ns.value;
     let mut out = String::new();
     let k8s_ns = v.namespace().unwrap_or_default();
-    let _ = writeln!(out, "PrismNamespace {k8s_ns}/{} ({})", v.name_any(), ns.place());
+    let _ = writeln!(
+        out,
+        "PrismNamespace {k8s_ns}/{} ({})",
+        v.name_any(),
+        ns.place()
+    );
     let _ = writeln!(out, "  wants: {}", placement::describe_selector(v));
     match placement::place(v, fleet.shards.iter().map(|s| &s.value)) {
         Err(why) => {

@@ -2,7 +2,7 @@
 //! fleets of Prism data access gateways on Kubernetes.
 
 pub mod api;
-pub mod error;
-pub mod source;
-pub mod render;
 pub mod cli;
+pub mod error;
+pub mod render;
+pub mod source;

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 /// A DNS-1123 label: lower-case alphanumerics and `-`, starting and ending alphanumeric.
 pub const DNS_LABEL: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 /// A semantic version (semver.org 2.0), without a leading `v`.
-pub const SEMVER: &str = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$";
+pub const SEMVER: &str =
+    r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$";
 /// A Cargo-style version requirement: `1.2.0` means `^1.2.0`; operators and lists are allowed.
 pub const SEMVER_REQ: &str = r"^[\^~=<>*0-9A-Za-z., +-]+$";
 /// A duration such as `300s`, `5m`, `1h30m` or `250ms`.
@@ -43,7 +44,10 @@ pub struct ValueSource {
 pub fn conditions_schema(generator: &mut SchemaGenerator) -> Schema {
     let mut schema = <Vec<Condition>>::json_schema(generator);
     schema.insert("x-kubernetes-list-type".into(), "map".into());
-    schema.insert("x-kubernetes-list-map-keys".into(), serde_json::json!(["type"]));
+    schema.insert(
+        "x-kubernetes-list-map-keys".into(),
+        serde_json::json!(["type"]),
+    );
     schema
 }
 

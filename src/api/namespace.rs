@@ -1,11 +1,14 @@
 //! `PrismNamespace`: a named data API (keyvalue, pubsub, …) served by one shard.
 
+// `printcolumn(...)` repeats `type_ = ...` once per column, which clippy misreads as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
-use schemars::{Schema, SchemaGenerator};
 use schemars::JsonSchema;
+use schemars::{Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 
 use super::ValueSource;
@@ -25,8 +28,16 @@ use super::ValueSource;
     printcolumn(name = "Pattern", type_ = "string", json_path = ".spec.pattern"),
     printcolumn(name = "Shard", type_ = "string", json_path = ".status.shard"),
     printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(validation = Rule::new(
     "!has(self.connectionStringFrom) || !has(self.backendConfig) || !('connection_string' in self.backendConfig)"
@@ -34,7 +45,10 @@ use super::ValueSource;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PrismNamespaceSpec {
     /// Backend serving the data, e.g. `postgres`, `redis`, `kafka`.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-_a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-_a-z0-9]*[a-z0-9])?$")
+    )]
     pub backend: String,
     /// Data access pattern the namespace offers.
     pub pattern: AccessPattern,
@@ -144,7 +158,10 @@ pub struct RateLimit {
 pub struct ShardSelector {
     /// Exact shard name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 40), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 40),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: Option<String>,
     /// Shard product.
     #[serde(default, skip_serializing_if = "Option::is_none")]

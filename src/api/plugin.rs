@@ -1,5 +1,8 @@
 //! `PrismPlugin`: a backend driver that shards load as a sidecar, in-process, or remotely.
 
+// `printcolumn(...)` repeats `type_ = ...` once per column, which clippy misreads as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
@@ -20,14 +23,31 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Version", type_ = "string", json_path = ".spec.version"),
     printcolumn(name = "Type", type_ = "string", json_path = ".spec.deployment.type"),
     printcolumn(name = "Shards", type_ = "string", json_path = ".status.shards"),
-    printcolumn(name = "Namespaces", type_ = "integer", json_path = ".status.namespacesUsing"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Namespaces",
+        type_ = "integer",
+        json_path = ".status.namespacesUsing"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PrismPluginSpec {
     /// Semantic version of the plugin; shards' requirements must accept it.
-    #[schemars(length(min = 5, max = 64), regex(pattern = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"))]
+    #[schemars(
+        length(min = 5, max = 64),
+        regex(
+            pattern = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"
+        )
+    )]
     pub version: String,
     /// Where the plugin image comes from.
     pub source: PluginSource,
@@ -46,10 +66,18 @@ pub struct PrismPluginSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PluginSource {
     /// Registry and repository prefix, e.g. `ghcr.io/prism/plugins`.
-    #[schemars(length(min = 1, max = 255), regex(pattern = r"^[a-z0-9]([-a-z0-9._:]*[a-z0-9])?(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)*$"))]
+    #[schemars(
+        length(min = 1, max = 255),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9._:]*[a-z0-9])?(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)*$")
+    )]
     pub registry: String,
     /// Image name with tag or digest, e.g. `mongodb-plugin:1.0.0`.
-    #[schemars(length(min = 1, max = 255), regex(pattern = r"^[a-z0-9]([-a-z0-9._/]*[a-z0-9])?(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"))]
+    #[schemars(
+        length(min = 1, max = 255),
+        regex(
+            pattern = r"^[a-z0-9]([-a-z0-9._/]*[a-z0-9])?(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+        )
+    )]
     pub image: String,
 }
 
@@ -83,7 +111,9 @@ pub struct PluginDeployment {
 }
 
 /// The three ways a plugin can run.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum PluginDeploymentType {
     /// A container next to the proxy in every shard pod.

@@ -1,5 +1,8 @@
 //! `PrismShard`: one fleet of Prism proxies (a product, feature or SLA tier) and its plugins.
 
+// `printcolumn(...)` repeats `type_ = ...` once per column, which clippy misreads as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
@@ -26,10 +29,26 @@ use super::PluginDeploymentType;
     printcolumn(name = "Feature", type_ = "string", json_path = ".spec.feature"),
     printcolumn(name = "SLA", type_ = "string", json_path = ".spec.slaTier"),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.replicas"),
-    printcolumn(name = "Ready-Replicas", type_ = "integer", json_path = ".status.readyReplicas"),
-    printcolumn(name = "Namespaces", type_ = "integer", json_path = ".status.namespaces"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready-Replicas",
+        type_ = "integer",
+        json_path = ".status.readyReplicas"
+    ),
+    printcolumn(
+        name = "Namespaces",
+        type_ = "integer",
+        json_path = ".status.namespaces"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(validation = Rule::new(
     "!has(self.autoscaling) || !self.autoscaling.enabled || (self.replicas >= self.autoscaling.minReplicas && self.replicas <= self.autoscaling.maxReplicas)"
@@ -37,15 +56,24 @@ use super::PluginDeploymentType;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PrismShardSpec {
     /// Product this shard serves (ADR-034 sharding dimension).
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub product: String,
     /// Feature within the product, when the shard is per feature.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub feature: Option<String>,
     /// SLA tier, e.g. `p99_10ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([_a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([_a-z0-9]*[a-z0-9])?$")
+    )]
     pub sla_tier: Option<String>,
     /// Proxy replicas; with autoscaling the starting size, and then the HPA owns the count.
     #[serde(default = "default_replicas")]
@@ -54,7 +82,10 @@ pub struct PrismShardSpec {
     /// Backends this shard's namespaces may use (e.g. `postgres`, `redis`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(validation = Rule::new("self.all(b, self.exists_one(c, c == b))").message("backends must be unique"))]
-    #[schemars(length(max = 32), inner(regex(pattern = r"^[a-z0-9]([-_a-z0-9]*[a-z0-9])?$")))]
+    #[schemars(
+        length(max = 32),
+        inner(regex(pattern = r"^[a-z0-9]([-_a-z0-9]*[a-z0-9])?$"))
+    )]
     pub backends: Vec<String>,
     /// Compute resources of the proxy container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -80,7 +111,10 @@ pub struct PrismShardSpec {
     /// Prism admin (`prism.ControlPlane`) endpoint for this shard's namespaces, `host:port`;
     /// overrides the operator-wide default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 261), regex(pattern = r"^[A-Za-z0-9.-]+:[0-9]{1,5}$"))]
+    #[schemars(
+        length(min = 1, max = 261),
+        regex(pattern = r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")
+    )]
     pub admin_endpoint: Option<String>,
 }
 
@@ -93,10 +127,16 @@ fn default_replicas() -> i32 {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ShardPlugin {
     /// Name of a PrismPlugin in the same namespace.
-    #[schemars(length(min = 1, max = 40), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 40),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// Version requirement in Cargo's sense: `1.2.0` means `^1.2.0`.
-    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[\^~=<>*0-9A-Za-z., +-]+$"))]
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[\^~=<>*0-9A-Za-z., +-]+$")
+    )]
     pub version: String,
     /// How the plugin runs for this shard; defaults to the plugin's own deployment type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,7 +163,11 @@ pub struct Autoscaling {
     #[schemars(rename = "targetRPS", range(min = 1))]
     pub target_rps: Option<i64>,
     /// Target average CPU utilisation in percent of the request.
-    #[serde(rename = "targetCPUUtilization", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "targetCPUUtilization",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(rename = "targetCPUUtilization", range(min = 1, max = 100))]
     pub target_cpu_utilization: Option<i32>,
 }

@@ -18,7 +18,13 @@ struct Cli {
     #[arg(long, global = true, value_name = "DIR", env = "PRISM_TEMPLATES")]
     templates: Option<PathBuf>,
     /// Namespace for resources that do not set metadata.namespace.
-    #[arg(short, long, global = true, default_value = "default", env = "PRISM_NAMESPACE")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        default_value = "default",
+        env = "PRISM_NAMESPACE"
+    )]
     namespace: String,
     /// Proxy image for shards that do not set spec.image.
     #[arg(long, global = true, value_name = "IMAGE", default_value = render::DEFAULT_PROXY_IMAGE, env = "PRISM_PROXY_IMAGE")]
@@ -73,7 +79,10 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(out) => {
             let mut stdout = std::io::stdout().lock();
-            match stdout.write_all(out.as_bytes()).and_then(|_| stdout.flush()) {
+            match stdout
+                .write_all(out.as_bytes())
+                .and_then(|_| stdout.flush())
+            {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
                 Err(e) => {
@@ -92,7 +101,11 @@ fn main() -> ExitCode {
 }
 
 fn inputs(paths: Vec<PathBuf>) -> Vec<PathBuf> {
-    if paths.is_empty() { vec![PathBuf::from(".")] } else { paths }
+    if paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        paths
+    }
 }
 
 fn plain(message: String) -> Diagnostics {
@@ -105,7 +118,11 @@ fn run(args: Cli) -> Result<String, Diagnostics> {
         proxy_image: args.proxy_image.clone(),
     };
     match args.command {
-        Command::Render { paths, output, out_dir } => {
+        Command::Render {
+            paths,
+            output,
+            out_dir,
+        } => {
             let renderer = cli::renderer(args.templates.as_deref(), options)?;
             let fleet = cli::load_fleet(&inputs(paths), &args.namespace)?;
             let objects = renderer.render_fleet(&fleet)?;
@@ -135,10 +152,12 @@ fn run(args: Cli) -> Result<String, Diagnostics> {
         Command::Crds { out_dir } => match out_dir {
             None => Ok(cli::crds_yaml()),
             Some(dir) => {
-                std::fs::create_dir_all(&dir).map_err(|e| plain(format!("{}: {e}", dir.display())))?;
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| plain(format!("{}: {e}", dir.display())))?;
                 for (name, text) in cli::crd_files() {
                     let path = dir.join(name);
-                    std::fs::write(&path, text).map_err(|e| plain(format!("{}: {e}", path.display())))?;
+                    std::fs::write(&path, text)
+                        .map_err(|e| plain(format!("{}: {e}", path.display())))?;
                 }
                 Ok(String::new())
             }

@@ -8,7 +8,9 @@ use kube::ResourceExt;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::api::{PluginDeploymentType, PrismPlugin, PrismShard, ServiceType, ShardPlugin, duration_seconds};
+use crate::api::{
+    PluginDeploymentType, PrismPlugin, PrismShard, ServiceType, ShardPlugin, duration_seconds,
+};
 
 /// Port the proxy serves its data-plane gRPC on.
 pub const DATA_PORT: i32 = 8980;
@@ -65,7 +67,12 @@ pub fn plugin_port(plugin: &PrismPlugin) -> i32 {
 }
 
 /// Recommended labels; `version` is omitted when it cannot be a label value.
-pub fn labels(name: &str, instance: &str, version: &str, component: &str) -> BTreeMap<String, String> {
+pub fn labels(
+    name: &str,
+    instance: &str,
+    version: &str,
+    component: &str,
+) -> BTreeMap<String, String> {
     let mut l = BTreeMap::new();
     l.insert("app.kubernetes.io/name".into(), name.into());
     l.insert("app.kubernetes.io/instance".into(), instance.into());
@@ -90,7 +97,13 @@ pub fn selector(name: &str, instance: &str) -> BTreeMap<String, String> {
 fn label_value(s: &str) -> Option<String> {
     let mapped: String = s
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(63)
         .collect();
     let trimmed = mapped.trim_matches(|c: char| !c.is_ascii_alphanumeric());
@@ -105,7 +118,9 @@ pub fn image_tag(image: &str) -> &str {
 }
 
 fn resources_json(r: &Option<ResourceRequirements>) -> Value {
-    r.as_ref().map_or(Value::Null, |r| serde_json::to_value(r).expect("resources serialize"))
+    r.as_ref().map_or(Value::Null, |r| {
+        serde_json::to_value(r).expect("resources serialize")
+    })
 }
 
 /// Probe timing of a plugin: (period, timeout) in seconds.
@@ -136,12 +151,18 @@ fn plugin_env(plugin: &PrismPlugin) -> Value {
 }
 
 fn plugin_args(port: i32) -> Vec<String> {
-    vec![format!("-grpc-port={port}"), format!("-metrics-port={}", port + 1)]
+    vec![
+        format!("-grpc-port={port}"),
+        format!("-metrics-port={}", port + 1),
+    ]
 }
 
 /// `PRISM_PLUGIN_<NAME>_ADDR`.
 fn addr_env_name(plugin: &str) -> String {
-    format!("PRISM_PLUGIN_{}_ADDR", plugin.to_ascii_uppercase().replace('-', "_"))
+    format!(
+        "PRISM_PLUGIN_{}_ADDR",
+        plugin.to_ascii_uppercase().replace('-', "_")
+    )
 }
 
 /// What the shard templates see.
@@ -168,11 +189,18 @@ pub struct ShardContext {
 }
 
 /// Builds the shard context. `plugins` must already be resolved and checked.
-pub fn shard_context(shard: &PrismShard, plugins: &[PluginUse<'_>], default_image: &str) -> ShardContext {
+pub fn shard_context(
+    shard: &PrismShard,
+    plugins: &[PluginUse<'_>],
+    default_image: &str,
+) -> ShardContext {
     let name = shard.name_any();
     let namespace = shard.namespace().unwrap_or_default();
     let spec = &shard.spec;
-    let image = spec.image.clone().unwrap_or_else(|| default_image.to_string());
+    let image = spec
+        .image
+        .clone()
+        .unwrap_or_else(|| default_image.to_string());
     let mut labels = labels("prism-proxy", &name, image_tag(&image), "proxy");
     labels.insert(SHARD_LABEL.into(), name.clone());
     let mut plugins: Vec<&PluginUse> = plugins.iter().collect();
@@ -221,7 +249,13 @@ pub fn shard_context(shard: &PrismShard, plugins: &[PluginUse<'_>], default_imag
             PluginDeploymentType::InProcess => {
                 let target = format!("{PLUGIN_DIR}/{pname}");
                 entry["path"] = target.clone().into();
-                let source = p.plugin.spec.deployment.artifact_path.as_deref().unwrap_or("/plugin");
+                let source = p
+                    .plugin
+                    .spec
+                    .deployment
+                    .artifact_path
+                    .as_deref()
+                    .unwrap_or("/plugin");
                 installs.push(json!({
                     "container": format!("install-{pname}"),
                     "image": image,
@@ -241,7 +275,11 @@ pub fn shard_context(shard: &PrismShard, plugins: &[PluginUse<'_>], default_imag
     if !installs.is_empty() {
         prism_env.insert("PRISM_PLUGIN_DIR".into(), PLUGIN_DIR.into());
     }
-    env.extend(prism_env.into_iter().map(|(k, v)| json!({"name": k, "value": v})));
+    env.extend(
+        prism_env
+            .into_iter()
+            .map(|(k, v)| json!({"name": k, "value": v})),
+    );
 
     let autoscaling = spec.autoscaling.as_ref().filter(|a| a.enabled).map(|a| {
         json!({
@@ -272,7 +310,11 @@ pub fn shard_context(shard: &PrismShard, plugins: &[PluginUse<'_>], default_imag
         config_name: shard_fullname(&name),
         selector: selector("prism-proxy", &name),
         labels,
-        replicas: if autoscaling.is_some() { None } else { Some(spec.replicas) },
+        replicas: if autoscaling.is_some() {
+            None
+        } else {
+            Some(spec.replicas)
+        },
         image,
         resources: resources_json(&spec.resources),
         proxy_env: env,
@@ -344,7 +386,10 @@ mod tests {
 
     #[test]
     fn label_values_are_sanitised() {
-        assert_eq!(label_value("1.2.3+build.7").as_deref(), Some("1.2.3_build.7"));
+        assert_eq!(
+            label_value("1.2.3+build.7").as_deref(),
+            Some("1.2.3_build.7")
+        );
         assert_eq!(label_value("").as_deref(), None);
         assert_eq!(label_value(&"a".repeat(80)).map(|s| s.len()), Some(63));
     }

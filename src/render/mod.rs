@@ -23,8 +23,8 @@ pub use resolve::{Resolved, resolve};
 pub use templates::Templates;
 
 use crate::api::{PrismPlugin, PrismShard, SHARD_ANNOTATION};
-use crate::error::{Diagnostic, Diagnostics};
-use crate::source::Fleet;
+use crate::error::Diagnostics;
+use crate::source::{Document, Fleet};
 
 /// Proxy image used when a shard does not name one.
 pub const DEFAULT_PROXY_IMAGE: &str = "ghcr.io/prism/prism-proxy:0.1.0";
@@ -61,7 +61,8 @@ impl Renderer {
 
     /// The embedded templates with default options.
     pub fn embedded() -> Self {
-        Self::new(&Templates::embedded(), RenderOptions::default()).expect("embedded templates compile")
+        Self::new(&Templates::embedded(), RenderOptions::default())
+            .expect("embedded templates compile")
     }
 
     fn render(&self, template: &str, ctx: &impl Serialize) -> Result<Object, RenderError> {
@@ -75,7 +76,11 @@ impl Renderer {
 
     /// The objects of one shard: ConfigMap, Services, StatefulSet, PDB and (with autoscaling)
     /// HPA. `plugins` are the plugins at the versions this shard should run.
-    pub fn render_shard(&self, shard: &PrismShard, plugins: &[PluginUse<'_>]) -> Result<Vec<Object>, RenderError> {
+    pub fn render_shard(
+        &self,
+        shard: &PrismShard,
+        plugins: &[PluginUse<'_>],
+    ) -> Result<Vec<Object>, RenderError> {
         let ctx = context::shard_context(shard, plugins, &self.options.proxy_image);
         let config = self.render("shard-configmap.yaml", &ctx)?;
         let mut sts = self.render("shard-statefulset.yaml", &ctx)?;
@@ -113,20 +118,21 @@ impl Renderer {
     pub fn render_fleet(&self, fleet: &Fleet) -> Result<Vec<Object>, Diagnostics> {
         let resolved = resolve(fleet)?;
         let mut problems = Diagnostics::default();
-        let mut out = Vec::new();
+        // Every object with the document of the resource it was rendered from.
+        let mut out: Vec<(Object, &Document)> = Vec::new();
         for (shard, uses) in &resolved.shards {
             match self.render_shard(&shard.value, uses) {
-                Ok(objs) => out.extend(objs),
+                Ok(objs) => out.extend(objs.into_iter().map(|o| (o, &*shard.origin))),
                 Err(e) => problems.push(shard.diagnostic("", e.to_string())),
             }
-            out.push(custom_resource(&shard.value));
+            out.push((custom_resource(&shard.value), &shard.origin));
         }
         for plugin in &fleet.plugins {
-            out.push(custom_resource(&plugin.value));
+            out.push((custom_resource(&plugin.value), &plugin.origin));
         }
         for plugin in &resolved.remote_plugins {
             match self.render_remote_plugin(&plugin.value) {
-                Ok(objs) => out.extend(objs),
+                Ok(objs) => out.extend(objs.into_iter().map(|o| (o, &*plugin.origin))),
                 Err(e) => problems.push(plugin.diagnostic("", e.to_string())),
             }
         }
@@ -139,11 +145,12 @@ impl Renderer {
                 .or_insert_with(|| Value::Object(Default::default()));
             annotations[SHARD_ANNOTATION] = Value::String(placement.shard.clone());
             obj.value = objects::sort_keys(obj.value);
-            out.push(obj);
+            out.push((obj, &ns.origin));
         }
-        check_unique(&out, fleet, &mut problems);
-        sort_objects(&mut out);
-        problems.into_result(out)
+        check_unique(&out, &mut problems);
+        let mut objects: Vec<Object> = out.into_iter().map(|(o, _)| o).collect();
+        sort_objects(&mut objects);
+        problems.into_result(objects)
     }
 }
 
@@ -154,38 +161,28 @@ fn custom_resource<K: Serialize + ResourceExt>(k: &K) -> Object {
         map.remove("status");
     }
     if let Some(meta) = value["metadata"].as_object_mut() {
-        meta.retain(|key, _| matches!(key.as_str(), "name" | "namespace" | "labels" | "annotations"));
+        meta.retain(|key, _| {
+            matches!(
+                key.as_str(),
+                "name" | "namespace" | "labels" | "annotations"
+            )
+        });
     }
     Object::from_value(objects::sort_keys(value))
 }
 
-/// Two units rendering the same object would overwrite each other: report it.
-fn check_unique(objects: &[Object], fleet: &Fleet, problems: &mut Diagnostics) {
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    for (i, o) in objects.iter().enumerate() {
-        if let Some(first) = seen.insert(o.id(), i) {
-            let origin = |obj: &Object| -> String {
-                let owner = obj.value["metadata"]["labels"]["prism.io/shard"]
-                    .as_str()
-                    .map(|s| format!("PrismShard {s}"))
-                    .or_else(|| {
-                        obj.value["metadata"]["labels"]["prism.io/plugin"]
-                            .as_str()
-                            .map(|p| format!("PrismPlugin {p}"))
-                    })
-                    .unwrap_or_else(|| obj.id());
-                owner
-            };
-            let file = fleet.shards.first().map(|s| s.origin.file.to_string()).unwrap_or_default();
-            problems.push(Diagnostic::new(
-                file,
-                0,
-                "",
+/// Two resources rendering the same object would overwrite each other: report it.
+fn check_unique(objects: &[(Object, &Document)], problems: &mut Diagnostics) {
+    let mut seen: BTreeMap<String, &Document> = BTreeMap::new();
+    for (o, doc) in objects {
+        if let Some(first) = seen.insert(o.id(), doc) {
+            problems.push(doc.diagnostic(
+                "metadata.name",
                 format!(
-                    "{} is rendered twice, by {} and by {}; rename one of them",
+                    "renders {}, which the resource at {}:{} renders too; rename one of them",
                     o.id(),
-                    origin(&objects[first]),
-                    origin(o)
+                    first.file,
+                    first.line
                 ),
             ));
         }
@@ -223,4 +220,191 @@ pub fn to_json_list(objects: &[Object]) -> String {
     let mut s = serde_json::to_string_pretty(&list).expect("objects serialize");
     s.push('\n');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::fleet_from_files;
+
+    fn example_fleet() -> Fleet {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fleet");
+        let files = ["plugins.yaml", "shards.yaml", "namespaces.yaml"]
+            .iter()
+            .map(|f| {
+                (
+                    f.to_string(),
+                    std::fs::read_to_string(format!("{dir}/{f}")).unwrap(),
+                )
+            })
+            .collect();
+        fleet_from_files(files, "default").unwrap()
+    }
+
+    fn hash_of(fleet: &Fleet, shard: &str) -> String {
+        let objects = Renderer::embedded().render_fleet(fleet).unwrap();
+        let sts = objects
+            .iter()
+            .find(|o| o.kind == "StatefulSet" && o.name == format!("prism-{shard}"))
+            .unwrap();
+        sts.value["spec"]["template"]["metadata"]["annotations"][crate::api::CONFIG_HASH_ANNOTATION]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn shard_mut<'a>(fleet: &'a mut Fleet, name: &str) -> &'a mut PrismShard {
+        &mut fleet
+            .shards
+            .iter_mut()
+            .find(|s| s.value.name_any() == name)
+            .unwrap()
+            .value
+    }
+
+    #[test]
+    fn config_hash_ignores_what_pods_do_not_see() {
+        let mut fleet = example_fleet();
+        let before = hash_of(&fleet, "playback-vod");
+        shard_mut(&mut fleet, "playback-vod").spec.replicas = 7;
+        shard_mut(&mut fleet, "playback-vod").spec.service = Some(crate::api::ShardService {
+            type_: crate::api::ServiceType::LoadBalancer,
+            annotations: Default::default(),
+        });
+        fleet.namespaces.truncate(3);
+        assert_eq!(hash_of(&fleet, "playback-vod"), before);
+    }
+
+    #[test]
+    fn config_hash_changes_with_what_pods_see() {
+        let fleet = example_fleet();
+        let before = hash_of(&fleet, "playback-vod");
+        type Change = Box<dyn Fn(&mut Fleet)>;
+        let changes: Vec<(&str, Change)> = vec![
+            (
+                "proxy image",
+                Box::new(|f| shard_mut(f, "playback-vod").spec.image = Some("proxy:9".into())),
+            ),
+            (
+                "resources",
+                Box::new(|f| shard_mut(f, "playback-vod").spec.resources = None),
+            ),
+            (
+                "backends (config file)",
+                Box::new(|f| {
+                    shard_mut(f, "playback-vod")
+                        .spec
+                        .backends
+                        .pop()
+                        .map(drop)
+                        .unwrap_or(())
+                }),
+            ),
+            (
+                "plugin version",
+                Box::new(|f| {
+                    let p = f
+                        .plugins
+                        .iter_mut()
+                        .find(|p| p.value.name_any() == "postgres")
+                        .unwrap();
+                    p.value.spec.version = "1.4.3".into();
+                }),
+            ),
+        ];
+        for (what, change) in changes {
+            let mut f = fleet.clone();
+            change(&mut f);
+            assert_ne!(
+                hash_of(&f, "playback-vod"),
+                before,
+                "{what} must change the hash"
+            );
+        }
+    }
+
+    #[test]
+    fn autoscaled_shards_leave_replicas_to_the_hpa() {
+        let objects = Renderer::embedded().render_fleet(&example_fleet()).unwrap();
+        let sts = |name: &str| {
+            objects
+                .iter()
+                .find(|o| o.kind == "StatefulSet" && o.name == name)
+                .unwrap()
+        };
+        assert!(
+            sts("prism-playback-live").value["spec"]
+                .get("replicas")
+                .is_none()
+        );
+        assert_eq!(sts("prism-playback-vod").value["spec"]["replicas"], 3);
+        let hpas: Vec<&str> = objects
+            .iter()
+            .filter(|o| o.kind == "HorizontalPodAutoscaler")
+            .map(|o| o.name.as_str())
+            .collect();
+        assert_eq!(hpas, ["prism-playback-live"]);
+    }
+
+    #[test]
+    fn every_pod_is_restricted() {
+        let objects = Renderer::embedded().render_fleet(&example_fleet()).unwrap();
+        let mut checked = 0;
+        for o in objects
+            .iter()
+            .filter(|o| matches!(o.kind.as_str(), "StatefulSet" | "Deployment"))
+        {
+            let pod = &o.value["spec"]["template"]["spec"];
+            assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{}", o.id());
+            assert_eq!(
+                pod["securityContext"]["seccompProfile"]["type"],
+                "RuntimeDefault"
+            );
+            assert_eq!(pod["automountServiceAccountToken"], false);
+            let containers = pod["containers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .chain(pod["initContainers"].as_array().into_iter().flatten());
+            for c in containers {
+                let sc = &c["securityContext"];
+                assert_eq!(
+                    sc["allowPrivilegeEscalation"],
+                    false,
+                    "{} {}",
+                    o.id(),
+                    c["name"]
+                );
+                assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+                assert_eq!(sc["readOnlyRootFilesystem"], true);
+                checked += 1;
+            }
+        }
+        assert!(checked >= 10, "checked {checked} containers");
+    }
+
+    #[test]
+    fn sidecar_port_collisions_are_rejected() {
+        let mut fleet = example_fleet();
+        let nats = fleet
+            .plugins
+            .iter_mut()
+            .find(|p| p.value.name_any() == "nats")
+            .unwrap();
+        nats.value
+            .spec
+            .health_check
+            .as_mut()
+            .unwrap()
+            .grpc
+            .as_mut()
+            .unwrap()
+            .port = Some(8980);
+        let err = Renderer::embedded()
+            .render_fleet(&fleet)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sidecar nats needs port 8980"), "{err}");
+        assert!(err.contains("the proxy's data port"), "{err}");
+    }
 }

@@ -100,7 +100,11 @@ fn round_trip<K: DeserializeOwned + Serialize>(v: &Value) -> Result<Value, Strin
 fn unknown_field(original: &Value, typed: &Value, path: String) -> Option<String> {
     match (original, typed) {
         (Value::Object(a), Value::Object(b)) => a.iter().find_map(|(k, v)| {
-            let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
             match b.get(k) {
                 None if !v.is_null() => Some(p),
                 None => None,
@@ -122,7 +126,12 @@ pub fn sort_keys(v: Value) -> Value {
         Value::Object(map) => {
             let mut entries: Vec<(String, Value)> = map.into_iter().collect();
             entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(entries.into_iter().map(|(k, v)| (k, sort_keys(v))).collect())
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sort_keys(v)))
+                    .collect(),
+            )
         }
         Value::Array(items) => Value::Array(items.into_iter().map(sort_keys).collect()),
         other => other,
@@ -206,9 +215,19 @@ const INSTALL_ORDER: &[&str] = &[
 
 /// Sorts objects by install order of their kind, then namespace, then name.
 pub fn sort_objects(objects: &mut [Object]) {
-    let rank = |k: &str| INSTALL_ORDER.iter().position(|o| *o == k).unwrap_or(INSTALL_ORDER.len());
+    let rank = |k: &str| {
+        INSTALL_ORDER
+            .iter()
+            .position(|o| *o == k)
+            .unwrap_or(INSTALL_ORDER.len())
+    };
     objects.sort_by(|a, b| {
-        (rank(&a.kind), &a.kind, &a.namespace, &a.name).cmp(&(rank(&b.kind), &b.kind, &b.namespace, &b.name))
+        (rank(&a.kind), &a.kind, &a.namespace, &a.name).cmp(&(
+            rank(&b.kind),
+            &b.kind,
+            &b.namespace,
+            &b.name,
+        ))
     });
 }
 
@@ -220,22 +239,53 @@ mod tests {
     fn rejects_fields_the_type_does_not_know() {
         let text = "apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: b}\nspec:\n  ports: [{port: 80, targetPrt: 8080}]\n";
         let err = parse_rendered("t.yaml", text).unwrap_err();
-        assert_eq!(err.message, "Service has unknown field spec.ports[0].targetPrt");
+        assert_eq!(
+            err.message,
+            "Service has unknown field spec.ports[0].targetPrt"
+        );
     }
 
     #[test]
     fn rejects_wrong_types_with_the_path() {
         let text = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n  ports: [{port: eighty}]\n";
         let err = parse_rendered("t.yaml", text).unwrap_err();
-        assert!(err.message.contains("spec.ports[0].port"), "{}", err.message);
+        assert!(
+            err.message.contains("spec.ports[0].port"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
     fn orders_like_helm() {
-        let mk = |kind: &str, name: &str| Object::from_value(serde_json::json!({"kind": kind, "metadata": {"name": name, "namespace": "n"}}));
-        let mut objs = vec![mk("StatefulSet", "a"), mk("PrismShard", "a"), mk("Service", "b"), mk("Service", "a"), mk("ConfigMap", "z"), mk("PrismNamespace", "a")];
+        let mk = |kind: &str, name: &str| {
+            Object::from_value(
+                serde_json::json!({"kind": kind, "metadata": {"name": name, "namespace": "n"}}),
+            )
+        };
+        let mut objs = vec![
+            mk("StatefulSet", "a"),
+            mk("PrismShard", "a"),
+            mk("Service", "b"),
+            mk("Service", "a"),
+            mk("ConfigMap", "z"),
+            mk("PrismNamespace", "a"),
+        ];
         sort_objects(&mut objs);
-        let got: Vec<String> = objs.iter().map(|o| format!("{}/{}", o.kind, o.name)).collect();
-        assert_eq!(got, ["ConfigMap/z", "Service/a", "Service/b", "StatefulSet/a", "PrismNamespace/a", "PrismShard/a"]);
+        let got: Vec<String> = objs
+            .iter()
+            .map(|o| format!("{}/{}", o.kind, o.name))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "ConfigMap/z",
+                "Service/a",
+                "Service/b",
+                "StatefulSet/a",
+                "PrismNamespace/a",
+                "PrismShard/a"
+            ]
+        );
     }
 }

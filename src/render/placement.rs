@@ -83,7 +83,10 @@ pub fn mismatch(ns: &PrismNamespace, shard: &PrismShard) -> Option<String> {
             if let Some(want) = want
                 && have != Some(want)
             {
-                return Some(format!("{field} is {}, not {want}", have.unwrap_or("unset")));
+                return Some(format!(
+                    "{field} is {}, not {want}",
+                    have.unwrap_or("unset")
+                ));
             }
         }
     }
@@ -226,7 +229,10 @@ mod tests {
         let p = place(&namespace("ns1", Some("search")), &shards).unwrap();
         assert_eq!(p.shard, "b");
         assert_eq!(p.reason, Reason::OnlyMatch);
-        assert_eq!(p.rejected, vec![("a".into(), "product is playback, not search".into())]);
+        assert_eq!(
+            p.rejected,
+            vec![("a".into(), "product is playback, not search".into())]
+        );
     }
 
     #[test]
@@ -240,8 +246,13 @@ mod tests {
     #[test]
     fn rendezvous_is_stable_when_shards_are_added() {
         let mut shards: Vec<PrismShard> = (0..4).map(|i| shard(&format!("s{i}"), "p")).collect();
-        let names: Vec<PrismNamespace> = (0..200).map(|i| namespace(&format!("n{i}"), None)).collect();
-        let before: Vec<String> = names.iter().map(|n| place(n, &shards).unwrap().shard).collect();
+        let names: Vec<PrismNamespace> = (0..200)
+            .map(|i| namespace(&format!("n{i}"), None))
+            .collect();
+        let before: Vec<String> = names
+            .iter()
+            .map(|n| place(n, &shards).unwrap().shard)
+            .collect();
         shards.push(shard("s4", "p"));
         let mut moved = 0;
         for (n, old) in names.iter().zip(&before) {
@@ -264,6 +275,9 @@ mod tests {
         let mut redis_only = shard("r", "p");
         redis_only.spec.backends = vec!["redis".into()];
         let err = place(&namespace("n", None), &[redis_only]).unwrap_err();
-        assert!(err.contains("serves backends [redis], not postgres"), "{err}");
+        assert!(
+            err.contains("serves backends [redis], not postgres"),
+            "{err}"
+        );
     }
 }

@@ -30,7 +30,12 @@ pub fn resolve(fleet: &Fleet) -> Result<Resolved<'_>, Diagnostics> {
     let plugins: BTreeMap<(String, String), &Located<PrismPlugin>> = fleet
         .plugins
         .iter()
-        .map(|p| ((p.value.namespace().unwrap_or_default(), p.value.name_any()), p))
+        .map(|p| {
+            (
+                (p.value.namespace().unwrap_or_default(), p.value.name_any()),
+                p,
+            )
+        })
         .collect();
     let mut shards = Vec::new();
     for shard in &fleet.shards {
@@ -77,7 +82,11 @@ pub fn resolve(fleet: &Fleet) -> Result<Resolved<'_>, Diagnostics> {
         match place(&ns.value, fleet.shards.iter().map(|s| &s.value)) {
             Ok(p) => placements.push((ns, p)),
             Err(why) => {
-                let field = if ns.value.spec.shard.is_some() { "spec.shard" } else { "spec.backend" };
+                let field = if ns.value.spec.shard.is_some() {
+                    "spec.shard"
+                } else {
+                    "spec.backend"
+                };
                 problems.push(ns.diagnostic(field, format!("cannot be placed: {why}")));
             }
         }
@@ -104,18 +113,20 @@ fn check_use(
         plugin.value.name_any(),
         plugin.place()
     );
-    match (VersionReq::parse(&entry.version), Version::parse(&plugin.value.spec.version)) {
+    match (
+        VersionReq::parse(&entry.version),
+        Version::parse(&plugin.value.spec.version),
+    ) {
         (Err(e), _) => problems.push(shard.diagnostic(
             &at("version"),
             format!("{:?} is not a version requirement: {e}", entry.version),
         )),
-        (_, Err(e)) => problems.push(plugin.diagnostic("spec.version", format!("not a semantic version: {e}"))),
+        (_, Err(e)) => {
+            problems.push(plugin.diagnostic("spec.version", format!("not a semantic version: {e}")))
+        }
         (Ok(req), Ok(v)) if !req.matches(&v) => problems.push(shard.diagnostic(
             &at("version"),
-            format!(
-                "requires {} {req}, but {pid} has version {v}",
-                entry.name
-            ),
+            format!("requires {} {req}, but {pid} has version {v}", entry.name),
         )),
         _ => {}
     }
@@ -124,9 +135,15 @@ fn check_use(
     let remote = PluginDeploymentType::Remote;
     if (own == remote) != (wanted == remote) {
         let why = if own == remote {
-            format!("{pid} is a remote plugin; it cannot run as {}", wanted.as_str())
+            format!(
+                "{pid} is a remote plugin; it cannot run as {}",
+                wanted.as_str()
+            )
         } else {
-            format!("{pid} is a {} plugin; set its deployment.type to remote to run it remotely", own.as_str())
+            format!(
+                "{pid} is a {} plugin; set its deployment.type to remote to run it remotely",
+                own.as_str()
+            )
         };
         problems.push(shard.diagnostic(&at("deployment"), why));
     }
@@ -139,8 +156,17 @@ fn check_ports(shard: &Located<PrismShard>, uses: &[PluginUse<'_>], problems: &m
     let mut taken: BTreeMap<i32, String> = BTreeMap::new();
     taken.insert(DATA_PORT, "the proxy's data port".into());
     taken.insert(METRICS_PORT, "the proxy's metrics port".into());
-    for u in uses.iter().filter(|u| u.deployment == PluginDeploymentType::Sidecar) {
-        let index = shard.value.spec.plugins.iter().position(|e| e.name == u.entry.name).unwrap_or(0);
+    for u in uses
+        .iter()
+        .filter(|u| u.deployment == PluginDeploymentType::Sidecar)
+    {
+        let index = shard
+            .value
+            .spec
+            .plugins
+            .iter()
+            .position(|e| e.name == u.entry.name)
+            .unwrap_or(0);
         for port in [u.port(), u.port() + 1] {
             let owner = format!("sidecar {}", u.entry.name);
             if let Some(other) = taken.insert(port, owner) {

@@ -27,17 +27,49 @@ impl Templates {
     pub fn embedded() -> Self {
         let pairs = [
             ("_macros.yaml", include_str!("../../templates/_macros.yaml")),
-            ("shard-configmap.yaml", include_str!("../../templates/shard-configmap.yaml")),
-            ("shard-headless-service.yaml", include_str!("../../templates/shard-headless-service.yaml")),
-            ("shard-service.yaml", include_str!("../../templates/shard-service.yaml")),
-            ("shard-statefulset.yaml", include_str!("../../templates/shard-statefulset.yaml")),
-            ("shard-pdb.yaml", include_str!("../../templates/shard-pdb.yaml")),
-            ("shard-hpa.yaml", include_str!("../../templates/shard-hpa.yaml")),
-            ("plugin-deployment.yaml", include_str!("../../templates/plugin-deployment.yaml")),
-            ("plugin-service.yaml", include_str!("../../templates/plugin-service.yaml")),
-            ("plugin-pdb.yaml", include_str!("../../templates/plugin-pdb.yaml")),
+            (
+                "shard-configmap.yaml",
+                include_str!("../../templates/shard-configmap.yaml"),
+            ),
+            (
+                "shard-headless-service.yaml",
+                include_str!("../../templates/shard-headless-service.yaml"),
+            ),
+            (
+                "shard-service.yaml",
+                include_str!("../../templates/shard-service.yaml"),
+            ),
+            (
+                "shard-statefulset.yaml",
+                include_str!("../../templates/shard-statefulset.yaml"),
+            ),
+            (
+                "shard-pdb.yaml",
+                include_str!("../../templates/shard-pdb.yaml"),
+            ),
+            (
+                "shard-hpa.yaml",
+                include_str!("../../templates/shard-hpa.yaml"),
+            ),
+            (
+                "plugin-deployment.yaml",
+                include_str!("../../templates/plugin-deployment.yaml"),
+            ),
+            (
+                "plugin-service.yaml",
+                include_str!("../../templates/plugin-service.yaml"),
+            ),
+            (
+                "plugin-pdb.yaml",
+                include_str!("../../templates/plugin-pdb.yaml"),
+            ),
         ];
-        Self(pairs.into_iter().map(|(n, s)| (n.to_string(), s.to_string())).collect())
+        Self(
+            pairs
+                .into_iter()
+                .map(|(n, s)| (n.to_string(), s.to_string()))
+                .collect(),
+        )
     }
 
     /// The embedded templates with those in `overrides` replacing them by name.

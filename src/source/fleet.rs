@@ -77,8 +77,14 @@ pub fn parse_fleet(docs: Vec<Document>, default_namespace: &str) -> Result<Fleet
         else {
             continue;
         };
-        let ns = value["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
-        let name = value["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let ns = value["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let name = value["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let here = format!("{}:{}", doc.file, doc.line);
         if let Some(first) = seen.insert((kind.clone(), ns.clone(), name.clone()), here) {
             problems.push(doc.diagnostic(
@@ -136,12 +142,20 @@ fn parse_document(
         Ok(v) => v,
         Err(e) => {
             let line = e.location().map_or(doc.line, |l| doc.line + l.line() - 1);
-            problems.push(Diagnostic::new(doc.file.as_ref(), line, "", yaml_message(&e)));
+            problems.push(Diagnostic::new(
+                doc.file.as_ref(),
+                line,
+                "",
+                yaml_message(&e),
+            ));
             return None;
         }
     };
     let Some(map) = value.as_object_mut() else {
-        problems.push(doc.diagnostic("", "a document must be a mapping with apiVersion, kind and metadata"));
+        problems.push(doc.diagnostic(
+            "",
+            "a document must be a mapping with apiVersion, kind and metadata",
+        ));
         return None;
     };
     let kind = match map.get("kind") {
@@ -149,7 +163,10 @@ fn parse_document(
         Some(Value::String(k)) => {
             problems.push(doc.diagnostic(
                 "kind",
-                format!("unknown kind {}: expected PrismNamespace, PrismPlugin or PrismShard", quote(k)),
+                format!(
+                    "unknown kind {}: expected PrismNamespace, PrismPlugin or PrismShard",
+                    quote(k)
+                ),
             ));
             return None;
         }
@@ -167,7 +184,10 @@ fn parse_document(
         Some(v) => {
             problems.push(doc.diagnostic(
                 "apiVersion",
-                format!("unsupported apiVersion {v} for {kind}: expected {}", api::API_VERSION),
+                format!(
+                    "unsupported apiVersion {v} for {kind}: expected {}",
+                    api::API_VERSION
+                ),
             ));
             return None;
         }
@@ -176,8 +196,18 @@ fn parse_document(
             return None;
         }
     }
-    let max_name = if kind == "PrismNamespace" { 63 } else { MAX_UNIT_NAME };
-    check_metadata(doc, map.get_mut("metadata"), max_name, default_namespace, problems);
+    let max_name = if kind == "PrismNamespace" {
+        63
+    } else {
+        MAX_UNIT_NAME
+    };
+    check_metadata(
+        doc,
+        map.get_mut("metadata"),
+        max_name,
+        default_namespace,
+        problems,
+    );
     for e in schemas.validate(&kind, &value) {
         problems.push(doc.diagnostic(&e.path, e.message));
     }
@@ -192,12 +222,18 @@ fn check_metadata(
     problems: &mut Diagnostics,
 ) {
     let Some(Value::Object(meta)) = metadata else {
-        problems.push(doc.diagnostic("metadata", "required field is missing (metadata.name is needed)"));
+        problems.push(doc.diagnostic(
+            "metadata",
+            "required field is missing (metadata.name is needed)",
+        ));
         return;
     };
     for key in meta.keys() {
         if !METADATA_FIELDS.contains(&key.as_str()) {
-            problems.push(doc.diagnostic(&format!("metadata.{key}"), format!("unknown field {}", quote(key))));
+            problems.push(doc.diagnostic(
+                &format!("metadata.{key}"),
+                format!("unknown field {}", quote(key)),
+            ));
         }
     }
     match meta.get("name") {
@@ -233,7 +269,8 @@ fn check_metadata(
                     }
                 }
             }
-            Some(_) => problems.push(doc.diagnostic(&format!("metadata.{field}"), "must be a map of strings")),
+            Some(_) => problems
+                .push(doc.diagnostic(&format!("metadata.{field}"), "must be a map of strings")),
         }
     }
 }
@@ -251,7 +288,11 @@ pub fn dns_label_problem(name: &str, max: usize) -> Option<String> {
     if name.is_empty() {
         Some("must not be empty".into())
     } else if name.len() > max {
-        Some(format!("{} is {} characters; at most {max} are allowed", quote(name), name.len()))
+        Some(format!(
+            "{} is {} characters; at most {max} are allowed",
+            quote(name),
+            name.len()
+        ))
     } else if !valid_chars || !ends_ok {
         Some(format!(
             "{} is not a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit",

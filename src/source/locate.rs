@@ -131,7 +131,8 @@ fn enter_value(
 fn leave_value(frames: &mut [Frame], path: &mut Vec<Segment>) {
     match frames.last_mut() {
         Some(Frame::Map { key }) => {
-            if key.take().is_some() {
+            let had_key = key.take().is_some();
+            if had_key {
                 path.pop();
             }
         }

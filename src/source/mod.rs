@@ -52,13 +52,23 @@ pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<SourceFile>, Diagnostics> {
                     Ok(text) => files.push(("-".to_string(), text)),
                     Err(d) => problems.push(d),
                 },
-                Err(e) => problems.push(Diagnostic::new("-", 0, "", format!("cannot read standard input: {e}"))),
+                Err(e) => problems.push(Diagnostic::new(
+                    "-",
+                    0,
+                    "",
+                    format!("cannot read standard input: {e}"),
+                )),
             }
             continue;
         }
         let mut found = Vec::new();
         if let Err(e) = collect(path, &mut found, true) {
-            problems.push(Diagnostic::new(path.display().to_string(), 0, "", format!("cannot read: {e}")));
+            problems.push(Diagnostic::new(
+                path.display().to_string(),
+                0,
+                "",
+                format!("cannot read: {e}"),
+            ));
             continue;
         }
         for file in found {
@@ -99,7 +109,10 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>, explicit: bool) -> std::io::Resu
 
 /// Whether a file name ends in `.yaml` or `.yml`.
 pub fn is_yaml(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
 }
 
 fn decode(name: &str, bytes: Vec<u8>) -> Result<String, Diagnostic> {
@@ -111,7 +124,12 @@ fn decode(name: &str, bytes: Vec<u8>) -> Result<String, Diagnostic> {
         let offset = e.utf8_error().valid_up_to();
         let text = &e.as_bytes()[..offset];
         let line = text.iter().filter(|b| **b == b'\n').count() + 1;
-        Diagnostic::new(name, line, "", format!("not valid UTF-8 (byte {offset}); YAML inputs must be UTF-8"))
+        Diagnostic::new(
+            name,
+            line,
+            "",
+            format!("not valid UTF-8 (byte {offset}); YAML inputs must be UTF-8"),
+        )
     })
 }
 

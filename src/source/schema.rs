@@ -101,7 +101,10 @@ impl Schemas {
         }
         if s("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
             if !(value.is_string() || value.is_i64() || value.is_u64()) {
-                err(out, format!("must be an integer or a string, got {}", type_name(value)));
+                err(
+                    out,
+                    format!("must be an integer or a string, got {}", type_name(value)),
+                );
             }
             return;
         }
@@ -120,7 +123,10 @@ impl Schemas {
                 if let Some(max) = s("maxItems").and_then(Value::as_u64)
                     && items.len() as u64 > max
                 {
-                    err(out, format!("must have at most {max} items, has {}", items.len()));
+                    err(
+                        out,
+                        format!("must have at most {max} items, has {}", items.len()),
+                    );
                 }
                 if let Some(min) = s("minItems").and_then(Value::as_u64)
                     && (items.len() as u64) < min
@@ -159,10 +165,11 @@ impl Schemas {
                 }
                 check_bounds(schema, value, &mut |m| err(out, m));
             }
-            Some("boolean") => {
-                if !value.is_boolean() {
-                    err(out, format!("must be true or false, got {}", type_name(value)));
-                }
+            Some("boolean") if !value.is_boolean() => {
+                err(
+                    out,
+                    format!("must be true or false, got {}", type_name(value)),
+                );
             }
             _ => {}
         }
@@ -170,7 +177,13 @@ impl Schemas {
             && !allowed.contains(value)
         {
             let names: Vec<String> = allowed.iter().map(|v| v.to_string()).collect();
-            err(out, format!("unsupported value {value}: must be one of {}", names.join(", ")));
+            err(
+                out,
+                format!(
+                    "unsupported value {value}: must be one of {}",
+                    names.join(", ")
+                ),
+            );
         }
     }
 
@@ -204,10 +217,14 @@ impl Schemas {
         let additional = schema.get("additionalProperties");
         for (key, child) in map {
             let child_path = join(path, key);
-            let sub = props.and_then(|p| p.get(key)).or(additional.filter(|a| a.is_object()));
+            let sub = props
+                .and_then(|p| p.get(key))
+                .or(additional.filter(|a| a.is_object()));
             match sub {
                 Some(sub) => self.walk(sub, child, &child_path, out),
-                None if preserve || additional == Some(&Value::Bool(true)) || (props.is_none() && additional.is_none()) => {}
+                None if preserve
+                    || additional == Some(&Value::Bool(true))
+                    || (props.is_none() && additional.is_none()) => {}
                 None => {
                     let known: Vec<&str> = props
                         .map(|p| p.keys().map(String::as_str).collect())
@@ -238,12 +255,18 @@ impl Schemas {
             .unwrap_or_default();
         let mut seen: HashMap<Vec<&Value>, usize> = HashMap::new();
         for (i, item) in items.iter().enumerate() {
-            let id: Vec<&Value> = keys.iter().map(|k| item.get(*k).unwrap_or(&Value::Null)).collect();
+            let id: Vec<&Value> = keys
+                .iter()
+                .map(|k| item.get(*k).unwrap_or(&Value::Null))
+                .collect();
             if let Some(first) = seen.insert(id.clone(), i) {
                 let shown: Vec<String> = id.iter().map(|v| v.to_string()).collect();
                 out.push(SchemaError {
                     path: format!("{path}[{i}]"),
-                    message: format!("duplicate entry {} (first at {path}[{first}])", shown.join(", ")),
+                    message: format!(
+                        "duplicate entry {} (first at {path}[{first}])",
+                        shown.join(", ")
+                    ),
                 });
             }
         }
@@ -331,7 +354,11 @@ fn unknown_field_message(key: &str, known: &[&str]) -> String {
     match close {
         Some(k) => format!("unknown field {}; did you mean {}?", quote(key), quote(k)),
         None if known.is_empty() => format!("unknown field {}", quote(key)),
-        None => format!("unknown field {}; known fields: {}", quote(key), known.join(", ")),
+        None => format!(
+            "unknown field {}; known fields: {}",
+            quote(key),
+            known.join(", ")
+        ),
     }
 }
 

@@ -1,0 +1,475 @@
+//! `prism-render` as a user runs it: golden output of the examples, determinism, CRD freshness,
+//! and one test per class of bad input (message, exit code, nothing on stdout).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_prism-render"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin()
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("prism-render runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).expect("utf-8 stdout")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).expect("utf-8 stderr")
+}
+
+/// Compares with a golden file; `UPDATE_GOLDEN=1` rewrites it instead.
+fn golden(name: &str, actual: &str) {
+    let path = root().join("tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let line = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(0);
+        panic!(
+            "{name} differs from the golden file at line {}:\n  golden: {:?}\n  actual: {:?}\n(run with UPDATE_GOLDEN=1 after reviewing the change)",
+            line + 1,
+            expected.lines().nth(line),
+            actual.lines().nth(line)
+        );
+    }
+}
+
+#[test]
+fn example_fleet_matches_golden_output() {
+    let out = run(&["render", "examples/fleet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty());
+    golden("fleet.yaml", &stdout(&out));
+}
+
+#[test]
+fn adr_samples_match_golden_output() {
+    let out = run(&["render", "examples/adr-037"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    golden("adr-037.yaml", &stdout(&out));
+}
+
+#[test]
+fn json_output_is_a_list_of_the_same_objects() {
+    let yaml = run(&["render", "examples/fleet"]);
+    let json = run(&["render", "-o", "json", "examples/fleet"]);
+    assert!(json.status.success());
+    let list: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(list["kind"], "List");
+    let from_yaml: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&stdout(&yaml))
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    assert_eq!(list["items"].as_array().unwrap(), &from_yaml);
+}
+
+/// Splits every example document into its own file and writes them in a scrambled order.
+fn scrambled_copy(dir: &Path, seed: usize) {
+    let mut docs = Vec::new();
+    for f in ["namespaces.yaml", "plugins.yaml", "shards.yaml"] {
+        let text = std::fs::read_to_string(root().join("examples/fleet").join(f)).unwrap();
+        docs.extend(text.split("\n---\n").map(str::to_string));
+    }
+    // Fisher-Yates with a tiny LCG: a reproducible permutation per seed.
+    let mut state = seed as u64;
+    for i in (1..docs.len()).rev() {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        docs.swap(i, (state >> 33) as usize % (i + 1));
+    }
+    for (i, doc) in docs.iter().enumerate() {
+        std::fs::write(dir.join(format!("{i:03}.yaml")), doc).unwrap();
+    }
+}
+
+#[test]
+fn output_does_not_depend_on_input_order_or_run() {
+    let reference = stdout(&run(&["render", "examples/fleet"]));
+    for seed in 1..4 {
+        let dir = tempfile::tempdir().unwrap();
+        scrambled_copy(dir.path(), seed);
+        let out = run(&["render", dir.path().to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&out), reference, "seed {seed}");
+    }
+    assert_eq!(stdout(&run(&["render", "examples/fleet"])), reference);
+}
+
+#[test]
+fn stdin_input_renders_like_files() {
+    let text = std::fs::read_to_string(root().join("examples/adr-037/shard.yaml")).unwrap()
+        + "---\n"
+        + &std::fs::read_to_string(root().join("examples/adr-037/plugins-for-shard.yaml")).unwrap();
+    let mut child = bin()
+        .args(["render", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("name: prism-playback-live"));
+}
+
+#[test]
+fn out_dir_gets_one_file_per_object_and_refuses_non_empty_dirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("rendered");
+    let out = run(&[
+        "render",
+        "examples/fleet",
+        "--out-dir",
+        target.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty());
+    let mut names: Vec<String> = std::fs::read_dir(&target)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let stream = stdout(&run(&["render", "examples/fleet"]));
+    assert_eq!(names.len(), stream.matches("---\n").count());
+    assert!(
+        names[0].starts_with("000-poddisruptionbudget-prism-"),
+        "{}",
+        names[0]
+    );
+    let again = run(&[
+        "render",
+        "examples/fleet",
+        "--out-dir",
+        target.to_str().unwrap(),
+    ]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("directory is not empty"),
+        "{}",
+        stderr(&again)
+    );
+}
+
+#[test]
+fn checked_in_crds_match_the_code() {
+    let out = run(&["crds"]);
+    assert!(out.status.success());
+    for (name, text) in prism_operator::cli::crd_files() {
+        let path = root().join("crds").join(&name);
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; run `prism-render crds --out-dir crds`",
+                path.display()
+            )
+        });
+        assert_eq!(
+            on_disk, text,
+            "{name} is stale; run `cargo run --bin prism-render -- crds --out-dir crds`"
+        );
+    }
+    assert_eq!(std::fs::read_dir(root().join("crds")).unwrap().count(), 3);
+}
+
+#[test]
+fn validate_summarises_a_good_fleet() {
+    let out = run(&["validate", "examples/fleet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "valid: 4 shards, 4 plugins, 12 namespaces -> 44 objects\n"
+    );
+}
+
+#[test]
+fn explain_names_the_chosen_shard_and_the_rest() {
+    let out = run(&["explain", "prism/playback-cache", "examples/fleet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("wants: product=playback, backend=redis"),
+        "{text}"
+    );
+    assert!(
+        text.contains("candidates (rendezvous score, highest wins):"),
+        "{text}"
+    );
+    assert!(
+        text.contains("analytics-batch") && text.contains("product is analytics, not playback"),
+        "{text}"
+    );
+    let chosen = text.lines().last().unwrap();
+    assert!(chosen.starts_with("  placed on: playback-"), "{chosen}");
+    // The rendered namespace carries the same shard.
+    let shard = chosen
+        .trim_start_matches("  placed on: ")
+        .split(':')
+        .next()
+        .unwrap();
+    let rendered = stdout(&run(&["render", "examples/fleet"]));
+    let doc = rendered
+        .split("---\n")
+        .find(|d| d.contains("name: playback-cache\n"))
+        .unwrap();
+    assert!(doc.contains(&format!("prism.io/shard: {shard}")), "{doc}");
+}
+
+#[test]
+fn completions_are_generated() {
+    let out = run(&["completions", "bash"]);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("prism-render"));
+}
+
+// ---- bad input: one test per class -------------------------------------------------------
+
+const PLUGIN: &str = "apiVersion: prism.io/v1alpha1
+kind: PrismPlugin
+metadata:
+  name: pg
+spec:
+  version: 1.2.0
+  source: {registry: ghcr.io/prism/plugins, image: pg:1.2.0}
+  deployment: {type: sidecar}
+";
+
+const SHARD: &str = "apiVersion: prism.io/v1alpha1
+kind: PrismShard
+metadata:
+  name: s1
+spec:
+  product: p
+  replicas: 2
+  plugins:
+  - name: pg
+    version: \"1.2\"
+";
+
+/// Renders `files` (name, content) and returns (exit code, stdout, stderr).
+fn render_files(files: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let out = bin()
+        .args(["render", "."])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    (out.status.code(), stdout(&out), stderr(&out))
+}
+
+/// Asserts a failed render whose stderr has exactly one error line equal to `expected`.
+fn assert_rejected(files: &[(&str, &str)], expected: &str) {
+    let (code, out, err) = render_files(files);
+    assert_eq!(code, Some(1), "stderr: {err}");
+    assert!(out.is_empty(), "nothing may reach stdout, got {out:?}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines,
+        vec![format!("error: {expected}")],
+        "full stderr: {err}"
+    );
+}
+
+#[test]
+fn malformed_yaml_names_file_and_line() {
+    let text = "apiVersion: prism.io/v1alpha1\nkind: PrismShard\nmetadata:\n  name: s1\n spec: {\n";
+    let (code, out, err) = render_files(&[("bad.yaml", text)]);
+    assert_eq!(code, Some(1));
+    assert!(out.is_empty());
+    assert!(
+        err.starts_with("error: ./bad.yaml:5: invalid YAML:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_field_suggests_the_right_one() {
+    let shard = SHARD.replace("replicas: 2", "replicaz: 2");
+    assert_rejected(
+        &[("p.yaml", PLUGIN), ("s.yaml", &shard)],
+        "./s.yaml:7: spec.replicaz: unknown field \"replicaz\"; did you mean \"replicas\"?",
+    );
+}
+
+#[test]
+fn wrong_type_names_the_field() {
+    let shard = SHARD.replace("replicas: 2", "replicas: two");
+    assert_rejected(
+        &[("p.yaml", PLUGIN), ("s.yaml", &shard)],
+        "./s.yaml:7: spec.replicas: must be an integer, got a string",
+    );
+}
+
+#[test]
+fn unknown_kind_is_rejected() {
+    let doc = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n";
+    assert_rejected(
+        &[("c.yaml", doc)],
+        "./c.yaml:2: kind: unknown kind \"ConfigMap\": expected PrismNamespace, PrismPlugin or PrismShard",
+    );
+}
+
+#[test]
+fn unknown_api_version_is_rejected() {
+    let plugin = PLUGIN.replace("prism.io/v1alpha1", "prism.io/v1");
+    assert_rejected(
+        &[("p.yaml", &plugin)],
+        "./p.yaml:1: apiVersion: unsupported apiVersion \"prism.io/v1\" for PrismPlugin: expected prism.io/v1alpha1",
+    );
+}
+
+#[test]
+fn dangling_plugin_reference_lists_what_exists() {
+    let shard = SHARD.replace("- name: pg", "- name: mongo");
+    assert_rejected(
+        &[("p.yaml", PLUGIN), ("s.yaml", &shard)],
+        "./s.yaml:9: spec.plugins[0].name: PrismPlugin default/mongo not found (PrismPlugins in default: pg)",
+    );
+}
+
+#[test]
+fn version_mismatch_names_both_files() {
+    let shard = SHARD.replace("version: \"1.2\"", "version: \"2.0\"");
+    assert_rejected(
+        &[("p.yaml", PLUGIN), ("s.yaml", &shard)],
+        "./s.yaml:10: spec.plugins[0].version: requires pg ^2.0, but PrismPlugin default/pg (./p.yaml:1) has version 1.2.0",
+    );
+}
+
+#[test]
+fn duplicate_names_point_at_the_first_definition() {
+    let two = format!("{SHARD}---\n{SHARD}");
+    assert_rejected(
+        &[("p.yaml", PLUGIN), ("s.yaml", &two)],
+        "./s.yaml:15: metadata.name: duplicate PrismShard default/s1 (first defined at ./s.yaml:1)",
+    );
+}
+
+#[test]
+fn cel_rule_violation_is_caught_offline() {
+    let shard = format!(
+        "{SHARD}  autoscaling: {{enabled: true, minReplicas: 5, maxReplicas: 3, targetRPS: 100}}\n"
+    );
+    let (code, out, err) = render_files(&[("p.yaml", PLUGIN), ("s.yaml", &shard)]);
+    assert_eq!(code, Some(1));
+    assert!(out.is_empty());
+    assert!(
+        err.contains("./s.yaml:11: spec.autoscaling: minReplicas must not exceed maxReplicas"),
+        "{err}"
+    );
+}
+
+#[test]
+fn enum_violation_lists_allowed_values() {
+    let ns = "apiVersion: prism.io/v1alpha1\nkind: PrismNamespace\nmetadata: {name: n}\nspec:\n  backend: postgres\n  pattern: graph\n";
+    let (code, out, err) = render_files(&[("n.yaml", ns)]);
+    assert_eq!(code, Some(1));
+    assert!(out.is_empty());
+    assert!(err.starts_with("error: ./n.yaml:6: spec.pattern: unsupported value \"graph\": must be one of \"keyvalue\""), "{err}");
+}
+
+#[test]
+fn missing_required_field_is_named() {
+    let shard = SHARD.replace("  product: p\n", "");
+    assert_rejected(
+        &[("p.yaml", PLUGIN), ("s.yaml", &shard)],
+        "./s.yaml:5: spec.product: required field is missing",
+    );
+}
+
+#[test]
+fn unplaceable_namespace_says_why() {
+    let ns = "apiVersion: prism.io/v1alpha1\nkind: PrismNamespace\nmetadata: {name: n}\nspec:\n  backend: postgres\n  pattern: keyvalue\n  shard: {product: billing}\n";
+    assert_rejected(
+        &[("p.yaml", PLUGIN), ("s.yaml", SHARD), ("n.yaml", ns)],
+        "./n.yaml:7: spec.shard: cannot be placed: no shard matches product=billing, backend=postgres (s1: product is p, not billing)",
+    );
+}
+
+#[test]
+fn invalid_name_is_rejected() {
+    let plugin = PLUGIN.replace("name: pg", "name: Pg_1");
+    let (code, out, err) = render_files(&[("p.yaml", &plugin)]);
+    assert_eq!(code, Some(1));
+    assert!(out.is_empty());
+    assert!(
+        err.contains("./p.yaml:4: metadata.name: \"Pg_1\" is not a DNS-1123 label"),
+        "{err}"
+    );
+}
+
+#[test]
+fn metacharacters_cannot_break_out_of_their_field() {
+    // A hostile annotation value full of YAML and template syntax lands verbatim in one field.
+    let nasty = "x\\n---\\nkind: Secret {{ 7*7 }} {% raw %} : - [ ] & * ! | > ' \\\" % @ `";
+    let shard = SHARD.replace(
+        "  replicas: 2\n",
+        &format!("  replicas: 2\n  service:\n    annotations:\n      note: \"{nasty}\"\n"),
+    );
+    let (code, out, err) = render_files(&[("p.yaml", PLUGIN), ("s.yaml", &shard)]);
+    assert_eq!(code, Some(0), "{err}");
+    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&out)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let expected = "x\n---\nkind: Secret {{ 7*7 }} {% raw %} : - [ ] & * ! | > ' \" % @ `";
+    let svc = docs
+        .iter()
+        .find(|d| d["kind"] == "Service" && d["metadata"]["name"] == "prism-s1")
+        .unwrap();
+    assert_eq!(svc["metadata"]["annotations"]["note"], expected);
+    assert!(docs.iter().all(|d| d["kind"] != "Secret"));
+}
+
+#[test]
+fn a_broken_template_override_fails_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("shard-pdb.yaml"),
+        "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: {{ fullname | tojson }}}\nspec:\n  maxUnavailabel: 1\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "render",
+        "--templates",
+        dir.path().to_str().unwrap(),
+        "examples/adr-037",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).is_empty());
+    assert!(
+        stderr(&out).contains(
+            "template shard-pdb.yaml: PodDisruptionBudget has unknown field spec.maxUnavailabel"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
