@@ -42,33 +42,45 @@ pub fn load_fleet(paths: &[PathBuf], namespace: &str) -> Result<Fleet, Diagnosti
 
 /// A renderer with the embedded templates, or those of `dir` replacing them by file name.
 pub fn renderer(dir: Option<&Path>, options: RenderOptions) -> Result<Renderer, Diagnostics> {
+    let Some(dir) = dir else {
+        return renderer_with(None, BTreeMap::new(), options);
+    };
+    let problem =
+        |m: String| Diagnostics::from(Diagnostic::new(dir.display().to_string(), 0, "", m));
+    let mut overrides = BTreeMap::new();
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| problem(format!("cannot read templates: {e}")))?;
+    for entry in entries {
+        let path = entry.map_err(|e| problem(e.to_string()))?.path();
+        if path.is_file() && source::is_yaml(&path) {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| problem(format!("cannot read {}: {e}", path.display())))?;
+            overrides.insert(name, text);
+        }
+    }
+    renderer_with(Some(&dir.display().to_string()), overrides, options)
+}
+
+/// A renderer with `overrides` replacing embedded templates by file name; `dir` names where
+/// they came from in messages (`None`: no overrides).
+pub fn renderer_with(
+    dir: Option<&str>,
+    overrides: BTreeMap<String, String>,
+    options: RenderOptions,
+) -> Result<Renderer, Diagnostics> {
     let templates = match dir {
         None => Templates::embedded(),
-        Some(dir) => {
-            let problem =
-                |m: String| Diagnostics::from(Diagnostic::new(dir.display().to_string(), 0, "", m));
-            let mut overrides = BTreeMap::new();
-            let entries = std::fs::read_dir(dir)
-                .map_err(|e| problem(format!("cannot read templates: {e}")))?;
-            for entry in entries {
-                let path = entry.map_err(|e| problem(e.to_string()))?.path();
-                if path.is_file() && source::is_yaml(&path) {
-                    let name = path
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .unwrap_or_default()
-                        .to_string();
-                    let text = std::fs::read_to_string(&path)
-                        .map_err(|e| problem(format!("cannot read {}: {e}", path.display())))?;
-                    overrides.insert(name, text);
-                }
-            }
-            Templates::with_overrides(overrides).map_err(problem)?
-        }
+        Some(dir) => Templates::with_overrides(overrides)
+            .map_err(|m| Diagnostics::from(Diagnostic::new(dir, 0, "", m)))?,
     };
     Renderer::new(&templates, options).map_err(|e| {
         let file = dir
-            .map(|d| d.join(&e.template).display().to_string())
+            .map(|d| Path::new(d).join(&e.template).display().to_string())
             .unwrap_or(e.template.clone());
         Diagnostic::new(file, 0, "", e.message).into()
     })

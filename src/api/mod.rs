@@ -82,11 +82,20 @@ mod tests {
     }
 
     #[test]
-    fn backends_are_unique() {
-        let dup = shard(json!({"product": "p", "backends": ["pg", "pg"]}));
-        assert_eq!(messages(dup.validate_cel()), ["backends must be unique"]);
-        let ok = shard(json!({"product": "p", "backends": ["pg", "redis"]}));
-        assert!(ok.validate_cel().is_ok());
+    fn backends_are_a_set() {
+        let crd = serde_json::to_value(PrismShard::crd()).unwrap();
+        let backends = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"]["backends"];
+        assert_eq!(backends["x-kubernetes-list-type"], "set");
+        let schemas = crate::source::schema::Schemas::new();
+        let dup = json!({"apiVersion": API_VERSION, "kind": "PrismShard", "metadata": {"name": "s"}, "spec": {"product": "p", "backends": ["pg", "pg"]}});
+        let errors = schemas.validate("PrismShard", &dup);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, "spec.backends[1]");
+        assert_eq!(
+            errors[0].message,
+            "duplicate value \"pg\" (first at spec.backends[0])"
+        );
     }
 
     fn plugin(deployment: serde_json::Value) -> PrismPlugin {

@@ -20,6 +20,7 @@ use super::ValueSource;
     version = "v1alpha1",
     kind = "PrismNamespace",
     namespaced,
+    doc = "A named Prism data API (keyvalue, pubsub, queue …) placed on one shard and synced to the Prism control plane.",
     status = "PrismNamespaceStatus",
     shortname = "pns",
     category = "prism",

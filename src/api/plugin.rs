@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
     version = "v1alpha1",
     kind = "PrismPlugin",
     namespaced,
+    doc = "A Prism backend plugin at a version, run as a sidecar, in-process or remote.",
     status = "PrismPluginStatus",
     shortname = "pplugin",
     category = "prism",
@@ -204,6 +205,9 @@ pub struct PrismPluginStatus {
     /// The last version every shard ran healthily: the rollback target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_healthy_version: Option<String>,
+    /// The spec of that version: shards not yet (or no longer) on a new version render this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_healthy_spec: Option<PrismPluginSpec>,
     /// Progress of the current or last rollout; survives operator restarts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutStatus>,
@@ -227,22 +231,45 @@ pub struct ShardVersion {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutStatus {
+    /// Fingerprint of the spec being rolled out (a new spec starts a new rollout).
+    pub target_hash: String,
     /// Version being rolled out.
     pub target_version: String,
     /// Image being rolled out.
     pub target_image: String,
+    /// `Progressing`, `Complete` or `RolledBack`.
+    pub phase: RolloutPhase,
     /// Shards already on the target version and healthy, in rollout order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub completed: Vec<String>,
-    /// Shards being updated now.
+    /// Shards being updated now, with when each started.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub in_progress: Vec<String>,
-    /// `Progressing`, `Complete` or `RolledBack`.
-    pub phase: String,
+    pub in_progress: Vec<RolloutStep>,
     /// Shard that failed its health gate, when rolled back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_shard: Option<String>,
     /// Why the rollout stopped, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// Phases of a rollout.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RolloutPhase {
+    /// Shards are moving to the target one budget at a time.
+    Progressing,
+    /// Every shard runs the target healthily.
+    Complete,
+    /// A shard missed its deadline; every shard is back on the last healthy version.
+    RolledBack,
+}
+
+/// One shard being moved to the target.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStep {
+    /// Shard name.
+    pub shard: String,
+    /// When the shard was given the target (its deadline counts from here).
+    pub started_at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
 }

@@ -21,6 +21,7 @@ use super::PluginDeploymentType;
     version = "v1alpha1",
     kind = "PrismShard",
     namespaced,
+    doc = "A fleet of Prism proxies for one product, feature or SLA tier.",
     status = "PrismShardStatus",
     shortname = "pshard",
     category = "prism",
@@ -81,10 +82,10 @@ pub struct PrismShardSpec {
     pub replicas: i32,
     /// Backends this shard's namespaces may use (e.g. `postgres`, `redis`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(validation = Rule::new("self.all(b, self.exists_one(c, c == b))").message("backends must be unique"))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
     #[schemars(
         length(max = 32),
-        inner(regex(pattern = r"^[a-z0-9]([-_a-z0-9]*[a-z0-9])?$"))
+        inner(length(max = 63), regex(pattern = r"^[a-z0-9]([-_a-z0-9]*[a-z0-9])?$"))
     )]
     pub backends: Vec<String>,
     /// Compute resources of the proxy container.

@@ -1,13 +1,18 @@
-//! `prism-render`: renders Prism fleets into Kubernetes objects offline.
+//! `prism-render`: renders Prism fleets into Kubernetes objects offline, from the working tree
+//! or a git revision; diffs two renders; serves as an Argo CD config management plugin.
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use prism_operator::cli::{self, Format};
-use prism_operator::error::Diagnostics;
+use prism_operator::cmp::{self, AppEnv, Settings};
+use prism_operator::diff::{self, Style};
+use prism_operator::error::{Diagnostic, Diagnostics};
+use prism_operator::git::Repo;
 use prism_operator::render::{self, RenderOptions};
+use prism_operator::snapshot::{DiskTree, FileTree, Render, Rendered, TemplateSource};
 
 /// Render PrismShard, PrismPlugin and PrismNamespace resources into the Kubernetes objects
 /// they become: the same objects the prism-operator applies in the cluster.
@@ -46,6 +51,23 @@ enum Command {
         /// Write one file per object into this new (or empty) directory instead of stdout.
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
+        /// Render the files of this git revision (branch, tag, commit, `HEAD~1` …) without
+        /// checking it out. PATHs and a relative --templates are then taken from the repository
+        /// root; PATH defaults to the current directory's place in the repository.
+        #[arg(long, value_name = "REV")]
+        rev: Option<String>,
+        /// Repository of --rev: any directory inside it (default: the current directory).
+        #[arg(long, value_name = "DIR", requires = "rev")]
+        repo: Option<PathBuf>,
+    },
+    /// Render two revisions and list the objects added, removed and changed, with unified diffs
+    /// of their YAML. A relative --templates is read from each side too. Exits 0 when equal,
+    /// 1 when different, 2 on errors.
+    Diff(DiffArgs),
+    /// Argo CD config management plugin commands, run by the plugin's sidecar.
+    Cmp {
+        #[command(subcommand)]
+        command: CmpCommand,
     },
     /// Check inputs without printing objects; exits non-zero on the first invalid fleet.
     Validate {
@@ -74,20 +96,121 @@ enum Command {
     },
 }
 
+#[derive(clap::Args)]
+struct DiffArgs {
+    /// Base revision. `A...B` compares the merge base of A and B with B, like a pull request.
+    base: String,
+    /// Head revision; the working tree when omitted.
+    head: Option<String>,
+    /// Paths relative to the repository root, after `--` (default: the current directory's
+    /// place in the repository). A path missing on one side renders as no objects there.
+    #[arg(last = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// The repository: any directory inside it (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    repo: Option<PathBuf>,
+    /// Print one summary line per object instead of the diffs.
+    #[arg(long)]
+    stat: bool,
+    /// Colour the output: `auto` on a terminal unless NO_COLOR is set.
+    #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+    color: ColorWhen,
+    /// Unchanged lines shown around each change.
+    #[arg(short = 'U', long = "unified", default_value_t = 3, value_name = "N")]
+    context: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Subcommand)]
+enum CmpCommand {
+    /// Render the app directory (the current directory) for Argo CD: objects on stdout, one-line
+    /// errors on stderr. Every Argo CD variable has a flag, so CI can run it without Argo CD.
+    /// Precedence, lowest first: --namespace/--proxy-image/--templates, the destination
+    /// namespace, the plugin env (ARGOCD_ENV_PRISM_*), the parameters.
+    Generate(GenerateArgs),
+    /// Print the plugin's parameters as a JSON array of Argo CD parameter announcements.
+    Parameters {
+        /// Plugin env entry, as Argo CD passes `ARGOCD_ENV_<NAME>` (repeatable).
+        #[arg(long = "env", value_name = "NAME=VALUE")]
+        env: Vec<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// Application name.
+    #[arg(long, env = "ARGOCD_APP_NAME", value_name = "NAME")]
+    app_name: Option<String>,
+    /// Destination namespace: the namespace for resources that set none.
+    #[arg(long, env = "ARGOCD_APP_NAMESPACE", value_name = "NAMESPACE")]
+    app_namespace: Option<String>,
+    /// Commit being rendered; file names in errors start with it.
+    #[arg(long, env = "ARGOCD_APP_REVISION", value_name = "SHA")]
+    revision: Option<String>,
+    /// The app directory's path in the repository; file names in errors start with it.
+    #[arg(long, env = "ARGOCD_APP_SOURCE_PATH", value_name = "PATH")]
+    source_path: Option<String>,
+    /// Target cluster's Kubernetes version: older than 1.30 is an error.
+    #[arg(long, env = "KUBE_VERSION", value_name = "VERSION")]
+    kube_version: Option<String>,
+    /// API versions the target cluster serves (comma-separated `group/version` and
+    /// `group/version/Kind`): rendering a built-in kind it does not serve is an error.
+    #[arg(long, env = "KUBE_API_VERSIONS", value_name = "LIST")]
+    kube_api_versions: Option<String>,
+    /// Plugin env entry, as Argo CD passes `ARGOCD_ENV_<NAME>` (repeatable; wins over the
+    /// environment).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    env: Vec<String>,
+    /// Parameters as Argo CD sends them: `[{"name":"namespace","string":"prod"}]`. When absent,
+    /// the flattened `PARAM_*` variables are read instead.
+    #[arg(
+        long,
+        env = "ARGOCD_APP_PARAMETERS",
+        hide_env_values = true,
+        value_name = "JSON"
+    )]
+    parameters: Option<String>,
+}
+
+/// What a successful command prints and its exit code.
+struct Done {
+    out: String,
+    code: u8,
+}
+
+impl From<String> for Done {
+    fn from(out: String) -> Self {
+        Self { out, code: 0 }
+    }
+}
+
 fn main() -> ExitCode {
+    cmp::default_sigterm();
     let args = Cli::parse();
+    // Like `git diff --exit-code`: 1 means "different", so errors are 2.
+    let error_code = if matches!(args.command, Command::Diff(_)) {
+        2
+    } else {
+        1
+    };
     match run(args) {
-        Ok(out) => {
+        Ok(done) => {
             let mut stdout = std::io::stdout().lock();
             match stdout
-                .write_all(out.as_bytes())
+                .write_all(done.out.as_bytes())
                 .and_then(|_| stdout.flush())
             {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Ok(()) => ExitCode::from(done.code),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(done.code),
                 Err(e) => {
                     eprintln!("error: writing output: {e}");
-                    ExitCode::FAILURE
+                    ExitCode::from(error_code)
                 }
             }
         }
@@ -95,7 +218,7 @@ fn main() -> ExitCode {
             for p in &problems.0 {
                 eprintln!("error: {p}");
             }
-            ExitCode::FAILURE
+            ExitCode::from(error_code)
         }
     }
 }
@@ -113,28 +236,89 @@ fn plain(message: String) -> Diagnostics {
 }
 
 /// Runs a command; returns everything for stdout, which is written only on success.
-fn run(args: Cli) -> Result<String, Diagnostics> {
+fn run(args: Cli) -> Result<Done, Diagnostics> {
     let options = RenderOptions {
         proxy_image: args.proxy_image.clone(),
+    };
+    let common = Common {
+        namespace: args.namespace.clone(),
+        templates: args.templates.clone(),
     };
     match args.command {
         Command::Render {
             paths,
             output,
             out_dir,
+            rev,
+            repo,
         } => {
-            let renderer = cli::renderer(args.templates.as_deref(), options)?;
-            let fleet = cli::load_fleet(&inputs(paths), &args.namespace)?;
-            let objects = renderer.render_fleet(&fleet)?;
+            let objects = match rev {
+                None => {
+                    let renderer = cli::renderer(args.templates.as_deref(), options)?;
+                    let fleet = cli::load_fleet(&inputs(paths), &args.namespace)?;
+                    renderer.render_fleet(&fleet)?
+                }
+                Some(rev) => {
+                    let repo = Repo::open(repo.as_deref()).map_err(plain)?;
+                    let paths = repo_paths(&repo, &paths)?;
+                    let rendered = render_side(&repo, Some(&rev), &paths, &common, options)?;
+                    if let Some(missing) = rendered.missing.first() {
+                        return Err(plain(format!(
+                            "{rev}:{}: no such file or directory in the revision",
+                            missing.display()
+                        )));
+                    }
+                    if rendered.files == 0 {
+                        let shown: Vec<String> = paths
+                            .iter()
+                            .map(|p| format!("{rev}:{}", p.display()))
+                            .collect();
+                        return Err(
+                            Diagnostic::new(shown.join(" "), 0, "", "no YAML files found").into(),
+                        );
+                    }
+                    rendered.objects
+                }
+            };
             match out_dir {
                 Some(dir) => {
                     cli::write_dir_atomically(&dir, &cli::object_files(&objects)).map_err(plain)?;
-                    Ok(String::new())
+                    Ok(String::new().into())
                 }
                 None => Ok(match output {
                     Format::Yaml => render::to_yaml_stream(&objects),
                     Format::Json => render::to_json_list(&objects),
-                }),
+                }
+                .into()),
+            }
+        }
+        Command::Diff(d) => diff_command(&common, options, d),
+        Command::Cmp { command } => {
+            let base = Settings::new(
+                args.namespace.clone(),
+                args.proxy_image.clone(),
+                args.templates.clone(),
+            );
+            match command {
+                CmpCommand::Generate(g) => {
+                    let mut app = AppEnv {
+                        app_name: g.app_name,
+                        app_namespace: g.app_namespace,
+                        revision: g.revision,
+                        source_path: g.source_path,
+                        kube_version: g.kube_version,
+                        kube_api_versions: g.kube_api_versions,
+                        parameters: g.parameters,
+                        ..Default::default()
+                    };
+                    collect_plugin_env(&mut app, &g.env)?;
+                    Ok(cmp::generate(base, &app)?.into())
+                }
+                CmpCommand::Parameters { env } => {
+                    let mut app = AppEnv::default();
+                    collect_plugin_env(&mut app, &env)?;
+                    Ok(cmp::announcement(&base, &app).into())
+                }
             }
         }
         Command::Validate { paths } => {
@@ -147,10 +331,11 @@ fn run(args: Cli) -> Result<String, Diagnostics> {
                 fleet.plugins.len(),
                 fleet.namespaces.len(),
                 objects.len()
-            ))
+            )
+            .into())
         }
         Command::Crds { out_dir } => match out_dir {
-            None => Ok(cli::crds_yaml()),
+            None => Ok(cli::crds_yaml().into()),
             Some(dir) => {
                 std::fs::create_dir_all(&dir)
                     .map_err(|e| plain(format!("{}: {e}", dir.display())))?;
@@ -159,17 +344,159 @@ fn run(args: Cli) -> Result<String, Diagnostics> {
                     std::fs::write(&path, text)
                         .map_err(|e| plain(format!("{}: {e}", path.display())))?;
                 }
-                Ok(String::new())
+                Ok(String::new().into())
             }
         },
         Command::Explain { name, paths } => {
             let fleet = cli::load_fleet(&inputs(paths), &args.namespace)?;
-            cli::explain(&fleet, &name).map_err(plain)
+            Ok(cli::explain(&fleet, &name).map_err(plain)?.into())
         }
         Command::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "prism-render", &mut buf);
-            Ok(String::from_utf8(buf).expect("completions are UTF-8"))
+            Ok(String::from_utf8(buf)
+                .expect("completions are UTF-8")
+                .into())
         }
     }
+}
+
+/// `ARGOCD_ENV_*` and `PARAM_*` from the environment, then `--env NAME=VALUE` flags.
+fn collect_plugin_env(app: &mut AppEnv, flags: &[String]) -> Result<(), Diagnostics> {
+    app.collect_env(
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+    );
+    for entry in flags {
+        // The value is not repeated in the message: it may be secret.
+        let (name, value) = entry
+            .split_once('=')
+            .ok_or_else(|| plain("--env: expected NAME=VALUE".into()))?;
+        let name = name.strip_prefix("ARGOCD_ENV_").unwrap_or(name);
+        app.env.insert(name.to_string(), value.to_string());
+    }
+    Ok(())
+}
+
+/// User paths as repository paths; the current directory's place in the repository when none.
+fn repo_paths(repo: &Repo, paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostics> {
+    if paths.is_empty() {
+        return Ok(vec![repo.prefix().to_path_buf()]);
+    }
+    paths
+        .iter()
+        .map(|p| repo.repo_path(p).map_err(plain))
+        .collect()
+}
+
+/// Renders `paths` of revision `rev`, or of the working tree when `rev` is `None`.
+fn render_side(
+    repo: &Repo,
+    rev: Option<&str>,
+    paths: &[PathBuf],
+    common: &Common,
+    options: RenderOptions,
+) -> Result<Rendered, Diagnostics> {
+    let git_tree;
+    let disk_tree;
+    let tree: &dyn FileTree = match rev {
+        Some(rev) => {
+            git_tree = repo.tree(rev).map_err(plain)?;
+            &git_tree
+        }
+        None => {
+            let workdir = repo.workdir().ok_or_else(|| {
+                plain(format!(
+                    "{} is a bare repository: it has no working tree, so name the head revision too",
+                    repo.location()
+                ))
+            })?;
+            disk_tree = DiskTree::new(workdir, "");
+            &disk_tree
+        }
+    };
+    let outside;
+    let templates = match &common.templates {
+        None => TemplateSource::Embedded,
+        Some(dir) if dir.is_absolute() => {
+            outside = DiskTree::new(dir, dir.display().to_string());
+            TemplateSource::Elsewhere(&outside, PathBuf::new())
+        }
+        Some(dir) => TemplateSource::Inside(repo.repo_path(dir).map_err(plain)?),
+    };
+    Render {
+        tree,
+        paths: paths.to_vec(),
+        templates,
+        namespace: common.namespace.clone(),
+        options,
+    }
+    .run()
+}
+
+/// Settings every render of one invocation shares.
+struct Common {
+    namespace: String,
+    templates: Option<PathBuf>,
+}
+
+fn diff_command(common: &Common, options: RenderOptions, d: DiffArgs) -> Result<Done, Diagnostics> {
+    let repo = Repo::open(d.repo.as_deref()).map_err(plain)?;
+    let head = match (d.base.split_once("..."), d.head) {
+        (Some(_), Some(_)) => {
+            return Err(plain(
+                "give either BASE...HEAD or BASE [HEAD], not both".into(),
+            ));
+        }
+        (Some((_, b)), None) => Some(if b.is_empty() { "HEAD" } else { b }.to_string()),
+        (None, head) => head,
+    };
+    let paths = repo_paths(&repo, &d.paths)?;
+    let side = |rev: Option<&str>| {
+        render_side(&repo, rev, &paths, common, options.clone()).map_err(|e| {
+            // `diff BASE dir` most likely meant a path: say how to give one.
+            match rev {
+                Some(rev)
+                    if Path::new(rev).exists() && e.to_string().contains("unknown revision") =>
+                {
+                    plain(format!(
+                        "{e} (to limit the diff to a path, put it after --)"
+                    ))
+                }
+                _ => e,
+            }
+        })
+    };
+    let base = side(Some(&d.base))?;
+    let head = side(head.as_deref())?;
+    if let Some(p) = paths
+        .iter()
+        .find(|p| base.missing.contains(p) && head.missing.contains(p))
+    {
+        return Err(plain(format!(
+            "{}: not found on either side",
+            prism_operator::snapshot::display(p)
+        )));
+    }
+    let diffs = diff::compare(&base.objects, &head.objects);
+    let style = Style {
+        color: match d.color {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => {
+                std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        },
+        context: d.context,
+    };
+    let out = match (diffs.is_empty(), d.stat) {
+        (true, _) => String::new(),
+        (false, true) => diff::stat(&diffs, style),
+        (false, false) => diff::patch(&diffs, style),
+    };
+    Ok(Done {
+        out,
+        code: u8::from(!diffs.is_empty()),
+    })
 }

@@ -9,8 +9,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::api::{
-    PluginDeploymentType, PrismPlugin, PrismShard, ServiceType, ShardPlugin, duration_seconds,
+    PluginDeploymentType, PrismPlugin, PrismPluginSpec, PrismShard, ServiceType, ShardPlugin,
+    duration_seconds,
 };
+use crate::render::objects::hash_json;
 
 /// Port the proxy serves its data-plane gRPC on.
 pub const DATA_PORT: i32 = 8980;
@@ -26,6 +28,25 @@ pub const MANAGED_BY: &str = "prism-operator";
 pub const SHARD_LABEL: &str = "prism.io/shard";
 /// Label naming the remote plugin an object belongs to.
 pub const PLUGIN_LABEL: &str = "prism.io/plugin";
+
+/// Prefix of the pod-template annotations naming each plugin's version and spec fingerprint.
+pub const PLUGIN_ANNOTATION_PREFIX: &str = "plugin.prism.io/";
+
+/// Fingerprint of everything in a plugin spec that shard pods see (not the rollout policy).
+pub fn plugin_fingerprint(spec: &PrismPluginSpec) -> String {
+    let value = json!({
+        "version": spec.version,
+        "source": spec.source,
+        "deployment": spec.deployment,
+        "healthCheck": spec.health_check,
+    });
+    hash_json(&[&value])[..16].to_string()
+}
+
+/// Value of a shard pod's `plugin.prism.io/<name>` annotation: `<version>@<fingerprint>`.
+pub fn plugin_annotation(spec: &PrismPluginSpec) -> String {
+    format!("{}@{}", spec.version, plugin_fingerprint(spec))
+}
 
 /// Name of the StatefulSet, client Service, PDB, HPA and ConfigMap of a shard.
 pub fn shard_fullname(shard: &str) -> String {
@@ -174,6 +195,7 @@ pub struct ShardContext {
     config_name: String,
     labels: BTreeMap<String, String>,
     selector: BTreeMap<String, String>,
+    pod_annotations: BTreeMap<String, String>,
     replicas: Option<i32>,
     image: String,
     resources: Value,
@@ -217,11 +239,16 @@ pub fn shard_context(
 
     let mut sidecars = Vec::new();
     let mut installs = Vec::new();
+    let mut pod_annotations = BTreeMap::new();
     let mut config_plugins = Vec::new();
     for (i, p) in plugins.iter().enumerate() {
         let pname = p.plugin.name_any();
         let image = p.plugin.spec.source.reference();
         let port = p.port();
+        pod_annotations.insert(
+            format!("{PLUGIN_ANNOTATION_PREFIX}{pname}"),
+            plugin_annotation(&p.plugin.spec),
+        );
         let mut entry = json!({
             "name": pname,
             "version": p.plugin.spec.version,
@@ -310,6 +337,7 @@ pub fn shard_context(
         config_name: shard_fullname(&name),
         selector: selector("prism-proxy", &name),
         labels,
+        pod_annotations,
         replicas: if autoscaling.is_some() {
             None
         } else {

@@ -1,6 +1,6 @@
 //! Fleet validation across objects: every shard's plugins exist, carry a version the shard
 //! accepts, can run the way the shard asks, and do not collide on ports; every namespace has
-//! a shard. Errors name both files involved.
+//! a shard. Offline, errors name both files involved; in the cluster, both objects.
 
 use std::collections::BTreeMap;
 
@@ -9,19 +9,77 @@ use semver::{Version, VersionReq};
 
 use super::context::{DATA_PORT, METRICS_PORT, PluginUse};
 use super::placement::{Placement, place};
-use crate::api::{PluginDeploymentType, PrismNamespace, PrismPlugin, PrismShard};
+use crate::api::{PluginDeploymentType, PrismNamespace, PrismPlugin, PrismShard, ShardPlugin};
 use crate::error::Diagnostics;
 use crate::source::{Fleet, Located};
 
-/// A fleet whose references all resolve.
-#[derive(Debug)]
-pub struct Resolved<'a> {
-    /// Each shard with the plugins it uses.
-    pub shards: Vec<(&'a Located<PrismShard>, Vec<PluginUse<'a>>)>,
-    /// Plugins that run remotely (their own Deployment).
-    pub remote_plugins: Vec<&'a Located<PrismPlugin>>,
-    /// Each namespace with its placement.
-    pub placements: Vec<(&'a Located<PrismNamespace>, Placement)>,
+/// A problem with one field of a shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldProblem {
+    /// Field path inside the shard, e.g. `spec.plugins[0].version`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl FieldProblem {
+    fn new(path: String, message: String) -> Self {
+        Self { path, message }
+    }
+}
+
+/// A plugin as a shard finds it: the object and how to name it in messages
+/// (e.g. `PrismPlugin prod/pg (plugins.yaml:3)`).
+pub type Found<'a> = (&'a PrismPlugin, String);
+
+/// Resolves and checks the plugins of `shard`. `lookup` finds a plugin by name in the shard's
+/// namespace; `available` lists the names there (for hints).
+pub fn shard_plugins<'a>(
+    shard: &'a PrismShard,
+    lookup: impl Fn(&str) -> Option<Found<'a>>,
+    available: &[String],
+) -> Result<Vec<PluginUse<'a>>, Vec<FieldProblem>> {
+    let ns = shard.namespace().unwrap_or_default();
+    let mut problems = Vec::new();
+    let mut uses = Vec::new();
+    for (i, entry) in shard.spec.plugins.iter().enumerate() {
+        let Some((plugin, described)) = lookup(&entry.name) else {
+            let hint = if available.is_empty() {
+                format!("no PrismPlugin exists in namespace {ns}")
+            } else {
+                format!("PrismPlugins in {ns}: {}", available.join(", "))
+            };
+            problems.push(FieldProblem::new(
+                format!("spec.plugins[{i}].name"),
+                format!("PrismPlugin {ns}/{} not found ({hint})", entry.name),
+            ));
+            continue;
+        };
+        match check_use(entry, i, plugin, &described) {
+            Ok(deployment) => uses.push(PluginUse {
+                entry,
+                plugin,
+                deployment,
+            }),
+            Err(p) => problems.extend(p),
+        }
+    }
+    problems.extend(check_ports(shard, &uses));
+    if problems.is_empty() {
+        Ok(uses)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Whether `version` satisfies the requirement `req` (Cargo semantics); `None` if either
+/// does not parse.
+pub fn satisfies(req: &str, version: &str) -> Option<bool> {
+    Some(
+        VersionReq::parse(req)
+            .ok()?
+            .matches(&Version::parse(version).ok()?),
+    )
 }
 
 /// Checks the whole fleet; reports every problem found.
@@ -40,37 +98,25 @@ pub fn resolve(fleet: &Fleet) -> Result<Resolved<'_>, Diagnostics> {
     let mut shards = Vec::new();
     for shard in &fleet.shards {
         let ns = shard.value.namespace().unwrap_or_default();
-        let mut uses = Vec::new();
-        for (i, entry) in shard.value.spec.plugins.iter().enumerate() {
-            let at = |field: &str| format!("spec.plugins[{i}].{field}");
-            let Some(plugin) = plugins.get(&(ns.clone(), entry.name.clone())) else {
-                let available: Vec<&str> = plugins
-                    .keys()
-                    .filter(|(n, _)| *n == ns)
-                    .map(|(_, p)| p.as_str())
-                    .collect();
-                let hint = if available.is_empty() {
-                    format!("no PrismPlugin exists in namespace {ns}")
-                } else {
-                    format!("PrismPlugins in {ns}: {}", available.join(", "))
-                };
-                problems.push(shard.diagnostic(
-                    &at("name"),
-                    format!("PrismPlugin {ns}/{} not found ({hint})", entry.name),
-                ));
-                continue;
-            };
-            match check_use(shard, plugin, i) {
-                Ok(deployment) => uses.push(PluginUse {
-                    entry,
-                    plugin: &plugin.value,
-                    deployment,
-                }),
-                Err(d) => problems.0.extend(d.0),
+        let available: Vec<String> = plugins
+            .keys()
+            .filter(|(n, _)| *n == ns)
+            .map(|(_, p)| p.clone())
+            .collect();
+        let lookup = |name: &str| {
+            plugins.get(&(ns.clone(), name.to_string())).map(|p| {
+                let described = format!("PrismPlugin {ns}/{name} ({})", p.place());
+                (&p.value, described)
+            })
+        };
+        match shard_plugins(&shard.value, lookup, &available) {
+            Ok(uses) => shards.push((shard, uses)),
+            Err(found) => {
+                for p in found {
+                    problems.push(shard.diagnostic(&p.path, p.message));
+                }
             }
         }
-        check_ports(shard, &uses, &mut problems);
-        shards.push((shard, uses));
     }
     let remote_plugins = fleet
         .plugins
@@ -98,61 +144,75 @@ pub fn resolve(fleet: &Fleet) -> Result<Resolved<'_>, Diagnostics> {
     })
 }
 
+/// A fleet whose references all resolve.
+#[derive(Debug)]
+pub struct Resolved<'a> {
+    /// Each shard with the plugins it uses.
+    pub shards: Vec<(&'a Located<PrismShard>, Vec<PluginUse<'a>>)>,
+    /// Plugins that run remotely (their own Deployment).
+    pub remote_plugins: Vec<&'a Located<PrismPlugin>>,
+    /// Each namespace with its placement.
+    pub placements: Vec<(&'a Located<PrismNamespace>, Placement)>,
+}
+
 /// Checks one shard plugin entry against its PrismPlugin; returns the effective deployment.
 fn check_use(
-    shard: &Located<PrismShard>,
-    plugin: &Located<PrismPlugin>,
+    entry: &ShardPlugin,
     i: usize,
-) -> Result<PluginDeploymentType, Diagnostics> {
-    let entry = &shard.value.spec.plugins[i];
+    plugin: &PrismPlugin,
+    described: &str,
+) -> Result<PluginDeploymentType, Vec<FieldProblem>> {
     let at = |field: &str| format!("spec.plugins[{i}].{field}");
-    let mut problems = Diagnostics::default();
-    let pid = format!(
-        "PrismPlugin {}/{} ({})",
-        plugin.value.namespace().unwrap_or_default(),
-        plugin.value.name_any(),
-        plugin.place()
-    );
+    let mut problems = Vec::new();
     match (
         VersionReq::parse(&entry.version),
-        Version::parse(&plugin.value.spec.version),
+        Version::parse(&plugin.spec.version),
     ) {
-        (Err(e), _) => problems.push(shard.diagnostic(
-            &at("version"),
+        (Err(e), _) => problems.push(FieldProblem::new(
+            at("version"),
             format!("{:?} is not a version requirement: {e}", entry.version),
         )),
-        (_, Err(e)) => {
-            problems.push(plugin.diagnostic("spec.version", format!("not a semantic version: {e}")))
-        }
-        (Ok(req), Ok(v)) if !req.matches(&v) => problems.push(shard.diagnostic(
-            &at("version"),
-            format!("requires {} {req}, but {pid} has version {v}", entry.name),
+        (_, Err(e)) => problems.push(FieldProblem::new(
+            at("version"),
+            format!("{described} has an invalid version: {e}"),
+        )),
+        (Ok(req), Ok(v)) if !req.matches(&v) => problems.push(FieldProblem::new(
+            at("version"),
+            format!(
+                "requires {} {req}, but {described} has version {v}",
+                entry.name
+            ),
         )),
         _ => {}
     }
-    let own = plugin.value.spec.deployment.type_;
+    let own = plugin.spec.deployment.type_;
     let wanted = entry.deployment.unwrap_or(own);
     let remote = PluginDeploymentType::Remote;
     if (own == remote) != (wanted == remote) {
         let why = if own == remote {
             format!(
-                "{pid} is a remote plugin; it cannot run as {}",
+                "{described} is a remote plugin; it cannot run as {}",
                 wanted.as_str()
             )
         } else {
             format!(
-                "{pid} is a {} plugin; set its deployment.type to remote to run it remotely",
+                "{described} is a {} plugin; set its deployment.type to remote to run it remotely",
                 own.as_str()
             )
         };
-        problems.push(shard.diagnostic(&at("deployment"), why));
+        problems.push(FieldProblem::new(at("deployment"), why));
     }
-    problems.into_result(wanted)
+    if problems.is_empty() {
+        Ok(wanted)
+    } else {
+        Err(problems)
+    }
 }
 
 /// Sidecars share the pod's network: their ports (gRPC and gRPC+1 for metrics) must not
 /// collide with each other or with the proxy's.
-fn check_ports(shard: &Located<PrismShard>, uses: &[PluginUse<'_>], problems: &mut Diagnostics) {
+fn check_ports(shard: &PrismShard, uses: &[PluginUse<'_>]) -> Vec<FieldProblem> {
+    let mut problems = Vec::new();
     let mut taken: BTreeMap<i32, String> = BTreeMap::new();
     taken.insert(DATA_PORT, "the proxy's data port".into());
     taken.insert(METRICS_PORT, "the proxy's metrics port".into());
@@ -161,7 +221,6 @@ fn check_ports(shard: &Located<PrismShard>, uses: &[PluginUse<'_>], problems: &m
         .filter(|u| u.deployment == PluginDeploymentType::Sidecar)
     {
         let index = shard
-            .value
             .spec
             .plugins
             .iter()
@@ -170,8 +229,8 @@ fn check_ports(shard: &Located<PrismShard>, uses: &[PluginUse<'_>], problems: &m
         for port in [u.port(), u.port() + 1] {
             let owner = format!("sidecar {}", u.entry.name);
             if let Some(other) = taken.insert(port, owner) {
-                problems.push(shard.diagnostic(
-                    &format!("spec.plugins[{index}].name"),
+                problems.push(FieldProblem::new(
+                    format!("spec.plugins[{index}].name"),
                     format!(
                         "sidecar {} needs port {port} (gRPC {} and metrics {}), already used by {other}; give the PrismPlugin another healthCheck.grpc.port",
                         u.entry.name,
@@ -182,4 +241,5 @@ fn check_ports(shard: &Located<PrismShard>, uses: &[PluginUse<'_>], problems: &m
             }
         }
     }
+    problems
 }

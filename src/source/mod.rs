@@ -115,7 +115,9 @@ pub fn is_yaml(path: &Path) -> bool {
     )
 }
 
-fn decode(name: &str, bytes: Vec<u8>) -> Result<String, Diagnostic> {
+/// Decodes an input file's bytes as UTF-8 (dropping a byte-order mark); invalid bytes are
+/// reported at their line.
+pub fn decode(name: &str, bytes: Vec<u8>) -> Result<String, Diagnostic> {
     let bytes = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
         Some(rest) => rest.to_vec(),
         None => bytes,

@@ -133,7 +133,7 @@ impl Schemas {
                 {
                     err(out, format!("must have at least {min} items"));
                 }
-                self.check_list_map_keys(schema, items, path, out);
+                self.check_list_keys(schema, items, path, out);
                 if let Some(item_schema) = s("items") {
                     for (i, item) in items.iter().enumerate() {
                         self.walk(item_schema, item, &format!("{path}[{i}]"), out);
@@ -238,14 +238,26 @@ impl Schemas {
         }
     }
 
-    fn check_list_map_keys(
+    fn check_list_keys(
         &self,
         schema: &Value,
         items: &[Value],
         path: &str,
         out: &mut Vec<SchemaError>,
     ) {
-        if schema.get("x-kubernetes-list-type").and_then(Value::as_str) != Some("map") {
+        let list_type = schema.get("x-kubernetes-list-type").and_then(Value::as_str);
+        if list_type == Some("set") {
+            for (i, item) in items.iter().enumerate() {
+                if let Some(first) = items[..i].iter().position(|x| x == item) {
+                    out.push(SchemaError {
+                        path: format!("{path}[{i}]"),
+                        message: format!("duplicate value {item} (first at {path}[{first}])"),
+                    });
+                }
+            }
+            return;
+        }
+        if list_type != Some("map") {
             return;
         }
         let keys: Vec<&str> = schema

@@ -9,7 +9,8 @@
 #         complete bin dir is reused without invoking the compiler.
 # Env:    PRISM_GOMODCACHE / PRISM_GOCACHE override the Go caches
 #         (default $HOME/.cache/prism-operator/go/{mod,build});
-#         PRISM_TESTBIN_MIN_FREE_GB overrides the free-disk requirement of a build;
+#         PRISM_TESTBIN_MIN_FREE_GB overrides the free-disk requirement of a build
+#         (default: what the Go caches still lack for a cold build, plus 1.5 GiB);
 #         GO selects the go binary (default: `go` on PATH, then /usr/local/go/bin/go).
 set -euo pipefail
 
@@ -21,7 +22,9 @@ die() {
 }
 
 go_bin=${GO:-}
-if [[ -z $go_bin ]]; then
+if [[ -n $go_bin && ! -x $go_bin ]]; then
+	die "GO=$go_bin is not an executable"
+elif [[ -z $go_bin ]]; then
 	if command -v go >/dev/null 2>&1; then
 		go_bin=$(command -v go)
 	elif [[ -x /usr/local/go/bin/go ]]; then
@@ -35,6 +38,7 @@ cache_root=$HOME/.cache/prism-operator
 export GOTOOLCHAIN=local GOWORK=off GOFLAGS=-modcacherw CGO_ENABLED=0
 export GOMODCACHE=${PRISM_GOMODCACHE:-$cache_root/go/mod}
 export GOCACHE=${PRISM_GOCACHE:-$cache_root/go/build}
+unset GOOS GOARCH GOEXPERIMENT # host binaries, default toolchain settings
 
 go_version=$("$go_bin" env GOVERSION) || die "'$go_bin env GOVERSION' failed"
 case $go_version in
@@ -62,11 +66,14 @@ complete() {
 	[[ -f $bin/kwok-stages.yaml && -f $bin/kwok-storage-class.yaml ]]
 }
 
-if complete; then
+# Records use of a bin dir; builds prune sibling dirs unused for a week.
+reuse() {
+	touch "$out/.last-used"
 	log "up to date: $bin"
 	printf '%s\n' "$bin"
 	exit 0
-fi
+}
+if complete; then reuse; fi
 
 mkdir -p "$testbin_root"
 # Concurrent test binaries may all call this script; one builds, the others wait.
@@ -75,19 +82,21 @@ if ! flock -n 9; then
 	log "another build holds $testbin_root/.lock; waiting"
 	flock 9
 fi
-if complete; then
-	log "up to date: $bin"
-	printf '%s\n' "$bin"
-	exit 0
-fi
+if complete; then reuse; fi
 
-# A cold build needs about 5 GiB (module sources + build cache + binaries); ask for headroom.
-min_free_gb=${PRISM_TESTBIN_MIN_FREE_GB:-8}
+# Measured cold: module sources ~1.1 GiB, build cache ~4.4 GiB, binaries 0.3 GiB. Ask for what
+# the caches still lack, plus the binaries and 1 GiB of headroom.
+mkdir -p "$GOMODCACHE" "$GOCACHE"
+gib=$((1024 * 1024))
+have_mod_kb=$(du -sk "$GOMODCACHE" | cut -f1)
+have_build_kb=$(du -sk "$GOCACHE" | cut -f1)
+need_kb=$((3 * gib / 2 + (13 * gib / 10 > have_mod_kb ? 13 * gib / 10 - have_mod_kb : 0) +
+	(46 * gib / 10 > have_build_kb ? 46 * gib / 10 - have_build_kb : 0)))
+if [[ -n ${PRISM_TESTBIN_MIN_FREE_GB:-} ]]; then need_kb=$((PRISM_TESTBIN_MIN_FREE_GB * gib)); fi
 for d in "$GOMODCACHE" "$GOCACHE" "$testbin_root"; do
-	mkdir -p "$d"
 	free_kb=$(df -Pk "$d" | awk 'NR==2 {print $4}')
-	if ((free_kb < min_free_gb * 1024 * 1024)); then
-		die "only $((free_kb / 1024 / 1024)) GiB free for $d; building the test binaries needs ${min_free_gb} GiB (PRISM_TESTBIN_MIN_FREE_GB overrides)"
+	if ((free_kb < need_kb)); then
+		die "only $((free_kb / 1024)) MiB free for $d; building the test binaries needs $((need_kb / 1024)) MiB (PRISM_TESTBIN_MIN_FREE_GB=<GiB> overrides)"
 	fi
 done
 
@@ -144,7 +153,7 @@ stage_files=(
 		cat "$kwok_stages/$f"
 	done
 } >"$stage/kwok-stages.yaml"
-cp "$kwok_stages/volume/fast/storage-class.yaml" "$stage/kwok-storage-class.yaml"
+install -m 0644 "$kwok_stages/volume/fast/storage-class.yaml" "$stage/kwok-storage-class.yaml"
 
 for t in kube-apiserver kube-controller-manager kube-scheduler etcd kwok; do
 	printf '%s: %s\n' "$t" "$("$stage/$t" --version 2>&1 | head -n1)"
@@ -153,10 +162,17 @@ grep -q "Kubernetes $kube_version" "$stage/versions.txt" ||
 	die "kube-apiserver is not stamped with $kube_version: $(cat "$stage/versions.txt")"
 sed 's/^/  /' "$stage/versions.txt" >&2
 touch "$stage/.complete"
+chmod 0755 "$stage"
 
 mkdir -p "$out"
 rm -rf "$bin"
 mv "$stage" "$bin"
 trap - EXIT
+touch "$out/.last-used"
+find "$testbin_root" -mindepth 2 -maxdepth 2 -name .last-used -mtime +7 -printf '%h\n' |
+	while read -r old; do
+		log "pruning unused $old"
+		rm -rf "$old"
+	done
 log "built in $((SECONDS - start))s: $bin"
 printf '%s\n' "$bin"

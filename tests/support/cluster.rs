@@ -6,11 +6,12 @@
 //! log file per component), readiness checks, and teardown.
 //!
 //! The control plane starts on first use and lives until the test process ends. Teardown does
-//! not rely on destructors (statics are never dropped): a small supervisor shell process reads
-//! a pipe whose only writer is the test process. Whenever the test process ends (normal exit,
-//! panic, signal, SIGKILL) the kernel closes the pipe, the supervisor sees EOF, stops every
-//! component it was told about and deletes the temp dir (kept when startup failed or when
-//! `PRISM_KEEP_CLUSTER=1`).
+//! not rely on destructors (statics are never dropped). On a normal exit (including failed
+//! tests) an `atexit` handler kills and reaps the components before the process is gone. For
+//! every other end (abort, signal, SIGKILL) a small supervisor shell process reads a pipe whose
+//! only writer is the test process: when the kernel closes it, the supervisor sees EOF, kills
+//! every component it was told about and deletes the temp dir (kept when startup failed or
+//! when `PRISM_KEEP_CLUSTER=1`).
 //!
 //! A `kube::Client` is bound to the tokio runtime that created it, and every `#[tokio::test]` has
 //! its own runtime, so [`client`] builds a fresh client for each call from the shared config.
@@ -143,7 +144,11 @@ pub async fn test_namespace_with(prefix: &str, options: &NamespaceOptions) -> (C
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
     prefix.truncate(63 - suffix.len() - 1);
-    let name = format!("{}-{suffix}", prefix.trim_matches('-'));
+    let prefix = match prefix.trim_matches('-') {
+        "" => "test",
+        p => p,
+    };
+    let name = format!("{prefix}-{suffix}");
 
     let mut labels =
         std::collections::BTreeMap::from([(TEST_NAMESPACE_LABEL.to_string(), "true".to_string())]);
@@ -285,12 +290,36 @@ fn start() -> Result<Cluster, String> {
         .build()
         .map_err(|e| format!("building the startup runtime: {e}"))?;
     match runtime.block_on(launcher.run()) {
-        Ok(cluster) => Ok(cluster),
+        Ok(cluster) => {
+            // Stop the components synchronously on a normal exit (also after failed tests), so
+            // none outlives `cargo test`; the supervisor covers abnormal ends.
+            // SAFETY: registers a plain `extern "C"` function that does not unwind.
+            unsafe { libc::atexit(stop_at_exit) };
+            Ok(cluster)
+        }
         Err(e) => {
             launcher.stop_all();
             launcher.supervisor().keep_dir();
             Err(format!("{e}\n(cluster dir kept: {})", dir.display()))
         }
+    }
+}
+
+/// `atexit` handler: kills and reaps every component.
+extern "C" fn stop_at_exit() {
+    let Some(Ok(cluster)) = CLUSTER.get() else {
+        return;
+    };
+    let mut components = match cluster.components.try_lock() {
+        Ok(guard) => guard,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return,
+    };
+    for c in components.iter_mut() {
+        let _ = c.child.kill();
+    }
+    for c in components.iter_mut() {
+        let _ = c.child.wait();
     }
 }
 
@@ -403,8 +432,10 @@ impl Launcher {
                 format!("--etcd-servers={etcd_url}"),
                 "--bind-address=127.0.0.1".into(),
                 format!("--secure-port={api_port}"),
-                // Written into the `kubernetes` Service's endpoints only; never dialed here.
+                // Loopback advertise address: the default (lease) endpoint reconciler refuses
+                // it, so the `kubernetes` Service gets no endpoints. Nothing here needs them.
                 "--advertise-address=127.0.0.1".into(),
+                "--endpoint-reconciler-type=none".into(),
                 format!("--cert-dir={}", p("apiserver-certs")),
                 format!("--tls-cert-file={}", p("pki/serving.crt")),
                 format!("--tls-private-key-file={}", p("pki/serving.key")),

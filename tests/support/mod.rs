@@ -4,7 +4,9 @@
 //! Include from a test crate with `mod support;`.
 #![allow(dead_code)]
 
+pub mod admin_server;
 pub mod cluster;
+pub mod operator;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

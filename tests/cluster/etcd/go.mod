@@ -1,3 +1,6 @@
+// Pins etcd for the end-to-end test control plane (built by ../build.sh). A separate module so
+// that Kubernetes' etcd client requirements cannot change the server version.
+
 module prism-operator/testbin/etcd
 
 go 1.26.0

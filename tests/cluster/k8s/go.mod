@@ -1,3 +1,7 @@
+// Pins kube-apiserver, kube-controller-manager and kube-scheduler for the end-to-end test
+// control plane (built by ../build.sh). Every k8s.io staging module is replaced by its
+// published v0.Y.Z twin of k8s.io/kubernetes v1.Y.Z; see ../README.md to bump.
+
 module prism-operator/testbin/k8s
 
 go 1.26.0

@@ -1,3 +1,6 @@
+// Pins kwok (fake nodes, pods and volumes) for the end-to-end test control plane (built by
+// ../build.sh). A separate module: kwok is built against its own k8s.io library versions.
+
 module prism-operator/testbin/kwok
 
 go 1.26.0

@@ -1,0 +1,356 @@
+//! [`AdminClient`], a timeout-bounded client of `prism.ControlPlane`, and [`AdminPool`], which
+//! keeps one client per admin endpoint.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tonic::codegen::http::Uri;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+
+use super::AdminError;
+use super::proto::control_plane_client::ControlPlaneClient;
+use super::proto::{
+    CreateNamespaceRequest, CreateNamespaceResponse, NamespaceConfig, NamespaceRevocation,
+    NamespaceRevocationAck, ProxyRegistration, ProxyRegistrationAck,
+};
+
+/// Port prism-admin serves `prism.ControlPlane` on by default; used when an endpoint has none.
+pub const DEFAULT_ADMIN_PORT: u16 = 8981;
+
+/// Client of one Prism admin endpoint. Cheap to clone: clones share one HTTP/2 channel.
+///
+/// The channel connects lazily and reconnects by itself, so a client outlives admin restarts.
+/// Every call — connecting included — is bounded by the client's timeout, which is also sent to
+/// the server as the call's deadline.
+#[derive(Clone)]
+pub struct AdminClient {
+    inner: ControlPlaneClient<Channel>,
+    endpoint: Arc<str>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for AdminClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminClient")
+            .field("endpoint", &self.endpoint)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AdminClient {
+    /// A client of `endpoint` (`host:port` or `http://host:port`; the port defaults to 8981)
+    /// that connects on first use. Admin serves plaintext gRPC only, so `https://` is refused.
+    ///
+    /// Must be called within a Tokio runtime.
+    pub fn connect_lazy(endpoint: &str, timeout: Duration) -> Result<Self, AdminError> {
+        let uri = normalize_endpoint(endpoint)?;
+        let channel = Endpoint::from_shared(uri.clone())
+            .map_err(|e| AdminError::InvalidEndpoint(format!("{endpoint:?}: {e}")))?
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            // Drop a connection to a vanished peer within about a minute, so the channel
+            // reconnects (to a new admin pod behind the Service). Kernel-level, so it does not
+            // count against gRPC servers' ping policies.
+            .tcp_keepalive(Some(Duration::from_secs(30)))
+            .tcp_keepalive_interval(Some(Duration::from_secs(10)))
+            .tcp_keepalive_retries(Some(3))
+            .connect_lazy();
+        Ok(Self {
+            inner: ControlPlaneClient::new(channel),
+            endpoint: uri.into(),
+            timeout,
+        })
+    }
+
+    /// The normalized endpoint, e.g. `http://prism-admin.prism.svc:8981`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The bound on every call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// `CreateNamespace`: creates or replaces a namespace (admin upserts). An answer with
+    /// `success = false` is [`AdminError::Rejected`].
+    pub async fn create_namespace(
+        &self,
+        req: CreateNamespaceRequest,
+    ) -> Result<CreateNamespaceResponse, AdminError> {
+        let secrets = secrets_of(req.config.as_ref());
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        let response = self
+            .call("CreateNamespace", &secrets, req, |mut c, r| async move {
+                c.create_namespace(r).await
+            })
+            .await?;
+        if !response.success {
+            return Err(AdminError::rejected(&response.message, &secrets));
+        }
+        Ok(response)
+    }
+
+    /// `RegisterProxy`: announces a proxy (idempotent); the answer carries its partition ranges.
+    pub async fn register_proxy(
+        &self,
+        req: ProxyRegistration,
+    ) -> Result<ProxyRegistrationAck, AdminError> {
+        let response = self
+            .call("RegisterProxy", &[], req, |mut c, r| async move {
+                c.register_proxy(r).await
+            })
+            .await?;
+        if !response.success {
+            return Err(AdminError::rejected(&response.message, &[]));
+        }
+        Ok(response)
+    }
+
+    /// `RevokeNamespace`: withdraws a namespace from a proxy. Upstream admin acknowledges this
+    /// without removing anything (there is no delete RPC).
+    pub async fn revoke_namespace(
+        &self,
+        req: NamespaceRevocation,
+    ) -> Result<NamespaceRevocationAck, AdminError> {
+        let response = self
+            .call("RevokeNamespace", &[], req, |mut c, r| async move {
+                c.revoke_namespace(r).await
+            })
+            .await?;
+        if !response.success {
+            return Err(AdminError::rejected(&response.message, &[]));
+        }
+        Ok(response)
+    }
+
+    /// Runs one unary call under the timeout and classifies its failure. Logs the RPC name,
+    /// endpoint and outcome only, never the request.
+    async fn call<Req, Resp, F, Fut>(
+        &self,
+        rpc: &'static str,
+        secrets: &[&str],
+        message: Req,
+        send: F,
+    ) -> Result<Resp, AdminError>
+    where
+        F: FnOnce(ControlPlaneClient<Channel>, Request<Req>) -> Fut,
+        Fut: Future<Output = Result<Response<Resp>, Status>>,
+    {
+        let mut request = Request::new(message);
+        request.set_timeout(self.timeout);
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(self.timeout, send(self.inner.clone(), request)).await;
+        let result = match outcome {
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status)) => match AdminError::from_status(&status, secrets) {
+                // Whichever side noticed the deadline first, say what it was.
+                AdminError::DeadlineExceeded(_) => Err(AdminError::timed_out(self.timeout)),
+                error => Err(error),
+            },
+            Err(_elapsed) => Err(AdminError::timed_out(self.timeout)),
+        };
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match &result {
+            Ok(_) => {
+                tracing::debug!(rpc, endpoint = %self.endpoint, elapsed_ms, "admin call succeeded")
+            }
+            Err(error) => tracing::debug!(
+                rpc,
+                endpoint = %self.endpoint,
+                elapsed_ms,
+                reason = error.reason(),
+                %error,
+                "admin call failed"
+            ),
+        }
+        result
+    }
+}
+
+/// Every secret value in a namespace configuration, to scrub from server messages.
+fn secrets_of(config: Option<&NamespaceConfig>) -> Vec<String> {
+    config
+        .into_iter()
+        .flat_map(|c| c.backends.values())
+        .flat_map(|b| std::iter::once(&b.connection_string).chain(b.credentials.values()))
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .collect()
+}
+
+/// `http://host:port` from `host[:port]` or `http://host[:port]`.
+fn normalize_endpoint(endpoint: &str) -> Result<String, AdminError> {
+    let invalid = |why: &str| AdminError::InvalidEndpoint(format!("{endpoint:?}: {why}"));
+    let trimmed = endpoint.trim();
+    if trimmed.is_empty() {
+        return Err(AdminError::InvalidEndpoint("empty endpoint".into()));
+    }
+    let with_scheme = match trimmed.split_once("://") {
+        None => format!("http://{trimmed}"),
+        Some(("http", _)) => trimmed.to_string(),
+        Some(("https", _)) => {
+            return Err(invalid(
+                "Prism admin serves plaintext gRPC; use host:port or http://host:port",
+            ));
+        }
+        Some(_) => return Err(invalid("the scheme must be http")),
+    };
+    let uri: Uri = with_scheme
+        .parse()
+        .map_err(|_| invalid("not a host:port address"))?;
+    let authority = uri.authority().ok_or_else(|| invalid("no host"))?.clone();
+    if authority.as_str().contains('@') {
+        // Never echo user information back: it may hold a password.
+        return Err(AdminError::InvalidEndpoint(
+            "user information is not allowed in the admin endpoint".into(),
+        ));
+    }
+    if authority.host().is_empty() {
+        return Err(invalid("no host"));
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(invalid("a path or query is not allowed"));
+    }
+    let port = match authority.port_u16() {
+        Some(port) => port,
+        None if authority.as_str() == authority.host() => DEFAULT_ADMIN_PORT,
+        None => return Err(invalid("the port must be a number")),
+    };
+    if port == 0 {
+        return Err(invalid("port 0"));
+    }
+    Ok(format!("http://{}:{port}", authority.host()))
+}
+
+/// One [`AdminClient`] per admin endpoint, created on first use; clones share the cache.
+#[derive(Clone, Debug)]
+pub struct AdminPool {
+    timeout: Duration,
+    clients: Arc<Mutex<HashMap<String, AdminClient>>>,
+}
+
+impl AdminPool {
+    /// An empty pool whose clients bound every call by `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            clients: Arc::default(),
+        }
+    }
+
+    /// The client of `endpoint`, shared by every caller naming the same endpoint (after
+    /// normalization). Must be called within a Tokio runtime.
+    pub fn client(&self, endpoint: &str) -> Result<AdminClient, AdminError> {
+        let key = normalize_endpoint(endpoint)?;
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let client = AdminClient::connect_lazy(&key, self.timeout)?;
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+
+    /// Drops the cached client of `endpoint`, if any (callers holding a clone keep it).
+    pub fn forget(&self, endpoint: &str) {
+        if let Ok(key) = normalize_endpoint(endpoint) {
+            self.clients
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&key);
+        }
+    }
+
+    /// Number of cached clients.
+    pub fn len(&self) -> usize {
+        self.clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether no client is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bound on every call of the pool's clients.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_normalize() {
+        let ok = [
+            ("prism-admin:8981", "http://prism-admin:8981"),
+            ("http://10.0.0.1:9000", "http://10.0.0.1:9000"),
+            (
+                "http://admin.prism.svc:8981/",
+                "http://admin.prism.svc:8981",
+            ),
+            ("admin.prism.svc", "http://admin.prism.svc:8981"),
+            (" [::1]:8981 ", "http://[::1]:8981"),
+        ];
+        for (input, expected) in ok {
+            assert_eq!(normalize_endpoint(input).unwrap(), expected, "{input}");
+        }
+        for bad in [
+            "",
+            "https://admin:8981",
+            "grpc://admin:8981",
+            "admin:8981/path",
+            "admin:notaport",
+            "admin:0",
+            "http://",
+        ] {
+            let error = normalize_endpoint(bad).unwrap_err();
+            assert_eq!(error.reason(), "InvalidAdminEndpoint", "{bad}");
+        }
+        let error = normalize_endpoint("user:hunter2@admin:8981").unwrap_err();
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn pool_shares_one_client_per_endpoint() {
+        let pool = AdminPool::new(Duration::from_secs(1));
+        let a = pool.client("admin:8981").unwrap();
+        let b = pool.client("http://admin:8981").unwrap();
+        assert_eq!(a.endpoint(), b.endpoint());
+        pool.client("other:8981").unwrap();
+        assert_eq!(pool.len(), 2);
+        assert!(pool.client("https://admin:8981").is_err());
+        pool.forget("admin");
+        assert_eq!(pool.len(), 1);
+        assert_eq!(pool.timeout(), Duration::from_secs(1));
+        assert_eq!(a.timeout(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn secrets_are_collected() {
+        use super::super::proto::BackendConfig;
+        let config = NamespaceConfig {
+            backends: [(
+                "pg".to_string(),
+                BackendConfig {
+                    connection_string: "postgres://x".into(),
+                    credentials: [("password".to_string(), "pw".to_string())].into(),
+                    ..Default::default()
+                },
+            )]
+            .into(),
+            ..Default::default()
+        };
+        assert_eq!(secrets_of(Some(&config)), ["postgres://x", "pw"]);
+        assert!(secrets_of(None).is_empty());
+    }
+}

@@ -1,0 +1,275 @@
+//! What every reconciler shares: the client, caches of watched objects, the renderer, the
+//! event recorder, metrics, settings and per-object failure counts.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::ApiResource;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::apply::{CHILD_KINDS, FIELD_MANAGER, api_resource};
+use super::metrics::Metrics;
+use crate::api::{PrismNamespace, PrismPlugin, PrismShard};
+use crate::render::Renderer;
+use crate::render::context::MANAGED_BY;
+
+/// Caches of the child kinds, by kind.
+pub type ChildStores = BTreeMap<String, (ApiResource, Store<DynamicObject>)>;
+
+/// Operator settings (from flags).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Watch only this namespace; all namespaces when `None`.
+    pub watch_namespace: Option<String>,
+    /// Apply workloads (operator mode). Off in render mode, where Argo CD applies them.
+    pub workload_writes: bool,
+    /// Safety-net resync of every object.
+    pub resync: Duration,
+    /// Default Prism admin endpoint (`host:port`) for namespace sync.
+    pub admin_endpoint: Option<String>,
+    /// Deadline of every call to Prism admin.
+    pub admin_timeout: Duration,
+    /// How long a deletion waits for Prism admin before giving up on revoking.
+    pub deletion_deadline: Duration,
+}
+
+/// State shared by all reconcilers.
+pub struct Ctx {
+    /// API client.
+    pub client: Client,
+    /// Settings.
+    pub settings: Settings,
+    /// The renderer every unit goes through.
+    pub renderer: Renderer,
+    /// Event recorder (one, so events are de-duplicated into series).
+    pub recorder: Recorder,
+    /// Metrics registry.
+    pub metrics: std::sync::Arc<Metrics>,
+    /// Cache of PrismShards.
+    pub shards: Store<PrismShard>,
+    /// Cache of PrismPlugins.
+    pub plugins: Store<PrismPlugin>,
+    /// Cache of PrismNamespaces.
+    pub namespaces: Store<PrismNamespace>,
+    /// Caches of the child kinds the operator manages, by kind.
+    pub children: ChildStores,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Ctx {
+    /// Looks up a cached child object.
+    pub fn child(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<std::sync::Arc<DynamicObject>> {
+        let (ar, store) = self.children.get(kind)?;
+        store.get(&ObjectRef::new_with(name, ar.clone()).within(namespace))
+    }
+
+    /// Cached children of `owner_uid` in `namespace` labelled `label=value`, across all kinds.
+    pub fn owned(
+        &self,
+        namespace: &str,
+        label: &str,
+        value: &str,
+        owner_uid: &str,
+    ) -> Vec<(ApiResource, DynamicObject)> {
+        let mut out = Vec::new();
+        for (ar, store) in self.children.values() {
+            for obj in store.state() {
+                let matches = obj.metadata.namespace.as_deref() == Some(namespace)
+                    && obj.labels().get(label).map(String::as_str) == Some(value)
+                    && obj.owner_references().iter().any(|o| o.uid == owner_uid);
+                if matches {
+                    out.push((ar.clone(), (*obj).clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Publishes an event about `obj`; failures to publish are logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        let ev = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.to_string(),
+            note: Some(note.chars().take(1000).collect()),
+            action: "Reconcile".to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, "publishing event failed");
+        } else {
+            self.metrics.write("Event", "create");
+        }
+    }
+
+    /// Replaces the status of `obj` with `status` (server-side apply of the status subresource).
+    pub async fn patch_status<K, S>(&self, obj: &K, status: &S) -> kube::Result<()>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+        K: Resource<Scope = kube::core::NamespaceResourceScope>,
+        S: Serialize,
+    {
+        let api: Api<K> =
+            Api::namespaced(self.client.clone(), &obj.namespace().unwrap_or_default());
+        let body = serde_json::json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": status,
+        });
+        api.patch_status(
+            &obj.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(body),
+        )
+        .await?;
+        self.metrics.write(&K::kind(&()), "status");
+        Ok(())
+    }
+
+    /// Counts a failure of `key` and returns how long to wait before the next try:
+    /// 1 s doubling per consecutive failure, capped at 5 minutes.
+    pub fn backoff(&self, key: &str) -> Duration {
+        let mut failures = self.failures.lock().expect("not poisoned");
+        let n = failures.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        Duration::from_secs(1u64 << (*n - 1).min(8)).min(Duration::from_secs(300))
+    }
+
+    /// Forgets the failures of `key` after a success.
+    pub fn succeeded(&self, key: &str) {
+        self.failures.lock().expect("not poisoned").remove(key);
+    }
+}
+
+/// An owner reference to `obj` as controller.
+pub fn owner_ref<K: Resource<DynamicType = ()>>(obj: &K) -> OwnerReference {
+    OwnerReference {
+        api_version: K::api_version(&()).to_string(),
+        kind: K::kind(&()).to_string(),
+        name: obj.name_any(),
+        uid: obj.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// Whether reconciliation of `obj` is paused by annotation.
+pub fn paused<K: ResourceExt>(obj: &K) -> bool {
+    obj.annotations()
+        .get(crate::api::PAUSE_ANNOTATION)
+        .map(String::as_str)
+        == Some("paused")
+}
+
+/// Namespaced or cluster-wide API, per the settings.
+pub fn api<K>(client: &Client, settings: &Settings) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
+{
+    match &settings.watch_namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A reflector (cache + the future that keeps it fed) of `api`.
+pub fn reflect<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> (Store<K>, futures::future::BoxFuture<'static, ()>)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(|o| o.managed_fields_mut().clear())
+        .reflect(writer)
+        .for_each(|_| futures::future::ready(()));
+    (reader, Box::pin(stream))
+}
+
+/// Reflectors of every child kind, labelled as managed by us.
+pub fn reflect_children(
+    client: &Client,
+    settings: &Settings,
+) -> (ChildStores, Vec<futures::future::BoxFuture<'static, ()>>) {
+    let mut stores = BTreeMap::new();
+    let mut tasks = Vec::new();
+    let config =
+        watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
+    for (version, kind, _) in CHILD_KINDS {
+        let ar = api_resource(version, kind).expect("child kinds are known");
+        let api: Api<DynamicObject> = match &settings.watch_namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+            None => Api::all_with(client.clone(), &ar),
+        };
+        let writer = reflector::store::Writer::new(ar.clone());
+        let reader = writer.as_reader();
+        let stream = watcher(api, config.clone())
+            .default_backoff()
+            .modify(|o| o.managed_fields_mut().clear())
+            .reflect(writer)
+            .for_each(|_| futures::future::ready(()));
+        stores.insert(kind.to_string(), (ar, reader));
+        tasks.push(Box::pin(stream) as futures::future::BoxFuture<'static, ()>);
+    }
+    (stores, tasks)
+}
+
+impl Ctx {
+    /// Assembles the context.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: Client,
+        settings: Settings,
+        renderer: Renderer,
+        recorder: Recorder,
+        shards: Store<PrismShard>,
+        plugins: Store<PrismPlugin>,
+        namespaces: Store<PrismNamespace>,
+        children: ChildStores,
+    ) -> Self {
+        Self {
+            client,
+            settings,
+            renderer,
+            recorder,
+            metrics: std::sync::Arc::new(Metrics::new()),
+            shards,
+            plugins,
+            namespaces,
+            children,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The thin in-cluster reconciler: watches Prism resources, renders them with the same
+//! renderer as `prism-render`, applies the result with server-side apply, and reports status.
+
+pub mod apply;
+pub mod conditions;
+pub mod context;
+pub mod metrics;
+pub mod plugin;
+pub mod rollout;
+pub mod run;
+pub mod server;
+pub mod shard;
+pub mod storage;

@@ -1,0 +1,345 @@
+//! PrismPlugin controller: drives the plugin's rollout across the shards that use it (the
+//! shards render what the rollout allows), runs remote plugins as their own Deployment, and
+//! reports which version every shard runs.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use kube::ResourceExt;
+use kube::runtime::controller::Action;
+use serde_json::Value;
+
+use super::apply;
+use super::conditions::{remove, set};
+use super::context::{Ctx, owner_ref, paused};
+use super::rollout::{self, ShardReport};
+use super::shard::rollout_state;
+use crate::api::{
+    PluginDeploymentType, PrismPlugin, PrismPluginStatus, PrismShard, RolloutPhase, ShardVersion,
+    condition,
+};
+use crate::render::context::{
+    PLUGIN_ANNOTATION_PREFIX, PLUGIN_LABEL, plugin_annotation, shard_fullname,
+};
+
+/// Controller name in metrics and logs.
+pub const CONTROLLER: &str = "prismplugin";
+/// How often a rollout in progress is re-checked (deadlines need a clock, not an event).
+const ROLLOUT_POLL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A reconcile failed; it is retried with per-object backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// Reconciles one plugin.
+pub async fn reconcile(plugin: Arc<PrismPlugin>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let timer = ctx.metrics.start(CONTROLLER);
+    let result = reconcile_plugin(&plugin, &ctx).await;
+    timer.finish(if result.is_ok() { "success" } else { "error" });
+    if result.is_ok() {
+        ctx.succeeded(&key(&plugin));
+    }
+    result
+}
+
+/// Backs off per object after a failure.
+pub fn error_policy(plugin: Arc<PrismPlugin>, err: &Error, ctx: Arc<Ctx>) -> Action {
+    let wait = ctx.backoff(&key(&plugin));
+    tracing::warn!(plugin = %key(&plugin), error = %err, retry_in = ?wait, "reconcile failed");
+    Action::requeue(wait)
+}
+
+fn key(plugin: &PrismPlugin) -> String {
+    format!(
+        "PrismPlugin/{}/{}",
+        plugin.namespace().unwrap_or_default(),
+        plugin.name_any()
+    )
+}
+
+/// Shards in the plugin's namespace that list it, sorted by name.
+pub fn users(ctx: &Ctx, plugin: &PrismPlugin) -> Vec<Arc<PrismShard>> {
+    let ns = plugin.namespace();
+    let name = plugin.name_any();
+    let mut shards: Vec<Arc<PrismShard>> = ctx
+        .shards
+        .state()
+        .into_iter()
+        .filter(|s| s.namespace() == ns && s.spec.plugins.iter().any(|p| p.name == name))
+        .collect();
+    shards.sort_by_key(|s| s.name_any());
+    shards
+}
+
+/// The `plugin.prism.io/<name>` annotation of a shard's live pod template, if any.
+fn running_annotation(sts: &Value, plugin: &str) -> Option<String> {
+    sts["spec"]["template"]["metadata"]["annotations"]
+        [format!("{PLUGIN_ANNOTATION_PREFIX}{plugin}")]
+    .as_str()
+    .map(str::to_string)
+}
+
+async fn reconcile_plugin(plugin: &PrismPlugin, ctx: &Ctx) -> Result<Action, Error> {
+    if plugin.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let ns = plugin.namespace().unwrap_or_default();
+    let name = plugin.name_any();
+    let generation = plugin.metadata.generation;
+    let now = Timestamp::now();
+    let old = plugin.status.clone().unwrap_or_default();
+    let mut status = old.clone();
+    status.observed_generation = generation;
+
+    if paused(plugin) {
+        set(
+            &mut status.conditions,
+            condition::PAUSED,
+            true,
+            "Paused",
+            "reconciliation is paused by annotation prism.io/reconcile: paused",
+            generation,
+            now,
+        );
+        write_status(ctx, plugin, &old, &status).await?;
+        return Ok(Action::await_change());
+    }
+    remove(&mut status.conditions, condition::PAUSED);
+
+    let users = users(ctx, plugin);
+    let target = plugin_annotation(&plugin.spec);
+    let mut reports = Vec::new();
+    let mut versions = Vec::new();
+    for shard in &users {
+        let sts = ctx
+            .child("StatefulSet", &ns, &shard_fullname(&shard.name_any()))
+            .map(|o| serde_json::to_value(&*o).expect("objects serialize"));
+        let running = sts.as_ref().and_then(|s| running_annotation(s, &name));
+        let healthy = sts.as_ref().is_some_and(|s| rollout_state(s).0);
+        if let Some(r) = &running {
+            versions.push(ShardVersion {
+                shard: shard.name_any(),
+                version: r.split('@').next().unwrap_or_default().to_string(),
+            });
+        }
+        reports.push(ShardReport {
+            shard: shard.name_any(),
+            at_target: running.as_deref() == Some(target.as_str()),
+            healthy,
+        });
+    }
+
+    // Remote plugins run as their own Deployment, always at the current spec.
+    let mut remote_ready = true;
+    if plugin.spec.deployment.type_ == PluginDeploymentType::Remote && ctx.settings.workload_writes
+    {
+        remote_ready = apply_remote(ctx, plugin).await?;
+    }
+
+    let step = rollout::advance(plugin, &reports, now);
+    for note in &step.notes {
+        ctx.event(plugin, note.warning, note.reason, note.message.clone())
+            .await;
+    }
+    rollout::apply_step(&mut status, &step);
+    let installed = reports.iter().all(|r| r.at_target && r.healthy) && remote_ready;
+    status.installed = installed;
+    status.shards = users.iter().map(|s| s.name_any()).collect();
+    status.shard_versions = versions;
+    let user_names: BTreeSet<String> = status.shards.iter().cloned().collect();
+    status.namespaces_using = Some(
+        ctx.namespaces
+            .state()
+            .iter()
+            .filter(|n| n.namespace().as_deref() == Some(ns.as_str()))
+            .filter(|n| {
+                n.status
+                    .as_ref()
+                    .and_then(|s| s.shard.as_ref())
+                    .is_some_and(|s| user_names.contains(s))
+            })
+            .count() as i32,
+    );
+
+    let phase = status.rollout.as_ref().map(|r| r.phase);
+    let version = &plugin.spec.version;
+    match phase {
+        Some(RolloutPhase::RolledBack) => {
+            let r = status.rollout.as_ref().expect("phase came from it");
+            let why = r.message.clone().unwrap_or_default();
+            set(
+                &mut status.conditions,
+                condition::DEGRADED,
+                true,
+                "RolledBack",
+                why.clone(),
+                generation,
+                now,
+            );
+            set(
+                &mut status.conditions,
+                condition::PROGRESSING,
+                false,
+                "RolledBack",
+                why,
+                generation,
+                now,
+            );
+            set(
+                &mut status.conditions,
+                condition::READY,
+                false,
+                "RolledBack",
+                format!(
+                    "{version} was rolled back; shards run {}",
+                    status.last_healthy_version.clone().unwrap_or_default()
+                ),
+                generation,
+                now,
+            );
+        }
+        Some(RolloutPhase::Progressing) => {
+            let r = status.rollout.as_ref().expect("phase came from it");
+            let msg = format!("{}/{} shards on {version}", r.completed.len(), users.len());
+            set(
+                &mut status.conditions,
+                condition::PROGRESSING,
+                true,
+                "RollingOut",
+                msg.clone(),
+                generation,
+                now,
+            );
+            set(
+                &mut status.conditions,
+                condition::READY,
+                false,
+                "RollingOut",
+                msg,
+                generation,
+                now,
+            );
+            set(
+                &mut status.conditions,
+                condition::DEGRADED,
+                false,
+                "Healthy",
+                "",
+                generation,
+                now,
+            );
+        }
+        _ => {
+            let msg = format!(
+                "{version} runs on {}/{} shards",
+                reports.iter().filter(|r| r.at_target && r.healthy).count(),
+                users.len()
+            );
+            set(
+                &mut status.conditions,
+                condition::READY,
+                installed,
+                if installed { "Installed" } else { "Installing" },
+                msg.clone(),
+                generation,
+                now,
+            );
+            set(
+                &mut status.conditions,
+                condition::PROGRESSING,
+                !installed,
+                if installed { "Installed" } else { "Installing" },
+                msg,
+                generation,
+                now,
+            );
+            set(
+                &mut status.conditions,
+                condition::DEGRADED,
+                false,
+                "Healthy",
+                "",
+                generation,
+                now,
+            );
+        }
+    }
+    write_status(ctx, plugin, &old, &status).await?;
+    Ok(if phase == Some(RolloutPhase::Progressing) {
+        Action::requeue(ROLLOUT_POLL)
+    } else {
+        Action::requeue(ctx.settings.resync)
+    })
+}
+
+/// Applies the Deployment, Service and PDB of a remote plugin; returns whether it is available.
+async fn apply_remote(ctx: &Ctx, plugin: &PrismPlugin) -> Result<bool, Error> {
+    let ns = plugin.namespace().unwrap_or_default();
+    let objects = match ctx.renderer.render_remote_plugin(plugin) {
+        Ok(o) => o,
+        Err(e) => {
+            ctx.event(plugin, true, "RenderFailed", e.to_string()).await;
+            return Ok(false);
+        }
+    };
+    let owner = owner_ref(plugin);
+    let mut keep = BTreeSet::new();
+    let mut ready = false;
+    for obj in &objects {
+        keep.insert((obj.kind.clone(), obj.name.clone()));
+        let Some(ar) = apply::api_resource(&obj.api_version, &obj.kind) else {
+            continue;
+        };
+        let desired = apply::desired(obj, &owner);
+        let live = ctx
+            .child(&obj.kind, &ns, &obj.name)
+            .map(|o| serde_json::to_value(&*o).expect("objects serialize"));
+        if obj.kind == "Deployment" {
+            ready = live.as_ref().is_some_and(|d| {
+                let want = d["spec"]["replicas"].as_i64().unwrap_or(1);
+                d["status"]["availableReplicas"].as_i64() == Some(want)
+                    && d["status"]["updatedReplicas"].as_i64() == Some(want)
+            });
+        }
+        if apply::needs_apply(&desired, live.as_ref()) {
+            apply::apply(&ctx.client, &ar, &desired).await?;
+            ctx.metrics.write(&obj.kind, "apply");
+        }
+    }
+    let candidates = ctx.owned(
+        &ns,
+        PLUGIN_LABEL,
+        &plugin.name_any(),
+        &plugin.uid().unwrap_or_default(),
+    );
+    if let Ok(deleted) = apply::prune(&ctx.client, &candidates, &keep, false).await {
+        for d in deleted {
+            ctx.metrics.write("Object", "delete");
+            ctx.event(
+                plugin,
+                false,
+                "Pruned",
+                format!("deleted {d}: no longer rendered"),
+            )
+            .await;
+        }
+    }
+    Ok(ready)
+}
+
+async fn write_status(
+    ctx: &Ctx,
+    plugin: &PrismPlugin,
+    old: &PrismPluginStatus,
+    new: &PrismPluginStatus,
+) -> Result<(), Error> {
+    if old != new {
+        ctx.patch_status(plugin, new).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,458 @@
+//! Plugin rollouts across shards as a pure state machine: which spec each shard renders, and
+//! how a rollout advances, completes or rolls back given what the shards report.
+//!
+//! A new plugin spec is not rendered into every shard at once. Shards (in name order) are given
+//! the new spec a budget at a time; each must report its StatefulSet rolled out and all pods
+//! ready (the plugin's gRPC health probe passing) before its deadline. A shard that misses it
+//! stops the rollout, and every shard renders the last healthy spec again.
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+
+use crate::api::{
+    PrismPlugin, PrismPluginSpec, PrismPluginStatus, RolloutPhase, RolloutStatus, RolloutStep,
+    duration_seconds,
+};
+
+/// Default time a shard has to become healthy on a new version.
+pub const DEFAULT_DEADLINE_SECS: u64 = 600;
+
+pub use crate::render::context::plugin_fingerprint as fingerprint;
+
+/// The spec `shard` should render for `plugin` right now.
+pub fn spec_for_shard<'a>(plugin: &'a PrismPlugin, shard: &str) -> &'a PrismPluginSpec {
+    let status = plugin.status.as_ref();
+    let Some(stable) = status.and_then(|s| s.last_healthy_spec.as_ref()) else {
+        return &plugin.spec; // first install: nothing to roll back to
+    };
+    let target = fingerprint(&plugin.spec);
+    if fingerprint(stable) == target {
+        return &plugin.spec;
+    }
+    match status.and_then(|s| s.rollout.as_ref()) {
+        Some(r) if r.target_hash == target && r.phase == RolloutPhase::Progressing => {
+            let moved = r.completed.iter().any(|s| s == shard)
+                || r.in_progress.iter().any(|s| s.shard == shard);
+            if moved { &plugin.spec } else { stable }
+        }
+        _ => stable,
+    }
+}
+
+/// What the plugin controller knows about one shard that uses the plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardReport {
+    /// Shard name.
+    pub shard: String,
+    /// The shard's pods were rendered with the target spec (its image is in the pod template).
+    pub at_target: bool,
+    /// The StatefulSet finished rolling out and every replica is ready.
+    pub healthy: bool,
+}
+
+/// Something worth an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// Warning (true) or Normal.
+    pub warning: bool,
+    /// CamelCase reason.
+    pub reason: &'static str,
+    /// Human message.
+    pub message: String,
+}
+
+/// The next status of a plugin's rollout bookkeeping, and what happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// New `lastHealthyVersion`.
+    pub last_healthy_version: Option<String>,
+    /// New `lastHealthySpec`.
+    pub last_healthy_spec: Option<PrismPluginSpec>,
+    /// New `rollout`.
+    pub rollout: Option<RolloutStatus>,
+    /// Events to publish.
+    pub notes: Vec<Note>,
+}
+
+/// Advances the rollout of `plugin` given reports for every shard that uses it (any order).
+pub fn advance(plugin: &PrismPlugin, reports: &[ShardReport], now: Timestamp) -> Step {
+    let status = plugin.status.clone().unwrap_or_default();
+    let mut reports: Vec<&ShardReport> = reports.iter().collect();
+    reports.sort_by(|a, b| a.shard.cmp(&b.shard));
+    let all_healthy_at_target = reports.iter().all(|r| r.at_target && r.healthy);
+    let target = fingerprint(&plugin.spec);
+    let version = plugin.spec.version.clone();
+    let mut step = Step {
+        last_healthy_version: status.last_healthy_version.clone(),
+        last_healthy_spec: status.last_healthy_spec.clone(),
+        rollout: status.rollout.clone(),
+        notes: vec![],
+    };
+    let stable = match &status.last_healthy_spec {
+        Some(s) if fingerprint(s) != target => s,
+        _ => {
+            // First install, or the target is already the healthy spec.
+            if all_healthy_at_target {
+                step.last_healthy_spec = Some(plugin.spec.clone());
+                step.last_healthy_version = Some(version);
+            }
+            if let Some(r) = &mut step.rollout
+                && r.target_hash == target
+                && r.phase == RolloutPhase::Progressing
+                && all_healthy_at_target
+            {
+                r.phase = RolloutPhase::Complete;
+                r.in_progress.clear();
+            }
+            if step
+                .rollout
+                .as_ref()
+                .is_some_and(|r| r.target_hash != target)
+            {
+                step.rollout = None;
+            }
+            return step;
+        }
+    };
+    let mut r = match status.rollout {
+        Some(r) if r.target_hash == target => r,
+        _ => {
+            step.notes.push(Note {
+                warning: false,
+                reason: "RolloutStarted",
+                message: format!(
+                    "rolling {} {} -> {} across {} shards",
+                    plugin.name_any(),
+                    stable.version,
+                    version,
+                    reports.len()
+                ),
+            });
+            RolloutStatus {
+                target_hash: target.clone(),
+                target_version: version.clone(),
+                target_image: plugin.spec.source.reference(),
+                phase: RolloutPhase::Progressing,
+                completed: vec![],
+                in_progress: vec![],
+                failed_shard: None,
+                message: None,
+            }
+        }
+    };
+    if r.phase != RolloutPhase::Progressing {
+        step.rollout = Some(r);
+        return step;
+    }
+    let deadline = plugin
+        .spec
+        .rollout
+        .as_ref()
+        .and_then(|p| p.progress_deadline.as_deref())
+        .and_then(duration_seconds)
+        .unwrap_or(DEFAULT_DEADLINE_SECS);
+    // Shards that left the plugin are forgotten.
+    r.completed
+        .retain(|s| reports.iter().any(|x| &x.shard == s));
+    r.in_progress
+        .retain(|s| reports.iter().any(|x| x.shard == s.shard));
+    let mut still = Vec::new();
+    for s in std::mem::take(&mut r.in_progress) {
+        let report = reports
+            .iter()
+            .find(|x| x.shard == s.shard)
+            .expect("retained");
+        let elapsed = now.as_second() - s.started_at.0.as_second();
+        if report.at_target && report.healthy {
+            step.notes.push(Note {
+                warning: false,
+                reason: "ShardUpdated",
+                message: format!(
+                    "shard {} runs {} {} healthily",
+                    s.shard,
+                    plugin.name_any(),
+                    version
+                ),
+            });
+            r.completed.push(s.shard);
+        } else if elapsed > deadline as i64 {
+            let message = format!(
+                "shard {} did not become healthy on {} {} within {deadline}s; rolled back to {}",
+                s.shard,
+                plugin.name_any(),
+                version,
+                stable.version
+            );
+            step.notes.push(Note {
+                warning: true,
+                reason: "RolledBack",
+                message: message.clone(),
+            });
+            r.phase = RolloutPhase::RolledBack;
+            r.failed_shard = Some(s.shard);
+            r.message = Some(message);
+            r.in_progress.clear();
+            step.rollout = Some(r);
+            return step;
+        } else {
+            still.push(s);
+        }
+    }
+    r.in_progress = still;
+    let budget = plugin
+        .spec
+        .rollout
+        .as_ref()
+        .and_then(|p| p.max_unavailable_shards)
+        .unwrap_or(1)
+        .max(1) as usize;
+    for report in &reports {
+        if r.in_progress.len() >= budget {
+            break;
+        }
+        let done = r.completed.contains(&report.shard)
+            || r.in_progress.iter().any(|s| s.shard == report.shard);
+        if !done {
+            r.in_progress.push(RolloutStep {
+                shard: report.shard.clone(),
+                started_at: Time(now),
+            });
+            step.notes.push(Note {
+                warning: false,
+                reason: "ShardUpdating",
+                message: format!(
+                    "shard {} moves to {} {}",
+                    report.shard,
+                    plugin.name_any(),
+                    version
+                ),
+            });
+        }
+    }
+    if r.in_progress.is_empty() && reports.iter().all(|x| r.completed.contains(&x.shard)) {
+        r.phase = RolloutPhase::Complete;
+        step.last_healthy_spec = Some(plugin.spec.clone());
+        step.last_healthy_version = Some(version.clone());
+        step.notes.push(Note {
+            warning: false,
+            reason: "RolloutComplete",
+            message: format!(
+                "{} {} runs on all {} shards",
+                plugin.name_any(),
+                version,
+                reports.len()
+            ),
+        });
+    }
+    step.rollout = Some(r);
+    step
+}
+
+/// Applies a step to a status.
+pub fn apply_step(status: &mut PrismPluginStatus, step: &Step) {
+    status.last_healthy_version = step.last_healthy_version.clone();
+    status.last_healthy_spec = step.last_healthy_spec.clone();
+    status.rollout = step.rollout.clone();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{PluginDeployment, PluginDeploymentType, PluginSource};
+
+    fn spec(version: &str) -> PrismPluginSpec {
+        PrismPluginSpec {
+            version: version.into(),
+            source: PluginSource {
+                registry: "r".into(),
+                image: format!("pg:{version}"),
+            },
+            deployment: PluginDeployment {
+                type_: PluginDeploymentType::Sidecar,
+                resources: None,
+                replicas: None,
+                artifact_path: None,
+            },
+            health_check: None,
+            rollout: None,
+        }
+    }
+
+    fn plugin(version: &str, status: PrismPluginStatus) -> PrismPlugin {
+        let mut p = PrismPlugin::new("pg", spec(version));
+        p.status = Some(status);
+        p
+    }
+
+    fn report(shard: &str, at_target: bool, healthy: bool) -> ShardReport {
+        ShardReport {
+            shard: shard.into(),
+            at_target,
+            healthy,
+        }
+    }
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + secs).unwrap()
+    }
+
+    fn stable_on(version: &str) -> PrismPluginStatus {
+        PrismPluginStatus {
+            last_healthy_spec: Some(spec(version)),
+            last_healthy_version: Some(version.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn first_install_becomes_the_healthy_spec_once_all_shards_are_ready() {
+        let p = plugin("1.0.0", PrismPluginStatus::default());
+        assert_eq!(spec_for_shard(&p, "a").version, "1.0.0");
+        let s = advance(&p, &[report("a", true, false)], t(0));
+        assert_eq!(s.last_healthy_version, None);
+        let s = advance(&p, &[report("a", true, true)], t(1));
+        assert_eq!(s.last_healthy_version.as_deref(), Some("1.0.0"));
+        assert!(s.rollout.is_none());
+    }
+
+    #[test]
+    fn shards_move_one_at_a_time_in_name_order() {
+        let mut p = plugin("1.1.0", stable_on("1.0.0"));
+        let shards = ["c", "a", "b"];
+        let mut order = Vec::new();
+        for tick in 0..10 {
+            let reports: Vec<ShardReport> = shards
+                .iter()
+                .map(|s| {
+                    let at = spec_for_shard(&p, s).version == "1.1.0";
+                    report(s, at, true)
+                })
+                .collect();
+            let step = advance(&p, &reports, t(tick));
+            for n in &step.notes {
+                if n.reason == "ShardUpdating" {
+                    order.push(n.message.split(' ').nth(1).unwrap().to_string());
+                }
+            }
+            let r = step.rollout.clone().unwrap();
+            assert!(r.in_progress.len() <= 1, "budget of one");
+            apply_step(p.status.as_mut().unwrap(), &step);
+            if r.phase == RolloutPhase::Complete {
+                break;
+            }
+        }
+        assert_eq!(order, ["a", "b", "c"]);
+        let status = p.status.as_ref().unwrap();
+        assert_eq!(
+            status.rollout.as_ref().unwrap().phase,
+            RolloutPhase::Complete
+        );
+        assert_eq!(status.last_healthy_version.as_deref(), Some("1.1.0"));
+        assert_eq!(spec_for_shard(&p, "c").version, "1.1.0");
+    }
+
+    #[test]
+    fn a_shard_missing_its_deadline_rolls_everything_back() {
+        let mut p = plugin("2.0.0", stable_on("1.0.0"));
+        let step = advance(
+            &p,
+            &[report("a", false, true), report("b", false, true)],
+            t(0),
+        );
+        apply_step(p.status.as_mut().unwrap(), &step);
+        assert_eq!(spec_for_shard(&p, "a").version, "2.0.0");
+        assert_eq!(spec_for_shard(&p, "b").version, "1.0.0");
+        // Within the deadline: still waiting.
+        let step = advance(
+            &p,
+            &[report("a", true, false), report("b", false, true)],
+            t(300),
+        );
+        assert_eq!(
+            step.rollout.as_ref().unwrap().phase,
+            RolloutPhase::Progressing
+        );
+        apply_step(p.status.as_mut().unwrap(), &step);
+        // Past it: rolled back, and every shard renders the old spec.
+        let step = advance(
+            &p,
+            &[report("a", true, false), report("b", false, true)],
+            t(601),
+        );
+        let r = step.rollout.clone().unwrap();
+        assert_eq!(r.phase, RolloutPhase::RolledBack);
+        assert_eq!(r.failed_shard.as_deref(), Some("a"));
+        assert!(
+            step.notes
+                .iter()
+                .any(|n| n.warning && n.reason == "RolledBack")
+        );
+        apply_step(p.status.as_mut().unwrap(), &step);
+        assert_eq!(spec_for_shard(&p, "a").version, "1.0.0");
+        // It stays rolled back until the spec changes again.
+        let again = advance(
+            &p,
+            &[report("a", false, true), report("b", false, true)],
+            t(900),
+        );
+        assert_eq!(again.rollout.unwrap().phase, RolloutPhase::RolledBack);
+        p.spec = spec("2.0.1");
+        let fresh = advance(
+            &p,
+            &[report("a", false, true), report("b", false, true)],
+            t(901),
+        );
+        assert_eq!(fresh.rollout.unwrap().phase, RolloutPhase::Progressing);
+    }
+
+    #[test]
+    fn the_budget_allows_parallel_shards() {
+        let mut p = plugin("1.1.0", stable_on("1.0.0"));
+        p.spec.rollout = Some(crate::api::RolloutPolicy {
+            max_unavailable_shards: Some(2),
+            progress_deadline: Some("1m".into()),
+        });
+        let step = advance(
+            &p,
+            &[
+                report("a", false, true),
+                report("b", false, true),
+                report("c", false, true),
+            ],
+            t(0),
+        );
+        let names: Vec<String> = step
+            .rollout
+            .unwrap()
+            .in_progress
+            .into_iter()
+            .map(|s| s.shard)
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
+    fn reverting_the_spec_ends_the_rollout() {
+        let mut p = plugin("1.1.0", stable_on("1.0.0"));
+        let step = advance(&p, &[report("a", false, true)], t(0));
+        apply_step(p.status.as_mut().unwrap(), &step);
+        p.spec = spec("1.0.0");
+        let step = advance(&p, &[report("a", true, true)], t(5));
+        assert!(step.rollout.is_none());
+        assert_eq!(spec_for_shard(&p, "a").version, "1.0.0");
+    }
+
+    #[test]
+    fn the_rollout_policy_is_not_part_of_the_fingerprint() {
+        let mut s = spec("1.0.0");
+        let before = fingerprint(&s);
+        s.rollout = Some(crate::api::RolloutPolicy {
+            max_unavailable_shards: Some(3),
+            progress_deadline: None,
+        });
+        assert_eq!(fingerprint(&s), before);
+        s.version = "1.0.1".into();
+        assert_ne!(fingerprint(&s), before);
+    }
+}

@@ -1,0 +1,358 @@
+//! Starting and stopping the operator: endpoints, leader election, caches, controllers, and a
+//! graceful shutdown on SIGTERM or SIGINT (or when leadership is lost).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::{Context as _, bail};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::ListParams;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use tokio::sync::watch;
+
+use super::context::{Ctx, Settings, api, reflect, reflect_children};
+use super::server::{Health, serve};
+use super::{plugin, shard};
+use crate::api::{PrismNamespace, PrismPlugin, PrismShard};
+use crate::render::RenderOptions;
+use crate::render::context::{MANAGED_BY, SHARD_LABEL};
+
+/// Time in-flight reconciliations get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How the operator process runs.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Reconciler settings.
+    pub settings: Settings,
+    /// Proxy image for shards without `spec.image`.
+    pub proxy_image: String,
+    /// Templates replacing the embedded ones.
+    pub templates: Option<PathBuf>,
+    /// Address of `/metrics`, `/healthz`, `/readyz`.
+    pub metrics_addr: SocketAddr,
+    /// Elect a leader with a Lease; only the leader reconciles.
+    pub leader_election: bool,
+    /// Namespace of the Lease.
+    pub lease_namespace: String,
+    /// Name of the Lease.
+    pub lease_name: String,
+    /// This replica's identity (pod name).
+    pub identity: String,
+    /// Reconciliations running at once per controller.
+    pub concurrency: u16,
+}
+
+/// Runs until a shutdown signal; an error when the operator could not run or lost leadership.
+pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
+    let client = Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API")?;
+    check_crds(&client, &cfg.settings).await?;
+    let renderer = crate::cli::renderer(
+        cfg.templates.as_deref(),
+        RenderOptions {
+            proxy_image: cfg.proxy_image.clone(),
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("templates: {e}"))?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    tokio::spawn(signal_stop(stop_tx.clone()));
+
+    let settings = cfg.settings.clone();
+    let (shards, shards_task) = reflect(
+        api::<PrismShard>(&client, &settings),
+        watcher::Config::default(),
+    );
+    let (plugins, plugins_task) = reflect(
+        api::<PrismPlugin>(&client, &settings),
+        watcher::Config::default(),
+    );
+    let (namespaces, namespaces_task) = reflect(
+        api::<PrismNamespace>(&client, &settings),
+        watcher::Config::default(),
+    );
+    let (children, child_tasks) = reflect_children(&client, &settings);
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "prism-operator".into(),
+            instance: Some(cfg.identity.clone()),
+        },
+    );
+    let ctx = Arc::new(Ctx::new(
+        client.clone(),
+        settings.clone(),
+        renderer,
+        recorder,
+        shards,
+        plugins,
+        namespaces,
+        children,
+    ));
+    let health = Health::for_metrics(ctx.metrics.clone());
+    let server = tokio::spawn(serve(cfg.metrics_addr, health.clone(), stop()));
+
+    let mut leading = None;
+    if cfg.leader_election {
+        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &cfg.lease_name)
+            .with_namespace(&cfg.lease_namespace)
+            .with_identity(&cfg.identity)
+            .with_duration(15)
+            .with_grace(5)
+            .build()
+            .await
+            .context("setting up leader election")?;
+        let (mut rx, task) = manager.watch().await;
+        health.ready.store(true, Ordering::Relaxed); // a healthy standby is ready
+        tracing::info!(identity = %cfg.identity, lease = %cfg.lease_name, "waiting for leadership");
+        tokio::select! {
+            r = rx.wait_for(|l| *l) => { r.context("leader election ended")?; }
+            _ = stop() => { task.abort(); return Ok(()); }
+        }
+        tracing::info!(identity = %cfg.identity, "leading");
+        ctx.metrics.set_leader(true);
+        leading = Some((rx, task));
+    }
+
+    let mut background: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    for t in [shards_task, plugins_task, namespaces_task]
+        .into_iter()
+        .chain(child_tasks)
+    {
+        background.push(tokio::spawn(t));
+    }
+    health.ready.store(false, Ordering::Relaxed);
+    ctx.shards
+        .wait_until_ready()
+        .await
+        .context("PrismShard cache")?;
+    ctx.plugins
+        .wait_until_ready()
+        .await
+        .context("PrismPlugin cache")?;
+    ctx.namespaces
+        .wait_until_ready()
+        .await
+        .context("PrismNamespace cache")?;
+    for (_, store) in ctx.children.values() {
+        store.wait_until_ready().await.context("child cache")?;
+    }
+    health.ready.store(true, Ordering::Relaxed);
+    tracing::info!("caches synced; reconciling");
+
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some((mut rx, _task)) = leading {
+        let stop_tx = stop_tx.clone();
+        let lost = lost.clone();
+        background.push(tokio::spawn(async move {
+            let _ = rx.wait_for(|l| !*l).await;
+            tracing::error!("leadership lost; stopping");
+            lost.store(true, Ordering::Relaxed);
+            let _ = stop_tx.send(true);
+        }));
+    }
+
+    let controllers = futures::future::join(
+        shard_controller(&ctx, &cfg, stop()),
+        plugin_controller(&ctx, &cfg, stop()),
+    );
+    let stop_then_grace = {
+        let stopped = stop();
+        async move {
+            stopped.await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        }
+    };
+    tokio::select! {
+        _ = controllers => tracing::info!("controllers stopped"),
+        _ = stop_then_grace => tracing::warn!("reconciliations still running after {SHUTDOWN_GRACE:?}; stopping anyway"),
+    }
+    let _ = stop_tx.send(true);
+    for t in background {
+        t.abort();
+    }
+    let _ = server.await;
+    tracing::info!("endpoints stopped");
+    if lost.load(Ordering::Relaxed) {
+        bail!("leadership lost");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn signal_stop(stop: watch::Sender<bool>) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+    let _ = stop.send(true);
+}
+
+/// Fails fast with a clear message when the CRDs are not installed.
+async fn check_crds(client: &Client, settings: &Settings) -> anyhow::Result<()> {
+    let probe = ListParams::default().limit(1);
+    for (kind, result) in [
+        (
+            "PrismShard",
+            api::<PrismShard>(client, settings)
+                .list_metadata(&probe)
+                .await
+                .map(drop),
+        ),
+        (
+            "PrismPlugin",
+            api::<PrismPlugin>(client, settings)
+                .list_metadata(&probe)
+                .await
+                .map(drop),
+        ),
+        (
+            "PrismNamespace",
+            api::<PrismNamespace>(client, settings)
+                .list_metadata(&probe)
+                .await
+                .map(drop),
+        ),
+    ] {
+        match result {
+            Ok(()) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                bail!(
+                    "the {kind} CRD is not installed: kubectl apply -f crds/ (or install the Helm chart)"
+                )
+            }
+            Err(e) => return Err(e).with_context(|| format!("listing {kind}s")),
+        }
+    }
+    Ok(())
+}
+
+fn config(cfg: &RunConfig) -> controller::Config {
+    controller::Config::default().concurrency(cfg.concurrency)
+}
+
+async fn shard_controller(
+    ctx: &Arc<Ctx>,
+    cfg: &RunConfig,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = &ctx.client;
+    let s = &ctx.settings;
+    let children =
+        watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
+    let store = ctx.shards.clone();
+    Controller::new(api::<PrismShard>(client, s), watcher::Config::default())
+        .owns(api::<StatefulSet>(client, s), children.clone())
+        .owns(api::<Service>(client, s), children.clone())
+        .owns(api::<ConfigMap>(client, s), children.clone())
+        .owns(api::<PodDisruptionBudget>(client, s), children.clone())
+        .owns(api::<HorizontalPodAutoscaler>(client, s), children)
+        .watches(
+            api::<PrismPlugin>(client, s),
+            watcher::Config::default(),
+            move |plugin| {
+                let name = plugin.name_any();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|sh| {
+                        sh.namespace() == plugin.namespace()
+                            && sh.spec.plugins.iter().any(|p| p.name == name)
+                    })
+                    .map(|sh| ObjectRef::from_obj(&*sh))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .watches(
+            api::<PrismNamespace>(client, s),
+            watcher::Config::default(),
+            |ns| {
+                let namespace = ns.namespace().unwrap_or_default();
+                ns.status
+                    .and_then(|st| st.shard)
+                    .map(|shard| ObjectRef::<PrismShard>::new(&shard).within(&namespace))
+            },
+        )
+        .with_config(config(cfg))
+        .graceful_shutdown_on(stop)
+        .run(shard::reconcile, shard::error_policy, ctx.clone())
+        .for_each(|r| {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "shard controller");
+            }
+            futures::future::ready(())
+        })
+        .await;
+}
+
+async fn plugin_controller(
+    ctx: &Arc<Ctx>,
+    cfg: &RunConfig,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = &ctx.client;
+    let s = &ctx.settings;
+    let children =
+        watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
+    let store = ctx.shards.clone();
+    Controller::new(api::<PrismPlugin>(client, s), watcher::Config::default())
+        .owns(api::<Deployment>(client, s), children.clone())
+        .owns(api::<Service>(client, s), children.clone())
+        .owns(api::<PodDisruptionBudget>(client, s), children.clone())
+        .watches(api::<StatefulSet>(client, s), children, move |sts| {
+            let namespace = sts.namespace().unwrap_or_default();
+            let shard = sts.labels().get(SHARD_LABEL).cloned().unwrap_or_default();
+            store
+                .get(&ObjectRef::new(&shard).within(&namespace))
+                .map(|sh| {
+                    sh.spec
+                        .plugins
+                        .iter()
+                        .map(|p| ObjectRef::<PrismPlugin>::new(&p.name).within(&namespace))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+        .watches(
+            api::<PrismShard>(client, s),
+            watcher::Config::default(),
+            |sh| {
+                let namespace = sh.namespace().unwrap_or_default();
+                sh.spec
+                    .plugins
+                    .iter()
+                    .map(|p| ObjectRef::<PrismPlugin>::new(&p.name).within(&namespace))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .with_config(config(cfg))
+        .graceful_shutdown_on(stop)
+        .run(plugin::reconcile, plugin::error_policy, ctx.clone())
+        .for_each(|r| {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "plugin controller");
+            }
+            futures::future::ready(())
+        })
+        .await;
+}

@@ -1,0 +1,406 @@
+//! PrismShard controller: renders the shard with the plugin versions its plugins' rollouts
+//! allow, applies what changed, prunes what is no longer rendered, carries out volume resizes,
+//! and reports status.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::DynamicObject;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use serde_json::Value;
+
+use super::apply;
+use super::conditions::{self, remove, set};
+use super::context::{Ctx, owner_ref, paused};
+use super::rollout;
+use super::storage::{self, Resize};
+use crate::api::{PrismPlugin, PrismShard, PrismShardStatus, ShardPluginStatus, condition};
+use crate::render::context::{SHARD_LABEL, selector, shard_fullname};
+use crate::render::resolve::shard_plugins;
+
+/// Controller name in metrics and logs.
+pub const CONTROLLER: &str = "prismshard";
+/// Annotation that allows pruning every object of a shard.
+pub const ALLOW_EMPTY_PRUNE: &str = "prism.io/allow-empty-prune";
+
+/// A reconcile failed; it is retried with per-object backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// Reconciles one shard.
+pub async fn reconcile(shard: Arc<PrismShard>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let timer = ctx.metrics.start(CONTROLLER);
+    let result = reconcile_shard(&shard, &ctx).await;
+    timer.finish(if result.is_ok() { "success" } else { "error" });
+    if result.is_ok() {
+        ctx.succeeded(&key(&shard));
+    }
+    result
+}
+
+/// Backs off per object after a failure.
+pub fn error_policy(shard: Arc<PrismShard>, err: &Error, ctx: Arc<Ctx>) -> Action {
+    let wait = ctx.backoff(&key(&shard));
+    tracing::warn!(shard = %key(&shard), error = %err, retry_in = ?wait, "reconcile failed");
+    Action::requeue(wait)
+}
+
+fn key(shard: &PrismShard) -> String {
+    format!(
+        "PrismShard/{}/{}",
+        shard.namespace().unwrap_or_default(),
+        shard.name_any()
+    )
+}
+
+/// The plugins of `shard` at the spec each one's rollout allows this shard to run.
+pub fn pinned_plugins(ctx: &Ctx, shard: &PrismShard) -> Vec<PrismPlugin> {
+    let ns = shard.namespace().unwrap_or_default();
+    let name = shard.name_any();
+    shard
+        .spec
+        .plugins
+        .iter()
+        .filter_map(|e| ctx.plugins.get(&ObjectRef::new(&e.name).within(&ns)))
+        .map(|p| {
+            let mut p = (*p).clone();
+            p.spec = rollout::spec_for_shard(&p, &name).clone();
+            p
+        })
+        .collect()
+}
+
+async fn reconcile_shard(shard: &PrismShard, ctx: &Ctx) -> Result<Action, Error> {
+    if shard.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change()); // children go with their owner reference
+    }
+    let ns = shard.namespace().unwrap_or_default();
+    let name = shard.name_any();
+    let generation = shard.metadata.generation;
+    let now = Timestamp::now();
+    let old = shard.status.clone().unwrap_or_default();
+    let mut status = old.clone();
+    status.observed_generation = generation;
+
+    if paused(shard) {
+        set(
+            &mut status.conditions,
+            condition::PAUSED,
+            true,
+            "Paused",
+            "reconciliation is paused by annotation prism.io/reconcile: paused",
+            generation,
+            now,
+        );
+        write_status(ctx, shard, &old, &status).await?;
+        return Ok(Action::await_change());
+    }
+    remove(&mut status.conditions, condition::PAUSED);
+
+    let pinned = pinned_plugins(ctx, shard);
+    let mut available: Vec<String> = ctx
+        .plugins
+        .state()
+        .iter()
+        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
+        .map(|p| p.name_any())
+        .collect();
+    available.sort();
+    let lookup = |n: &str| {
+        pinned
+            .iter()
+            .find(|p| p.name_any() == n)
+            .map(|p| (p, format!("PrismPlugin {ns}/{n}")))
+    };
+    let rendered = match shard_plugins(shard, lookup, &available) {
+        Ok(uses) => ctx
+            .renderer
+            .render_shard(shard, &uses)
+            .map_err(|e| e.to_string()),
+        Err(problems) => Err(problems
+            .iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect::<Vec<_>>()
+            .join("; ")),
+    };
+    let objects = match rendered {
+        Ok(objects) => objects,
+        Err(why) => {
+            set(
+                &mut status.conditions,
+                condition::READY,
+                false,
+                "InvalidSpec",
+                why.clone(),
+                generation,
+                now,
+            );
+            set(
+                &mut status.conditions,
+                condition::DEGRADED,
+                true,
+                "InvalidSpec",
+                why.clone(),
+                generation,
+                now,
+            );
+            set(
+                &mut status.conditions,
+                condition::PROGRESSING,
+                false,
+                "InvalidSpec",
+                "",
+                generation,
+                now,
+            );
+            if write_status(ctx, shard, &old, &status).await? {
+                ctx.event(shard, true, "InvalidSpec", why).await;
+            }
+            return Ok(Action::requeue(ctx.settings.resync));
+        }
+    };
+
+    let mut degraded: Option<(&str, String)> = None;
+    if ctx.settings.workload_writes {
+        degraded = apply_objects(ctx, shard, &objects).await?;
+    }
+
+    // Status from the live StatefulSet.
+    let sts = ctx
+        .child("StatefulSet", &ns, &shard_fullname(&name))
+        .map(|o| as_json(&o));
+    let sts_status = sts.as_ref().map(|s| &s["status"]);
+    status.replicas = sts_status
+        .and_then(|s| s["replicas"].as_i64())
+        .map(|n| n as i32);
+    status.ready_replicas = sts_status
+        .and_then(|s| s["readyReplicas"].as_i64())
+        .map(|n| n as i32);
+    status.namespaces = Some(
+        ctx.namespaces
+            .state()
+            .iter()
+            .filter(|n| n.namespace().as_deref() == Some(ns.as_str()))
+            .filter(|n| n.status.as_ref().and_then(|s| s.shard.as_deref()) == Some(name.as_str()))
+            .count() as i32,
+    );
+    status.plugins = pinned
+        .iter()
+        .map(|p| ShardPluginStatus {
+            name: p.name_any(),
+            version: p.spec.version.clone(),
+        })
+        .collect();
+    status.plugins.sort_by(|a, b| a.name.cmp(&b.name));
+    let (ready, progress) = match &sts {
+        Some(s) => rollout_state(s),
+        None => (false, "the StatefulSet does not exist yet".to_string()),
+    };
+    if ready {
+        set(
+            &mut status.conditions,
+            condition::READY,
+            true,
+            "Ready",
+            progress.clone(),
+            generation,
+            now,
+        );
+        set(
+            &mut status.conditions,
+            condition::PROGRESSING,
+            false,
+            "RolledOut",
+            progress,
+            generation,
+            now,
+        );
+    } else {
+        set(
+            &mut status.conditions,
+            condition::READY,
+            false,
+            "RollingOut",
+            progress.clone(),
+            generation,
+            now,
+        );
+        set(
+            &mut status.conditions,
+            condition::PROGRESSING,
+            true,
+            "RollingOut",
+            progress,
+            generation,
+            now,
+        );
+    }
+    match degraded {
+        Some((reason, message)) => set(
+            &mut status.conditions,
+            condition::DEGRADED,
+            true,
+            reason,
+            message,
+            generation,
+            now,
+        ),
+        None => set(
+            &mut status.conditions,
+            condition::DEGRADED,
+            false,
+            "Healthy",
+            "",
+            generation,
+            now,
+        ),
+    }
+    write_status(ctx, shard, &old, &status).await?;
+    Ok(Action::requeue(ctx.settings.resync))
+}
+
+/// Applies what changed and prunes what is gone; returns a degradation to report, if any.
+async fn apply_objects(
+    ctx: &Ctx,
+    shard: &PrismShard,
+    objects: &[crate::render::Object],
+) -> Result<Option<(&'static str, String)>, Error> {
+    let ns = shard.namespace().unwrap_or_default();
+    let name = shard.name_any();
+    let owner = owner_ref(shard);
+    let mut degraded = None;
+    let mut keep = BTreeSet::new();
+    for obj in objects {
+        keep.insert((obj.kind.clone(), obj.name.clone()));
+        let Some(ar) = apply::api_resource(&obj.api_version, &obj.kind) else {
+            continue;
+        };
+        let desired = apply::desired(obj, &owner);
+        let mut live = ctx.child(&obj.kind, &ns, &obj.name).map(|o| as_json(&o));
+        if obj.kind == "StatefulSet" {
+            match storage::plan(&desired, live.as_ref()) {
+                Resize::None => {}
+                Resize::Refuse(why) => {
+                    degraded = Some(("StorageShrinkRefused", why.clone()));
+                    ctx.event(shard, true, "StorageShrinkRefused", why).await;
+                    continue;
+                }
+                Resize::Grow(size) => {
+                    let sel = selector("prism-proxy", &name)
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    match storage::grow(&ctx.client, &ns, &obj.name, &sel, &size).await {
+                        Ok(n) => {
+                            ctx.metrics.write("PersistentVolumeClaim", "patch");
+                            ctx.event(shard, false, "VolumesExpanded", format!("expanded {n} volume claims to {size}; re-creating the StatefulSet with orphaned pods")).await;
+                            live = None;
+                        }
+                        Err(why) => {
+                            degraded = Some(("StorageResizeFailed", why.clone()));
+                            ctx.event(shard, true, "StorageResizeFailed", why).await;
+                            continue;
+                        }
+                    }
+                }
+            }
+        }
+        if apply::needs_apply(&desired, live.as_ref()) {
+            apply::apply(&ctx.client, &ar, &desired).await?;
+            ctx.metrics.write(&obj.kind, "apply");
+            tracing::info!(shard = %name, object = %obj.id(), "applied");
+        }
+    }
+    let candidates = ctx.owned(&ns, SHARD_LABEL, &name, &shard.uid().unwrap_or_default());
+    let allow_empty = shard
+        .annotations()
+        .get(ALLOW_EMPTY_PRUNE)
+        .map(String::as_str)
+        == Some("true");
+    match apply::prune(&ctx.client, &candidates, &keep, allow_empty).await {
+        Ok(deleted) => {
+            for d in deleted {
+                ctx.metrics.write("Object", "delete");
+                ctx.event(
+                    shard,
+                    false,
+                    "Pruned",
+                    format!("deleted {d}: no longer rendered"),
+                )
+                .await;
+            }
+        }
+        Err(why) => degraded = Some(("PruneRefused", why)),
+    }
+    Ok(degraded)
+}
+
+/// Whether a StatefulSet (as JSON) finished rolling out with every replica ready, and a summary.
+pub fn rollout_state(sts: &Value) -> (bool, String) {
+    let spec_replicas = sts["spec"]["replicas"].as_i64().unwrap_or(1);
+    let st = &sts["status"];
+    let n = |k: &str| st[k].as_i64().unwrap_or(0);
+    let observed = st["observedGeneration"].as_i64().unwrap_or(0)
+        >= sts["metadata"]["generation"].as_i64().unwrap_or(0);
+    let same_revision =
+        st["currentRevision"].is_string() && st["currentRevision"] == st["updateRevision"];
+    let ready = observed
+        && same_revision
+        && n("replicas") == spec_replicas
+        && n("readyReplicas") == spec_replicas
+        && n("updatedReplicas") == spec_replicas;
+    let summary = format!(
+        "{}/{} replicas ready, {} updated{}",
+        n("readyReplicas"),
+        spec_replicas,
+        n("updatedReplicas"),
+        if same_revision {
+            ""
+        } else {
+            ", rollout in progress"
+        }
+    );
+    (ready, summary)
+}
+
+fn as_json(obj: &DynamicObject) -> Value {
+    serde_json::to_value(obj).expect("objects serialize")
+}
+
+/// Writes the status when it changed; returns whether it did.
+async fn write_status(
+    ctx: &Ctx,
+    shard: &PrismShard,
+    old: &PrismShardStatus,
+    new: &PrismShardStatus,
+) -> Result<bool, Error> {
+    if old == new {
+        return Ok(false);
+    }
+    let changed_ready = conditions::is_true(&old.conditions, condition::READY)
+        != conditions::is_true(&new.conditions, condition::READY);
+    ctx.patch_status(shard, new).await?;
+    if changed_ready {
+        let ready = conditions::is_true(&new.conditions, condition::READY);
+        ctx.event(
+            shard,
+            false,
+            if ready { "Ready" } else { "NotReady" },
+            format!(
+                "{}/{} replicas ready",
+                new.ready_replicas.unwrap_or(0),
+                new.replicas.unwrap_or(0)
+            ),
+        )
+        .await;
+    }
+    Ok(true)
+}

@@ -1,0 +1,136 @@
+//! Per-replica volume size changes. `volumeClaimTemplates` of a StatefulSet are immutable, so a
+//! larger size is carried out by expanding the existing claims, deleting the StatefulSet while
+//! orphaning its pods, and applying it again; a smaller size is refused.
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PropagationPolicy};
+use serde_json::Value;
+
+/// Bytes in a Kubernetes quantity such as `10Gi`, `500M` or `1.5Ti`.
+pub fn quantity_bytes(q: &str) -> Option<f64> {
+    let q = q.trim();
+    let split = q.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(q.len());
+    let (number, suffix) = q.split_at(split);
+    let n: f64 = number.parse().ok()?;
+    let factor = match suffix {
+        "" => 1.0,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        _ => return None,
+    };
+    Some(n * factor)
+}
+
+/// The per-replica size a StatefulSet (as JSON) asks for.
+pub fn template_size(sts: &Value) -> Option<&str> {
+    sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"].as_str()
+}
+
+/// What to do about the volumes when applying `desired` over `live`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resize {
+    /// Sizes match (or there is nothing live yet).
+    None,
+    /// Grow every claim to this size, then re-create the StatefulSet.
+    Grow(String),
+    /// The new size is smaller than the live one: refuse, with a message.
+    Refuse(String),
+}
+
+/// Compares the volume size of the rendered StatefulSet with the live one.
+pub fn plan(desired: &Value, live: Option<&Value>) -> Resize {
+    let (Some(want), Some(have)) = (template_size(desired), live.and_then(template_size)) else {
+        return Resize::None;
+    };
+    match (quantity_bytes(want), quantity_bytes(have)) {
+        (Some(w), Some(h)) if w > h => Resize::Grow(want.to_string()),
+        (Some(w), Some(h)) if w < h => Resize::Refuse(format!(
+            "spec.storage.size {want} is smaller than the {have} the volumes already have; volumes cannot shrink"
+        )),
+        _ => Resize::None,
+    }
+}
+
+/// Expands the claims of `sts` (named `<template>-<sts>-<ordinal>`) to `size`, then deletes the
+/// StatefulSet orphaning its pods so it can be applied again with the new template.
+pub async fn grow(
+    client: &Client,
+    namespace: &str,
+    sts: &str,
+    selector: &str,
+    size: &str,
+) -> Result<usize, String> {
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    let list = pvcs
+        .list(&ListParams::default().labels(selector))
+        .await
+        .map_err(|e| format!("listing volume claims: {e}"))?;
+    let prefix = format!("config-{sts}-");
+    let mut grown = 0;
+    for pvc in list.items {
+        let name = pvc.metadata.name.clone().unwrap_or_default();
+        if !name.starts_with(&prefix) {
+            continue;
+        }
+        let patch = serde_json::json!({"spec": {"resources": {"requests": {"storage": size}}}});
+        pvcs.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| format!("expanding {name} to {size}: {e}"))?;
+        grown += 1;
+    }
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+    let orphan = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Orphan),
+        ..Default::default()
+    };
+    match sets.delete(sts, &orphan).await {
+        Ok(_) => Ok(grown),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(grown),
+        Err(e) => Err(format!("re-creating StatefulSet {sts}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn quantities() {
+        assert_eq!(quantity_bytes("10Gi"), Some(10.0 * 1024f64.powi(3)));
+        assert_eq!(quantity_bytes("500M"), Some(5e8));
+        assert_eq!(quantity_bytes("1.5Ki"), Some(1536.0));
+        assert_eq!(quantity_bytes("12"), Some(12.0));
+        assert_eq!(quantity_bytes("3Zi"), None);
+    }
+
+    fn sts(size: &str) -> Value {
+        json!({"spec": {"volumeClaimTemplates": [{"spec": {"resources": {"requests": {"storage": size}}}}]}})
+    }
+
+    #[test]
+    fn plans_growth_and_refuses_shrinking() {
+        assert_eq!(
+            plan(&sts("20Gi"), Some(&sts("10Gi"))),
+            Resize::Grow("20Gi".into())
+        );
+        assert_eq!(plan(&sts("10Gi"), Some(&sts("10240Mi"))), Resize::None);
+        assert!(
+            matches!(plan(&sts("5Gi"), Some(&sts("10Gi"))), Resize::Refuse(m) if m.contains("cannot shrink"))
+        );
+        assert_eq!(plan(&sts("5Gi"), None), Resize::None);
+    }
+}

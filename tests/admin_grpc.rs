@@ -1,0 +1,447 @@
+//! The admin client against the test control plane, over real TCP on loopback: placement,
+//! upsert, metadata-only persistence and every failure class the operator reacts to.
+
+#[allow(dead_code)]
+#[path = "support/admin_server.rs"]
+mod admin_server;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use admin_server::AdminServer;
+use prism_operator::admin::proto::{
+    CreateNamespaceRequest, NamespaceConfig, NamespaceRevocation, ProxyRegistration,
+};
+use prism_operator::admin::{AdminClient, AdminError, AdminPool, namespace_config, partition_of};
+use prism_operator::api::{Consistency, PrismNamespace, RateLimit};
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+const SECRET: &str = "postgres://orders:hunter2@db.team-a.svc:5432/orders";
+
+/// CRC32-IEEE bit by bit, independent of the code under test.
+fn crc32_ieee(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+fn request(namespace: &str, config: NamespaceConfig) -> CreateNamespaceRequest {
+    CreateNamespaceRequest {
+        namespace: namespace.into(),
+        requesting_proxy: "prism-operator".into(),
+        config: Some(config),
+        principal: "prism-operator".into(),
+    }
+}
+
+fn labelled(backend: &str) -> NamespaceConfig {
+    NamespaceConfig {
+        metadata: [("prism.io/backend".to_string(), backend.to_string())].into(),
+        ..Default::default()
+    }
+}
+
+fn registration(proxy_id: &str) -> ProxyRegistration {
+    ProxyRegistration {
+        proxy_id: proxy_id.into(),
+        address: format!("{proxy_id}.prism.svc:8980"),
+        region: "local".into(),
+        version: "0.1.0".into(),
+        capabilities: vec!["keyvalue".into()],
+        metadata: Default::default(),
+    }
+}
+
+fn orders() -> PrismNamespace {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "prism.io/v1alpha1",
+        "kind": "PrismNamespace",
+        "metadata": {"name": "orders", "namespace": "team-a"},
+        "spec": {
+            "backend": "postgres",
+            "pattern": "keyvalue",
+            "backendConfig": {"pool_size": 10},
+            "connectionStringFrom": {"secretKeyRef": {"name": "orders-db", "key": "url"}},
+            "caching": {"enabled": true, "ttl": "300s"},
+        },
+    }))
+    .unwrap()
+}
+
+async fn started() -> (AdminServer, AdminClient) {
+    let server = AdminServer::start().await;
+    let client = AdminClient::connect_lazy(&server.endpoint(), TIMEOUT).unwrap();
+    (server, client)
+}
+
+#[tokio::test]
+async fn create_before_any_proxy_registers_is_failed_precondition() {
+    let server = AdminServer::start().await;
+    // The bare host:port form.
+    let endpoint = server.endpoint().replace("http://", "");
+    let client = AdminClient::connect_lazy(&endpoint, TIMEOUT).unwrap();
+
+    let error = client
+        .create_namespace(request("orders", labelled("postgres")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, AdminError::FailedPrecondition(_)),
+        "{error}"
+    );
+    assert_eq!(error.reason(), "NoProxyRegistered");
+    assert!(error.is_retryable());
+    assert!(server.namespaces().is_empty());
+    assert_eq!(server.create_calls(), 1);
+
+    client
+        .register_proxy(registration("proxy-a"))
+        .await
+        .unwrap();
+    let created = client
+        .create_namespace(request("orders", labelled("postgres")))
+        .await
+        .unwrap();
+    assert!(created.success);
+    assert_eq!(created.assigned_proxy, "proxy-a");
+    assert_eq!(server.create_calls(), 2);
+}
+
+#[tokio::test]
+async fn placement_follows_crc32_and_sorted_proxy_ranges() {
+    assert_eq!(crc32_ieee(b"123456789"), 0xCBF4_3926);
+    let (server, client) = started().await;
+
+    let first = client
+        .register_proxy(registration("proxy-c"))
+        .await
+        .unwrap();
+    assert_eq!(
+        first
+            .partition_ranges
+            .iter()
+            .map(|r| (r.start, r.end))
+            .collect::<Vec<_>>(),
+        [(0, 255)]
+    );
+    client
+        .register_proxy(registration("proxy-a"))
+        .await
+        .unwrap();
+    client
+        .register_proxy(registration("proxy-b"))
+        .await
+        .unwrap();
+    // Registering again is idempotent; the ranges are contiguous over the sorted ids.
+    let again = client
+        .register_proxy(registration("proxy-b"))
+        .await
+        .unwrap();
+    assert_eq!(
+        again
+            .partition_ranges
+            .iter()
+            .map(|r| (r.start, r.end))
+            .collect::<Vec<_>>(),
+        [(85, 169)]
+    );
+    assert_eq!(server.proxies(), ["proxy-a", "proxy-b", "proxy-c"]);
+
+    let sorted = ["proxy-a", "proxy-b", "proxy-c"];
+    let mut owners = BTreeSet::new();
+    for i in 0..24 {
+        let name = format!("namespace-{i}");
+        let expected_partition = (crc32_ieee(name.as_bytes()) % 256) as i32;
+        let expected_proxy = sorted[(expected_partition as usize / 85).min(2)];
+        assert_eq!(partition_of(&name), expected_partition, "{name}");
+
+        let created = client
+            .create_namespace(request(&name, labelled("redis")))
+            .await
+            .unwrap();
+        assert_eq!(created.assigned_partition, expected_partition, "{name}");
+        assert_eq!(created.assigned_proxy, expected_proxy, "{name}");
+        let stored = server.namespace(&name).unwrap();
+        assert_eq!(
+            (stored.partition, stored.proxy.as_str()),
+            (expected_partition, expected_proxy)
+        );
+        owners.insert(created.assigned_proxy);
+    }
+    assert_eq!(owners.len(), 3, "every proxy owns some namespace");
+
+    // A proxy registering late learns the namespaces already in its range.
+    let ack = client
+        .register_proxy(registration("proxy-a"))
+        .await
+        .unwrap();
+    let range = &ack.partition_ranges[0];
+    assert!(!ack.initial_namespaces.is_empty());
+    for assignment in &ack.initial_namespaces {
+        assert!((range.start..=range.end).contains(&assignment.partition_id));
+        assert_eq!(
+            assignment.config.as_ref().unwrap().metadata["prism.io/backend"],
+            "redis"
+        );
+    }
+}
+
+#[tokio::test]
+async fn upsert_replaces_metadata_and_only_metadata_is_persisted() {
+    let (server, client) = started().await;
+    client
+        .register_proxy(registration("proxy-a"))
+        .await
+        .unwrap();
+    client
+        .register_proxy(registration("proxy-b"))
+        .await
+        .unwrap();
+
+    let mut ns = orders();
+    let config = namespace_config(&ns, "shard-a", Some(SECRET));
+    let created = client
+        .create_namespace(request("orders", config.clone()))
+        .await
+        .unwrap();
+    assert_eq!(created.assigned_partition, partition_of("orders"));
+
+    // The connection string crossed the wire…
+    let received = server.last_request("orders").unwrap();
+    assert_eq!(
+        received.config.unwrap().backends["postgres"].connection_string,
+        SECRET
+    );
+    // …but admin kept the metadata alone, which holds no secret.
+    let stored = server.namespace("orders").unwrap();
+    assert_eq!(stored.metadata, config.metadata);
+    assert_eq!(stored.principal, "prism-operator");
+    assert_eq!(stored.metadata["prism.io/shard"], "shard-a");
+    assert_eq!(stored.metadata["prism.io/cache-ttl-seconds"], "300");
+    assert!(
+        stored
+            .metadata
+            .iter()
+            .all(|(k, v)| !k.contains("hunter2") && !v.contains("hunter2")),
+        "{:?}",
+        stored.metadata
+    );
+
+    ns.spec.consistency = Some(Consistency::Strong);
+    ns.spec.rate_limit = Some(RateLimit {
+        rps: 100,
+        burst: None,
+    });
+    let updated_config = namespace_config(&ns, "shard-a", Some(SECRET));
+    let updated = client
+        .create_namespace(request("orders", updated_config.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (updated.assigned_partition, &updated.assigned_proxy),
+        (created.assigned_partition, &created.assigned_proxy)
+    );
+    assert_eq!(server.namespaces().len(), 1);
+    assert_eq!(server.create_calls(), 2);
+    let metadata = &server.namespaces()["orders"];
+    assert_eq!(metadata, &updated_config.metadata);
+    assert_eq!(metadata["prism.io/consistency"], "strong");
+    assert_eq!(metadata["prism.io/rate-limit-rps"], "100");
+    assert_eq!(metadata["prism.io/rate-limit-burst"], "100");
+}
+
+#[tokio::test]
+async fn slow_admin_times_out_within_the_configured_timeout() {
+    let timeout = Duration::from_millis(300);
+    let server = AdminServer::start().await;
+    let client = AdminClient::connect_lazy(&server.endpoint(), timeout).unwrap();
+    server.add_proxy("proxy-a");
+    server.set_slow(Duration::from_secs(5));
+
+    let started = Instant::now();
+    let error = client
+        .create_namespace(request("orders", labelled("postgres")))
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(matches!(error, AdminError::DeadlineExceeded(_)), "{error}");
+    assert_eq!(error.reason(), "AdminTimeout");
+    assert!(error.is_retryable());
+    assert!(elapsed < timeout * 2, "took {elapsed:?}");
+
+    let started = Instant::now();
+    let error = client
+        .register_proxy(registration("proxy-b"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, AdminError::DeadlineExceeded(_)), "{error}");
+    assert!(
+        started.elapsed() < timeout * 2,
+        "took {:?}",
+        started.elapsed()
+    );
+
+    server.set_slow(Duration::ZERO);
+    let created = client
+        .create_namespace(request("orders", labelled("postgres")))
+        .await
+        .unwrap();
+    assert_eq!(created.assigned_proxy, "proxy-a");
+}
+
+#[tokio::test]
+async fn down_admin_is_unavailable_and_the_same_client_recovers_after_restart() {
+    let (server, client) = started().await;
+    client
+        .register_proxy(registration("proxy-a"))
+        .await
+        .unwrap();
+    client
+        .create_namespace(request("orders", labelled("postgres")))
+        .await
+        .unwrap();
+
+    server.stop().await;
+    assert!(!server.is_running());
+    for _ in 0..2 {
+        let started = Instant::now();
+        let error = client
+            .create_namespace(request("orders", labelled("redis")))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, AdminError::Unavailable(_)), "{error}");
+        assert_eq!(error.reason(), "AdminUnavailable");
+        assert!(error.is_retryable());
+        assert!(started.elapsed() < TIMEOUT * 2);
+    }
+
+    server.restart().await;
+    let updated = client
+        .create_namespace(request("orders", labelled("redis")))
+        .await
+        .unwrap();
+    assert_eq!(updated.assigned_proxy, "proxy-a");
+    assert_eq!(server.namespaces()["orders"]["prism.io/backend"], "redis");
+    assert_eq!(server.endpoint(), client.endpoint());
+}
+
+#[tokio::test]
+async fn wiped_admin_forgets_proxies_and_namespaces() {
+    let (server, client) = started().await;
+    client
+        .register_proxy(registration("proxy-a"))
+        .await
+        .unwrap();
+    client
+        .create_namespace(request("orders", labelled("postgres")))
+        .await
+        .unwrap();
+
+    server.wipe();
+    assert!(server.namespaces().is_empty());
+    assert!(server.proxies().is_empty());
+    let error = client
+        .create_namespace(request("orders", labelled("postgres")))
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason(), "NoProxyRegistered");
+
+    client
+        .register_proxy(registration("proxy-a"))
+        .await
+        .unwrap();
+    client
+        .create_namespace(request("orders", labelled("postgres")))
+        .await
+        .unwrap();
+    assert_eq!(server.namespaces().len(), 1);
+}
+
+#[tokio::test]
+async fn internal_errors_are_classified() {
+    let (server, client) = started().await;
+    server.add_proxy("proxy-a");
+    server.set_failing(true);
+
+    let error = client
+        .create_namespace(request(
+            "orders",
+            namespace_config(&orders(), "s", Some(SECRET)),
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, AdminError::Internal(_)), "{error}");
+    assert_eq!(error.reason(), "AdminError");
+    assert!(error.is_retryable());
+    assert!(!error.to_string().contains("hunter2"));
+    let error = client
+        .register_proxy(registration("proxy-b"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, AdminError::Internal(_)), "{error}");
+    assert!(server.namespaces().is_empty());
+
+    server.set_failing(false);
+    client
+        .create_namespace(request("orders", labelled("postgres")))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn revoke_acknowledges_and_removes_the_namespace() {
+    let (server, client) = started().await;
+    server.add_proxy("proxy-a");
+    let created = client
+        .create_namespace(request("orders", labelled("postgres")))
+        .await
+        .unwrap();
+
+    let ack = client
+        .revoke_namespace(NamespaceRevocation {
+            proxy_id: created.assigned_proxy,
+            namespace: "orders".into(),
+            graceful_timeout_seconds: 30,
+        })
+        .await
+        .unwrap();
+    assert!(ack.success);
+    assert!(ack.revoked_at > 0);
+    assert_eq!(server.revoked(), ["orders"]);
+    assert!(server.namespaces().is_empty());
+}
+
+#[tokio::test]
+async fn pool_hands_out_working_shared_clients() {
+    let server = AdminServer::start().await;
+    server.add_proxy("proxy-a");
+    let pool = AdminPool::new(TIMEOUT);
+    let endpoint = server.endpoint();
+    let bare = endpoint.replace("http://", "");
+
+    pool.client(&endpoint)
+        .unwrap()
+        .create_namespace(request("a", labelled("redis")))
+        .await
+        .unwrap();
+    pool.client(&bare)
+        .unwrap()
+        .create_namespace(request("b", labelled("redis")))
+        .await
+        .unwrap();
+    assert_eq!(pool.len(), 1);
+    assert_eq!(server.namespaces().len(), 2);
+
+    let error = pool.client("https://127.0.0.1:1").unwrap_err();
+    assert_eq!(error.reason(), "InvalidAdminEndpoint");
+    assert!(!error.is_retryable());
+}

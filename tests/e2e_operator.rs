@@ -1,0 +1,568 @@
+//! prism-operator against a real control plane (etcd, kube-apiserver, controller-manager,
+//! scheduler, kwok nodes): shards become StatefulSets that reach ready, drift heals, pruning,
+//! health-gated plugin rollouts with rollback, restarts, leader election and printer columns.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use prism_operator::api::{PrismPlugin, PrismShard, RolloutPhase};
+use support::operator::{Operator, apply_yaml, install_crds};
+use support::{cluster, wait_for};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn plugin_yaml(name: &str, version: &str, port: u16, extra: &str) -> String {
+    format!(
+        "apiVersion: prism.io/v1alpha1
+kind: PrismPlugin
+metadata: {{name: {name}}}
+spec:
+  version: {version}
+  source: {{registry: ghcr.io/prism/plugins, image: \"{name}-plugin:{version}\"}}
+  deployment:
+    type: sidecar
+{extra}  healthCheck: {{grpc: {{port: {port}}}}}
+  rollout: {{progressDeadline: 20s}}
+"
+    )
+}
+
+fn shard_yaml(name: &str, replicas: u32, plugins: &[&str], extra: &str) -> String {
+    let mut list = String::new();
+    for p in plugins {
+        list.push_str(&format!("  - {{name: {p}, version: \"1\"}}\n"));
+    }
+    let plugins = if plugins.is_empty() {
+        String::new()
+    } else {
+        format!("  plugins:\n{list}")
+    };
+    format!(
+        "apiVersion: prism.io/v1alpha1
+kind: PrismShard
+metadata: {{name: {name}}}
+spec:
+  product: {name}
+  replicas: {replicas}
+  resources: {{requests: {{cpu: 100m, memory: 128Mi}}}}
+{plugins}{extra}"
+    )
+}
+
+async fn setup(prefix: &str) -> (Client, String) {
+    let (client, ns) = cluster::test_namespace(prefix).await;
+    install_crds(&client).await;
+    (client, ns)
+}
+
+async fn wait_shard_ready(client: &Client, ns: &str, name: &str, replicas: i32, op: &Operator) {
+    let api: Api<PrismShard> = Api::namespaced(client.clone(), ns);
+    wait_for(
+        &format!("PrismShard {name} ready with {replicas} replicas"),
+        2 * MINUTE,
+        || {
+            let api = api.clone();
+            let tail = op.log_tail();
+            async move {
+                let s = api.get(name).await.map_err(|e| e.to_string())?;
+                let st = s.status.clone().unwrap_or_default();
+                let ready = st
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                if ready
+                    && st.ready_replicas == Some(replicas)
+                    && st.observed_generation == s.metadata.generation
+                {
+                    Ok(())
+                } else {
+                    Err(format!("status {st:?}\noperator log:\n{tail}"))
+                }
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shard_lifecycle_apply_drift_and_prune() {
+    let (client, ns) = setup("op-shard").await;
+    let op = Operator::start(&ns, &["--resync", "20s"]).await;
+    apply_yaml(&client, &ns, &plugin_yaml("pg", "1.0.0", 50100, "")).await;
+    let autoscaled = shard_yaml(
+        "a",
+        2,
+        &["pg"],
+        "  autoscaling: {enabled: true, minReplicas: 2, maxReplicas: 4, targetCPUUtilization: 80}\n",
+    );
+    apply_yaml(&client, &ns, &autoscaled).await;
+
+    // Every object exists and the StatefulSet reaches ready with bound volumes.
+    wait_shard_ready(&client, &ns, "a", 2, &op).await;
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    let svc: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &ns);
+    let set = sts.get("prism-a").await.unwrap();
+    assert_eq!(
+        set.spec.replicas,
+        Some(2),
+        "the StatefulSet starts at the HPA's floor"
+    );
+    assert!(svc.get("prism-a").await.is_ok() && svc.get("prism-a-headless").await.is_ok());
+    assert!(pdbs.get("prism-a").await.is_ok());
+    assert!(hpas.get("prism-a").await.is_ok());
+    let owner = &set.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        ("PrismShard", "a", Some(true))
+    );
+
+    // A deleted child comes back; an edited one is put back as rendered.
+    svc.delete("prism-a", &DeleteParams::default())
+        .await
+        .unwrap();
+    let edit = serde_json::json!({"data": {"proxy.yaml": "edited: true\n"}});
+    cms.patch("prism-a", &PatchParams::default(), &Patch::Merge(&edit))
+        .await
+        .unwrap();
+    wait_for("drift healed", MINUTE, || {
+        let (svc, cms) = (svc.clone(), cms.clone());
+        async move {
+            svc.get("prism-a")
+                .await
+                .map_err(|e| format!("service: {e}"))?;
+            let cm = cms.get("prism-a").await.map_err(|e| e.to_string())?;
+            let data = cm.data.unwrap_or_default();
+            if data["proxy.yaml"].contains("edited") {
+                Err("config still edited".into())
+            } else {
+                Ok(())
+            }
+        }
+    })
+    .await;
+
+    // Turning autoscaling off prunes the HPA and hands replicas back to the spec; a resource
+    // change reaches the pod template.
+    let fixed = shard_yaml("a", 3, &["pg"], "").replace("cpu: 100m", "cpu: 200m");
+    apply_yaml(&client, &ns, &fixed).await;
+    wait_for("HPA pruned, replicas and resources applied", MINUTE, || {
+        let (sts, hpas) = (sts.clone(), hpas.clone());
+        async move {
+            let gone =
+                matches!(hpas.get("prism-a").await, Err(kube::Error::Api(e)) if e.code == 404);
+            let s = sts.get("prism-a").await.map_err(|e| e.to_string())?;
+            let spec = s.spec;
+            let cpu = spec.template.spec.unwrap().containers[0]
+                .resources
+                .clone()
+                .unwrap()
+                .requests
+                .unwrap()["cpu"]
+                .0
+                .clone();
+            if gone && spec.replicas == Some(3) && cpu == "200m" {
+                Ok(())
+            } else {
+                Err(format!(
+                    "hpa gone {gone}, replicas {:?}, cpu {cpu}",
+                    spec.replicas
+                ))
+            }
+        }
+    })
+    .await;
+    wait_shard_ready(&client, &ns, "a", 3, &op).await;
+
+    // Removing the plugin from the shard removes its sidecar.
+    apply_yaml(
+        &client,
+        &ns,
+        &shard_yaml("a", 3, &[], "").replace("cpu: 100m", "cpu: 200m"),
+    )
+    .await;
+    wait_for("sidecar removed", MINUTE, || {
+        let sts = sts.clone();
+        async move {
+            let s = sts.get("prism-a").await.map_err(|e| e.to_string())?;
+            let names: Vec<String> = s
+                .spec
+                .template
+                .spec
+                .unwrap()
+                .containers
+                .into_iter()
+                .map(|c| c.name)
+                .collect();
+            if names == ["proxy"] {
+                Ok(())
+            } else {
+                Err(format!("containers {names:?}"))
+            }
+        }
+    })
+    .await;
+}
+
+/// Which shards were given the target version, in order, observed from the plugin's status.
+async fn watch_rollout(
+    client: &Client,
+    ns: &str,
+    plugin: &str,
+    op: &Operator,
+    until: RolloutPhase,
+) -> (Vec<String>, PrismPlugin) {
+    let api: Api<PrismPlugin> = Api::namespaced(client.clone(), ns);
+    let mut order: Vec<String> = Vec::new();
+    let start = std::time::Instant::now();
+    loop {
+        let p = api.get(plugin).await.unwrap();
+        if let Some(r) = p.status.as_ref().and_then(|s| s.rollout.clone()) {
+            assert!(
+                r.in_progress.len() <= 1,
+                "at most one shard at a time: {:?}",
+                r.in_progress
+            );
+            for s in r
+                .completed
+                .iter()
+                .cloned()
+                .chain(r.in_progress.iter().map(|s| s.shard.clone()))
+            {
+                if !order.contains(&s) {
+                    order.push(s);
+                }
+            }
+            if r.phase == until {
+                return (order, p);
+            }
+        }
+        assert!(
+            start.elapsed() < 3 * MINUTE,
+            "rollout did not reach {until:?}; order so far {order:?}; status {:?}\n{}",
+            p.status,
+            op.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn three_shards(client: &Client, ns: &str, op: &Operator) {
+    apply_yaml(client, ns, &plugin_yaml("pg", "1.0.0", 50100, "")).await;
+    for s in ["s3", "s1", "s2"] {
+        apply_yaml(client, ns, &shard_yaml(s, 1, &["pg"], "")).await;
+    }
+    for s in ["s1", "s2", "s3"] {
+        wait_shard_ready(client, ns, s, 1, op).await;
+    }
+    let api: Api<PrismPlugin> = Api::namespaced(client.clone(), ns);
+    wait_for("pg 1.0.0 healthy everywhere", MINUTE, || {
+        let api = api.clone();
+        async move {
+            let p = api.get("pg").await.map_err(|e| e.to_string())?;
+            let st = p.status.unwrap_or_default();
+            if st.last_healthy_version.as_deref() == Some("1.0.0") && st.installed {
+                Ok(())
+            } else {
+                Err(format!("{st:?}"))
+            }
+        }
+    })
+    .await;
+}
+
+fn image_of(set: &StatefulSet) -> String {
+    set.spec
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers
+        .iter()
+        .find(|c| c.name == "plugin-pg")
+        .unwrap()
+        .image
+        .clone()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_upgrade_rolls_shard_by_shard_and_survives_a_restart() {
+    let (client, ns) = setup("op-rollout").await;
+    let mut op = Operator::start(&ns, &["--resync", "20s"]).await;
+    three_shards(&client, &ns, &op).await;
+
+    apply_yaml(&client, &ns, &plugin_yaml("pg", "1.1.0", 50100, "")).await;
+    // Kill the operator (SIGKILL) the moment the rollout has started on the first shard.
+    let api: Api<PrismPlugin> = Api::namespaced(client.clone(), &ns);
+    let started = std::time::Instant::now();
+    let at_kill = loop {
+        let p = api.get("pg").await.unwrap();
+        if let Some(r) = p
+            .status
+            .and_then(|s| s.rollout)
+            .filter(|r| !r.in_progress.is_empty() || !r.completed.is_empty())
+        {
+            op.kill();
+            break r;
+        }
+        assert!(
+            started.elapsed() < 2 * MINUTE,
+            "rollout never started:\n{}",
+            op.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        at_kill
+            .in_progress
+            .iter()
+            .map(|s| s.shard.as_str())
+            .chain(at_kill.completed.iter().map(String::as_str))
+            .collect::<Vec<_>>(),
+        ["s1"]
+    );
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    assert_eq!(
+        image_of(&sts.get("prism-s3").await.unwrap()),
+        "ghcr.io/prism/plugins/pg-plugin:1.0.0",
+        "s3 must wait its turn"
+    );
+    // Nothing moves while no operator runs.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let still = api
+        .get("pg")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .rollout
+        .unwrap();
+    assert_eq!(still.target_hash, at_kill.target_hash);
+    assert!(
+        still.completed.len() <= 1 && still.in_progress.iter().all(|s| s.shard == "s1"),
+        "{still:?}"
+    );
+    let op = Operator::start(&ns, &["--resync", "20s"]).await;
+    let (order, p) = watch_rollout(&client, &ns, "pg", &op, RolloutPhase::Complete).await;
+    let r = p.status.as_ref().unwrap().rollout.clone().unwrap();
+    assert_eq!(
+        r.target_hash, at_kill.target_hash,
+        "the restarted operator continued the same rollout"
+    );
+    assert_eq!(
+        r.completed,
+        ["s1", "s2", "s3"],
+        "shards complete one at a time in name order"
+    );
+    assert_eq!(order.first().map(String::as_str), Some("s1"));
+    assert_eq!(
+        p.status.as_ref().unwrap().last_healthy_version.as_deref(),
+        Some("1.1.0")
+    );
+    for s in ["s1", "s2", "s3"] {
+        assert_eq!(
+            image_of(&sts.get(&format!("prism-{s}")).await.unwrap()),
+            "ghcr.io/prism/plugins/pg-plugin:1.1.0"
+        );
+    }
+    let versions: Vec<(String, String)> = p
+        .status
+        .unwrap()
+        .shard_versions
+        .into_iter()
+        .map(|v| (v.shard, v.version))
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            ("s1".into(), "1.1.0".into()),
+            ("s2".into(), "1.1.0".into()),
+            ("s3".into(), "1.1.0".into())
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unhealthy_version_is_rolled_back() {
+    let (client, ns) = setup("op-rollback").await;
+    let op = Operator::start(&ns, &["--resync", "20s"]).await;
+    three_shards(&client, &ns, &op).await;
+
+    // 2.0.0 asks for more CPU than any node has: its pods never schedule, never get ready.
+    let broken = plugin_yaml(
+        "pg",
+        "1.2.0",
+        50100,
+        "    resources: {requests: {cpu: \"5000\"}}\n",
+    );
+    apply_yaml(&client, &ns, &broken).await;
+    let (order, p) = watch_rollout(&client, &ns, "pg", &op, RolloutPhase::RolledBack).await;
+    assert_eq!(
+        order,
+        ["s1"],
+        "the rollout stops at the first unhealthy shard"
+    );
+    let st = p.status.unwrap();
+    let r = st.rollout.unwrap();
+    assert_eq!(r.failed_shard.as_deref(), Some("s1"));
+    let degraded = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .unwrap();
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str()),
+        ("True", "RolledBack")
+    );
+    assert!(
+        degraded.message.contains("shard s1 did not become healthy"),
+        "{}",
+        degraded.message
+    );
+
+    // Every shard is back on (or still on) the healthy version, and s1 is ready again.
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    for s in ["s1", "s2", "s3"] {
+        let name = format!("prism-{s}");
+        wait_for(&format!("{name} back on 1.0.0"), MINUTE, || {
+            let sts = sts.clone();
+            let name = name.clone();
+            async move {
+                let img = image_of(&sts.get(&name).await.map_err(|e| e.to_string())?);
+                if img.ends_with(":1.0.0") {
+                    Ok(())
+                } else {
+                    Err(img)
+                }
+            }
+        })
+        .await;
+    }
+    wait_shard_ready(&client, &ns, "s1", 1, &op).await;
+    let events = support::operator::http_get(&format!("http://127.0.0.1:{}/metrics", op.port))
+        .await
+        .unwrap();
+    assert!(
+        events.contains("prism_operator_reconcile_total{controller=\"prismplugin\""),
+        "{events}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_writes() {
+    let (client, ns) = setup("op-leader").await;
+    let a = Operator::start(&ns, &["--leader-elect", "--identity", "replica-a"]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let b = Operator::start(&ns, &["--leader-elect", "--identity", "replica-b"]).await;
+    apply_yaml(&client, &ns, &plugin_yaml("pg", "1.0.0", 50100, "")).await;
+    apply_yaml(&client, &ns, &shard_yaml("solo", 1, &["pg"], "")).await;
+    wait_shard_ready(&client, &ns, "solo", 1, &a).await;
+    let lease: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let holder = lease
+        .get("prism-operator")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .holder_identity
+        .unwrap();
+    let (leader, standby) = if holder == "replica-a" {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    assert!(leader.writes().await > 0.0, "the leader applied the shard");
+    assert_eq!(
+        standby.writes().await,
+        0.0,
+        "the standby wrote nothing:\n{}",
+        standby.metrics().await
+    );
+    assert!(
+        standby
+            .metrics()
+            .await
+            .contains("prism_operator_leader_election_master_status 0")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_operator_cleanly() {
+    let (_client, ns) = setup("op-term").await;
+    let mut op = Operator::start(&ns, &[]).await;
+    let status = op.terminate(Duration::from_secs(10));
+    let status =
+        status.unwrap_or_else(|| panic!("no exit within 10 s of SIGTERM:\n{}", op.log_tail()));
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_columns_are_useful() {
+    let (client, ns) = setup("op-columns").await;
+    let op = Operator::start(&ns, &[]).await;
+    apply_yaml(&client, &ns, &plugin_yaml("pg", "1.0.0", 50100, "")).await;
+    apply_yaml(&client, &ns, &shard_yaml("cols", 1, &["pg"], "")).await;
+    wait_shard_ready(&client, &ns, "cols", 1, &op).await;
+    // The table kubectl prints, as the API server renders it.
+    for (plural, want) in [
+        (
+            "prismshards",
+            vec![
+                "Name",
+                "Product",
+                "Feature",
+                "SLA",
+                "Replicas",
+                "Ready-Replicas",
+                "Namespaces",
+                "Ready",
+                "Age",
+            ],
+        ),
+        (
+            "prismplugins",
+            vec![
+                "Name",
+                "Version",
+                "Type",
+                "Shards",
+                "Namespaces",
+                "Ready",
+                "Age",
+            ],
+        ),
+    ] {
+        let req = http::Request::get(format!("/apis/prism.io/v1alpha1/namespaces/{ns}/{plural}"))
+            .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+            .body(Vec::new())
+            .unwrap();
+        let table: serde_json::Value = client.request(req).await.unwrap();
+        let cols: Vec<&str> = table["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(cols, want, "{plural}");
+        let row = &table["rows"][0]["cells"];
+        if plural == "prismshards" {
+            assert_eq!(row[1], "cols");
+            assert_eq!(row[5], 1, "ready replicas: {row}");
+            assert_eq!(row[7], "True", "ready: {row}");
+        } else {
+            assert_eq!(row[1], "1.0.0");
+            assert_eq!(row[2], "sidecar");
+        }
+    }
+}

@@ -1,0 +1,467 @@
+//! A stand-in for prism-admin: a wire-compatible `prism.ControlPlane` server on loopback that
+//! behaves like upstream (placement by CRC32-IEEE % 256 over sorted proxy ranges, upsert,
+//! FAILED_PRECONDITION without proxies, only metadata persisted) and can be made slow, failing,
+//! stopped, restarted on the same port or wiped, for tests of everything that talks to admin.
+//!
+//! One deliberate difference: RevokeNamespace removes the namespace here, so tests can see a
+//! finalizer's effect; upstream acknowledges it without changing anything.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use prism_operator::admin::partition_of;
+use prism_operator::admin::proto::control_plane_server::{ControlPlane, ControlPlaneServer};
+use prism_operator::admin::proto::{
+    CreateNamespaceRequest, CreateNamespaceResponse, HeartbeatAck, LauncherHeartbeatRequest,
+    LauncherRegistration, LauncherRegistrationAck, NamespaceAssignment, NamespaceAssignmentAck,
+    NamespaceConfig, NamespaceRevocation, NamespaceRevocationAck, PartitionRange,
+    ProcessAssignment, ProcessAssignmentAck, ProcessRevocation, ProcessRevocationAck,
+    ProxyHeartbeat, ProxyRegistration, ProxyRegistrationAck,
+};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status};
+
+/// Partitions admin spreads namespaces over.
+const PARTITIONS: i32 = 256;
+
+/// What admin keeps of a namespace: its placement and the request's metadata, nothing else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredNamespace {
+    /// CRC32-IEEE(name) % 256.
+    pub partition: i32,
+    /// Proxy whose range held the partition at the last create.
+    pub proxy: String,
+    /// `config.metadata` of the last create.
+    pub metadata: BTreeMap<String, String>,
+    /// `principal` of the last create.
+    pub principal: String,
+}
+
+/// Admin's own state: what a restarted, empty admin would not have.
+#[derive(Default)]
+struct AdminState {
+    /// Registered proxies by id (sorted, as placement needs).
+    proxies: BTreeMap<String, ProxyRegistration>,
+    namespaces: BTreeMap<String, StoredNamespace>,
+}
+
+/// What the test observed on the wire; survives [`AdminServer::wipe`].
+#[derive(Default)]
+struct CallLog {
+    create_calls: usize,
+    last_requests: BTreeMap<String, CreateNamespaceRequest>,
+    revoked: Vec<String>,
+}
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<AdminState>,
+    log: Mutex<CallLog>,
+    slow_ms: AtomicU64,
+    failing: AtomicBool,
+}
+
+/// Locks `mutex`, ignoring poisoning by a panicked test thread.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A serving instance: dropping `stop` (or sending `true`) shuts it down.
+struct Running {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+/// The test control plane. Dropping it stops the server.
+pub struct AdminServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    running: Mutex<Option<Running>>,
+}
+
+impl AdminServer {
+    /// Starts an empty admin on an ephemeral loopback port.
+    pub async fn start() -> AdminServer {
+        let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("bind a loopback port");
+        let addr = listener.local_addr().expect("local address");
+        let server = AdminServer {
+            addr,
+            shared: Arc::default(),
+            running: Mutex::new(None),
+        };
+        server.serve(listener);
+        server
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The loopback address served on (the same across restarts).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stored namespaces: name → the metadata admin persisted.
+    pub fn namespaces(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        lock(&self.shared.state)
+            .namespaces
+            .iter()
+            .map(|(name, stored)| (name.clone(), stored.metadata.clone()))
+            .collect()
+    }
+
+    /// Everything admin stored about one namespace.
+    pub fn namespace(&self, name: &str) -> Option<StoredNamespace> {
+        lock(&self.shared.state).namespaces.get(name).cloned()
+    }
+
+    /// CreateNamespace calls received, failed ones included.
+    pub fn create_calls(&self) -> usize {
+        lock(&self.shared.log).create_calls
+    }
+
+    /// The last CreateNamespace request for `namespace` exactly as received (admin itself keeps
+    /// only the metadata; this is the test's view of the wire).
+    pub fn last_request(&self, namespace: &str) -> Option<CreateNamespaceRequest> {
+        lock(&self.shared.log).last_requests.get(namespace).cloned()
+    }
+
+    /// Namespaces named in RevokeNamespace calls, in call order.
+    pub fn revoked(&self) -> Vec<String> {
+        lock(&self.shared.log).revoked.clone()
+    }
+
+    /// Registered proxy ids, sorted.
+    pub fn proxies(&self) -> Vec<String> {
+        lock(&self.shared.state).proxies.keys().cloned().collect()
+    }
+
+    /// Registers a proxy directly, as if it had called RegisterProxy.
+    pub fn add_proxy(&self, proxy_id: &str) {
+        lock(&self.shared.state).proxies.insert(
+            proxy_id.to_string(),
+            ProxyRegistration {
+                proxy_id: proxy_id.to_string(),
+                ..Default::default()
+            },
+        );
+    }
+
+    /// Delays every response by `delay` (zero turns it off).
+    pub fn set_slow(&self, delay: Duration) {
+        let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.shared.slow_ms.store(millis, Ordering::SeqCst);
+    }
+
+    /// While set, every RPC answers INTERNAL.
+    pub fn set_failing(&self, failing: bool) {
+        self.shared.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Drops all admin state (proxies and namespaces), as an admin restarted empty. The call
+    /// log is kept.
+    pub fn wipe(&self) {
+        *lock(&self.shared.state) = AdminState::default();
+    }
+
+    /// Whether the server is accepting connections.
+    pub fn is_running(&self) -> bool {
+        lock(&self.running).is_some()
+    }
+
+    /// Stops serving and closes the port; state is kept. Calls delayed by [`Self::set_slow`]
+    /// end with UNAVAILABLE. No-op when stopped.
+    pub async fn stop(&self) {
+        let running = lock(&self.running).take();
+        if let Some(Running { stop, mut task }) = running {
+            let _ = stop.send(true);
+            if tokio::time::timeout(Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
+    }
+
+    /// Serves again on the same port (stopping first if running); state is kept.
+    pub async fn restart(&self) {
+        self.stop().await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let listener = loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(listener) => break listener,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!("rebind {}: {error}", self.addr),
+            }
+        };
+        self.serve(listener);
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let (stop, stopped) = watch::channel(false);
+        let service = Service {
+            shared: Arc::clone(&self.shared),
+            stopped: stopped.clone(),
+        };
+        let mut shutdown = stopped;
+        let task = tokio::spawn(
+            Server::builder()
+                .add_service(ControlPlaneServer::new(service))
+                .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
+                    // Resolves on `true` and when the sender is dropped.
+                    let _ = shutdown.wait_for(|stop| *stop).await;
+                }),
+        );
+        *lock(&self.running) = Some(Running { stop, task });
+    }
+}
+
+/// The `prism.ControlPlane` implementation of one serving instance.
+struct Service {
+    shared: Arc<Shared>,
+    stopped: watch::Receiver<bool>,
+}
+
+impl Service {
+    /// Applies the slow and failing switches before any RPC answers.
+    async fn gate(&self) -> Result<(), Status> {
+        let delay = Duration::from_millis(self.shared.slow_ms.load(Ordering::SeqCst));
+        if !delay.is_zero() {
+            let mut stopped = self.stopped.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stopped.wait_for(|stop| *stop) => {
+                    return Err(Status::unavailable("admin is shutting down"));
+                }
+            }
+        }
+        if self.shared.failing.load(Ordering::SeqCst) {
+            return Err(Status::internal(
+                "failed to propose to raft: injected failure",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Seconds since the Unix epoch.
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Contiguous partition ranges over `proxies` (sorted ids): width 256/N, the last takes the rest.
+fn ranges(proxies: &[&String]) -> Vec<(String, PartitionRange)> {
+    let count = proxies.len() as i32;
+    let width = (PARTITIONS / count.max(1)).max(1);
+    proxies
+        .iter()
+        .enumerate()
+        .map(|(index, id)| {
+            let index = index as i32;
+            let start = (index * width).min(PARTITIONS - 1);
+            let end = if index == count - 1 {
+                PARTITIONS - 1
+            } else {
+                (start + width - 1).min(PARTITIONS - 1)
+            };
+            ((*id).clone(), PartitionRange { start, end })
+        })
+        .collect()
+}
+
+/// The proxy whose range holds `partition`, if any proxy is registered.
+fn owner(state: &AdminState, partition: i32) -> Option<String> {
+    let ids: Vec<&String> = state.proxies.keys().collect();
+    ranges(&ids)
+        .into_iter()
+        .find(|(_, range)| (range.start..=range.end).contains(&partition))
+        .map(|(id, _)| id)
+}
+
+#[tonic::async_trait]
+impl ControlPlane for Service {
+    async fn register_proxy(
+        &self,
+        request: Request<ProxyRegistration>,
+    ) -> Result<Response<ProxyRegistrationAck>, Status> {
+        self.gate().await?;
+        let registration = request.into_inner();
+        let mut state = lock(&self.shared.state);
+        let proxy_id = registration.proxy_id.clone();
+        state.proxies.insert(proxy_id.clone(), registration);
+        let ids: Vec<&String> = state.proxies.keys().collect();
+        let partition_ranges: Vec<PartitionRange> = ranges(&ids)
+            .into_iter()
+            .filter(|(id, _)| *id == proxy_id)
+            .map(|(_, range)| range)
+            .collect();
+        let initial_namespaces = state
+            .namespaces
+            .iter()
+            .filter(|(_, ns)| {
+                partition_ranges
+                    .iter()
+                    .any(|r| (r.start..=r.end).contains(&ns.partition))
+            })
+            .map(|(name, ns)| NamespaceAssignment {
+                namespace: name.clone(),
+                partition_id: ns.partition,
+                config: Some(NamespaceConfig {
+                    metadata: ns.metadata.clone(),
+                    ..Default::default()
+                }),
+                version: 1,
+            })
+            .collect();
+        Ok(Response::new(ProxyRegistrationAck {
+            success: true,
+            message: "Proxy registered successfully".into(),
+            initial_namespaces,
+            partition_ranges,
+        }))
+    }
+
+    async fn assign_namespace(
+        &self,
+        _request: Request<NamespaceAssignment>,
+    ) -> Result<Response<NamespaceAssignmentAck>, Status> {
+        self.gate().await?;
+        Ok(Response::new(NamespaceAssignmentAck {
+            success: true,
+            message: "Namespace assignment acknowledged".into(),
+        }))
+    }
+
+    async fn create_namespace(
+        &self,
+        request: Request<CreateNamespaceRequest>,
+    ) -> Result<Response<CreateNamespaceResponse>, Status> {
+        let request = request.into_inner();
+        {
+            let mut log = lock(&self.shared.log);
+            log.create_calls += 1;
+            log.last_requests
+                .insert(request.namespace.clone(), request.clone());
+        }
+        self.gate().await?;
+        let partition = partition_of(&request.namespace);
+        let mut state = lock(&self.shared.state);
+        let Some(proxy) = owner(&state, partition) else {
+            return Err(Status::failed_precondition(format!(
+                "no proxy assigned to partition {partition}: no proxies available"
+            )));
+        };
+        let metadata = request.config.map(|c| c.metadata).unwrap_or_default();
+        state.namespaces.insert(
+            request.namespace,
+            StoredNamespace {
+                partition,
+                proxy: proxy.clone(),
+                metadata,
+                principal: request.principal,
+            },
+        );
+        Ok(Response::new(CreateNamespaceResponse {
+            success: true,
+            message: "Namespace created successfully".into(),
+            assigned_partition: partition,
+            assigned_proxy: proxy,
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        _request: Request<ProxyHeartbeat>,
+    ) -> Result<Response<HeartbeatAck>, Status> {
+        self.gate().await?;
+        Ok(Response::new(HeartbeatAck {
+            success: true,
+            message: "Heartbeat received".into(),
+            server_timestamp: now(),
+        }))
+    }
+
+    async fn revoke_namespace(
+        &self,
+        request: Request<NamespaceRevocation>,
+    ) -> Result<Response<NamespaceRevocationAck>, Status> {
+        self.gate().await?;
+        let revocation = request.into_inner();
+        lock(&self.shared.log)
+            .revoked
+            .push(revocation.namespace.clone());
+        lock(&self.shared.state)
+            .namespaces
+            .remove(&revocation.namespace);
+        Ok(Response::new(NamespaceRevocationAck {
+            success: true,
+            message: "Namespace revoked".into(),
+            revoked_at: now(),
+        }))
+    }
+
+    async fn register_launcher(
+        &self,
+        _request: Request<LauncherRegistration>,
+    ) -> Result<Response<LauncherRegistrationAck>, Status> {
+        self.gate().await?;
+        Ok(Response::new(LauncherRegistrationAck {
+            success: true,
+            message: "Launcher registered successfully".into(),
+            initial_processes: Vec::new(),
+            assigned_capacity: 0,
+        }))
+    }
+
+    async fn assign_process(
+        &self,
+        _request: Request<ProcessAssignment>,
+    ) -> Result<Response<ProcessAssignmentAck>, Status> {
+        self.gate().await?;
+        Ok(Response::new(ProcessAssignmentAck {
+            success: true,
+            message: "Process assignment not yet implemented".into(),
+        }))
+    }
+
+    async fn launcher_heartbeat(
+        &self,
+        _request: Request<LauncherHeartbeatRequest>,
+    ) -> Result<Response<HeartbeatAck>, Status> {
+        self.gate().await?;
+        Ok(Response::new(HeartbeatAck {
+            success: true,
+            message: "Heartbeat received".into(),
+            server_timestamp: now(),
+        }))
+    }
+
+    async fn revoke_process(
+        &self,
+        _request: Request<ProcessRevocation>,
+    ) -> Result<Response<ProcessRevocationAck>, Status> {
+        self.gate().await?;
+        Ok(Response::new(ProcessRevocationAck {
+            success: true,
+            message: "Process revocation not yet implemented".into(),
+            stopped_at: now(),
+            exit_code: 0,
+        }))
+    }
+}

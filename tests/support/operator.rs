@@ -1,0 +1,267 @@
+//! Running `prism-operator` against the test control plane: CRDs installed once per test
+//! binary, operator processes that stop with their guard, applying example resources, and
+//! reading the operator's metrics.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::ApiResource;
+use kube::{Client, Resource};
+use prism_operator::api::{PrismNamespace, PrismPlugin, PrismShard};
+use tokio::sync::OnceCell;
+
+use super::cluster::cluster;
+use super::wait_for;
+
+/// Installs the CRDs (once per test binary) and waits until they are Established.
+pub async fn install_crds(client: &Client) {
+    static DONE: OnceCell<()> = OnceCell::const_new();
+    DONE.get_or_init(|| async {
+        let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for crd in prism_operator::api::crds() {
+            let name = crd.metadata.name.clone().unwrap();
+            api.patch(
+                &name,
+                &PatchParams::apply("prism-tests").force(),
+                &Patch::Apply(&crd),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("installing CRD {name}: {e}"));
+        }
+        for crd in prism_operator::api::crds() {
+            let name = crd.metadata.name.clone().unwrap();
+            let api = api.clone();
+            wait_for(
+                &format!("CRD {name} Established"),
+                Duration::from_secs(60),
+                || {
+                    let api = api.clone();
+                    let name = name.clone();
+                    async move {
+                        let crd = api.get(&name).await.map_err(|e| e.to_string())?;
+                        let established = crd
+                            .status
+                            .and_then(|s| s.conditions)
+                            .unwrap_or_default()
+                            .iter()
+                            .any(|c| c.type_ == "Established" && c.status == "True");
+                        if established {
+                            Ok(())
+                        } else {
+                            Err("not established".into())
+                        }
+                    }
+                },
+            )
+            .await;
+        }
+    })
+    .await;
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running operator process; killed when dropped.
+pub struct Operator {
+    child: Option<Child>,
+    /// Port of its /metrics, /healthz and /readyz.
+    pub port: u16,
+    /// Where its logs go.
+    pub log: PathBuf,
+}
+
+impl Operator {
+    /// Starts `prism-operator run` watching `namespace` with extra `args`.
+    pub async fn start(namespace: &str, args: &[&str]) -> Operator {
+        let c = cluster().await;
+        let port = free_port();
+        let log = c.dir().join(format!("operator-{namespace}-{port}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_prism-operator"))
+            .arg("run")
+            .args(["--watch-namespace", namespace])
+            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+            .args(["--lease-namespace", namespace])
+            .args(["--log-level", "info,prism_operator=debug"])
+            .args(args)
+            .env("KUBECONFIG", c.kubeconfig_path())
+            .env_remove("POD_NAMESPACE")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("prism-operator starts");
+        let op = Operator {
+            child: Some(child),
+            port,
+            log,
+        };
+        let url = format!("http://127.0.0.1:{port}/healthz");
+        wait_for("operator /healthz", Duration::from_secs(60), || {
+            let url = url.clone();
+            async move { http_get(&url).await.map(drop) }
+        })
+        .await;
+        op
+    }
+
+    /// Its current metrics text.
+    pub async fn metrics(&self) -> String {
+        http_get(&format!("http://127.0.0.1:{}/metrics", self.port))
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Sum of `prism_operator_object_writes_total` over all kinds.
+    pub async fn writes(&self) -> f64 {
+        self.metrics()
+            .await
+            .lines()
+            .filter(|l| l.starts_with("prism_operator_object_writes_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// The tail of its log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Kills the process (SIGKILL: no graceful shutdown) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for a clean exit; returns its exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let start = std::time::Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(status)) = c.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A plain HTTP GET on loopback; the body on 2xx.
+pub async fn http_get(url: &str) -> Result<String, String> {
+    let rest = url.strip_prefix("http://").ok_or("only http:// URLs")?;
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .map_err(|e| e.to_string())?;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(req.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    stream
+        .read_to_end(&mut buf)
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP header")?;
+    if !head.starts_with("HTTP/1.1 2") {
+        return Err(head.lines().next().unwrap_or_default().to_string());
+    }
+    // Bodies may be chunked; de-chunk if needed.
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 || after.len() < n {
+                break;
+            }
+            out.push_str(&after[..n]);
+            rest = after[n..].trim_start_matches("\r\n");
+        }
+        return Ok(out);
+    }
+    Ok(body.to_string())
+}
+
+/// The API resource of a Prism kind.
+pub fn prism_resource(kind: &str) -> ApiResource {
+    match kind {
+        "PrismShard" => ApiResource::erase::<PrismShard>(&()),
+        "PrismPlugin" => ApiResource::erase::<PrismPlugin>(&()),
+        "PrismNamespace" => ApiResource::erase::<PrismNamespace>(&()),
+        other => panic!("not a Prism kind: {other}"),
+    }
+}
+
+/// Applies YAML documents (Prism resources) into `namespace`, as field manager `prism-tests`.
+pub async fn apply_yaml(client: &Client, namespace: &str, yaml: &str) {
+    for doc in serde_yaml::Deserializer::from_str(yaml) {
+        let mut value: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
+        if value.is_null() {
+            continue;
+        }
+        value["metadata"]["namespace"] = namespace.into();
+        let kind = value["kind"].as_str().unwrap().to_string();
+        let name = value["metadata"]["name"].as_str().unwrap().to_string();
+        let ar = prism_resource(&kind);
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
+        api.patch(
+            &name,
+            &PatchParams::apply("prism-tests").force(),
+            &Patch::Apply(&value),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("applying {kind} {name}: {e}"));
+    }
+}
+
+/// Example file content with every `namespace: prism` line removed (tests set their own).
+pub fn example(path: &str) -> String {
+    let full = format!("{}/examples/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&full)
+        .unwrap_or_else(|e| panic!("{full}: {e}"))
+        .lines()
+        .filter(|l| l.trim() != "namespace: prism")
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `Resource::kind` of K, for messages.
+pub fn kind_of<K: Resource<DynamicType = ()>>() -> String {
+    K::kind(&()).to_string()
+}
