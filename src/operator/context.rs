@@ -1,7 +1,7 @@
 //! What every reconciler shares: the client, caches of watched objects, the renderer, the
 //! event recorder, metrics, settings and per-object failure counts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -18,6 +18,9 @@ use serde::de::DeserializeOwned;
 
 use super::apply::{CHILD_KINDS, FIELD_MANAGER, api_resource};
 use super::metrics::Metrics;
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::admin::AdminPool;
 use crate::api::{PrismNamespace, PrismPlugin, PrismShard};
 use crate::render::Renderer;
 use crate::render::context::MANAGED_BY;
@@ -62,7 +65,26 @@ pub struct Ctx {
     pub namespaces: Store<PrismNamespace>,
     /// Caches of the child kinds the operator manages, by kind.
     pub children: ChildStores,
+    /// Cache of proxy pods (for namespace placement on ready pods).
+    pub pods: Store<Pod>,
+    /// Prism admin clients by endpoint.
+    pub admin: AdminPool,
     failures: Mutex<HashMap<String, u32>>,
+    registered: Mutex<HashSet<(String, String)>>,
+}
+
+/// The caches a context is built from.
+pub struct Caches {
+    /// PrismShards.
+    pub shards: Store<PrismShard>,
+    /// PrismPlugins.
+    pub plugins: Store<PrismPlugin>,
+    /// PrismNamespaces.
+    pub namespaces: Store<PrismNamespace>,
+    /// Proxy pods.
+    pub pods: Store<Pod>,
+    /// Child kinds.
+    pub children: ChildStores,
 }
 
 impl Ctx {
@@ -248,28 +270,52 @@ pub fn reflect_children(
 
 impl Ctx {
     /// Assembles the context.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         client: Client,
         settings: Settings,
         renderer: Renderer,
         recorder: Recorder,
-        shards: Store<PrismShard>,
-        plugins: Store<PrismPlugin>,
-        namespaces: Store<PrismNamespace>,
-        children: ChildStores,
+        caches: Caches,
     ) -> Self {
+        let admin = AdminPool::new(settings.admin_timeout);
         Self {
             client,
             settings,
             renderer,
             recorder,
             metrics: std::sync::Arc::new(Metrics::new()),
-            shards,
-            plugins,
-            namespaces,
-            children,
+            shards: caches.shards,
+            plugins: caches.plugins,
+            namespaces: caches.namespaces,
+            children: caches.children,
+            pods: caches.pods,
+            admin,
             failures: Mutex::new(HashMap::new()),
+            registered: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Records that pod `uid` is registered with the admin at `endpoint`; false if it already was.
+    pub fn mark_registered(&self, endpoint: &str, uid: &str) -> bool {
+        self.registered
+            .lock()
+            .expect("not poisoned")
+            .insert((endpoint.to_string(), uid.to_string()))
+    }
+
+    /// Forgets one registration (it failed).
+    pub fn forget_registered(&self, endpoint: &str, uid: &str) {
+        self.registered
+            .lock()
+            .expect("not poisoned")
+            .remove(&(endpoint.to_string(), uid.to_string()));
+    }
+
+    /// Forgets every registration with `endpoint` (its admin may have lost its state).
+    pub fn forget_endpoint(&self, endpoint: &str) {
+        self.registered
+            .lock()
+            .expect("not poisoned")
+            .retain(|(e, _)| e != endpoint);
     }
 }

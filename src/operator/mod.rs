@@ -5,6 +5,7 @@ pub mod apply;
 pub mod conditions;
 pub mod context;
 pub mod metrics;
+pub mod namespace;
 pub mod plugin;
 pub mod rollout;
 pub mod run;

@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::ListParams;
 use kube::runtime::controller::{self, Controller};
@@ -20,9 +20,9 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tokio::sync::watch;
 
-use super::context::{Ctx, Settings, api, reflect, reflect_children};
+use super::context::{Caches, Ctx, Settings, api, reflect, reflect_children};
 use super::server::{Health, serve};
-use super::{plugin, shard};
+use super::{namespace, plugin, shard};
 use crate::api::{PrismNamespace, PrismPlugin, PrismShard};
 use crate::render::RenderOptions;
 use crate::render::context::{MANAGED_BY, SHARD_LABEL};
@@ -97,15 +97,23 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
             instance: Some(cfg.identity.clone()),
         },
     );
+    let (pods, pods_task) = reflect(
+        api::<Pod>(&client, &settings),
+        watcher::Config::default().labels("app.kubernetes.io/name=prism-proxy"),
+    );
+    let caches = Caches {
+        shards,
+        plugins,
+        namespaces,
+        pods,
+        children,
+    };
     let ctx = Arc::new(Ctx::new(
         client.clone(),
         settings.clone(),
         renderer,
         recorder,
-        shards,
-        plugins,
-        namespaces,
-        children,
+        caches,
     ));
     let health = Health::for_metrics(ctx.metrics.clone());
     let server = tokio::spawn(serve(cfg.metrics_addr, health.clone(), stop()));
@@ -133,7 +141,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     }
 
     let mut background: Vec<tokio::task::JoinHandle<()>> = Vec::new();
-    for t in [shards_task, plugins_task, namespaces_task]
+    for t in [shards_task, plugins_task, namespaces_task, pods_task]
         .into_iter()
         .chain(child_tasks)
     {
@@ -152,6 +160,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         .wait_until_ready()
         .await
         .context("PrismNamespace cache")?;
+    ctx.pods.wait_until_ready().await.context("Pod cache")?;
     for (_, store) in ctx.children.values() {
         store.wait_until_ready().await.context("child cache")?;
     }
@@ -170,9 +179,10 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         }));
     }
 
-    let controllers = futures::future::join(
+    let controllers = futures::future::join3(
         shard_controller(&ctx, &cfg, stop()),
         plugin_controller(&ctx, &cfg, stop()),
+        namespace_controller(&ctx, &cfg, stop()),
     );
     let stop_then_grace = {
         let stopped = stop();
@@ -351,6 +361,60 @@ async fn plugin_controller(
         .for_each(|r| {
             if let Err(e) = r {
                 tracing::debug!(error = %e, "plugin controller");
+            }
+            futures::future::ready(())
+        })
+        .await;
+}
+
+async fn namespace_controller(
+    ctx: &Arc<Ctx>,
+    cfg: &RunConfig,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = &ctx.client;
+    let s = &ctx.settings;
+    let by_shard = ctx.namespaces.clone();
+    let by_pod = ctx.namespaces.clone();
+    // Everything placed on (or placeable in the namespace of) a changed shard is re-placed.
+    Controller::new(api::<PrismNamespace>(client, s), watcher::Config::default())
+        .watches(
+            api::<PrismShard>(client, s),
+            watcher::Config::default(),
+            move |shard| {
+                let namespace = shard.namespace();
+                by_shard
+                    .state()
+                    .into_iter()
+                    .filter(|n| n.namespace() == namespace)
+                    .map(|n| ObjectRef::from_obj(&*n))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .watches(
+            api::<Pod>(client, s),
+            watcher::Config::default().labels("app.kubernetes.io/name=prism-proxy"),
+            move |pod| {
+                let namespace = pod.namespace();
+                let shard = pod.labels().get("app.kubernetes.io/instance").cloned();
+                by_pod
+                    .state()
+                    .into_iter()
+                    .filter(|n| n.namespace() == namespace)
+                    .filter(|n| {
+                        n.status.as_ref().and_then(|st| st.shard.clone()) == shard
+                            || n.status.is_none()
+                    })
+                    .map(|n| ObjectRef::from_obj(&*n))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .with_config(config(cfg))
+        .graceful_shutdown_on(stop)
+        .run(namespace::reconcile, namespace::error_policy, ctx.clone())
+        .for_each(|r| {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "namespace controller");
             }
             futures::future::ready(())
         })

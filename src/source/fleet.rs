@@ -7,8 +7,8 @@ use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::Document;
 use super::schema::{Schemas, quote};
+use super::{Document, locate};
 use crate::api::{self, MAX_UNIT_NAME, PrismNamespace, PrismPlugin, PrismShard};
 use crate::error::{Diagnostic, Diagnostics};
 
@@ -138,15 +138,24 @@ fn parse_document(
     default_namespace: &str,
     problems: &mut Diagnostics,
 ) -> Option<(String, Value)> {
+    if let Err(p) = locate::check_shape(&doc.text) {
+        problems.push(Diagnostic::new(
+            doc.file.as_ref(),
+            doc.line + p.line - 1,
+            p.path,
+            p.message,
+        ));
+        return None;
+    }
     let mut value: Value = match serde_yaml::from_str(&doc.text) {
         Ok(v) => v,
         Err(e) => {
-            let line = e.location().map_or(doc.line, |l| doc.line + l.line() - 1);
+            let at = e.location().map_or(1, |l| l.line());
             problems.push(Diagnostic::new(
                 doc.file.as_ref(),
-                line,
+                doc.line + at - 1,
                 "",
-                yaml_message(&e),
+                yaml_message(&e, doc.text.lines().nth(at - 1)),
             ));
             return None;
         }
@@ -303,12 +312,19 @@ pub fn dns_label_problem(name: &str, max: usize) -> Option<String> {
     }
 }
 
-/// serde_yaml's message without its trailing position (the diagnostic carries the line).
-fn yaml_message(e: &serde_yaml::Error) -> String {
+/// serde_yaml's message without its trailing position (the diagnostic carries the line), with
+/// a hint when `line`, the line it points at, is indented with a tab.
+fn yaml_message(e: &serde_yaml::Error, line: Option<&str>) -> String {
     let text = e.to_string();
     let trimmed = match text.rfind(" at line ") {
         Some(pos) => &text[..pos],
         None => &text,
     };
-    format!("invalid YAML: {trimmed}")
+    let tab = line.is_some_and(|l| l.trim_start_matches(' ').starts_with('\t'));
+    let hint = if tab {
+        " (tabs must not be used for indentation)"
+    } else {
+        ""
+    };
+    format!("invalid YAML: {trimmed}{hint}")
 }

@@ -1,11 +1,12 @@
-//! Maps field paths (`spec.plugins[1].version`) of one YAML document to the lines they are on.
+//! Maps field paths (`spec.plugins[1].version`) of one YAML document to the lines they are on,
+//! and checks the shape of a document before its values are read ([`check_shape`]).
 //!
-//! Parsing with positions costs a second pass over the text, so it is only done when a
+//! Parsing with positions costs a second pass over the text, so line lookup is only done when a
 //! diagnostic needs a line.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use granit_parser::{Event, Parser};
+use granit_parser::{ErrorKind, Event, Parser};
 
 /// One step of a field path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +159,305 @@ pub fn line_of(text: &str, path: &str) -> usize {
     }
 }
 
+/// Deepest nesting of collections a document may have. No Prism resource comes close; the
+/// bound keeps recursive code (and the YAML parser's quadratic flow scanning) cheap.
+pub const MAX_DEPTH: usize = 64;
+
+/// Most nodes that aliases (`*name`) may add to one document: bounds "billion laughs" inputs,
+/// including those that stay below serde_yaml's own repetition limit yet expand a few
+/// kilobytes into millions of values.
+pub const MAX_ALIAS_NODES: u64 = 10_000;
+
+/// A problem with the shape of a document, found before its values are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShapeProblem {
+    /// Line relative to the document's text (1-based).
+    pub line: usize,
+    /// Field path of the offending node (empty for the document itself).
+    pub path: String,
+    /// One-line message.
+    pub message: String,
+}
+
+impl ShapeProblem {
+    fn new(line: usize, path: &[Segment], message: String) -> Self {
+        Self {
+            line,
+            path: format_path(path),
+            message,
+        }
+    }
+}
+
+/// Characters YAML does not allow in a stream: C0 controls other than tab, LF and CR, DEL, C1
+/// controls other than NEL, a byte-order mark inside the text, and the non-characters U+FFFE
+/// and U+FFFF.
+fn forbidden_char(c: char) -> bool {
+    matches!(c, '\0'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{7f}')
+        || matches!(c, '\u{80}'..='\u{84}' | '\u{86}'..='\u{9f}')
+        || matches!(c, '\u{feff}' | '\u{fffe}' | '\u{ffff}')
+}
+
+/// The first character YAML does not allow, as a problem naming its line and column.
+fn check_chars(text: &str) -> Result<(), ShapeProblem> {
+    for (i, line) in text.lines().enumerate() {
+        if let Some((col, c)) = line.chars().enumerate().find(|(_, c)| forbidden_char(*c)) {
+            let message = match c {
+                '\0' => format!(
+                    "invalid YAML: NUL character at column {}; inputs must be UTF-8 text (is this a UTF-16 or binary file?)",
+                    col + 1
+                ),
+                '\u{feff}' => format!(
+                    "invalid YAML: byte-order mark (U+FEFF) at column {}; it may only start a document",
+                    col + 1
+                ),
+                c => format!(
+                    "invalid YAML: control character U+{:04X} at column {} is not allowed; write it as an escape in a double-quoted string",
+                    u32::from(c),
+                    col + 1
+                ),
+            };
+            return Err(ShapeProblem::new(i + 1, &[], message));
+        }
+    }
+    Ok(())
+}
+
+/// A collection open while [`check_shape`] walks a document.
+struct Open {
+    /// A mapping (else a sequence).
+    map: bool,
+    /// Keys of a mapping seen so far.
+    keys: HashSet<String>,
+    /// Mapping: the key whose value comes next (`None`: a key comes next).
+    key: Option<String>,
+    /// Sequence: index of the next item.
+    next: usize,
+    /// Anchor defined on the collection (0: none).
+    anchor: usize,
+    /// Nodes in the collection: itself, its items and what aliases among them expand to.
+    size: u64,
+    /// Whether the collection is a mapping key (a "complex key").
+    is_key: bool,
+    /// Whether opening it pushed a segment onto the path.
+    pushed: bool,
+}
+
+/// Where the next node of a document goes.
+enum Role {
+    /// The document's root.
+    Root,
+    /// A key of the innermost mapping.
+    Key,
+    /// A value, at this path segment.
+    Value(Segment),
+}
+
+/// The walk of one document by [`check_shape`]: open collections and the current path.
+#[derive(Default)]
+struct ShapeWalk {
+    open: Vec<Open>,
+    path: Vec<Segment>,
+}
+
+impl ShapeWalk {
+    fn role(&self) -> Role {
+        match self.open.last() {
+            None => Role::Root,
+            Some(o) if o.map => match &o.key {
+                None => Role::Key,
+                Some(k) => Role::Value(Segment::Key(k.clone())),
+            },
+            Some(o) => Role::Value(Segment::Index(o.next)),
+        }
+    }
+
+    /// Path of the next node.
+    fn here(&self) -> Vec<Segment> {
+        let mut path = self.path.clone();
+        if let Role::Value(segment) = self.role() {
+            path.push(segment);
+        }
+        path
+    }
+
+    /// Moves the innermost collection past a value of `size` nodes.
+    fn advance(&mut self, size: u64) {
+        if let Some(o) = self.open.last_mut() {
+            o.size = o.size.saturating_add(size);
+            if o.map {
+                o.key = None;
+            } else {
+                o.next += 1;
+            }
+        }
+    }
+
+    /// A scalar or an alias of `size` nodes; `text` is the scalar's (or aliased scalar's) text.
+    fn leaf(&mut self, line: usize, size: u64, text: Option<&str>) -> Result<(), ShapeProblem> {
+        match self.role() {
+            Role::Key => {
+                let o = self.open.last_mut().expect("a mapping is open");
+                o.size = o.size.saturating_add(size);
+                let Some(key) = text.map(str::to_string) else {
+                    // An alias of a collection as a key: the value parser rejects it.
+                    o.key = Some("?".into());
+                    return Ok(());
+                };
+                if !o.keys.insert(key.clone()) {
+                    let mut path = self.path.clone();
+                    path.push(Segment::Key(key.clone()));
+                    return Err(ShapeProblem::new(
+                        line,
+                        &path,
+                        format!("duplicate key {}", super::schema::quote(&key)),
+                    ));
+                }
+                o.key = Some(key);
+            }
+            Role::Value(_) => self.advance(size),
+            Role::Root => {}
+        }
+        Ok(())
+    }
+
+    /// Opens a collection (a mapping when `map`) carrying `anchor`.
+    fn start(&mut self, line: usize, anchor: usize, map: bool) -> Result<(), ShapeProblem> {
+        if self.open.len() >= MAX_DEPTH {
+            return Err(ShapeProblem::new(
+                line,
+                &self.here(),
+                format!("nested more than {MAX_DEPTH} levels deep"),
+            ));
+        }
+        let role = self.role();
+        let is_key = matches!(role, Role::Key);
+        if is_key {
+            // A complex key: the value parser rejects it; its value comes after it closes.
+            let o = self.open.last_mut().expect("a mapping is open");
+            o.key = Some("?".into());
+        }
+        let pushed = match role {
+            Role::Value(segment) => {
+                self.path.push(segment);
+                true
+            }
+            _ => false,
+        };
+        self.open.push(Open {
+            map,
+            keys: HashSet::new(),
+            key: None,
+            next: 0,
+            anchor,
+            size: 1,
+            is_key,
+            pushed,
+        });
+        Ok(())
+    }
+
+    /// Closes the innermost collection; returns its anchor and size.
+    fn end(&mut self) -> Option<(usize, u64)> {
+        let done = self.open.pop()?;
+        if done.pushed {
+            self.path.pop();
+        }
+        if done.is_key {
+            if let Some(o) = self.open.last_mut() {
+                o.size = o.size.saturating_add(done.size);
+            }
+        } else {
+            self.advance(done.size);
+        }
+        Some((done.anchor, done.size))
+    }
+}
+
+/// Number of flow collection openers in `text` (an upper bound of its flow nesting).
+fn flow_brackets(text: &str) -> usize {
+    text.bytes().filter(|b| matches!(b, b'[' | b'{')).count()
+}
+
+/// Checks what the value parser does not, or not cheaply, before a document's values are read:
+///
+/// - characters YAML forbids (NUL, other control characters), with their line and column;
+/// - duplicate mapping keys, which would otherwise silently keep only the last value;
+/// - nesting deeper than [`MAX_DEPTH`];
+/// - aliases expanding to more than [`MAX_ALIAS_NODES`] nodes.
+///
+/// Other syntax errors are left to the value parser, whose messages are the familiar ones,
+/// except in a text with many flow brackets, which that parser scans in quadratic time.
+pub fn check_shape(text: &str) -> Result<(), ShapeProblem> {
+    check_chars(text)?;
+    let mut walk = ShapeWalk::default();
+    // Expanded size of every anchored node, and the text of anchored scalars (for alias keys).
+    let mut sizes: HashMap<usize, u64> = HashMap::new();
+    let mut scalars: HashMap<usize, String> = HashMap::new();
+    let mut alias_nodes: u64 = 0;
+    let mut documents = 0;
+    for item in Parser::new_from_str(text) {
+        let (event, span) = match item {
+            Ok(found) => found,
+            Err(e) if *e.kind() == ErrorKind::RecursionLimitExceeded => {
+                return Err(ShapeProblem::new(
+                    e.marker().line(),
+                    &walk.path,
+                    format!("nested more than {MAX_DEPTH} levels deep"),
+                ));
+            }
+            Err(e) if flow_brackets(text) > MAX_DEPTH => {
+                return Err(ShapeProblem::new(
+                    e.marker().line(),
+                    &[],
+                    format!("invalid YAML: {}", e.kind()),
+                ));
+            }
+            Err(_) => return Ok(()),
+        };
+        let line = span.start.line();
+        match event {
+            Event::DocumentStart(..) => {
+                documents += 1;
+                if documents > 1 {
+                    // The value parser reports more than one document in one text.
+                    return Ok(());
+                }
+            }
+            Event::Scalar(value, _, anchor, _) => {
+                if anchor != 0 {
+                    sizes.insert(anchor, 1);
+                    scalars.insert(anchor, value.to_string());
+                }
+                walk.leaf(line, 1, Some(&value))?;
+            }
+            Event::Alias(id) => {
+                let size = sizes.get(&id).copied().unwrap_or(1);
+                alias_nodes = alias_nodes.saturating_add(size);
+                if alias_nodes > MAX_ALIAS_NODES {
+                    return Err(ShapeProblem::new(
+                        line,
+                        &walk.here(),
+                        format!("aliases expand to more than {MAX_ALIAS_NODES} nodes"),
+                    ));
+                }
+                walk.leaf(line, size, scalars.get(&id).map(String::as_str))?;
+            }
+            Event::SequenceStart(_, anchor, _) => walk.start(line, anchor, false)?,
+            Event::MappingStart(_, anchor, _) => walk.start(line, anchor, true)?,
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((anchor, size)) = walk.end()
+                    && anchor != 0
+                {
+                    sizes.insert(anchor, size);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +477,80 @@ mod tests {
         assert_eq!(line_of(DOC, "spec.plugins[0].deployment"), 7);
         assert_eq!(line_of(DOC, "spec.autoscaling.minReplicas"), 5);
         assert_eq!(line_of(DOC, "nothing"), 1);
+    }
+
+    fn shape(text: &str) -> Result<(), (usize, String, String)> {
+        check_shape(text).map_err(|p| (p.line, p.path, p.message))
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_with_their_path() {
+        let text = "a: 1\nspec:\n  x: [{k: 1, j: 2}, {k: 1, 'k': 3}]\n";
+        assert_eq!(
+            shape(text),
+            Err((3, "spec.x[1].k".into(), "duplicate key \"k\"".into()))
+        );
+        assert!(shape("a: {b: 1}\nb: {b: 1}\n").is_ok());
+        let alias_key = "x: &k name\nm: {*k : 1, name: 2}\n";
+        assert_eq!(shape(alias_key).unwrap_err().1, "m.name");
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let ok = format!(
+            "a: {}{}\n",
+            "[".repeat(MAX_DEPTH - 1),
+            "]".repeat(MAX_DEPTH - 1)
+        );
+        assert!(shape(&ok).is_ok());
+        for depth in [MAX_DEPTH, 300, 100_000] {
+            let deep = format!("a: {}{}\n", "[".repeat(depth), "]".repeat(depth));
+            let (line, _, message) = shape(&deep).unwrap_err();
+            assert_eq!(
+                (line, message.as_str()),
+                (1, "nested more than 64 levels deep")
+            );
+            let unclosed = format!("a: {}\n", "{b: ".repeat(depth));
+            assert!(shape(&unclosed).is_err(), "{depth}");
+        }
+        let block: String = (0..100)
+            .map(|i| format!("{}- \n", "  ".repeat(i)))
+            .collect();
+        assert_eq!(shape(&block).unwrap_err().0, MAX_DEPTH + 1);
+    }
+
+    #[test]
+    fn alias_expansion_is_bounded() {
+        let small = "a: &a [x, y]\nb: [*a, *a]\n";
+        assert!(shape(small).is_ok());
+        let mut laughs = String::from("a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for (name, prev) in ["b", "c", "d", "e", "f"]
+            .iter()
+            .zip(["a", "b", "c", "d", "e"])
+        {
+            let refs = vec![format!("*{prev}"); 9].join(", ");
+            laughs.push_str(&format!("{name}: &{name} [{refs}]\n"));
+        }
+        let (line, path, message) = shape(&laughs).unwrap_err();
+        assert_eq!(message, "aliases expand to more than 10000 nodes");
+        assert_eq!((line, path.as_str()), (5, "e[0]"));
+        // Wide rather than deep: one big anchor referenced many times.
+        let items = vec!["x"; 1000].join(",");
+        let refs = vec!["*a"; 100].join(",");
+        assert!(shape(&format!("a: &a [{items}]\nb: [{refs}]\n")).is_err());
+    }
+
+    #[test]
+    fn forbidden_characters_are_named() {
+        let (line, _, message) = shape("a: 1\nb: x\u{0}y\n").unwrap_err();
+        assert_eq!(line, 2);
+        assert!(
+            message.starts_with("invalid YAML: NUL character at column 5"),
+            "{message}"
+        );
+        let (_, _, message) = shape("a: \u{1b}[31m\n").unwrap_err();
+        assert!(message.contains("U+001B at column 4"), "{message}");
+        assert!(shape("a: \"\\e\\0\"\tb\r\n").is_ok());
     }
 
     #[test]

@@ -118,6 +118,14 @@ pub fn is_yaml(path: &Path) -> bool {
 /// Decodes an input file's bytes as UTF-8 (dropping a byte-order mark); invalid bytes are
 /// reported at their line.
 pub fn decode(name: &str, bytes: Vec<u8>) -> Result<String, Diagnostic> {
+    if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
+        return Err(Diagnostic::new(
+            name,
+            1,
+            "",
+            "is UTF-16 (it starts with a UTF-16 byte-order mark); YAML inputs must be UTF-8",
+        ));
+    }
     let bytes = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
         Some(rest) => rest.to_vec(),
         None => bytes,
@@ -136,16 +144,24 @@ pub fn decode(name: &str, bytes: Vec<u8>) -> Result<String, Diagnostic> {
 }
 
 /// Splits a YAML stream into documents at `---` lines, keeping each one's starting line.
+/// Directives (`%YAML 1.2`) stay with the document their `---` starts, and a byte-order mark
+/// that starts a document is dropped.
 pub fn split_documents(file: &str, text: &str) -> Vec<Document> {
     let file: Arc<str> = Arc::from(file);
     let mut docs = Vec::new();
     let mut start_line = 1;
     let mut current = String::new();
+    // Whether `current` ends with directives that wait for their `---`.
+    let mut directives = false;
     for (i, line) in text.split_inclusive('\n').enumerate() {
         let bare = line.trim_end();
         let is_marker = bare == "---" || bare.starts_with("--- ") || bare.starts_with("---\t");
         let is_end = bare == "...";
-        if is_marker || is_end {
+        if is_marker && directives {
+            current.push_str(line);
+            directives = false;
+        } else if is_marker || is_end {
+            directives = false;
             push_doc(&mut docs, &file, start_line, std::mem::take(&mut current));
             start_line = i + 2;
             if is_marker {
@@ -158,14 +174,27 @@ pub fn split_documents(file: &str, text: &str) -> Vec<Document> {
                 }
             }
         } else {
+            let mut line = line;
             if current.is_empty() {
                 start_line = i + 1;
+                line = line.strip_prefix('\u{feff}').unwrap_or(line);
+            }
+            if line.starts_with('%') && is_blank(&current) {
+                directives = true;
             }
             current.push_str(line);
         }
     }
     push_doc(&mut docs, &file, start_line, current);
     docs
+}
+
+/// Whether `text` holds nothing but blank lines, comments and directives.
+fn is_blank(text: &str) -> bool {
+    text.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#') || l.starts_with('%')
+    })
 }
 
 fn push_doc(docs: &mut Vec<Document>, file: &Arc<str>, line: usize, text: String) {
@@ -199,6 +228,25 @@ mod tests {
     fn a_leading_document_without_marker_counts() {
         let docs = split_documents("f", "a: 1\n---\nb: 2\n");
         assert_eq!(docs.iter().map(|d| d.line).collect::<Vec<_>>(), vec![1, 3]);
+    }
+
+    #[test]
+    fn directives_stay_with_their_document() {
+        let text = "a: 1\n---\n%YAML 1.2\n---\nb: 2\n---\n\u{feff}c: 3\n";
+        let docs = split_documents("f", text);
+        assert_eq!(docs.len(), 3);
+        assert_eq!(
+            (docs[1].line, docs[1].text.as_ref()),
+            (3, "%YAML 1.2\n---\nb: 2\n")
+        );
+        assert_eq!(docs[1].line_of("b"), 5);
+        assert_eq!((docs[2].line, docs[2].text.as_ref()), (7, "c: 3\n"));
+    }
+
+    #[test]
+    fn rejects_utf16() {
+        let err = decode("x.yaml", b"\xFF\xFEa\x00".to_vec()).unwrap_err();
+        assert!(err.message.starts_with("is UTF-16"), "{}", err.message);
     }
 
     #[test]

@@ -276,9 +276,9 @@ fn start() -> Result<Cluster, String> {
         .tempdir()
         .map_err(|e| format!("creating the cluster temp dir: {e}"))?
         .keep();
-    let supervisor = SUPERVISOR.get_or_init(|| {
-        Mutex::new(Supervisor::spawn(&dir).expect("spawning the cluster supervisor"))
-    });
+    let supervisor =
+        Supervisor::spawn(&dir).map_err(|e| format!("spawning the cluster supervisor: {e}"))?;
+    let supervisor = SUPERVISOR.get_or_init(|| Mutex::new(supervisor));
     let mut launcher = Launcher {
         dir: dir.clone(),
         bin_dir,

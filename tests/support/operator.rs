@@ -106,12 +106,23 @@ impl Operator {
             port,
             log,
         };
+        let mut op = op;
         let url = format!("http://127.0.0.1:{port}/healthz");
-        wait_for("operator /healthz", Duration::from_secs(60), || {
-            let url = url.clone();
-            async move { http_get(&url).await.map(drop) }
-        })
-        .await;
+        let started = std::time::Instant::now();
+        while http_get(&url).await.is_err() {
+            if let Some(status) = op.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!(
+                    "prism-operator exited with {status} before serving:\n{}",
+                    op.log_tail()
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "prism-operator did not serve /healthz within 90 s:\n{}",
+                op.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         op
     }
 
