@@ -374,7 +374,7 @@ fn shard(rng: &mut Lcg, i: usize, ns: &str, catalogue: &[PluginInfo]) -> PrismSh
                 .chance(85)
                 .then(|| format!("ghcr.io/prism/prism-proxy:0.4.{}", rng.range(0, 3))),
             storage: rng.chance(50).then(|| ShardStorage {
-                size: Some(quantity(rng.pick(&["10Gi", "20Gi", "50Gi"]))),
+                size: Some(quantity(*rng.pick(&["10Gi", "20Gi", "50Gi"]))),
                 storage_class_name: rng.chance(50).then(|| "ssd".to_string()),
             }),
             service: if rng.chance(20) {
@@ -1057,7 +1057,7 @@ pub fn kustomize_tree(fleet: &Fleet) -> Result<Vec<(String, String)>, String> {
             .ok_or(format!("prism-render rendered no {kind} {ns}/{name}"))
     };
     let mut files: Vec<(String, String)> = Vec::new();
-    let mut add = |dir: &str, set: &[(&str, &str)], files: &mut Vec<(String, String)>| {
+    let add = |dir: &str, set: &[(&str, &str)], files: &mut Vec<(String, String)>| {
         for (name, text) in set {
             files.push((format!("{dir}/{name}"), text.to_string()));
         }

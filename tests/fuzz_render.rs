@@ -1,13 +1,1113 @@
-#[test]
-fn scratch() {
-    for text in [
-        "%YAML 1.2\n---\na: 1\n",
-        "%YAML 1.1\n---\na: 1\n",
-        "%TAG !e! tag:example.com,2000:\n---\na: !e!x 1\n",
-        "\u{feff}a: 1\n",
-        "--- \u{feff}a: 1\n",
-    ] {
-        let r: Result<serde_json::Value, _> = serde_yaml::from_str(text);
-        eprintln!("{text:?}: {r:?}");
+//! Property-based fuzzing of the parser and the renderer through the library API.
+//!
+//! Whatever the input — YAML-ish token soup, mutated valid fleets, structurally mutated custom
+//! resources, hostile strings in free-text fields — a render must never panic, and must either
+//! fail with well-formed diagnostics (one line each, naming an input file and a line inside it,
+//! no control characters) or produce objects that each parse back losslessly into their typed
+//! form. A value placed in a field must come out verbatim in exactly the fields it feeds, and
+//! nowhere create keys or objects.
+//!
+//! Case counts are bounded for `cargo test`; `PROPTEST_CASES=N` runs N cases per property
+//! (e.g. `PROPTEST_CASES=20000 cargo test --release --test fuzz_render -- --nocapture`), and
+//! `PROPTEST_RNG_SEED=N` replays a run. Each property prints how many cases it executed.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use prism_operator::api::{PrismNamespace, PrismPlugin, PrismShard};
+use prism_operator::cli::fleet_from_files;
+use prism_operator::error::Diagnostics;
+use prism_operator::render::{Object, Renderer, objects::sort_keys, to_json_list, to_yaml_stream};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+// ---- harness ----------------------------------------------------------------------------
+
+/// Cases per property: `PROPTEST_CASES` when set, else `default`.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Runs `check` on `cases(default)` values of `strategy`; prints the executed count.
+fn fuzz<S: Strategy>(
+    name: &str,
+    default: u32,
+    strategy: S,
+    check: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) {
+    let config = Config {
+        cases: cases(default),
+        // Failures are turned into explicit regression tests instead of files next to this one.
+        failure_persistence: None,
+        max_shrink_iters: 2_000,
+        max_global_rejects: 100_000,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new(config);
+    let execs = AtomicU64::new(0);
+    let started = Instant::now();
+    let result = runner.run(&strategy, |value| {
+        execs.fetch_add(1, Ordering::Relaxed);
+        check(value)
+    });
+    eprintln!(
+        "fuzz {name}: {} execs in {:.1?}",
+        execs.load(Ordering::Relaxed),
+        started.elapsed()
+    );
+    if let Err(e) = result {
+        panic!("{name}: {e}");
     }
+}
+
+fn renderer() -> &'static Renderer {
+    static RENDERER: OnceLock<Renderer> = OnceLock::new();
+    RENDERER.get_or_init(Renderer::embedded)
+}
+
+/// Parses and renders `files` as the CLI would.
+fn render(files: &[(String, String)]) -> Result<Vec<Object>, Diagnostics> {
+    let fleet = fleet_from_files(files.to_vec(), "default")?;
+    renderer().render_fleet(&fleet)
+}
+
+/// Renders and checks the outcome is well-formed either way; returns the objects if any.
+fn render_checked(files: &[(String, String)]) -> Result<Option<Vec<Object>>, TestCaseError> {
+    match render(files) {
+        Ok(objects) => {
+            check_objects(&objects)?;
+            Ok(Some(objects))
+        }
+        Err(problems) => {
+            check_diagnostics(files, &problems)?;
+            Ok(None)
+        }
+    }
+}
+
+/// Every diagnostic is one line naming an input file and a line inside it.
+fn check_diagnostics(
+    files: &[(String, String)],
+    problems: &Diagnostics,
+) -> Result<(), TestCaseError> {
+    prop_assert!(!problems.0.is_empty(), "an error without diagnostics");
+    for d in &problems.0 {
+        let Some((_, text)) = files.iter().find(|(name, _)| *name == d.file) else {
+            return Err(TestCaseError::fail(format!(
+                "diagnostic names no input file: {d}"
+            )));
+        };
+        let lines = text.split('\n').count().max(1);
+        prop_assert!(
+            (1..=lines).contains(&d.line),
+            "line {} outside 1..={lines}: {d}",
+            d.line
+        );
+        let shown = d.to_string();
+        prop_assert!(!d.message.is_empty(), "empty message: {shown}");
+        prop_assert!(
+            !shown.chars().any(char::is_control),
+            "control character in diagnostic: {shown:?}"
+        );
+        prop_assert!(
+            shown.chars().count() <= 1_200,
+            "diagnostic too long ({} chars): {}",
+            shown.chars().count(),
+            shown.chars().take(200).collect::<String>()
+        );
+    }
+    Ok(())
+}
+
+/// Parses `value` as `K` and back; the round trip must lose nothing.
+fn round_trip<K: DeserializeOwned + Serialize>(
+    id: &str,
+    value: &Value,
+) -> Result<(), TestCaseError> {
+    let typed: K = serde_json::from_value(value.clone())
+        .map_err(|e| TestCaseError::fail(format!("{id} does not parse back: {e}")))?;
+    let back = sort_keys(serde_json::to_value(typed).expect("serializes"));
+    prop_assert_eq!(&back, value, "{} changes in a typed round trip", id);
+    Ok(())
+}
+
+/// Every object parses back into its type, identities are unique, and both output formats
+/// carry exactly these objects.
+fn check_objects(objects: &[Object]) -> Result<(), TestCaseError> {
+    let mut seen = BTreeMap::new();
+    for o in objects {
+        let id = o.id();
+        prop_assert!(
+            !o.name.is_empty() && !o.namespace.is_empty(),
+            "{id} lacks a name"
+        );
+        prop_assert!(seen.insert(id.clone(), ()).is_none(), "{id} twice");
+        match o.kind.as_str() {
+            "ConfigMap" => {
+                round_trip::<ConfigMap>(&id, &o.value)?;
+                let config = o.value["data"]["proxy.yaml"].as_str().unwrap_or_default();
+                let parsed: Value = serde_yaml::from_str(config)
+                    .map_err(|e| TestCaseError::fail(format!("{id}: proxy.yaml: {e}")))?;
+                prop_assert_eq!(
+                    &parsed["shard"]["namespace"],
+                    &o.value["metadata"]["namespace"]
+                );
+            }
+            "Service" => round_trip::<Service>(&id, &o.value)?,
+            "StatefulSet" => round_trip::<StatefulSet>(&id, &o.value)?,
+            "Deployment" => round_trip::<Deployment>(&id, &o.value)?,
+            "PodDisruptionBudget" => round_trip::<PodDisruptionBudget>(&id, &o.value)?,
+            "HorizontalPodAutoscaler" => round_trip::<HorizontalPodAutoscaler>(&id, &o.value)?,
+            "PrismShard" => round_trip::<PrismShard>(&id, &o.value)?,
+            "PrismPlugin" => round_trip::<PrismPlugin>(&id, &o.value)?,
+            "PrismNamespace" => round_trip::<PrismNamespace>(&id, &o.value)?,
+            other => return Err(TestCaseError::fail(format!("unexpected kind {other}"))),
+        }
+    }
+    let values: Vec<&Value> = objects.iter().map(|o| &o.value).collect();
+    if objects.is_empty() {
+        // No documents at all: the stream is empty (an empty input renders nothing).
+        prop_assert_eq!(to_yaml_stream(objects), "");
+        return Ok(());
+    }
+    let stream = to_yaml_stream(objects);
+    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&stream)
+        .map(|d| serde::Deserialize::deserialize(d).expect("the YAML output parses"))
+        .collect();
+    prop_assert_eq!(docs.iter().collect::<Vec<_>>(), values.clone());
+    let list: Value = serde_json::from_str(&to_json_list(objects)).expect("JSON output parses");
+    prop_assert_eq!(
+        list["items"].as_array().unwrap().iter().collect::<Vec<_>>(),
+        values
+    );
+    Ok(())
+}
+
+// ---- inputs -----------------------------------------------------------------------------
+
+/// Fragments that mean something to YAML, minijinja, shells or terminals.
+const META: &[&str] = &[
+    "\n",
+    "\r\n",
+    "\r",
+    "\t",
+    " ",
+    "  ",
+    "---",
+    "...",
+    "\n---\n",
+    "\n---\nkind: Secret\n",
+    ": ",
+    "- ",
+    "? ",
+    "#",
+    "&a ",
+    "*a",
+    "&b ",
+    "*b",
+    "<<: ",
+    "!!str ",
+    "!!int ",
+    "!!binary ",
+    "!custom ",
+    "!<tag:x> ",
+    "|",
+    "|-\n",
+    ">",
+    ">+\n",
+    "'",
+    "\"",
+    "\\",
+    "\\n",
+    "\\0",
+    "\\x1b",
+    "\\u2028",
+    "{{",
+    "}}",
+    "{{ 7*7 }}",
+    "{%",
+    "%}",
+    "{% raw %}",
+    "{#",
+    "#}",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    "@",
+    "`",
+    "%",
+    "%YAML 1.2",
+    "$(id)",
+    "${HOME}",
+    "\u{0}",
+    "\u{7}",
+    "\u{1b}[31m",
+    "\u{7f}",
+    "\u{85}",
+    "\u{a0}",
+    "\u{2028}",
+    "\u{2029}",
+    "\u{feff}",
+    "\u{202e}",
+    "\u{fffd}",
+    "\u{ffff}",
+    "😀",
+    "ü",
+    "ß",
+    "日本",
+    "~",
+    "null",
+    "Null",
+    "true",
+    "yes",
+    "off",
+    "0x1F",
+    "0o17",
+    "1e999",
+    "-0",
+    ".nan",
+    ".inf",
+    "-.inf",
+    "99999999999999999999999999",
+    "-9223372036854775809",
+    "18446744073709551616",
+    "0.0000001",
+    "1_000",
+    "=",
+    "<",
+    ">=1.0",
+    "^",
+    "*",
+    "name",
+    "kind",
+    "spec",
+    "metadata",
+];
+
+/// An arbitrary string, biased to metacharacters, sometimes long.
+fn hostile() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => prop::collection::vec(prop::sample::select(META), 0..12).prop_map(|v| v.concat()),
+        2 => any::<String>(),
+        2 => "\\PC{0,40}",
+        1 => (prop::sample::select(META), 1..2_000usize).prop_map(|(m, n)| m.repeat(n)),
+        1 => (prop::collection::vec(prop::sample::select(META), 1..6), "\\PC{0,20}")
+            .prop_map(|(v, s)| format!("{}{s}{}", v.concat(), v.concat())),
+        1 => "[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?",
+    ]
+}
+
+/// YAML-ish token soup: keys, indentation, flow brackets, anchors, tags, odd scalars.
+fn soup() -> impl Strategy<Value = String> {
+    let token = prop_oneof![
+        4 => prop::sample::select(META).prop_map(str::to_string),
+        2 => prop::sample::select(&[
+            "apiVersion: prism.io/v1alpha1\n", "kind: PrismShard\n", "kind: PrismPlugin\n",
+            "kind: PrismNamespace\n", "metadata:\n", "  name: s\n", "metadata: {name: x}\n",
+            "spec:\n", "  product: p\n", "  replicas: ", "  plugins:\n", "  - name: pg\n",
+            "    version: \"1\"\n", "  backend: postgres\n", "  pattern: keyvalue\n",
+            "  backendConfig:\n", "    k: ", "  annotations:\n", "  service: {type: ", "  storage:\n",
+            "    size: ", "  autoscaling: {enabled: true, minReplicas: 1, maxReplicas: 2}\n",
+            "  version: 1.0.0\n", "  source: {registry: r, image: i}\n",
+            "  deployment: {type: sidecar}\n", "  shard: {product: p}\n",
+        ][..])
+        .prop_map(str::to_string),
+        1 => "\\PC{0,12}",
+        1 => any::<i64>().prop_map(|n| n.to_string()),
+    ];
+    prop::collection::vec(token, 0..80).prop_map(|v| v.concat())
+}
+
+fn example(path: &str) -> String {
+    std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// The ADR-037 samples and the example fleet, one text each.
+fn valid_texts() -> Vec<String> {
+    vec![
+        [
+            "examples/adr-037/shard.yaml",
+            "examples/adr-037/plugins-for-shard.yaml",
+            "examples/adr-037/namespace.yaml",
+        ]
+        .iter()
+        .map(|p| example(p))
+        .collect::<Vec<_>>()
+        .join("---\n"),
+        ["plugins.yaml", "shards.yaml", "namespaces.yaml"]
+            .iter()
+            .map(|f| example(&format!("examples/fleet/{f}")))
+            .collect::<Vec<_>>()
+            .join("---\n"),
+    ]
+}
+
+/// One edit of a text.
+#[derive(Debug, Clone)]
+enum Edit {
+    Insert(usize, String),
+    Delete(usize, usize),
+    DuplicateLine(usize),
+    DropLine(usize),
+    SwapLines(usize, usize),
+    Indent(usize, usize),
+    Dedent(usize),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        4 => (any::<usize>(), hostile()).prop_map(|(at, s)| Edit::Insert(at, s)),
+        2 => (any::<usize>(), 1..20usize).prop_map(|(at, n)| Edit::Delete(at, n)),
+        1 => any::<usize>().prop_map(Edit::DuplicateLine),
+        1 => any::<usize>().prop_map(Edit::DropLine),
+        1 => (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Edit::SwapLines(a, b)),
+        1 => (any::<usize>(), 1..4usize).prop_map(|(at, n)| Edit::Indent(at, n)),
+        1 => any::<usize>().prop_map(Edit::Dedent),
+    ]
+}
+
+/// The char boundary at or before `at % (len + 1)`.
+fn boundary(text: &str, at: usize) -> usize {
+    let mut i = at % (text.len() + 1);
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn apply(text: &str, edit: &Edit) -> String {
+    let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
+    let n = lines.len().max(1);
+    match edit {
+        Edit::Insert(at, s) => {
+            let i = boundary(text, *at);
+            return format!("{}{s}{}", &text[..i], &text[i..]);
+        }
+        Edit::Delete(at, len) => {
+            let i = boundary(text, *at);
+            let j = boundary(text, (i + len).min(text.len()));
+            return format!("{}{}", &text[..i], &text[j.max(i)..]);
+        }
+        Edit::DuplicateLine(at) if !lines.is_empty() => {
+            let l = lines[at % n].clone();
+            lines.insert(at % n, l);
+        }
+        Edit::DropLine(at) if !lines.is_empty() => {
+            lines.remove(at % n);
+        }
+        Edit::SwapLines(a, b) if !lines.is_empty() => lines.swap(a % n, b % n),
+        Edit::Indent(at, by) if !lines.is_empty() => {
+            lines[at % n] = format!("{}{}", " ".repeat(*by), lines[at % n]);
+        }
+        Edit::Dedent(at) if !lines.is_empty() => {
+            let l = &lines[at % n];
+            lines[at % n] = l.strip_prefix(' ').unwrap_or(l).to_string();
+        }
+        _ => {}
+    }
+    lines.concat()
+}
+
+/// Splits documents over one to three files.
+fn spread(docs: &[String], files: usize) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = (0..files.max(1))
+        .map(|i| (format!("in/f{i}.yaml"), String::new()))
+        .collect();
+    let count = out.len();
+    for (i, doc) in docs.iter().enumerate() {
+        let text = &mut out[i % count].1;
+        if !text.is_empty() {
+            text.push_str("---\n");
+        }
+        text.push_str(doc);
+    }
+    out
+}
+
+/// A valid fleet as JSON: a shard using a sidecar and an in-process plugin, a remote plugin,
+/// and a namespace placed on the shard.
+fn base_fleet() -> Vec<Value> {
+    vec![
+        json!({
+            "apiVersion": "prism.io/v1alpha1", "kind": "PrismShard",
+            "metadata": {"name": "s1", "namespace": "team-a", "labels": {"team": "a"},
+                         "annotations": {"note": "n"}},
+            "spec": {
+                "product": "p", "feature": "f", "slaTier": "gold", "replicas": 2,
+                "backends": ["postgres", "redis"], "image": "ghcr.io/prism/proxy:1.0.0",
+                "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
+                "plugins": [{"name": "pg", "version": "1.2"}, {"name": "cache", "version": "2"},
+                            {"name": "far", "version": "0.3", "deployment": "remote"}],
+                "autoscaling": {"enabled": true, "minReplicas": 1, "maxReplicas": 5, "targetRPS": 100},
+                "storage": {"size": "5Gi", "storageClassName": "ssd"},
+                "service": {"type": "LoadBalancer", "annotations": {"lb": "internal"}},
+                "adminEndpoint": "prism-admin.prism.svc:8981"
+            }
+        }),
+        json!({
+            "apiVersion": "prism.io/v1alpha1", "kind": "PrismPlugin",
+            "metadata": {"name": "pg", "namespace": "team-a"},
+            "spec": {
+                "version": "1.2.3",
+                "source": {"registry": "ghcr.io/prism/plugins", "image": "pg:1.2.3"},
+                "deployment": {"type": "sidecar", "resources": {"limits": {"cpu": "500m"}}},
+                "healthCheck": {"grpc": {"port": 50200, "service": "prism.plugin.Pg"},
+                                "interval": "10s", "timeout": "2s"},
+                "rollout": {"maxUnavailableShards": 1, "progressDeadline": "5m"}
+            }
+        }),
+        json!({
+            "apiVersion": "prism.io/v1alpha1", "kind": "PrismPlugin",
+            "metadata": {"name": "cache", "namespace": "team-a"},
+            "spec": {
+                "version": "2.0.1",
+                "source": {"registry": "ghcr.io/prism/plugins", "image": "cache:2.0.1"},
+                "deployment": {"type": "in-process", "artifactPath": "/opt/plugin"}
+            }
+        }),
+        json!({
+            "apiVersion": "prism.io/v1alpha1", "kind": "PrismPlugin",
+            "metadata": {"name": "far", "namespace": "team-a"},
+            "spec": {
+                "version": "0.3.0",
+                "source": {"registry": "ghcr.io/prism/plugins", "image": "far:0.3.0"},
+                "deployment": {"type": "remote", "replicas": 3}
+            }
+        }),
+        json!({
+            "apiVersion": "prism.io/v1alpha1", "kind": "PrismNamespace",
+            "metadata": {"name": "orders", "namespace": "team-a", "annotations": {"owner": "x"}},
+            "spec": {
+                "backend": "postgres", "pattern": "keyvalue", "consistency": "strong",
+                "backendConfig": {"pool_size": 10, "opt": "v"},
+                "connectionStringFrom": {"secretKeyRef": {"name": "db", "key": "url"}},
+                "caching": {"enabled": true, "ttl": "30s"}, "rateLimit": {"rps": 10, "burst": 20},
+                "shard": {"product": "p", "feature": "f"},
+                "auth": {"enabled": true, "provider": "oidc", "options": {"issuer": "https://id"}},
+                "reclaimPolicy": "delete"
+            }
+        }),
+    ]
+}
+
+/// Serializes a document as block YAML, flow JSON or pretty JSON (all valid YAML).
+fn emit(doc: &Value, style: u8) -> String {
+    let json = match style % 3 {
+        0 => return serde_yaml::to_string(doc).unwrap(),
+        1 => serde_json::to_string(doc).unwrap() + "\n",
+        _ => serde_json::to_string_pretty(doc).unwrap() + "\n",
+    };
+    // JSON leaves these raw, but YAML 1.1 parsers read them as line breaks (and fold them).
+    json.replace('\u{85}', "\\u0085")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
+}
+
+/// An arbitrary JSON value: odd scalars, hostile strings, small nested collections.
+fn arb_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        prop::sample::select(
+            &[
+                0i64,
+                -1,
+                1,
+                65535,
+                65536,
+                2147483647,
+                2147483648,
+                -2147483649
+            ][..]
+        )
+        .prop_map(Value::from),
+        any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f)
+            .map(Value::Number)),
+        hostile().prop_map(Value::String),
+        "[a-z0-9-]{0,10}".prop_map(Value::String),
+        prop::sample::select(
+            &[
+                "sidecar",
+                "remote",
+                "in-process",
+                "1.0.0",
+                "^1",
+                "10s",
+                "1Gi",
+                "keyvalue",
+                "postgres",
+                "p",
+                "s1",
+                "pg",
+                "LoadBalancer",
+                "ClusterIP"
+            ][..]
+        )
+        .prop_map(|s| Value::String(s.into())),
+    ];
+    leaf.prop_recursive(3, 24, 5, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::btree_map(prop_oneof!["[a-zA-Z]{1,8}", hostile()], inner, 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// One structural change to a JSON tree.
+#[derive(Debug, Clone)]
+enum Mutation {
+    /// Replace the n-th node.
+    Replace(usize, Value),
+    /// Remove the n-th node from its parent.
+    Remove(usize),
+    /// Add a key to the n-th node if it is an object.
+    AddKey(usize, String, Value),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        4 => (any::<usize>(), arb_json()).prop_map(|(n, v)| Mutation::Replace(n, v)),
+        2 => any::<usize>().prop_map(Mutation::Remove),
+        1 => (any::<usize>(), prop_oneof!["[a-zA-Z]{1,10}", hostile()], arb_json())
+            .prop_map(|(n, k, v)| Mutation::AddKey(n, k, v)),
+    ]
+}
+
+/// JSON pointers of every node of `v`, in pre-order.
+fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
+    out.push(at.clone());
+    match v {
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                pointers(item, format!("{at}/{i}"), out);
+            }
+        }
+        Value::Object(map) => {
+            for (k, item) in map {
+                let escaped = k.replace('~', "~0").replace('/', "~1");
+                pointers(item, format!("{at}/{escaped}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Applies `m` to a node of `root` other than the root itself.
+fn mutate(root: &mut Value, m: &Mutation) {
+    let mut all = Vec::new();
+    pointers(root, String::new(), &mut all);
+    let n = match m {
+        Mutation::Replace(n, _) | Mutation::Remove(n) | Mutation::AddKey(n, ..) => *n,
+    };
+    let at = if all.len() > 1 {
+        all[1 + n % (all.len() - 1)].clone()
+    } else {
+        String::new()
+    };
+    match m {
+        Mutation::Replace(_, new) => *root.pointer_mut(&at).unwrap() = new.clone(),
+        Mutation::AddKey(_, k, new) => {
+            if let Some(map) = root.pointer_mut(&at).unwrap().as_object_mut() {
+                map.insert(k.clone(), new.clone());
+            }
+        }
+        Mutation::Remove(_) => {
+            let Some((parent, last)) = at.rsplit_once('/') else {
+                return;
+            };
+            let last = last.replace("~1", "/").replace("~0", "~");
+            match root.pointer_mut(parent).unwrap() {
+                Value::Array(items) => {
+                    items.remove(last.parse::<usize>().unwrap());
+                }
+                Value::Object(map) => {
+                    map.remove(&last);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+// ---- properties -------------------------------------------------------------------------
+
+#[test]
+fn yaml_token_soup_never_panics() {
+    fuzz("yaml_token_soup", 400, (soup(), soup()), |(a, b)| {
+        let files = vec![("a.yaml".to_string(), a), ("b.yaml".to_string(), b)];
+        render_checked(&files).map(drop)
+    });
+}
+
+#[test]
+fn mutated_valid_fleets_render_or_fail_cleanly() {
+    let texts = valid_texts();
+    fuzz(
+        "mutated_valid_fleets",
+        200,
+        (0..texts.len(), prop::collection::vec(edit(), 1..6)),
+        |(which, edits)| {
+            let mut text = texts[which].clone();
+            for e in &edits {
+                text = apply(&text, e);
+            }
+            render_checked(&[("fleet.yaml".to_string(), text)]).map(drop)
+        },
+    );
+}
+
+#[test]
+fn structurally_mutated_resources_render_or_fail_cleanly() {
+    fuzz(
+        "mutated_resources",
+        200,
+        (
+            prop::collection::vec((0..5usize, mutation()), 0..5),
+            any::<u8>(),
+            1..4usize,
+        ),
+        |(mutations, style, files)| {
+            let mut docs = base_fleet();
+            for (doc, m) in &mutations {
+                mutate(&mut docs[*doc], m);
+            }
+            let texts: Vec<String> = docs
+                .iter()
+                .enumerate()
+                .map(|(i, d)| emit(d, style.wrapping_add(i as u8)))
+                .collect();
+            let outcome = render_checked(&spread(&texts, files))?;
+            if mutations.is_empty() {
+                prop_assert!(outcome.is_some(), "the base fleet must render");
+            }
+            Ok(())
+        },
+    );
+}
+
+/// Where a fuzzed value goes in the input and what it becomes in the output.
+struct Target {
+    name: &'static str,
+    /// Document of [`base_fleet`] and JSON pointer of the field (for `key`: of the map).
+    doc: usize,
+    pointer: &'static str,
+    /// The value becomes a key of the map at `pointer` (with value "v") instead.
+    key: bool,
+    /// Placeholder the output is compared against.
+    placeholder: &'static str,
+    /// Strings the value appears as in the output.
+    derived: fn(&str) -> Vec<String>,
+}
+
+fn verbatim(s: &str) -> Vec<String> {
+    vec![s.to_string()]
+}
+
+fn artifact(s: &str) -> Vec<String> {
+    vec![s.to_string(), format!("{}/.", s.trim_end_matches('/'))]
+}
+
+const TARGETS: &[Target] = &[
+    Target {
+        name: "shard annotation value",
+        doc: 0,
+        pointer: "/metadata/annotations/note",
+        key: false,
+        placeholder: "placeholder",
+        derived: verbatim,
+    },
+    Target {
+        name: "shard annotation key",
+        doc: 0,
+        pointer: "/metadata/annotations",
+        key: true,
+        placeholder: "example.com/placeholder",
+        derived: verbatim,
+    },
+    Target {
+        name: "shard label value",
+        doc: 0,
+        pointer: "/metadata/labels/team",
+        key: false,
+        placeholder: "placeholder",
+        derived: verbatim,
+    },
+    Target {
+        name: "service annotation value",
+        doc: 0,
+        pointer: "/spec/service/annotations/lb",
+        key: false,
+        placeholder: "placeholder",
+        derived: verbatim,
+    },
+    Target {
+        name: "service annotation key",
+        doc: 0,
+        pointer: "/spec/service/annotations",
+        key: true,
+        placeholder: "example.com/placeholder",
+        derived: verbatim,
+    },
+    Target {
+        name: "storage class",
+        doc: 0,
+        pointer: "/spec/storage/storageClassName",
+        key: false,
+        placeholder: "placeholder",
+        derived: verbatim,
+    },
+    Target {
+        name: "storage size",
+        doc: 0,
+        pointer: "/spec/storage/size",
+        key: false,
+        placeholder: "7Gi",
+        derived: verbatim,
+    },
+    Target {
+        name: "proxy cpu request",
+        doc: 0,
+        pointer: "/spec/resources/requests/cpu",
+        key: false,
+        placeholder: "3",
+        derived: verbatim,
+    },
+    Target {
+        name: "proxy image",
+        doc: 0,
+        pointer: "/spec/image",
+        key: false,
+        placeholder: "placeholder",
+        derived: verbatim,
+    },
+    Target {
+        name: "admin endpoint",
+        doc: 0,
+        pointer: "/spec/adminEndpoint",
+        key: false,
+        placeholder: "placeholder:1",
+        derived: verbatim,
+    },
+    Target {
+        name: "plugin health service",
+        doc: 1,
+        pointer: "/spec/healthCheck/grpc/service",
+        key: false,
+        placeholder: "placeholder",
+        derived: verbatim,
+    },
+    Target {
+        name: "in-process artifact path",
+        doc: 2,
+        pointer: "/spec/deployment/artifactPath",
+        key: false,
+        placeholder: "/placeholder",
+        derived: artifact,
+    },
+    Target {
+        name: "backendConfig value",
+        doc: 4,
+        pointer: "/spec/backendConfig/opt",
+        key: false,
+        placeholder: "placeholder",
+        derived: verbatim,
+    },
+    Target {
+        name: "backendConfig key",
+        doc: 4,
+        pointer: "/spec/backendConfig",
+        key: true,
+        placeholder: "placeholder",
+        derived: verbatim,
+    },
+    Target {
+        name: "auth option value",
+        doc: 4,
+        pointer: "/spec/auth/options/issuer",
+        key: false,
+        placeholder: "placeholder",
+        derived: verbatim,
+    },
+    Target {
+        name: "namespace annotation value",
+        doc: 4,
+        pointer: "/metadata/annotations/owner",
+        key: false,
+        placeholder: "placeholder",
+        derived: verbatim,
+    },
+    Target {
+        name: "shard selector feature",
+        doc: 4,
+        pointer: "/spec/shard/feature",
+        key: false,
+        placeholder: "f",
+        derived: verbatim,
+    },
+];
+
+/// The fleet with `value` at `target`, as one file.
+fn fleet_with(target: &Target, value: &str, style: u8) -> Vec<(String, String)> {
+    let mut docs = base_fleet();
+    let slot = docs[target.doc]
+        .pointer_mut(target.pointer)
+        .unwrap_or_else(|| panic!("{} has no {}", target.name, target.pointer));
+    if target.key {
+        slot.as_object_mut()
+            .unwrap()
+            .insert(value.to_string(), Value::String("v".into()));
+    } else {
+        *slot = Value::String(value.to_string());
+    }
+    let texts: Vec<String> = docs.iter().map(|d| emit(d, style)).collect();
+    vec![("fleet.yaml".to_string(), texts.join("---\n"))]
+}
+
+/// Removes what is derived from the whole pod spec (hashes, fingerprints, version labels).
+fn blank_derived(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            map.retain(|k, _| {
+                k != "prism.io/config-hash"
+                    && k != "app.kubernetes.io/version"
+                    && !k.starts_with("plugin.prism.io/")
+            });
+            map.values_mut().for_each(blank_derived);
+        }
+        Value::Array(items) => items.iter_mut().for_each(blank_derived),
+        _ => {}
+    }
+}
+
+/// `v` with every string and key equal to a `from` replaced by the matching `to`.
+fn replace_exact(v: &Value, from: &[String], to: &[String]) -> Value {
+    let swap = |s: &String| {
+        from.iter()
+            .position(|f| f == s)
+            .map_or_else(|| s.clone(), |i| to[i].clone())
+    };
+    match v {
+        Value::String(s) => Value::String(swap(s)),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|i| replace_exact(i, from, to)).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (swap(k), replace_exact(v, from, to)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// How often a string or key equal to `s` occurs in `v`.
+fn occurrences(v: &Value, s: &str) -> usize {
+    match v {
+        Value::String(x) => usize::from(x == s),
+        Value::Array(items) => items.iter().map(|i| occurrences(i, s)).sum(),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| usize::from(k == s) + occurrences(v, s))
+            .sum(),
+        _ => 0,
+    }
+}
+
+#[test]
+fn values_never_leave_their_field() {
+    let baselines: Vec<Value> = TARGETS
+        .iter()
+        .map(|t| {
+            let objects = render(&fleet_with(t, t.placeholder, 0))
+                .unwrap_or_else(|e| panic!("{}: the placeholder must render: {e}", t.name));
+            let mut all = Value::Array(objects.into_iter().map(|o| o.value).collect());
+            blank_derived(&mut all);
+            all
+        })
+        .collect();
+    fuzz(
+        "values_stay_in_their_field",
+        300,
+        (0..TARGETS.len(), hostile(), any::<u8>()),
+        |(which, value, style)| {
+            let target = &TARGETS[which];
+            let files = fleet_with(target, &value, style);
+            let Some(objects) = render_checked(&files)? else {
+                // Rejected: the diagnostics must be about the field (or the map it is in).
+                let problems = render(&files).unwrap_err();
+                let field = target.pointer.trim_start_matches('/').replace('/', ".");
+                let map = field.rsplit_once('.').map_or("", |(m, _)| m).to_string();
+                for d in &problems.0 {
+                    prop_assert!(
+                        d.path.starts_with(&field)
+                            || (d.path.starts_with(&map) && !map.is_empty())
+                            || field.starts_with(&d.path)
+                            || d.path.is_empty(),
+                        "{}: diagnostic about another field: {d}",
+                        target.name
+                    );
+                }
+                return Ok(());
+            };
+            let derived = (target.derived)(&value);
+            let placeholders = (target.derived)(target.placeholder);
+            let mut all = Value::Array(objects.into_iter().map(|o| o.value).collect());
+            let baseline = &baselines[which];
+            // A value that already occurs in the output cannot be told apart from it.
+            prop_assume!(derived.iter().all(|d| occurrences(baseline, d) == 0));
+            prop_assume!(!derived.iter().any(|d| placeholders.contains(d)));
+            for d in &derived {
+                prop_assert!(
+                    occurrences(&all, d) >= 1,
+                    "{}: {d:?} does not appear verbatim",
+                    target.name
+                );
+            }
+            blank_derived(&mut all);
+            let swapped = replace_exact(&all, &derived, &placeholders);
+            prop_assert!(
+                &swapped == baseline,
+                "{}: the value {value:?} changed more than its field",
+                target.name
+            );
+            Ok(())
+        },
+    );
+}
+
+// ---- pathological inputs, with time bounds --------------------------------------------
+
+/// Parses `text` as one file; must fail within `limit` with a message containing `expected`.
+fn rejects_quickly(name: &str, text: &str, expected: &str, limit: Duration) {
+    let started = Instant::now();
+    let files = vec![("f.yaml".to_string(), text.to_string())];
+    let outcome = render(&files);
+    let took = started.elapsed();
+    let problems = outcome.expect_err(name);
+    let shown = problems.to_string();
+    assert!(shown.contains(expected), "{name}: {shown}");
+    assert!(took < limit, "{name}: took {took:?}");
+    let mut runner = TestRunner::default();
+    runner
+        .run(&Just(()), |_| check_diagnostics(&files, &problems))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+}
+
+const HEAD: &str = "apiVersion: prism.io/v1alpha1\nkind: PrismShard\nmetadata: {name: s}\n";
+
+#[test]
+fn alias_bombs_are_refused() {
+    let mut laughs = format!(
+        "{HEAD}spec:\n  product: p\n  x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    );
+    for i in 1..10 {
+        let refs = vec![format!("*a{}", i - 1); 9].join(", ");
+        laughs.push_str(&format!("  x{i}: &a{i} [{refs}]\n"));
+    }
+    rejects_quickly(
+        "billion laughs",
+        &laughs,
+        "f.yaml:10: spec.x4[0]: aliases expand to more than 10000 nodes",
+        Duration::from_secs(2),
+    );
+    // Below serde_yaml's own repetition limit, yet 25 kB would become 25 million values.
+    let items = vec!["x"; 5_000].join(",");
+    let refs = vec!["*a"; 5_000].join(",");
+    rejects_quickly(
+        "wide alias amplification",
+        &format!("{HEAD}spec:\n  product: p\n  a: &a [{items}]\n  b: [{refs}]\n"),
+        "f.yaml:7: spec.b[1]: aliases expand to more than 10000 nodes",
+        Duration::from_secs(2),
+    );
+}
+
+#[test]
+fn pathological_nesting_is_refused_quickly() {
+    let n = 100_000;
+    let cases = [
+        (
+            "deep flow sequences",
+            format!("{HEAD}spec: {}{}\n", "[".repeat(n), "]".repeat(n)),
+        ),
+        (
+            "deep flow mappings",
+            format!("{HEAD}spec: {}{}\n", "{a: ".repeat(n), "}".repeat(n)),
+        ),
+        (
+            "unclosed flow sequences",
+            format!("{HEAD}spec: {}\n", "[".repeat(n)),
+        ),
+        (
+            "deep block sequences",
+            format!(
+                "{HEAD}spec:\n{}",
+                (0..200)
+                    .map(|i| format!("{}- \n", " ".repeat(2 * i + 2)))
+                    .collect::<String>()
+            ),
+        ),
+        (
+            "brackets after a syntax error",
+            format!("{HEAD}spec: a: b: {}\n", "[".repeat(n)),
+        ),
+    ];
+    for (name, text) in cases {
+        rejects_quickly(name, &text, "f.yaml:", Duration::from_secs(3));
+    }
+    let shown = render(&[(
+        "f.yaml".into(),
+        format!("{HEAD}spec: {}{}\n", "[".repeat(n), "]".repeat(n)),
+    )])
+    .unwrap_err()
+    .to_string();
+    assert_eq!(shown, "f.yaml:4: spec: nested more than 64 levels deep");
+}
+
+#[test]
+fn duplicate_keys_are_refused() {
+    let text = format!("{HEAD}spec:\n  product: p\n  replicas: 2\n  replicas: 3\n");
+    rejects_quickly(
+        "duplicate key",
+        &text,
+        "f.yaml:7: spec.replicas: duplicate key \"replicas\"",
+        Duration::from_secs(2),
+    );
+}
+
+#[test]
+fn large_inputs_stay_linear() {
+    // A 4 MB annotation and ten thousand small documents.
+    let big = format!(
+        "{HEAD}  annotations: {{note: \"{}\"}}\nspec: {{product: p}}\n",
+        "x".repeat(4 << 20)
+    );
+    let text = big.replace("metadata: {name: s}\n", "metadata:\n  name: s\n");
+    let started = Instant::now();
+    let objects = render(&[("f.yaml".into(), text)]).expect("a big annotation renders");
+    assert_eq!(objects.len(), 6);
+    let many = "---\nkind: Nope\n".repeat(10_000);
+    let problems = render(&[("f.yaml".into(), many)]).unwrap_err();
+    assert_eq!(problems.0.len(), 10_000);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
 }

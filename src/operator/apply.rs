@@ -13,6 +13,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Propagatio
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 
+use super::quantity::quantity;
 use crate::render::Object;
 use crate::render::objects::{hash_json, sort_keys};
 
@@ -85,6 +86,10 @@ pub fn is_subset(want: &Value, have: &Value) -> bool {
             w.len() == h.len() && w.iter().zip(h).all(|(a, b)| is_subset(a, b))
         }
         (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        // The API server rewrites quantities into canonical form ("5000" becomes "5k").
+        (Value::String(a), Value::String(b)) => {
+            a == b || quantity(a).is_some_and(|x| Some(x) == quantity(b))
+        }
         (a, b) => a == b,
     }
 }
@@ -150,6 +155,10 @@ mod tests {
         let want = json!({"spec": {"ports": [{"port": 80, "name": "grpc"}], "replicas": 2}});
         let have = json!({"spec": {"ports": [{"port": 80, "name": "grpc", "protocol": "TCP"}], "replicas": 2.0, "clusterIP": "10.0.0.1"}});
         assert!(is_subset(&want, &have));
+        let canonical =
+            json!({"spec": {"ports": [{"port": 80, "name": "grpc"}], "replicas": 2, "cpu": "5k"}});
+        assert!(is_subset(&json!({"spec": {"cpu": "5000"}}), &canonical));
+        assert!(!is_subset(&json!({"spec": {"cpu": "5001"}}), &canonical));
         let drifted = json!({"spec": {"ports": [{"port": 81, "name": "grpc"}], "replicas": 2}});
         assert!(!is_subset(&want, &drifted));
         let extra_item =

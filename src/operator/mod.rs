@@ -7,6 +7,7 @@ pub mod context;
 pub mod metrics;
 pub mod namespace;
 pub mod plugin;
+pub mod quantity;
 pub mod rollout;
 pub mod run;
 pub mod server;

@@ -8,31 +8,7 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PropagationPolicy};
 use serde_json::Value;
 
-/// Bytes in a Kubernetes quantity such as `10Gi`, `500M` or `1.5Ti`.
-pub fn quantity_bytes(q: &str) -> Option<f64> {
-    let q = q.trim();
-    let split = q.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(q.len());
-    let (number, suffix) = q.split_at(split);
-    let n: f64 = number.parse().ok()?;
-    let factor = match suffix {
-        "" => 1.0,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024.0,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        _ => return None,
-    };
-    Some(n * factor)
-}
+use super::quantity::quantity;
 
 /// The per-replica size a StatefulSet (as JSON) asks for.
 pub fn template_size(sts: &Value) -> Option<&str> {
@@ -55,7 +31,7 @@ pub fn plan(desired: &Value, live: Option<&Value>) -> Resize {
     let (Some(want), Some(have)) = (template_size(desired), live.and_then(template_size)) else {
         return Resize::None;
     };
-    match (quantity_bytes(want), quantity_bytes(have)) {
+    match (quantity(want), quantity(have)) {
         (Some(w), Some(h)) if w > h => Resize::Grow(want.to_string()),
         (Some(w), Some(h)) if w < h => Resize::Refuse(format!(
             "spec.storage.size {want} is smaller than the {have} the volumes already have; volumes cannot shrink"
@@ -107,15 +83,6 @@ pub async fn grow(
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn quantities() {
-        assert_eq!(quantity_bytes("10Gi"), Some(10.0 * 1024f64.powi(3)));
-        assert_eq!(quantity_bytes("500M"), Some(5e8));
-        assert_eq!(quantity_bytes("1.5Ki"), Some(1536.0));
-        assert_eq!(quantity_bytes("12"), Some(12.0));
-        assert_eq!(quantity_bytes("3Zi"), None);
-    }
 
     fn sts(size: &str) -> Value {
         json!({"spec": {"volumeClaimTemplates": [{"spec": {"resources": {"requests": {"storage": size}}}}]}})

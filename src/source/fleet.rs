@@ -142,7 +142,7 @@ fn parse_document(
         problems.push(Diagnostic::new(
             doc.file.as_ref(),
             doc.line + p.line - 1,
-            p.path,
+            locate::printable(&p.path),
             p.message,
         ));
         return None;
@@ -150,12 +150,14 @@ fn parse_document(
     let mut value: Value = match serde_yaml::from_str(&doc.text) {
         Ok(v) => v,
         Err(e) => {
-            let at = e.location().map_or(1, |l| l.line());
+            // The parser may point just past the end of the text; keep to its last line.
+            let last = doc.text.lines().count().max(1);
+            let at = e.location().map_or(1, |l| l.line()).clamp(1, last);
             problems.push(Diagnostic::new(
                 doc.file.as_ref(),
                 doc.line + at - 1,
                 "",
-                yaml_message(&e, doc.text.lines().nth(at - 1)),
+                yaml_message(&e, doc.line, doc.text.lines().nth(at - 1)),
             ));
             return None;
         }
@@ -312,19 +314,33 @@ pub fn dns_label_problem(name: &str, max: usize) -> Option<String> {
     }
 }
 
-/// serde_yaml's message without its trailing position (the diagnostic carries the line), with
-/// a hint when `line`, the line it points at, is indented with a tab.
-fn yaml_message(e: &serde_yaml::Error, line: Option<&str>) -> String {
+/// serde_yaml's message without its positions (the diagnostic carries the line; a second
+/// position, where the construct being scanned started, is kept as a file line: the document
+/// starts at file line `start`), with a hint when `line`, the line the message points at, is
+/// indented with a tab.
+fn yaml_message(e: &serde_yaml::Error, start: usize, line: Option<&str>) -> String {
+    static POSITION: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let position = POSITION
+        .get_or_init(|| regex::Regex::new(r" at line (\d+) column \d+").expect("valid regex"));
     let text = e.to_string();
-    let trimmed = match text.rfind(" at line ") {
-        Some(pos) => &text[..pos],
-        None => &text,
-    };
+    let mut out = String::new();
+    let mut rest = 0;
+    for (i, found) in position.captures_iter(&text).enumerate() {
+        let whole = found.get(0).expect("a match");
+        out.push_str(&text[rest..whole.start()]);
+        rest = whole.end();
+        // The first position is the diagnostic's line; later ones are context.
+        if i > 0 {
+            let relative: usize = found[1].parse().unwrap_or(1);
+            out.push_str(&format!(" started on line {}", start + relative.max(1) - 1));
+        }
+    }
+    out.push_str(&text[rest..]);
     let tab = line.is_some_and(|l| l.trim_start_matches(' ').starts_with('\t'));
     let hint = if tab {
         " (tabs must not be used for indentation)"
     } else {
         ""
     };
-    format!("invalid YAML: {trimmed}{hint}")
+    format!("invalid YAML: {out}{hint}")
 }

@@ -38,6 +38,27 @@ pub fn format_path(segments: &[Segment]) -> String {
     out
 }
 
+/// Longest field path shown in a message, in characters.
+const MAX_SHOWN_PATH: usize = 200;
+
+/// `path` with control characters escaped (`\n`, `\u{1b}`) and cut to a bounded length, for
+/// one-line messages.
+pub fn printable(path: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in path.chars().enumerate() {
+        if i == MAX_SHOWN_PATH {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Parses `a.b[2].c` back into segments (keys may not contain `.` or `[`).
 pub fn parse_path(path: &str) -> Vec<Segment> {
     let mut out = Vec::new();

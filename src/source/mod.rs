@@ -30,9 +30,15 @@ impl Document {
         self.line + locate::line_of(&self.text, path) - 1
     }
 
-    /// A diagnostic for the field at `path` of this document.
+    /// A diagnostic for the field at `path` of this document (control characters in keys
+    /// are shown escaped, so the diagnostic stays one line).
     pub fn diagnostic(&self, path: &str, message: impl Into<String>) -> Diagnostic {
-        Diagnostic::new(self.file.as_ref(), self.line_of(path), path, message)
+        Diagnostic::new(
+            self.file.as_ref(),
+            self.line_of(path),
+            locate::printable(path),
+            message,
+        )
     }
 }
 
