@@ -7,13 +7,12 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
-use kube::api::{Api, ListParams, PostParams};
-use prism_operator::api::{PrismNamespace, PrismPlugin, PrismShard};
+use kube::api::Api;
+use prism_operator::api::PrismShard;
 use support::admin_server::AdminServer;
 use support::cluster::{NamespaceOptions, test_namespace_with};
-use support::operator::{Operator, apply_yaml, example, install_crds};
+use support::operator::{Operator, apply_example_fleet, install_crds, wait_example_fleet};
 use support::wait_for;
 
 const OURS: &[&str] = &[
@@ -71,46 +70,11 @@ async fn an_idle_operator_makes_no_writes_over_full_resyncs() {
     let (client, ns) = test_namespace_with("idle", &NamespaceOptions::restricted()).await;
     install_crds(&client).await;
     let admin = AdminServer::start().await;
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    for name in ["profiles-db", "history-db", "resume-db", "reports-db"] {
-        let mut s = Secret::default();
-        s.metadata.name = Some(name.into());
-        s.string_data = Some(
-            [(
-                "connection-string".to_string(),
-                format!("postgres://{name}"),
-            )]
-            .into_iter()
-            .collect(),
-        );
-        secrets.create(&PostParams::default(), &s).await.unwrap();
-    }
     let endpoint = admin.endpoint();
     let op = Operator::start(&ns, &["--resync", "8s", "--admin-endpoint", &endpoint]).await;
-    // The example fleet, on the cluster's default storage class.
-    for f in ["plugins.yaml", "shards.yaml", "namespaces.yaml"] {
-        let text = example(&format!("fleet/{f}")).replace("    storageClassName: ssd\n", "");
-        apply_yaml(&client, &ns, &text).await;
-    }
+    apply_example_fleet(&client, &ns).await;
+    wait_example_fleet(&client, &ns, &op).await;
     let shards: Api<PrismShard> = Api::namespaced(client.clone(), &ns);
-    let plugins: Api<PrismPlugin> = Api::namespaced(client.clone(), &ns);
-    let namespaces: Api<PrismNamespace> = Api::namespaced(client.clone(), &ns);
-    wait_for("the example fleet reconciled", Duration::from_secs(240), || {
-        let (shards, plugins, namespaces) = (shards.clone(), plugins.clone(), namespaces.clone());
-        let tail = op.log_tail();
-        async move {
-            let lp = ListParams::default();
-            let ready = |c: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]| c.iter().any(|c| c.type_ == "Ready" && c.status == "True");
-            let s = shards.list(&lp).await.map_err(|e| e.to_string())?.items;
-            let p = plugins.list(&lp).await.map_err(|e| e.to_string())?.items;
-            let n = namespaces.list(&lp).await.map_err(|e| e.to_string())?.items;
-            let s_ok = s.iter().filter(|x| x.status.as_ref().is_some_and(|st| ready(&st.conditions))).count();
-            let p_ok = p.iter().filter(|x| x.status.as_ref().is_some_and(|st| ready(&st.conditions))).count();
-            let n_ok = n.iter().filter(|x| x.status.as_ref().and_then(|st| st.state.as_deref()) == Some("Active")).count();
-            if (s_ok, p_ok, n_ok) == (4, 4, 12) { Ok(()) } else { Err(format!("ready shards {s_ok}/4, plugins {p_ok}/4, active namespaces {n_ok}/12\n{tail}")) }
-        }
-    })
-    .await;
     // The HPA grows playback-live from the StatefulSet default to its minimum of 3.
     wait_for(
         "playback-live at the HPA's minimum",

@@ -97,6 +97,13 @@ fn render_checked(files: &[(String, String)]) -> Result<Option<Vec<Object>>, Tes
     }
 }
 
+/// Lines of `text` counting every break a YAML 1.1 parser counts: LF, CRLF, a lone CR, and
+/// NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR.
+fn line_count(text: &str) -> usize {
+    let lone_cr = text.match_indices('\r').filter(|(i, _)| !text[i + 1..].starts_with('\n'));
+    1 + text.matches(['\n', '\u{85}', '\u{2028}', '\u{2029}']).count() + lone_cr.count()
+}
+
 /// Every diagnostic is one line naming an input file and a line inside it.
 fn check_diagnostics(
     files: &[(String, String)],
@@ -109,7 +116,7 @@ fn check_diagnostics(
                 "diagnostic names no input file: {d}"
             )));
         };
-        let lines = text.split('\n').count().max(1);
+        let lines = line_count(text);
         prop_assert!(
             (1..=lines).contains(&d.line),
             "line {} outside 1..={lines}: {d}",
@@ -917,6 +924,34 @@ fn replace_exact(v: &Value, from: &[String], to: &[String]) -> Value {
     }
 }
 
+/// Where `a` and `b` first differ, for messages.
+fn first_difference(a: &Value, b: &Value, at: String) -> String {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for (k, v) in x {
+                match y.get(k) {
+                    None => return format!("{at}/{k} only in the render"),
+                    Some(w) if v != w => return first_difference(v, w, format!("{at}/{k}")),
+                    _ => {}
+                }
+            }
+            match y.keys().find(|k| !x.contains_key(*k)) {
+                Some(k) => format!("{at}/{k} only in the baseline"),
+                None => at,
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find(|(_, (v, w))| v != w)
+            .map_or(at.clone(), |(i, (v, w))| {
+                first_difference(v, w, format!("{at}/{i}"))
+            }),
+        _ => format!("{at}: {a} vs {b}"),
+    }
+}
+
 /// How often a string or key equal to `s` occurs in `v`.
 fn occurrences(v: &Value, s: &str) -> usize {
     match v {
@@ -984,8 +1019,9 @@ fn values_never_leave_their_field() {
             let swapped = replace_exact(&all, &derived, &placeholders);
             prop_assert!(
                 &swapped == baseline,
-                "{}: the value {value:?} changed more than its field",
-                target.name
+                "{}: the value {value:?} changed more than its field: {}",
+                target.name,
+                first_difference(&swapped, baseline, String::new())
             );
             Ok(())
         },

@@ -46,6 +46,16 @@ impl fmt::Display for Placement {
     }
 }
 
+/// A selector value for messages: as written, or JSON-quoted when it holds control characters
+/// (selector values are free text; a message must stay one printable line).
+fn shown(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.chars().any(char::is_control) {
+        serde_json::Value::String(value.into()).to_string().into()
+    } else {
+        value.into()
+    }
+}
+
 /// Describes a namespace's selector, e.g. `product=playback, slaTier=p99_10ms, backend=postgres`.
 pub fn describe_selector(ns: &PrismNamespace) -> String {
     let mut parts = Vec::new();
@@ -57,7 +67,7 @@ pub fn describe_selector(ns: &PrismNamespace) -> String {
             ("slaTier", &sel.sla_tier),
         ] {
             if let Some(v) = v {
-                parts.push(format!("{k}={v}"));
+                parts.push(format!("{k}={}", shown(v)));
             }
         }
     }
@@ -84,8 +94,9 @@ pub fn mismatch(ns: &PrismNamespace, shard: &PrismShard) -> Option<String> {
                 && have != Some(want)
             {
                 return Some(format!(
-                    "{field} is {}, not {want}",
-                    have.unwrap_or("unset")
+                    "{field} is {}, not {}",
+                    have.unwrap_or("unset"),
+                    shown(want)
                 ));
             }
         }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use minijinja::value::{Kwargs, Value};
 use minijinja::{Environment, UndefinedBehavior};
 
 /// Names of every template, each producing one object.
@@ -88,14 +89,66 @@ impl Templates {
         Ok(templates)
     }
 
-    /// A strict environment: undefined variables are errors, YAML is never HTML-escaped.
+    /// A strict environment: undefined variables are errors, YAML is never HTML-escaped, and
+    /// `tojson` output is safe inside YAML too (see [`tojson`]).
     pub(crate) fn environment(&self) -> Result<Environment<'static>, minijinja::Error> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        env.add_filter("tojson", tojson);
         for (name, source) in &self.0 {
             env.add_template_owned(name.clone(), source.clone())?;
         }
         Ok(env)
+    }
+}
+
+/// Whether YAML reads `c` differently from JSON when it appears raw in a double-quoted string:
+/// DEL and the C1 controls are not allowed there, and YAML 1.1 parsers (serde_yaml's included)
+/// take NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR for line breaks and fold them into spaces.
+fn unsafe_in_yaml(c: char) -> bool {
+    matches!(
+        c,
+        '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+    )
+}
+
+/// minijinja's `tojson`, with the characters JSON leaves raw but YAML would change or refuse
+/// written as `\uXXXX` escapes (valid in both), so every value reaches the object unchanged.
+fn tojson(value: &Value, indent: Option<Value>, args: Kwargs) -> Result<Value, minijinja::Error> {
+    let json = minijinja::filters::tojson(value, indent, args)?;
+    let Some(text) = json.as_str().filter(|t| t.contains(unsafe_in_yaml)) else {
+        return Ok(json);
+    };
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if unsafe_in_yaml(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(Value::from_safe_string(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tojson_output_survives_yaml() {
+        let env = Templates::embedded().environment().unwrap();
+        for text in [
+            "a\u{85}b",
+            "\u{2028}--- x",
+            "\u{7f}\u{9f}\u{feff}",
+            "plain ü 😀",
+        ] {
+            let out = env
+                .render_str("v: {{ s | tojson }}", minijinja::context! { s => text })
+                .unwrap();
+            let parsed: serde_json::Value = serde_yaml::from_str(&out).unwrap();
+            assert_eq!(parsed["v"], text, "{out}");
+        }
     }
 }

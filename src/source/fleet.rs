@@ -7,7 +7,7 @@ use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::schema::{Schemas, quote};
+use super::schema::{Schemas, quote, shown};
 use super::{Document, locate};
 use crate::api::{self, MAX_UNIT_NAME, PrismNamespace, PrismPlugin, PrismShard};
 use crate::error::{Diagnostic, Diagnostics};
@@ -196,7 +196,8 @@ fn parse_document(
             problems.push(doc.diagnostic(
                 "apiVersion",
                 format!(
-                    "unsupported apiVersion {v} for {kind}: expected {}",
+                    "unsupported apiVersion {} for {kind}: expected {}",
+                    shown(v),
                     api::API_VERSION
                 ),
             ));

@@ -180,7 +180,8 @@ impl Schemas {
             err(
                 out,
                 format!(
-                    "unsupported value {value}: must be one of {}",
+                    "unsupported value {}: must be one of {}",
+                    shown(value),
                     names.join(", ")
                 ),
             );
@@ -251,7 +252,10 @@ impl Schemas {
                 if let Some(first) = items[..i].iter().position(|x| x == item) {
                     out.push(SchemaError {
                         path: format!("{path}[{i}]"),
-                        message: format!("duplicate value {item} (first at {path}[{first}])"),
+                        message: format!(
+                            "duplicate value {} (first at {path}[{first}])",
+                            shown(item)
+                        ),
                     });
                 }
             }
@@ -272,7 +276,7 @@ impl Schemas {
                 .map(|k| item.get(*k).unwrap_or(&Value::Null))
                 .collect();
             if let Some(first) = seen.insert(id.clone(), i) {
-                let shown: Vec<String> = id.iter().map(|v| v.to_string()).collect();
+                let shown: Vec<String> = id.iter().map(|v| shown(v)).collect();
                 out.push(SchemaError {
                     path: format!("{path}[{i}]"),
                     message: format!(
@@ -304,7 +308,13 @@ impl Schemas {
             if let Some(re) = re
                 && !re.is_match(text)
             {
-                err(format!("{} does not match {pattern}", quote(text)));
+                if may_hold_credentials(text) {
+                    err(format!(
+                        "the value (not shown: it looks like it holds credentials) does not match {pattern}"
+                    ));
+                } else {
+                    err(format!("{} does not match {pattern}", quote(text)));
+                }
             }
         }
     }
@@ -344,7 +354,36 @@ fn join(path: &str, key: &str) -> String {
 pub fn quote(text: &str) -> String {
     let shown: String = text.chars().take(80).collect();
     let suffix = if text.chars().count() > 80 { "…" } else { "" };
-    format!("{}{suffix}", Value::String(shown))
+    // JSON escapes the C0 controls only; DEL and C1 controls must not reach a terminal either.
+    let mut out = String::new();
+    for c in Value::String(shown).to_string().chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    format!("{out}{suffix}")
+}
+
+/// Whether a string that failed its pattern may hold credentials (`user:password@host`, a URL
+/// with user information), so that messages must not repeat it.
+fn may_hold_credentials(text: &str) -> bool {
+    text.contains('@') && text.contains(':')
+}
+
+/// Short rendering of any value for messages (bounded length).
+pub fn shown(value: &Value) -> String {
+    match value {
+        Value::String(text) => quote(text),
+        other => {
+            let text = other.to_string();
+            match text.char_indices().nth(80) {
+                Some((cut, _)) => format!("{}…", &text[..cut]),
+                None => text,
+            }
+        }
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {

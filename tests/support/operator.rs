@@ -82,20 +82,31 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Starts `prism-operator run` watching `namespace` with extra `args`.
+    /// Starts `prism-operator run` watching `namespace` with extra `args`, as cluster admin.
     pub async fn start(namespace: &str, args: &[&str]) -> Operator {
+        let kubeconfig = cluster().await.kubeconfig_path();
+        let mut all = vec![
+            "--watch-namespace",
+            namespace,
+            "--lease-namespace",
+            namespace,
+        ];
+        all.extend_from_slice(args);
+        Self::start_with_kubeconfig(&kubeconfig, &all).await
+    }
+
+    /// Starts `prism-operator run` with `args`, authenticating with `kubeconfig`.
+    pub async fn start_with_kubeconfig(kubeconfig: &std::path::Path, args: &[&str]) -> Operator {
         let c = cluster().await;
         let port = free_port();
-        let log = c.dir().join(format!("operator-{namespace}-{port}.log"));
+        let log = c.dir().join(format!("operator-{port}.log"));
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_prism-operator"))
             .arg("run")
-            .args(["--watch-namespace", namespace])
             .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
-            .args(["--lease-namespace", namespace])
             .args(["--log-level", "info,prism_operator=debug"])
             .args(args)
-            .env("KUBECONFIG", c.kubeconfig_path())
+            .env("KUBECONFIG", kubeconfig)
             .env_remove("POD_NAMESPACE")
             .stdout(Stdio::null())
             .stderr(file)
@@ -275,4 +286,62 @@ pub fn example(path: &str) -> String {
 /// `Resource::kind` of K, for messages.
 pub fn kind_of<K: Resource<DynamicType = ()>>() -> String {
     K::kind(&()).to_string()
+}
+
+/// Applies the example fleet (`examples/fleet`) into `namespace` on the cluster's default
+/// storage class, with the Secrets its namespaces reference.
+pub async fn apply_example_fleet(client: &Client, namespace: &str) {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::PostParams;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    for name in ["profiles-db", "history-db", "resume-db", "reports-db"] {
+        let mut s = Secret::default();
+        s.metadata.name = Some(name.into());
+        s.string_data = Some(
+            [(
+                "connection-string".to_string(),
+                format!("postgres://{name}"),
+            )]
+            .into_iter()
+            .collect(),
+        );
+        secrets.create(&PostParams::default(), &s).await.unwrap();
+    }
+    for f in ["plugins.yaml", "shards.yaml", "namespaces.yaml"] {
+        let text = example(&format!("fleet/{f}")).replace("    storageClassName: ssd\n", "");
+        apply_yaml(client, namespace, &text).await;
+    }
+}
+
+/// Waits until the example fleet in `namespace` is reconciled: 4 shards and 4 plugins Ready,
+/// 12 namespaces Active.
+pub async fn wait_example_fleet(client: &Client, namespace: &str, op: &Operator) {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+    use kube::api::ListParams;
+    let shards: Api<PrismShard> = Api::namespaced(client.clone(), namespace);
+    let plugins: Api<PrismPlugin> = Api::namespaced(client.clone(), namespace);
+    let namespaces: Api<PrismNamespace> = Api::namespaced(client.clone(), namespace);
+    wait_for("the example fleet reconciled", Duration::from_secs(240), || {
+        let (shards, plugins, namespaces) = (shards.clone(), plugins.clone(), namespaces.clone());
+        let tail = op.log_tail();
+        async move {
+            let lp = ListParams::default();
+            let ready = |c: &[Condition]| c.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+            let s = shards.list(&lp).await.map_err(|e| e.to_string())?.items;
+            let p = plugins.list(&lp).await.map_err(|e| e.to_string())?.items;
+            let n = namespaces.list(&lp).await.map_err(|e| e.to_string())?.items;
+            let s_ok = s.iter().filter(|x| x.status.as_ref().is_some_and(|st| ready(&st.conditions))).count();
+            let p_ok = p.iter().filter(|x| x.status.as_ref().is_some_and(|st| ready(&st.conditions))).count();
+            let n_ok = n
+                .iter()
+                .filter(|x| x.status.as_ref().and_then(|st| st.state.as_deref()) == Some("Active"))
+                .count();
+            if (s_ok, p_ok, n_ok) == (4, 4, 12) {
+                Ok(())
+            } else {
+                Err(format!("ready shards {s_ok}/4, plugins {p_ok}/4, active namespaces {n_ok}/12\n{tail}"))
+            }
+        }
+    })
+    .await;
 }

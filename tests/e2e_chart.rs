@@ -1,0 +1,213 @@
+//! The Helm chart on a real control plane (helm built from its Go module): it installs CRDs,
+//! least-privilege RBAC and a restricted operator Deployment; the operator, running with exactly
+//! the chart ServiceAccount's permissions (a token for it), reconciles the example fleet, and is
+//! denied what the chart does not grant.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::ClusterRole;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use support::admin_server::AdminServer;
+use support::cluster::{NamespaceOptions, cluster, test_namespace_with};
+use support::operator::{Operator, apply_example_fleet, wait_example_fleet};
+use support::wait_for;
+
+/// The bin dir holding `helm` (built by benches/tools/build.sh, or `PRISM_TOOLS`).
+fn tools() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PRISM_TOOLS") {
+        return PathBuf::from(dir);
+    }
+    let out = Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/benches/tools/build.sh"
+        ))
+        .output()
+        .expect("benches/tools/build.sh runs");
+    assert!(
+        out.status.success(),
+        "building helm failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap()
+            .trim(),
+    )
+}
+
+fn helm(args: &[&str], kubeconfig: &std::path::Path) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(tools().join("helm"))
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("HELM_CACHE_HOME", dir.path().join("cache"))
+        .env("HELM_CONFIG_HOME", dir.path().join("config"))
+        .env("HELM_DATA_HOME", dir.path().join("data"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "helm {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A kubeconfig that authenticates as `sa` in `ns` with a fresh token.
+async fn service_account_kubeconfig(admin: &Client, ns: &str, sa: &str, path: &std::path::Path) {
+    let api: Api<ServiceAccount> = Api::namespaced(admin.clone(), ns);
+    let req = serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}});
+    let token: TokenRequest = api
+        .create_subresource("token", sa, &PostParams::default(), &req)
+        .await
+        .expect("a token for the chart's ServiceAccount");
+    let token = token.status.and_then(|s| s.token).expect("a token");
+    let c = cluster().await;
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: sa\n  user:\n    token: {token}\ncontexts:\n- name: sa\n  context: {{cluster: test, user: sa}}\ncurrent-context: sa\n",
+        c.server_url(),
+        c.ca_cert_path().display()
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chart_installs_and_its_rbac_is_exactly_enough() {
+    let kubeconfig = cluster().await.kubeconfig_path();
+    let lint = helm(&["lint", "--strict", "charts/prism-operator"], &kubeconfig);
+    assert!(lint.contains("0 chart(s) failed"), "{lint}");
+
+    let (admin, release_ns) =
+        test_namespace_with("prism-system", &NamespaceOptions::restricted()).await;
+    helm(
+        &[
+            "install",
+            "prism-operator",
+            "charts/prism-operator",
+            "--namespace",
+            &release_ns,
+            "--set",
+            "adminTimeout=2s",
+        ],
+        &kubeconfig,
+    );
+
+    // The operator Deployment is admitted under restricted Pod Security and gets ready.
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), &release_ns);
+    wait_for(
+        "the chart's operator Deployment available",
+        Duration::from_secs(120),
+        || {
+            let deployments = deployments.clone();
+            async move {
+                let d = deployments
+                    .get("prism-operator")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let st = d.status.unwrap_or_default();
+                if st.available_replicas == Some(2) {
+                    Ok(())
+                } else {
+                    Err(format!("{st:?}"))
+                }
+            }
+        },
+    )
+    .await;
+    let roles: Api<ClusterRole> = Api::all(admin.clone());
+    let role = roles.get("prism-operator").await.unwrap();
+    for rule in role.rules.unwrap_or_default() {
+        let all = [
+            rule.verbs.clone(),
+            rule.resources.clone().unwrap_or_default(),
+            rule.api_groups.clone().unwrap_or_default(),
+        ]
+        .concat();
+        assert!(!all.iter().any(|v| v == "*"), "no wildcards: {rule:?}");
+    }
+
+    // Run the operator as the chart's ServiceAccount, on the example fleet.
+    let dir = tempfile::tempdir().unwrap();
+    let sa_config = dir.path().join("sa.kubeconfig");
+    service_account_kubeconfig(&admin, &release_ns, "prism-operator", &sa_config).await;
+    let (_, fleet_ns) = test_namespace_with("fleet", &NamespaceOptions::restricted()).await;
+    let prism_admin = AdminServer::start().await;
+    let endpoint = prism_admin.endpoint();
+    let op = Operator::start_with_kubeconfig(
+        &sa_config,
+        &[
+            "--leader-elect",
+            "--lease-namespace",
+            &release_ns,
+            "--identity",
+            "sa-test",
+            "--admin-endpoint",
+            &endpoint,
+            "--resync",
+            "30s",
+        ],
+    )
+    .await;
+    apply_example_fleet(&admin, &fleet_ns).await;
+    wait_example_fleet(&admin, &fleet_ns, &op).await;
+    let log = std::fs::read_to_string(&op.log).unwrap();
+    assert!(
+        !log.contains("forbidden"),
+        "the chart's permissions were not enough:\n{}",
+        op.log_tail()
+    );
+
+    // And it may not do what the chart does not grant.
+    let sa = Client::try_from(
+        Config::from_custom_kubeconfig(
+            Kubeconfig::read_from(&sa_config).unwrap(),
+            &KubeConfigOptions::default(),
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    let denied = |r: kube::Result<()>, what: &str| match r {
+        Err(kube::Error::Api(e)) if e.code == 403 => {}
+        other => panic!("{what} should be forbidden, got {other:?}"),
+    };
+    let secrets: Api<Secret> = Api::namespaced(sa.clone(), &fleet_ns);
+    denied(
+        secrets.list(&ListParams::default()).await.map(drop),
+        "listing Secrets",
+    );
+    let namespaces: Api<Namespace> = Api::all(sa.clone());
+    denied(
+        namespaces
+            .delete(&fleet_ns, &DeleteParams::default())
+            .await
+            .map(drop),
+        "deleting a Namespace",
+    );
+    let roles: Api<ClusterRole> = Api::all(sa.clone());
+    denied(
+        roles
+            .create(&PostParams::default(), &ClusterRole::default())
+            .await
+            .map(drop),
+        "creating a ClusterRole",
+    );
+    assert!(
+        secrets.get("profiles-db").await.is_ok(),
+        "reading a referenced Secret is allowed"
+    );
+}
