@@ -566,3 +566,93 @@ async fn kubectl_columns_are_useful() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pause_annotation_stops_and_resumes_reconciling() {
+    let (client, ns) = setup("op-pause").await;
+    let op = Operator::start(&ns, &["--resync", "5s"]).await;
+    apply_yaml(&client, &ns, &plugin_yaml("pg", "1.0.0", 50100, "")).await;
+    apply_yaml(&client, &ns, &shard_yaml("p", 1, &["pg"], "")).await;
+    wait_shard_ready(&client, &ns, "p", 1, &op).await;
+
+    let paused = shard_yaml("p", 2, &["pg"], "").replace("metadata: {name: p}", "metadata: {name: p, annotations: {prism.io/reconcile: paused}}");
+    apply_yaml(&client, &ns, &paused).await;
+    let shards: Api<PrismShard> = Api::namespaced(client.clone(), &ns);
+    wait_for("ReconciliationPaused condition", MINUTE, || {
+        let shards = shards.clone();
+        async move {
+            let s = shards.get("p").await.map_err(|e| e.to_string())?;
+            let paused = s.status.unwrap_or_default().conditions.iter().any(|c| c.type_ == "ReconciliationPaused" && c.status == "True");
+            if paused { Ok(()) } else { Err("not paused yet".into()) }
+        }
+    })
+    .await;
+    // Two resyncs later the change has still not been applied.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    assert_eq!(sts.get("prism-p").await.unwrap().spec.replicas, Some(1));
+    // Unpaused, it is.
+    apply_yaml(&client, &ns, &shard_yaml("p", 2, &["pg"], "")).await;
+    wait_shard_ready(&client, &ns, "p", 2, &op).await;
+    let s = shards.get("p").await.unwrap();
+    assert!(!s.status.unwrap().conditions.iter().any(|c| c.type_ == "ReconciliationPaused"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volume_growth_is_carried_out_and_shrinking_refused() {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let (client, ns) = setup("op-storage").await;
+    // Let the test cluster's default class expand volumes.
+    let classes: Api<StorageClass> = Api::all(client.clone());
+    let expand = serde_json::json!({"allowVolumeExpansion": true});
+    classes.patch("kwok-volume", &PatchParams::default(), &Patch::Merge(&expand)).await.unwrap();
+
+    let op = Operator::start(&ns, &["--resync", "10s"]).await;
+    apply_yaml(&client, &ns, &plugin_yaml("pg", "1.0.0", 50100, "")).await;
+    apply_yaml(&client, &ns, &shard_yaml("v", 2, &["pg"], "  storage: {size: 1Gi}\n")).await;
+    wait_shard_ready(&client, &ns, "v", 2, &op).await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
+    let uids = |list: Vec<k8s_openapi::api::core::v1::Pod>| {
+        let mut u: Vec<String> = list.into_iter().filter_map(|p| p.metadata.uid).collect();
+        u.sort();
+        u
+    };
+    let before = uids(pods.list(&kube::api::ListParams::default()).await.unwrap().items);
+
+    apply_yaml(&client, &ns, &shard_yaml("v", 2, &["pg"], "  storage: {size: 2Gi}\n")).await;
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+    wait_for("claims and template grown to 2Gi", MINUTE, || {
+        let (sts, pvcs) = (sts.clone(), pvcs.clone());
+        async move {
+            let s = sts.get("prism-v").await.map_err(|e| e.to_string())?;
+            let vct = s.spec.volume_claim_templates.unwrap_or_default()[0].spec.clone().unwrap().resources.unwrap().requests.unwrap()["storage"].0.clone();
+            let claims: Vec<String> = pvcs.list(&kube::api::ListParams::default()).await.map_err(|e| e.to_string())?.items.into_iter()
+                .map(|p| p.spec.unwrap().resources.unwrap().requests.unwrap()["storage"].0.clone()).collect();
+            if vct == "2Gi" && claims == ["2Gi", "2Gi"] { Ok(()) } else { Err(format!("template {vct}, claims {claims:?}")) }
+        }
+    })
+    .await;
+    wait_shard_ready(&client, &ns, "v", 2, &op).await;
+    let after = uids(pods.list(&kube::api::ListParams::default()).await.unwrap().items);
+    assert_eq!(before, after, "the pods were orphaned and adopted, not restarted");
+
+    apply_yaml(&client, &ns, &shard_yaml("v", 2, &["pg"], "  storage: {size: 1Gi}\n")).await;
+    let shards: Api<PrismShard> = Api::namespaced(client.clone(), &ns);
+    wait_for("shrinking refused", MINUTE, || {
+        let shards = shards.clone();
+        async move {
+            let s = shards.get("v").await.map_err(|e| e.to_string())?;
+            let c = s.status.unwrap_or_default().conditions.into_iter().find(|c| c.type_ == "Degraded");
+            match c {
+                Some(c) if c.status == "True" && c.reason == "StorageShrinkRefused" => Ok(c.message),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    let s = sts.get("prism-v").await.unwrap();
+    let vct = s.spec.volume_claim_templates.unwrap()[0].spec.clone().unwrap().resources.unwrap().requests.unwrap()["storage"].0.clone();
+    assert_eq!(vct, "2Gi", "the StatefulSet keeps its volumes");
+}
