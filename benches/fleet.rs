@@ -1106,6 +1106,11 @@ pub fn kustomize_tree(fleet: &Fleet) -> Result<Vec<(String, String)>, String> {
             pod_patch["volumes"] = pod["volumes"].clone();
             proxy["volumeMounts"] = rendered_proxy["volumeMounts"].clone();
         }
+        if pod_patch.get("volumes").is_none() {
+            // References are given with their new names: the top-level build would find
+            // every shard's base name ambiguous.
+            pod_patch["volumes"] = json!([{"name": "proxy-config", "configMap": {"name": full}}]);
+        }
         let mut containers = vec![proxy];
         containers.extend(
             pod["containers"]
@@ -1117,6 +1122,7 @@ pub fn kustomize_tree(fleet: &Fleet) -> Result<Vec<(String, String)>, String> {
         );
         pod_patch["containers"] = Value::Array(containers);
         let mut sts_spec = json!({
+            "serviceName": format!("{full}-headless"),
             "template": {
                 "metadata": {"annotations": sts["spec"]["template"]["metadata"]["annotations"]},
                 "spec": pod_patch,
@@ -1188,6 +1194,7 @@ pub fn kustomize_tree(fleet: &Fleet) -> Result<Vec<(String, String)>, String> {
                 "HorizontalPodAutoscaler",
                 "prism",
                 json!({"metadata": {"name": full}, "spec": {
+                    "scaleTargetRef": {"name": full},
                     "minReplicas": hpa["spec"]["minReplicas"],
                     "maxReplicas": hpa["spec"]["maxReplicas"],
                     "metrics": hpa["spec"]["metrics"],

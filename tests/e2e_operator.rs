@@ -575,15 +575,27 @@ async fn the_pause_annotation_stops_and_resumes_reconciling() {
     apply_yaml(&client, &ns, &shard_yaml("p", 1, &["pg"], "")).await;
     wait_shard_ready(&client, &ns, "p", 1, &op).await;
 
-    let paused = shard_yaml("p", 2, &["pg"], "").replace("metadata: {name: p}", "metadata: {name: p, annotations: {prism.io/reconcile: paused}}");
+    let paused = shard_yaml("p", 2, &["pg"], "").replace(
+        "metadata: {name: p}",
+        "metadata: {name: p, annotations: {prism.io/reconcile: paused}}",
+    );
     apply_yaml(&client, &ns, &paused).await;
     let shards: Api<PrismShard> = Api::namespaced(client.clone(), &ns);
     wait_for("ReconciliationPaused condition", MINUTE, || {
         let shards = shards.clone();
         async move {
             let s = shards.get("p").await.map_err(|e| e.to_string())?;
-            let paused = s.status.unwrap_or_default().conditions.iter().any(|c| c.type_ == "ReconciliationPaused" && c.status == "True");
-            if paused { Ok(()) } else { Err("not paused yet".into()) }
+            let paused = s
+                .status
+                .unwrap_or_default()
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "ReconciliationPaused" && c.status == "True");
+            if paused {
+                Ok(())
+            } else {
+                Err("not paused yet".into())
+            }
         }
     })
     .await;
@@ -595,7 +607,13 @@ async fn the_pause_annotation_stops_and_resumes_reconciling() {
     apply_yaml(&client, &ns, &shard_yaml("p", 2, &["pg"], "")).await;
     wait_shard_ready(&client, &ns, "p", 2, &op).await;
     let s = shards.get("p").await.unwrap();
-    assert!(!s.status.unwrap().conditions.iter().any(|c| c.type_ == "ReconciliationPaused"));
+    assert!(
+        !s.status
+            .unwrap()
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "ReconciliationPaused")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -606,11 +624,23 @@ async fn volume_growth_is_carried_out_and_shrinking_refused() {
     // Let the test cluster's default class expand volumes.
     let classes: Api<StorageClass> = Api::all(client.clone());
     let expand = serde_json::json!({"allowVolumeExpansion": true});
-    classes.patch("kwok-volume", &PatchParams::default(), &Patch::Merge(&expand)).await.unwrap();
+    classes
+        .patch(
+            "kwok-volume",
+            &PatchParams::default(),
+            &Patch::Merge(&expand),
+        )
+        .await
+        .unwrap();
 
     let op = Operator::start(&ns, &["--resync", "10s"]).await;
     apply_yaml(&client, &ns, &plugin_yaml("pg", "1.0.0", 50100, "")).await;
-    apply_yaml(&client, &ns, &shard_yaml("v", 2, &["pg"], "  storage: {size: 1Gi}\n")).await;
+    apply_yaml(
+        &client,
+        &ns,
+        &shard_yaml("v", 2, &["pg"], "  storage: {size: 1Gi}\n"),
+    )
+    .await;
     wait_shard_ready(&client, &ns, "v", 2, &op).await;
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
     let uids = |list: Vec<k8s_openapi::api::core::v1::Pod>| {
@@ -618,41 +648,159 @@ async fn volume_growth_is_carried_out_and_shrinking_refused() {
         u.sort();
         u
     };
-    let before = uids(pods.list(&kube::api::ListParams::default()).await.unwrap().items);
+    let before = uids(
+        pods.list(&kube::api::ListParams::default())
+            .await
+            .unwrap()
+            .items,
+    );
 
-    apply_yaml(&client, &ns, &shard_yaml("v", 2, &["pg"], "  storage: {size: 2Gi}\n")).await;
+    apply_yaml(
+        &client,
+        &ns,
+        &shard_yaml("v", 2, &["pg"], "  storage: {size: 2Gi}\n"),
+    )
+    .await;
     let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
     wait_for("claims and template grown to 2Gi", MINUTE, || {
         let (sts, pvcs) = (sts.clone(), pvcs.clone());
         async move {
             let s = sts.get("prism-v").await.map_err(|e| e.to_string())?;
-            let vct = s.spec.volume_claim_templates.unwrap_or_default()[0].spec.clone().unwrap().resources.unwrap().requests.unwrap()["storage"].0.clone();
-            let claims: Vec<String> = pvcs.list(&kube::api::ListParams::default()).await.map_err(|e| e.to_string())?.items.into_iter()
-                .map(|p| p.spec.unwrap().resources.unwrap().requests.unwrap()["storage"].0.clone()).collect();
-            if vct == "2Gi" && claims == ["2Gi", "2Gi"] { Ok(()) } else { Err(format!("template {vct}, claims {claims:?}")) }
+            let vct = s.spec.volume_claim_templates.unwrap_or_default()[0]
+                .spec
+                .clone()
+                .unwrap()
+                .resources
+                .unwrap()
+                .requests
+                .unwrap()["storage"]
+                .0
+                .clone();
+            let claims: Vec<String> = pvcs
+                .list(&kube::api::ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?
+                .items
+                .into_iter()
+                .map(|p| {
+                    p.spec.unwrap().resources.unwrap().requests.unwrap()["storage"]
+                        .0
+                        .clone()
+                })
+                .collect();
+            if vct == "2Gi" && claims == ["2Gi", "2Gi"] {
+                Ok(())
+            } else {
+                Err(format!("template {vct}, claims {claims:?}"))
+            }
         }
     })
     .await;
     wait_shard_ready(&client, &ns, "v", 2, &op).await;
-    let after = uids(pods.list(&kube::api::ListParams::default()).await.unwrap().items);
-    assert_eq!(before, after, "the pods were orphaned and adopted, not restarted");
+    let after = uids(
+        pods.list(&kube::api::ListParams::default())
+            .await
+            .unwrap()
+            .items,
+    );
+    assert_eq!(
+        before, after,
+        "the pods were orphaned and adopted, not restarted"
+    );
 
-    apply_yaml(&client, &ns, &shard_yaml("v", 2, &["pg"], "  storage: {size: 1Gi}\n")).await;
+    apply_yaml(
+        &client,
+        &ns,
+        &shard_yaml("v", 2, &["pg"], "  storage: {size: 1Gi}\n"),
+    )
+    .await;
     let shards: Api<PrismShard> = Api::namespaced(client.clone(), &ns);
     wait_for("shrinking refused", MINUTE, || {
         let shards = shards.clone();
         async move {
             let s = shards.get("v").await.map_err(|e| e.to_string())?;
-            let c = s.status.unwrap_or_default().conditions.into_iter().find(|c| c.type_ == "Degraded");
+            let c = s
+                .status
+                .unwrap_or_default()
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "Degraded");
             match c {
-                Some(c) if c.status == "True" && c.reason == "StorageShrinkRefused" => Ok(c.message),
+                Some(c) if c.status == "True" && c.reason == "StorageShrinkRefused" => {
+                    Ok(c.message)
+                }
                 other => Err(format!("{other:?}")),
             }
         }
     })
     .await;
     let s = sts.get("prism-v").await.unwrap();
-    let vct = s.spec.volume_claim_templates.unwrap()[0].spec.clone().unwrap().resources.unwrap().requests.unwrap()["storage"].0.clone();
+    let vct = s.spec.volume_claim_templates.unwrap()[0]
+        .spec
+        .clone()
+        .unwrap()
+        .resources
+        .unwrap()
+        .requests
+        .unwrap()["storage"]
+        .0
+        .clone();
     assert_eq!(vct, "2Gi", "the StatefulSet keeps its volumes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rival_field_manager_is_reported_not_fought() {
+    let (client, ns) = setup("op-rival").await;
+    let op = Operator::start(&ns, &["--resync", "5s"]).await;
+    apply_yaml(&client, &ns, &plugin_yaml("pg", "1.0.0", 50100, "")).await;
+    apply_yaml(&client, &ns, &shard_yaml("r", 1, &["pg"], "")).await;
+    wait_shard_ready(&client, &ns, "r", 1, &op).await;
+
+    // Another controller keeps forcing its own value of a field the operator sets.
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    let rival = {
+        let sts = sts.clone();
+        tokio::spawn(async move {
+            let body = serde_json::json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "prism-r"}, "spec": {"revisionHistoryLimit": 3}});
+            for _ in 0..60 {
+                let _ = sts
+                    .patch(
+                        "prism-r",
+                        &PatchParams::apply("rival").force(),
+                        &Patch::Apply(&body),
+                    )
+                    .await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        })
+    };
+    let shards: Api<PrismShard> = Api::namespaced(client.clone(), &ns);
+    let message = wait_for("FieldConflict reported", MINUTE, || {
+        let shards = shards.clone();
+        async move {
+            let s = shards.get("r").await.map_err(|e| e.to_string())?;
+            let c = s
+                .status
+                .unwrap_or_default()
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "Degraded");
+            match c {
+                Some(c) if c.reason == "FieldConflict" => Ok(c.message),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    assert!(
+        message.contains("rival") && message.contains(".spec.revisionHistoryLimit"),
+        "{message}"
+    );
+    // While the rival goes on, the operator does not keep re-applying.
+    let before = op.writes().await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let during = op.writes().await - before;
+    rival.abort();
+    assert!(during <= 2.0, "{during} writes during 8 s of conflict");
 }

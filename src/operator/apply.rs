@@ -94,20 +94,35 @@ pub fn is_subset(want: &Value, have: &Value) -> bool {
     }
 }
 
-/// Applies `desired` with server-side apply (forcing ownership of the fields we set).
-pub async fn apply(client: &Client, ar: &ApiResource, desired: &Value) -> kube::Result<()> {
+/// Applies `desired` with server-side apply. With `force`, fields another manager owns are
+/// taken over; without it, such a conflict is an error naming the manager and the fields. With
+/// `dry_run` nothing is persisted.
+pub async fn apply(
+    client: &Client,
+    ar: &ApiResource,
+    desired: &Value,
+    force: bool,
+    dry_run: bool,
+) -> kube::Result<()> {
     let ns = desired["metadata"]["namespace"]
         .as_str()
         .unwrap_or_default();
     let name = desired["metadata"]["name"].as_str().unwrap_or_default();
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, ar);
-    api.patch(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(desired),
-    )
-    .await
-    .map(drop)
+    let mut params = PatchParams::apply(FIELD_MANAGER);
+    params.force = force;
+    params.dry_run = dry_run;
+    api.patch(name, &params, &Patch::Apply(desired))
+        .await
+        .map(drop)
+}
+
+/// The hash a desired object carries.
+pub fn applied_hash(desired: &Value) -> String {
+    desired["metadata"]["annotations"][APPLIED_HASH]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Deletes `candidates` (live objects of one owner) that are not in `keep` (kind, name).

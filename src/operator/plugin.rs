@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::apply;
 use super::conditions::{remove, set};
-use super::context::{Ctx, owner_ref, paused};
+use super::context::{Applied, Ctx, owner_ref, paused};
 use super::rollout::{self, ShardReport};
 use super::shard::rollout_state;
 use crate::api::{
@@ -306,9 +306,8 @@ async fn apply_remote(ctx: &Ctx, plugin: &PrismPlugin) -> Result<bool, Error> {
                     && d["status"]["updatedReplicas"].as_i64() == Some(want)
             });
         }
-        if apply::needs_apply(&desired, live.as_ref()) {
-            apply::apply(&ctx.client, &ar, &desired).await?;
-            ctx.metrics.write(&obj.kind, "apply");
+        if let Applied::Contested(why) = ctx.apply_child(&ar, &desired, live.as_ref()).await? {
+            ctx.event(plugin, true, "FieldConflict", why).await;
         }
     }
     let candidates = ctx.owned(

@@ -257,6 +257,35 @@ async fn check_crds(client: &Client, settings: &Settings) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Backoff of the controllers' watches: 0.5 s doubling to at most 5 s, reset after 30 s without
+/// errors. After an API server restart every watch fails once (410 Gone) and re-lists; with
+/// kube's default (up to 30 s per failure, across all watches of a controller) reconciling would
+/// stall for minutes.
+#[derive(Debug, Clone, Copy)]
+struct WatchBackoff(std::time::Duration);
+
+impl Iterator for WatchBackoff {
+    type Item = std::time::Duration;
+    fn next(&mut self) -> Option<Self::Item> {
+        let now = self.0;
+        self.0 = (now * 2).min(std::time::Duration::from_secs(5));
+        Some(now)
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.0 = std::time::Duration::from_millis(500);
+    }
+}
+
+fn trigger_backoff() -> impl kube::runtime::utils::Backoff {
+    kube::runtime::utils::ResetTimerBackoff::new(
+        WatchBackoff(std::time::Duration::from_millis(500)),
+        std::time::Duration::from_secs(30),
+    )
+}
+
 fn config(cfg: &RunConfig) -> controller::Config {
     controller::Config::default().concurrency(cfg.concurrency)
 }
@@ -304,6 +333,7 @@ async fn shard_controller(
             },
         )
         .with_config(config(cfg))
+        .trigger_backoff(trigger_backoff())
         .graceful_shutdown_on(stop)
         .run(shard::reconcile, shard::error_policy, ctx.clone())
         .for_each(|r| {
@@ -356,6 +386,7 @@ async fn plugin_controller(
             },
         )
         .with_config(config(cfg))
+        .trigger_backoff(trigger_backoff())
         .graceful_shutdown_on(stop)
         .run(plugin::reconcile, plugin::error_policy, ctx.clone())
         .for_each(|r| {
@@ -410,6 +441,7 @@ async fn namespace_controller(
             },
         )
         .with_config(config(cfg))
+        .trigger_backoff(trigger_backoff())
         .graceful_shutdown_on(stop)
         .run(namespace::reconcile, namespace::error_policy, ctx.clone())
         .for_each(|r| {

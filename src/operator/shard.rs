@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::apply;
 use super::conditions::{self, remove, set};
-use super::context::{Ctx, owner_ref, paused};
+use super::context::{Applied, Ctx, owner_ref, paused};
 use super::rollout;
 use super::storage::{self, Resize};
 use crate::api::{PrismPlugin, PrismShard, PrismShardStatus, ShardPluginStatus, condition};
@@ -313,10 +313,13 @@ async fn apply_objects(
                 }
             }
         }
-        if apply::needs_apply(&desired, live.as_ref()) {
-            apply::apply(&ctx.client, &ar, &desired).await?;
-            ctx.metrics.write(&obj.kind, "apply");
-            tracing::info!(shard = %name, object = %obj.id(), "applied");
+        match ctx.apply_child(&ar, &desired, live.as_ref()).await? {
+            Applied::Applied => tracing::info!(shard = %name, object = %obj.id(), "applied"),
+            Applied::Unchanged => {}
+            Applied::Contested(why) => {
+                ctx.event(shard, true, "FieldConflict", why.clone()).await;
+                degraded = Some(("FieldConflict", why));
+            }
         }
     }
     let candidates = ctx.owned(&ns, SHARD_LABEL, &name, &shard.uid().unwrap_or_default());

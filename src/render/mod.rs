@@ -171,11 +171,17 @@ fn custom_resource<K: Serialize + ResourceExt>(k: &K) -> Object {
     Object::from_value(objects::sort_keys(value))
 }
 
-/// Two resources rendering the same object would overwrite each other: report it.
+/// Two resources rendering the same object would overwrite each other: report it, once per
+/// pair of resources, naming the first object they share. of resources, naming the first object they share.
 fn check_unique(objects: &[(Object, &Document)], problems: &mut Diagnostics) {
     let mut seen: BTreeMap<String, &Document> = BTreeMap::new();
+    let mut reported = std::collections::BTreeSet::new();
     for (o, doc) in objects {
         if let Some(first) = seen.insert(o.id(), doc) {
+            let pair = (&*doc.file, doc.line, &*first.file, first.line);
+            if !reported.insert(pair) {
+                continue;
+            }
             problems.push(doc.diagnostic(
                 "metadata.name",
                 format!(

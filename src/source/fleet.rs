@@ -7,8 +7,8 @@ use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::schema::{Schemas, quote, shown};
-use super::{Document, locate};
+use super::schema::{self, Schemas, quote, shown, unknown_field_message};
+use super::{Document, locate, rules};
 use crate::api::{self, MAX_UNIT_NAME, PrismNamespace, PrismPlugin, PrismShard};
 use crate::error::{Diagnostic, Diagnostics};
 
@@ -138,7 +138,7 @@ fn parse_document(
     default_namespace: &str,
     problems: &mut Diagnostics,
 ) -> Option<(String, Value)> {
-    if let Err(p) = locate::check_shape(&doc.text) {
+    if let Err(p) = locate::check_shape(&doc.text, doc.line) {
         problems.push(Diagnostic::new(
             doc.file.as_ref(),
             doc.line + p.line - 1,
@@ -165,7 +165,10 @@ fn parse_document(
     let Some(map) = value.as_object_mut() else {
         problems.push(doc.diagnostic(
             "",
-            "a document must be a mapping with apiVersion, kind and metadata",
+            format!(
+                "a document must be a mapping with apiVersion, kind and metadata, got {}",
+                schema::type_name(&value)
+            ),
         ));
         return None;
     };
@@ -223,6 +226,21 @@ fn parse_document(
     for e in schemas.validate(&kind, &value) {
         problems.push(doc.diagnostic(&e.path, e.message));
     }
+    for (path, quantity) in rules::quantities(&kind, &value) {
+        if let Some(why) = rules::quantity_problem(quantity) {
+            problems.push(doc.diagnostic(&path, why));
+        }
+    }
+    if let Some(annotations) = value["spec"]["service"]["annotations"].as_object()
+        && kind == "PrismShard"
+        && annotations.values().all(Value::is_string)
+    {
+        let path = "spec.service.annotations";
+        for (key, why) in rules::string_map_problems(annotations, false) {
+            let at = key.map_or(path.to_string(), |k| format!("{path}.{k}"));
+            problems.push(doc.diagnostic(&at, why));
+        }
+    }
     Some((kind, value))
 }
 
@@ -244,7 +262,7 @@ fn check_metadata(
         if !METADATA_FIELDS.contains(&key.as_str()) {
             problems.push(doc.diagnostic(
                 &format!("metadata.{key}"),
-                format!("unknown field {}", quote(key)),
+                unknown_field_message(key, METADATA_FIELDS),
             ));
         }
     }
@@ -265,6 +283,12 @@ fn check_metadata(
         }
         Some(_) => problems.push(doc.diagnostic("metadata.namespace", "must be a string")),
         None => {
+            if let Some(why) = dns_label_problem(default_namespace, 63) {
+                problems.push(doc.diagnostic(
+                    "metadata",
+                    format!("no metadata.namespace, and the default namespace is not valid: {why}"),
+                ));
+            }
             meta.insert("namespace".into(), Value::String(default_namespace.into()));
         }
     }
@@ -278,6 +302,14 @@ fn check_metadata(
                             &format!("metadata.{field}.{k}"),
                             "values must be strings (quote numbers and booleans)",
                         ));
+                    }
+                }
+                if m.values().all(Value::is_string) {
+                    for (key, why) in rules::string_map_problems(m, field == "labels") {
+                        let at = key.map_or(format!("metadata.{field}"), |k| {
+                            format!("metadata.{field}.{k}")
+                        });
+                        problems.push(doc.diagnostic(&at, why));
                     }
                 }
             }
@@ -337,7 +369,8 @@ fn yaml_message(e: &serde_yaml::Error, start: usize, line: Option<&str>) -> Stri
         }
     }
     out.push_str(&text[rest..]);
-    let tab = line.is_some_and(|l| l.trim_start_matches(' ').starts_with('\t'));
+    let tab =
+        !out.contains("tab") && line.is_some_and(|l| l.trim_start_matches(' ').starts_with('\t'));
     let hint = if tab {
         " (tabs must not be used for indentation)"
     } else {

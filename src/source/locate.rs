@@ -4,9 +4,11 @@
 //! Parsing with positions costs a second pass over the text, so line lookup is only done when a
 //! diagnostic needs a line.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
-use granit_parser::{ErrorKind, Event, Parser};
+use granit_parser::{ErrorKind, Event, Parser, ScalarStyle, Tag};
+use regex::Regex;
 
 /// One step of a field path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,8 +250,8 @@ fn check_chars(text: &str) -> Result<(), ShapeProblem> {
 struct Open {
     /// A mapping (else a sequence).
     map: bool,
-    /// Keys of a mapping seen so far.
-    keys: HashSet<String>,
+    /// Keys of a mapping seen so far, with their lines.
+    keys: HashMap<String, usize>,
     /// Mapping: the key whose value comes next (`None`: a key comes next).
     key: Option<String>,
     /// Sequence: index of the next item.
@@ -258,8 +260,6 @@ struct Open {
     anchor: usize,
     /// Nodes in the collection: itself, its items and what aliases among them expand to.
     size: u64,
-    /// Whether the collection is a mapping key (a "complex key").
-    is_key: bool,
     /// Whether opening it pushed a segment onto the path.
     pushed: bool,
 }
@@ -275,10 +275,11 @@ enum Role {
 }
 
 /// The walk of one document by [`check_shape`]: open collections and the current path.
-#[derive(Default)]
 struct ShapeWalk {
     open: Vec<Open>,
     path: Vec<Segment>,
+    /// File line of the text's first line, for lines named in messages.
+    first_line: usize,
 }
 
 impl ShapeWalk {
@@ -321,17 +322,19 @@ impl ShapeWalk {
                 let o = self.open.last_mut().expect("a mapping is open");
                 o.size = o.size.saturating_add(size);
                 let Some(key) = text.map(str::to_string) else {
-                    // An alias of a collection as a key: the value parser rejects it.
-                    o.key = Some("?".into());
-                    return Ok(());
+                    return Err(complex_key(line, &self.path));
                 };
-                if !o.keys.insert(key.clone()) {
+                if let Some(first) = o.keys.insert(key.clone(), line) {
                     let mut path = self.path.clone();
                     path.push(Segment::Key(key.clone()));
                     return Err(ShapeProblem::new(
                         line,
                         &path,
-                        format!("duplicate key {}", super::schema::quote(&key)),
+                        format!(
+                            "duplicate key {} (first on line {})",
+                            super::schema::quote(&key),
+                            self.first_line + first - 1
+                        ),
                     ));
                 }
                 o.key = Some(key);
@@ -342,21 +345,30 @@ impl ShapeWalk {
         Ok(())
     }
 
+    /// The problem of nesting too deep, named by the field it starts in (its leading keys).
+    fn too_deep(&self, line: usize) -> ShapeProblem {
+        let here = self.here();
+        let field: Vec<Segment> = here
+            .iter()
+            .take_while(|s| matches!(s, Segment::Key(_)))
+            .take(4)
+            .cloned()
+            .collect();
+        ShapeProblem::new(
+            line,
+            &field,
+            format!("nested more than {MAX_DEPTH} levels deep"),
+        )
+    }
+
     /// Opens a collection (a mapping when `map`) carrying `anchor`.
     fn start(&mut self, line: usize, anchor: usize, map: bool) -> Result<(), ShapeProblem> {
         if self.open.len() >= MAX_DEPTH {
-            return Err(ShapeProblem::new(
-                line,
-                &self.here(),
-                format!("nested more than {MAX_DEPTH} levels deep"),
-            ));
+            return Err(self.too_deep(line));
         }
         let role = self.role();
-        let is_key = matches!(role, Role::Key);
-        if is_key {
-            // A complex key: the value parser rejects it; its value comes after it closes.
-            let o = self.open.last_mut().expect("a mapping is open");
-            o.key = Some("?".into());
+        if matches!(role, Role::Key) {
+            return Err(complex_key(line, &self.path));
         }
         let pushed = match role {
             Role::Value(segment) => {
@@ -367,12 +379,11 @@ impl ShapeWalk {
         };
         self.open.push(Open {
             map,
-            keys: HashSet::new(),
+            keys: HashMap::new(),
             key: None,
             next: 0,
             anchor,
             size: 1,
-            is_key,
             pushed,
         });
         Ok(())
@@ -384,15 +395,73 @@ impl ShapeWalk {
         if done.pushed {
             self.path.pop();
         }
-        if done.is_key {
-            if let Some(o) = self.open.last_mut() {
-                o.size = o.size.saturating_add(done.size);
-            }
-        } else {
-            self.advance(done.size);
-        }
+        self.advance(done.size);
         Some((done.anchor, done.size))
     }
+}
+
+/// A mapping key that is a list or a mapping (JSON, and so Kubernetes, has string keys only).
+fn complex_key(line: usize, path: &[Segment]) -> ShapeProblem {
+    ShapeProblem::new(
+        line,
+        path,
+        "a mapping key must be a plain string, not a list or a mapping".into(),
+    )
+}
+
+/// Only the core schema's tags (`!!str`, `!!int` …) mean something to a JSON-shaped resource.
+fn check_tag(tag: Option<&Tag>, line: usize, walk: &ShapeWalk) -> Result<(), ShapeProblem> {
+    match tag {
+        Some(tag) if tag.core_suffix().is_none() => {
+            let written = if tag.original_handle().is_empty() {
+                format!("!<{}{}>", tag.handle(), tag.suffix())
+            } else {
+                format!("{}{}", tag.original_handle(), tag.suffix())
+            };
+            Err(ShapeProblem::new(
+                line,
+                &walk.here(),
+                format!(
+                    "tag {} is not supported: resources are plain JSON-shaped data",
+                    super::schema::quote(&written)
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Why a plain scalar that YAML reads as a number cannot be one of a resource: an integer
+/// beyond 64 bits, or a float that is not finite (`.nan`, `.inf`, `1e999`).
+fn number_problem(text: &str) -> Option<String> {
+    static INT: OnceLock<Regex> = OnceLock::new();
+    static FLOAT: OnceLock<Regex> = OnceLock::new();
+    let int = INT.get_or_init(|| Regex::new(r"^[-+]?[0-9]+$").expect("valid regex"));
+    let float = FLOAT.get_or_init(|| {
+        Regex::new(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$").expect("valid regex")
+    });
+    let shown = super::schema::quote(text);
+    let radix = |digits: &str, radix: u32| u64::from_str_radix(digits, radix).is_err();
+    let too_big = if int.is_match(text) {
+        text.parse::<i64>().is_err() && text.trim_start_matches('+').parse::<u64>().is_err()
+    } else if let Some(hex) = text.strip_prefix("0x") {
+        !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()) && radix(hex, 16)
+    } else if let Some(oct) = text.strip_prefix("0o") {
+        !oct.is_empty() && oct.chars().all(|c| ('0'..='7').contains(&c)) && radix(oct, 8)
+    } else if float.is_match(text) {
+        text.parse::<f64>().is_ok_and(f64::is_infinite)
+    } else {
+        let bare = text.trim_start_matches(['+', '-']);
+        if matches!(bare, ".nan" | ".NaN" | ".NAN" | ".inf" | ".Inf" | ".INF") {
+            return Some(format!(
+                "{shown} is not a finite number; quote it if it is meant as a string"
+            ));
+        }
+        false
+    };
+    too_big.then(|| {
+        format!("number {shown} is out of range; numbers must fit in 64 bits (quote it if it is meant as a string)")
+    })
 }
 
 /// Number of flow collection openers in `text` (an upper bound of its flow nesting).
@@ -409,9 +478,14 @@ fn flow_brackets(text: &str) -> usize {
 ///
 /// Other syntax errors are left to the value parser, whose messages are the familiar ones,
 /// except in a text with many flow brackets, which that parser scans in quadratic time.
-pub fn check_shape(text: &str) -> Result<(), ShapeProblem> {
+/// `first_line` is the file line of the text's first line, for lines named in messages.
+pub fn check_shape(text: &str, first_line: usize) -> Result<(), ShapeProblem> {
     check_chars(text)?;
-    let mut walk = ShapeWalk::default();
+    let mut walk = ShapeWalk {
+        open: Vec::new(),
+        path: Vec::new(),
+        first_line,
+    };
     // Expanded size of every anchored node, and the text of anchored scalars (for alias keys).
     let mut sizes: HashMap<usize, u64> = HashMap::new();
     let mut scalars: HashMap<usize, String> = HashMap::new();
@@ -421,11 +495,7 @@ pub fn check_shape(text: &str) -> Result<(), ShapeProblem> {
         let (event, span) = match item {
             Ok(found) => found,
             Err(e) if *e.kind() == ErrorKind::RecursionLimitExceeded => {
-                return Err(ShapeProblem::new(
-                    e.marker().line(),
-                    &walk.path,
-                    format!("nested more than {MAX_DEPTH} levels deep"),
-                ));
+                return Err(walk.too_deep(e.marker().line()));
             }
             Err(e) if flow_brackets(text) > MAX_DEPTH => {
                 return Err(ShapeProblem::new(
@@ -445,7 +515,15 @@ pub fn check_shape(text: &str) -> Result<(), ShapeProblem> {
                     return Ok(());
                 }
             }
-            Event::Scalar(value, _, anchor, _) => {
+            Event::Scalar(value, style, anchor, tag) => {
+                check_tag(tag.as_deref(), line, &walk)?;
+                if style == ScalarStyle::Plain
+                    && tag.is_none()
+                    && !matches!(walk.role(), Role::Key)
+                    && let Some(why) = number_problem(&value)
+                {
+                    return Err(ShapeProblem::new(line, &walk.here(), why));
+                }
                 if anchor != 0 {
                     sizes.insert(anchor, 1);
                     scalars.insert(anchor, value.to_string());
@@ -464,8 +542,14 @@ pub fn check_shape(text: &str) -> Result<(), ShapeProblem> {
                 }
                 walk.leaf(line, size, scalars.get(&id).map(String::as_str))?;
             }
-            Event::SequenceStart(_, anchor, _) => walk.start(line, anchor, false)?,
-            Event::MappingStart(_, anchor, _) => walk.start(line, anchor, true)?,
+            Event::SequenceStart(_, anchor, tag) => {
+                check_tag(tag.as_deref(), line, &walk)?;
+                walk.start(line, anchor, false)?;
+            }
+            Event::MappingStart(_, anchor, tag) => {
+                check_tag(tag.as_deref(), line, &walk)?;
+                walk.start(line, anchor, true)?;
+            }
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some((anchor, size)) = walk.end()
                     && anchor != 0
@@ -501,7 +585,7 @@ mod tests {
     }
 
     fn shape(text: &str) -> Result<(), (usize, String, String)> {
-        check_shape(text).map_err(|p| (p.line, p.path, p.message))
+        check_shape(text, 1).map_err(|p| (p.line, p.path, p.message))
     }
 
     #[test]
@@ -509,11 +593,54 @@ mod tests {
         let text = "a: 1\nspec:\n  x: [{k: 1, j: 2}, {k: 1, 'k': 3}]\n";
         assert_eq!(
             shape(text),
-            Err((3, "spec.x[1].k".into(), "duplicate key \"k\"".into()))
+            Err((
+                3,
+                "spec.x[1].k".into(),
+                "duplicate key \"k\" (first on line 3)".into()
+            ))
         );
         assert!(shape("a: {b: 1}\nb: {b: 1}\n").is_ok());
         let alias_key = "x: &k name\nm: {*k : 1, name: 2}\n";
         assert_eq!(shape(alias_key).unwrap_err().1, "m.name");
+        let complex = shape("a:\n  ? [x]\n  : 1\n").unwrap_err();
+        assert_eq!((complex.0, complex.1.as_str()), (2, "a"));
+    }
+
+    #[test]
+    fn tags_and_numbers_json_cannot_hold() {
+        assert!(shape("a: !!str 1\nb: !!int 2\nc: !!map {}\n").is_ok());
+        let (_, path, message) = shape("a:\n  b: !custom 1\n").unwrap_err();
+        assert_eq!(path, "a.b");
+        assert!(
+            message.starts_with("tag \"!custom\" is not supported"),
+            "{message}"
+        );
+        for bad in [
+            "99999999999999999999",
+            "-9223372036854775809",
+            "0x1ffffffffffffffff",
+            "1e999",
+            ".nan",
+            "-.inf",
+        ] {
+            let (_, path, _) = shape(&format!("n: {bad}\n")).unwrap_err();
+            assert_eq!(path, "n", "{bad}");
+        }
+        for ok in [
+            "18446744073709551615",
+            "-9223372036854775808",
+            "1e300",
+            "'1e999'",
+            "\".nan\"",
+            "0x10",
+            "1_000",
+        ] {
+            assert!(shape(&format!("n: {ok}\n")).is_ok(), "{ok}");
+        }
+        assert!(
+            shape("99999999999999999999: 1\n").is_ok(),
+            "keys are strings"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod fleet;
 pub mod locate;
+pub mod rules;
 pub mod schema;
 
 use std::io::Read;

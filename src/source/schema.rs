@@ -288,17 +288,14 @@ impl Schemas {
         }
     }
 
+    /// Checks a string against its length bounds and pattern; reports one problem at most
+    /// (too long, else not matching, else too short), the one most worth fixing first.
     fn check_string(&self, schema: &Value, text: &str, err: &mut impl FnMut(String)) {
         let chars = text.chars().count() as u64;
         if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
             && chars > max
         {
-            err(format!("must be at most {max} characters, is {chars}"));
-        }
-        if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
-            && chars < min
-        {
-            err(format!("must be at least {min} characters"));
+            return err(format!("must be at most {max} characters, is {chars}"));
         }
         if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
             let mut cache = self.regexes.borrow_mut();
@@ -308,14 +305,21 @@ impl Schemas {
             if let Some(re) = re
                 && !re.is_match(text)
             {
-                if may_hold_credentials(text) {
-                    err(format!(
-                        "the value (not shown: it looks like it holds credentials) does not match {pattern}"
-                    ));
+                let shown = if may_hold_credentials(text) {
+                    "the value (not shown: it looks like it holds credentials)".to_string()
                 } else {
-                    err(format!("{} does not match {pattern}", quote(text)));
-                }
+                    quote(text)
+                };
+                return match describe_pattern(pattern) {
+                    Some(what) => err(format!("{shown} is not {what}")),
+                    None => err(format!("{shown} does not match {pattern}")),
+                };
             }
+        }
+        if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+            && chars < min
+        {
+            err(format!("must be at least {min} characters"));
         }
     }
 }
@@ -354,16 +358,49 @@ fn join(path: &str, key: &str) -> String {
 pub fn quote(text: &str) -> String {
     let shown: String = text.chars().take(80).collect();
     let suffix = if text.chars().count() > 80 { "…" } else { "" };
-    // JSON escapes the C0 controls only; DEL and C1 controls must not reach a terminal either.
-    let mut out = String::new();
-    for c in Value::String(shown).to_string().chars() {
+    format!(
+        "{}{suffix}",
+        escape_controls(&Value::String(shown).to_string())
+    )
+}
+
+/// JSON text with the control characters JSON leaves raw (DEL, C1) escaped too, so that they
+/// never reach a terminal.
+fn escape_controls(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
         if c.is_control() {
             out.push_str(&format!("\\u{:04x}", u32::from(c)));
         } else {
             out.push(c);
         }
     }
-    format!("{out}{suffix}")
+    out
+}
+
+/// What the patterns of the Prism schemas mean, in words, for messages.
+fn describe_pattern(pattern: &str) -> Option<&'static str> {
+    use crate::api::{DNS_LABEL, DURATION, SEMVER, SEMVER_REQ};
+    Some(match pattern {
+        p if p == DURATION => "a duration such as 300s, 5m, 1h30m or 250ms",
+        p if p == SEMVER => "a semantic version such as 1.4.2 (no leading v)",
+        p if p == SEMVER_REQ => "a version requirement such as 1.4, ^1.4.2 or >=1.2, <2",
+        p if p == DNS_LABEL => {
+            "a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit"
+        }
+        r"^[a-z0-9]([-_a-z0-9]*[a-z0-9])?$" | r"^[a-z0-9]([_a-z0-9]*[a-z0-9])?$" => {
+            "made of lower-case letters, digits, '-' and '_', starting and ending with a letter or digit"
+        }
+        r"^[A-Za-z0-9.-]+:[0-9]{1,5}$" => "a host:port address",
+        r"^[a-z0-9]([-a-z0-9._:]*[a-z0-9])?(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)*$" => {
+            "a registry and repository prefix such as ghcr.io/prism/plugins (lower-case)"
+        }
+        r"^[a-z0-9]([-a-z0-9._/]*[a-z0-9])?(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$" => {
+            "an image name such as pg-plugin:1.2.0: a lower-case path, then an optional :tag and @sha256: digest"
+        }
+        r"^[-._a-zA-Z0-9]+$" => "a Secret key: letters, digits, '-', '_' and '.'",
+        _ => return None,
+    })
 }
 
 /// Whether a string that failed its pattern may hold credentials (`user:password@host`, a URL
@@ -377,7 +414,7 @@ pub fn shown(value: &Value) -> String {
     match value {
         Value::String(text) => quote(text),
         other => {
-            let text = other.to_string();
+            let text = escape_controls(&other.to_string());
             match text.char_indices().nth(80) {
                 Some((cut, _)) => format!("{}…", &text[..cut]),
                 None => text,
@@ -386,7 +423,7 @@ pub fn shown(value: &Value) -> String {
     }
 }
 
-fn type_name(v: &Value) -> &'static str {
+pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -397,7 +434,10 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn unknown_field_message(key: &str, known: &[&str]) -> String {
+pub(crate) fn unknown_field_message(key: &str, known: &[&str]) -> String {
+    if key == "<<" {
+        return "unknown field \"<<\": merge keys are not supported; write the fields out".into();
+    }
     let close = known
         .iter()
         .filter(|k| k.eq_ignore_ascii_case(key) || strsim(k, key) <= 2)

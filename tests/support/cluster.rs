@@ -69,6 +69,7 @@ struct Component {
     name: &'static str,
     child: Child,
     log: PathBuf,
+    args: Vec<String>,
 }
 
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
@@ -250,6 +251,41 @@ impl Cluster {
     /// The last `lines` lines of a component's log.
     pub fn log_tail(&self, component: &str, lines: usize) -> String {
         tail(&self.log_path(component), lines)
+    }
+
+    /// Kills component `name` (SIGKILL, as a crash would) and starts it again with the same
+    /// arguments, appending to its log. The caller waits for it to serve again.
+    pub fn restart(&self, name: &str) {
+        let mut components = self.components.lock().unwrap_or_else(|e| e.into_inner());
+        let c = components
+            .iter_mut()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no component {name}"));
+        let _ = c.child.kill();
+        let _ = c.child.wait();
+        let out = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&c.log)
+            .expect("component log opens");
+        let err = out.try_clone().expect("log handle clones");
+        let supervisor = SUPERVISOR.get().expect("supervisor runs");
+        let pgid = supervisor.lock().unwrap_or_else(|e| e.into_inner()).pid;
+        c.child = Command::new(self.bin_dir.join(c.name))
+            .args(&c.args)
+            .current_dir(&self.dir)
+            .env("HOME", &self.dir)
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(i32::try_from(pgid).expect("pid fits"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("restarting {name}: {e}"));
+        supervisor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .watch(c.child.id())
+            .expect("supervisor watches the new process");
     }
 
     /// Panics if any component has exited, with the tail of its log.
@@ -588,7 +624,12 @@ impl Launcher {
         self.supervisor()
             .watch(child.id())
             .map_err(|e| format!("registering {name} with the supervisor: {e}"))?;
-        self.components.push(Component { name, child, log });
+        self.components.push(Component {
+            name,
+            child,
+            log,
+            args: args.to_vec(),
+        });
         Ok(())
     }
 

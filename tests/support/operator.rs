@@ -158,7 +158,13 @@ impl Operator {
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        lines[lines.len().saturating_sub(
+            std::env::var("PRISM_LOG_TAIL")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(30),
+        )..]
+            .join("\n")
     }
 
     /// Kills the process (SIGKILL: no graceful shutdown) and waits for it.
