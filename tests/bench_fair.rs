@@ -9,7 +9,7 @@
 //! helm and kustomize are built from their Go modules by `benches/tools/build.sh` on first use
 //! (cached outside the repository; see BENCHMARKS.md).
 
-#[path = "../benches/fleet.rs"]
+#[path = "../benches/support/fleet.rs"]
 mod fleet;
 
 use std::collections::BTreeMap;

@@ -58,7 +58,7 @@ spec:
 }
 
 async fn setup(prefix: &str, admin: &AdminServer, extra: &[&str]) -> (Client, String, Operator) {
-    let (client, ns) = cluster::test_namespace(prefix).await;
+    let (client, ns) = cluster::test_namespace_with(prefix, &cluster::NamespaceOptions::restricted()).await;
     install_crds(&client).await;
     let endpoint = admin.endpoint();
     let mut args = vec![

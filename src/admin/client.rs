@@ -1,5 +1,5 @@
-//! [`AdminClient`], a timeout-bounded client of `prism.ControlPlane`, and [`AdminPool`], which
-//! keeps one client per admin endpoint.
+//! [`AdminClient`], a timeout-bounded client of `prism.ControlPlane` over plaintext, TLS or
+//! mutual TLS, and [`AdminPool`], which keeps one client per admin endpoint.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -10,12 +10,13 @@ use tonic::codegen::http::Uri;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
-use super::AdminError;
+use super::error::{describe, is_tls_failure, sanitize};
 use super::proto::control_plane_client::ControlPlaneClient;
 use super::proto::{
     CreateNamespaceRequest, CreateNamespaceResponse, NamespaceConfig, NamespaceRevocation,
     NamespaceRevocationAck, ProxyRegistration, ProxyRegistrationAck,
 };
+use super::{AdminError, AdminTls};
 
 /// Port prism-admin serves `prism.ControlPlane` on by default; used when an endpoint has none.
 pub const DEFAULT_ADMIN_PORT: u16 = 8981;
@@ -30,6 +31,7 @@ pub struct AdminClient {
     inner: ControlPlaneClient<Channel>,
     endpoint: Arc<str>,
     timeout: Duration,
+    tls: bool,
 }
 
 impl std::fmt::Debug for AdminClient {
@@ -37,19 +39,50 @@ impl std::fmt::Debug for AdminClient {
         f.debug_struct("AdminClient")
             .field("endpoint", &self.endpoint)
             .field("timeout", &self.timeout)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
 
 impl AdminClient {
-    /// A client of `endpoint` (`host:port` or `http://host:port`; the port defaults to 8981)
-    /// that connects on first use. Admin serves plaintext gRPC only, so `https://` is refused.
+    /// A plaintext client of `endpoint` (`host:port` or `http://host:port`; the port defaults
+    /// to 8981) that connects on first use. `https://` needs TLS settings, so it is refused
+    /// here: see [`Self::connect_lazy_with_tls`].
     ///
     /// Must be called within a Tokio runtime.
     pub fn connect_lazy(endpoint: &str, timeout: Duration) -> Result<Self, AdminError> {
-        let uri = normalize_endpoint(endpoint)?;
-        let channel = Endpoint::from_shared(uri.clone())
-            .map_err(|e| AdminError::InvalidEndpoint(format!("{endpoint:?}: {e}")))?
+        Self::connect(endpoint, timeout, None)
+    }
+
+    /// A client of `endpoint` (`host:port` or `https://host:port`; the port defaults to 8981)
+    /// over TLS, or mutual TLS when `tls` has a client identity, that connects on first use.
+    /// The settings are checked here; a handshake that fails later (an untrusted server
+    /// certificate, a refused or missing client certificate) is [`AdminError::Tls`].
+    ///
+    /// Must be called within a Tokio runtime.
+    pub fn connect_lazy_with_tls(
+        endpoint: &str,
+        timeout: Duration,
+        tls: &AdminTls,
+    ) -> Result<Self, AdminError> {
+        Self::connect(endpoint, timeout, Some(tls))
+    }
+
+    fn connect(
+        endpoint: &str,
+        timeout: Duration,
+        tls: Option<&AdminTls>,
+    ) -> Result<Self, AdminError> {
+        let uri = normalize_endpoint(endpoint, tls.is_some())?;
+        let mut builder = Endpoint::from_shared(uri.clone())
+            .map_err(|e| AdminError::InvalidEndpoint(format!("{endpoint:?}: {e}")))?;
+        if let Some(tls) = tls {
+            tls.check()?;
+            builder = builder
+                .tls_config(tls.client_config())
+                .map_err(|e| AdminError::InvalidTls(sanitize(&error_chain(&e), &[])))?;
+        }
+        let channel = builder
             .connect_timeout(timeout)
             .timeout(timeout)
             // Drop a connection to a vanished peer within about a minute, so the channel
@@ -63,10 +96,16 @@ impl AdminClient {
             inner: ControlPlaneClient::new(channel),
             endpoint: uri.into(),
             timeout,
+            tls: tls.is_some(),
         })
     }
 
-    /// The normalized endpoint, e.g. `http://prism-admin.prism.svc:8981`.
+    /// Whether the client speaks TLS to admin.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The normalized endpoint, e.g. `http://prism-admin.prism.svc:8981` (or `https://…`).
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
@@ -150,6 +189,11 @@ impl AdminClient {
             Ok(Err(status)) => match AdminError::from_status(&status, secrets) {
                 // Whichever side noticed the deadline first, say what it was.
                 AdminError::DeadlineExceeded(_) => Err(AdminError::timed_out(self.timeout)),
+                AdminError::Unavailable(m) | AdminError::Other(_, m)
+                    if self.tls && is_tls_failure(&status, &describe(&status)) =>
+                {
+                    Err(AdminError::Tls(with_tls_hint(m)))
+                }
                 error => Err(error),
             },
             Err(_elapsed) => Err(AdminError::timed_out(self.timeout)),
@@ -183,22 +227,77 @@ fn secrets_of(config: Option<&NamespaceConfig>) -> Vec<String> {
         .collect()
 }
 
-/// `http://host:port` from `host[:port]` or `http://host[:port]`.
-fn normalize_endpoint(endpoint: &str) -> Result<String, AdminError> {
+/// A TLS failure's message with what it most likely means, when that is clear.
+fn with_tls_hint(message: String) -> String {
+    let hint = [
+        (
+            "UnknownIssuer",
+            "admin's certificate is not signed by the configured CA",
+        ),
+        (
+            "not valid for name",
+            "admin's certificate does not name the endpoint's host; fix the endpoint or set the expected name",
+        ),
+        (
+            "CertificateRequired",
+            "admin requires a client certificate: configure one for mutual TLS",
+        ),
+        (
+            "UnknownCA",
+            "admin does not trust the CA of the client certificate",
+        ),
+        (
+            "BadCertificate",
+            "admin refused the client certificate",
+        ),
+        ("InvalidContentType", "the endpoint does not seem to speak TLS"),
+    ]
+    .iter()
+    .find(|(marker, _)| message.contains(marker));
+    match hint {
+        Some((_, hint)) => format!("{message} ({hint})"),
+        None => message,
+    }
+}
+
+/// Every cause of `error`, joined, for a one-line message.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let shown = e.to_string();
+        if !text.contains(&shown) {
+            text.push_str(": ");
+            text.push_str(&shown);
+        }
+        cause = e.source();
+    }
+    text
+}
+
+/// `http://host:port` from `host[:port]` or `http://host[:port]`; with `tls`,
+/// `https://host:port` from `host[:port]` or `https://host[:port]`.
+fn normalize_endpoint(endpoint: &str, tls: bool) -> Result<String, AdminError> {
     let invalid = |why: &str| AdminError::InvalidEndpoint(format!("{endpoint:?}: {why}"));
     let trimmed = endpoint.trim();
     if trimmed.is_empty() {
         return Err(AdminError::InvalidEndpoint("empty endpoint".into()));
     }
+    let scheme = if tls { "https" } else { "http" };
     let with_scheme = match trimmed.split_once("://") {
-        None => format!("http://{trimmed}"),
-        Some(("http", _)) => trimmed.to_string(),
+        None => format!("{scheme}://{trimmed}"),
+        Some((given, _)) if given == scheme => trimmed.to_string(),
         Some(("https", _)) => {
             return Err(invalid(
-                "Prism admin serves plaintext gRPC; use host:port or http://host:port",
+                "https needs TLS settings (a CA certificate); use host:port or http://host:port for plaintext gRPC",
             ));
         }
-        Some(_) => return Err(invalid("the scheme must be http")),
+        Some(("http", _)) => {
+            return Err(invalid(
+                "TLS is configured, so the endpoint cannot be http://; use host:port or https://host:port",
+            ));
+        }
+        Some(_) => return Err(invalid(&format!("the scheme must be {scheme}"))),
     };
     let uri: Uri = with_scheme
         .parse()
@@ -224,41 +323,61 @@ fn normalize_endpoint(endpoint: &str) -> Result<String, AdminError> {
     if port == 0 {
         return Err(invalid("port 0"));
     }
-    Ok(format!("http://{}:{port}", authority.host()))
+    Ok(format!("{scheme}://{}:{port}", authority.host()))
 }
 
 /// One [`AdminClient`] per admin endpoint, created on first use; clones share the cache.
+/// Every client of a pool speaks plaintext, or TLS with the pool's [`AdminTls`].
 #[derive(Clone, Debug)]
 pub struct AdminPool {
     timeout: Duration,
+    tls: Option<Arc<AdminTls>>,
     clients: Arc<Mutex<HashMap<String, AdminClient>>>,
 }
 
 impl AdminPool {
-    /// An empty pool whose clients bound every call by `timeout`.
+    /// An empty pool of plaintext clients that bound every call by `timeout`.
     pub fn new(timeout: Duration) -> Self {
         Self {
             timeout,
+            tls: None,
             clients: Arc::default(),
         }
+    }
+
+    /// An empty pool of clients that speak TLS (mutual TLS when `tls` has a client identity)
+    /// and bound every call by `timeout`. The settings are checked here, so bad files fail
+    /// at startup.
+    pub fn with_tls(timeout: Duration, tls: AdminTls) -> Result<Self, AdminError> {
+        tls.check()?;
+        Ok(Self {
+            timeout,
+            tls: Some(Arc::new(tls)),
+            clients: Arc::default(),
+        })
+    }
+
+    /// The pool's TLS settings, if its clients speak TLS.
+    pub fn tls(&self) -> Option<&AdminTls> {
+        self.tls.as_deref()
     }
 
     /// The client of `endpoint`, shared by every caller naming the same endpoint (after
     /// normalization). Must be called within a Tokio runtime.
     pub fn client(&self, endpoint: &str) -> Result<AdminClient, AdminError> {
-        let key = normalize_endpoint(endpoint)?;
+        let key = normalize_endpoint(endpoint, self.tls.is_some())?;
         let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
-        let client = AdminClient::connect_lazy(&key, self.timeout)?;
+        let client = AdminClient::connect(&key, self.timeout, self.tls.as_deref())?;
         clients.insert(key, client.clone());
         Ok(client)
     }
 
     /// Drops the cached client of `endpoint`, if any (callers holding a clone keep it).
     pub fn forget(&self, endpoint: &str) {
-        if let Ok(key) = normalize_endpoint(endpoint) {
+        if let Ok(key) = normalize_endpoint(endpoint, self.tls.is_some()) {
             self.clients
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -302,8 +421,16 @@ mod tests {
             (" [::1]:8981 ", "http://[::1]:8981"),
         ];
         for (input, expected) in ok {
-            assert_eq!(normalize_endpoint(input).unwrap(), expected, "{input}");
+            assert_eq!(
+                normalize_endpoint(input, false).unwrap(),
+                expected,
+                "{input}"
+            );
+            let tls = expected.replace("http://", "https://");
+            let input = input.replace("http://", "https://");
+            assert_eq!(normalize_endpoint(&input, true).unwrap(), tls, "{input}");
         }
+        assert!(normalize_endpoint("http://admin:8981", true).is_err());
         for bad in [
             "",
             "https://admin:8981",
@@ -313,10 +440,10 @@ mod tests {
             "admin:0",
             "http://",
         ] {
-            let error = normalize_endpoint(bad).unwrap_err();
+            let error = normalize_endpoint(bad, false).unwrap_err();
             assert_eq!(error.reason(), "InvalidAdminEndpoint", "{bad}");
         }
-        let error = normalize_endpoint("user:hunter2@admin:8981").unwrap_err();
+        let error = normalize_endpoint("user:hunter2@admin:8981", false).unwrap_err();
         assert!(!error.to_string().contains("hunter2"), "{error}");
     }
 

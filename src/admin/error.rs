@@ -27,9 +27,19 @@ pub enum AdminError {
     /// Admin answered, but with `success = false`; carries its message.
     #[error("Prism admin rejected the request: {0}")]
     Rejected(String),
-    /// The admin endpoint is not a usable `host:port` or `http://host:port`.
+    /// The admin endpoint is not a usable `host:port`, `http://host:port` or (with TLS)
+    /// `https://host:port`.
     #[error("invalid Prism admin endpoint: {0}")]
     InvalidEndpoint(String),
+    /// The TLS settings for admin cannot be used: an unreadable or malformed PEM file, a client
+    /// certificate without its key, a key that does not match its certificate …
+    #[error("invalid Prism admin TLS settings: {0}")]
+    InvalidTls(String),
+    /// The TLS handshake with admin failed: its certificate is not trusted by the configured
+    /// CA or does not name the endpoint, admin refused the client certificate (or got none),
+    /// or the endpoint does not speak TLS.
+    #[error("TLS handshake with Prism admin failed: {0}")]
+    Tls(String),
     /// Any other gRPC status.
     #[error("Prism admin call failed with {0:?}: {1}")]
     Other(Code, String),
@@ -45,6 +55,8 @@ impl AdminError {
             Self::Internal(_) | Self::Other(..) => "AdminError",
             Self::Rejected(_) => "AdminRejected",
             Self::InvalidEndpoint(_) => "InvalidAdminEndpoint",
+            Self::InvalidTls(_) => "InvalidAdminTls",
+            Self::Tls(_) => "AdminTlsFailed",
         }
     }
 
@@ -55,7 +67,9 @@ impl AdminError {
             | Self::FailedPrecondition(_)
             | Self::DeadlineExceeded(_)
             | Self::Internal(_) => true,
-            Self::Rejected(_) | Self::InvalidEndpoint(_) => false,
+            // Admin may present a renewed certificate, or start requiring ours, at any time.
+            Self::Tls(_) => true,
+            Self::Rejected(_) | Self::InvalidEndpoint(_) | Self::InvalidTls(_) => false,
             Self::Other(code, _) => matches!(
                 code,
                 Code::Unknown | Code::Cancelled | Code::ResourceExhausted | Code::Aborted
@@ -101,9 +115,30 @@ impl AdminError {
     }
 }
 
+/// Whether a locally made transport failure is a TLS failure: the handshake, a certificate,
+/// or an alert the peer sent. `description` is [`describe`]'s text of it.
+pub(crate) fn is_tls_failure(status: &Status, description: &str) -> bool {
+    if std::error::Error::source(status).is_none() {
+        // Sent by admin itself, not a failure of our connection.
+        return false;
+    }
+    let text = description.to_ascii_lowercase();
+    [
+        "certificate",
+        "fatal alert",
+        "handshake",
+        "tls",
+        "corrupt message",
+        "invalidcontenttype",
+        "peer is incompatible",
+    ]
+    .iter()
+    .any(|marker| text.contains(marker))
+}
+
 /// A status's message, followed by the innermost cause of a locally made status (e.g.
 /// "tcp connect error: Connection refused (os error 111)").
-fn describe(status: &Status) -> String {
+pub(crate) fn describe(status: &Status) -> String {
     let mut cause = std::error::Error::source(status);
     let mut innermost = None;
     while let Some(error) = cause {

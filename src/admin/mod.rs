@@ -1,15 +1,18 @@
 //! The Prism control plane as the operator sees it: the generated `prism.ControlPlane` gRPC code
 //! ([`proto`]), a timeout-bounded client and a per-endpoint pool ([`AdminClient`],
-//! [`AdminPool`]), error classification ([`AdminError`]) and the pure mapping of a
+//! [`AdminPool`]) over plaintext, TLS or mutual TLS ([`AdminTls`]), error classification
+//! ([`AdminError`]) and the pure mapping of a
 //! `PrismNamespace` to a `NamespaceConfig` ([`namespace_config`], [`partition_of`]).
 
 mod client;
 mod error;
 mod mapping;
 pub mod proto;
+mod tls;
 
 pub use client::{AdminClient, AdminPool, DEFAULT_ADMIN_PORT};
 pub use error::AdminError;
 pub use mapping::{
     CONNECTION_STRING_KEY, MANAGER, PARTITIONS, keys, namespace_config, partition_of, settings,
 };
+pub use tls::AdminTls;

@@ -172,7 +172,7 @@ fn custom_resource<K: Serialize + ResourceExt>(k: &K) -> Object {
 }
 
 /// Two resources rendering the same object would overwrite each other: report it, once per
-/// pair of resources, naming the first object they share. of resources, naming the first object they share.
+/// pair of resources, naming the first object they share.
 fn check_unique(objects: &[(Object, &Document)], problems: &mut Diagnostics) {
     let mut seen: BTreeMap<String, &Document> = BTreeMap::new();
     let mut reported = std::collections::BTreeSet::new();
@@ -211,12 +211,12 @@ fn template_error(e: &minijinja::Error) -> String {
 
 /// The whole fleet as one YAML stream (`---` before every document).
 pub fn to_yaml_stream(objects: &[Object]) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     for o in objects {
-        out.push_str("---\n");
-        out.push_str(&serde_yaml::to_string(&o.value).expect("objects serialize"));
+        out.extend_from_slice(b"---\n");
+        serde_yaml::to_writer(&mut out, &o.value).expect("objects serialize");
     }
-    out
+    String::from_utf8(out).expect("YAML is UTF-8")
 }
 
 /// The whole fleet as a `v1` `List` in JSON.

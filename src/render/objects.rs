@@ -91,7 +91,7 @@ pub(crate) fn parse_rendered(template: &str, text: &str) -> Result<Object, Rende
 }
 
 fn round_trip<K: DeserializeOwned + Serialize>(v: &Value) -> Result<Value, String> {
-    let typed: K = serde_path_to_error::deserialize(v.clone())
+    let typed: K = serde_path_to_error::deserialize(v)
         .map_err(|e| format!("field {}: {}", e.path(), e.inner()))?;
     serde_json::to_value(typed).map_err(|e| e.to_string())
 }
@@ -121,20 +121,34 @@ fn unknown_field(original: &Value, typed: &Value, path: String) -> Option<String
 }
 
 /// Recursively orders object keys, whatever map type serde_json was built with.
-pub fn sort_keys(v: Value) -> Value {
+pub fn sort_keys(mut v: Value) -> Value {
+    sort_keys_in_place(&mut v);
+    v
+}
+
+/// [`sort_keys`] without moving the value: maps whose keys are already in order (all of them
+/// when serde_json keeps its maps sorted) are left as they are, not rebuilt.
+fn sort_keys_in_place(v: &mut Value) {
     match v {
         Value::Object(map) => {
-            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (k, sort_keys(v)))
-                    .collect(),
-            )
+            if !map.keys().is_sorted() {
+                let mut entries: Vec<(String, Value)> = std::mem::take(map).into_iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                *map = entries.into_iter().collect();
+            }
+            map.values_mut().for_each(sort_keys_in_place);
         }
-        Value::Array(items) => Value::Array(items.into_iter().map(sort_keys).collect()),
-        other => other,
+        Value::Array(items) => items.iter_mut().for_each(sort_keys_in_place),
+        _ => {}
+    }
+}
+
+/// Whether every map in `v` has its keys in order.
+fn keys_sorted(v: &Value) -> bool {
+    match v {
+        Value::Object(map) => map.keys().is_sorted() && map.values().all(keys_sorted),
+        Value::Array(items) => items.iter().all(keys_sorted),
+        _ => true,
     }
 }
 
@@ -142,7 +156,11 @@ pub fn sort_keys(v: Value) -> Value {
 pub fn hash_json(parts: &[&Value]) -> String {
     let mut h = Sha256::new();
     for p in parts {
-        h.update(serde_json::to_vec(&sort_keys((*p).clone())).expect("JSON serializes"));
+        if keys_sorted(p) {
+            serde_json::to_writer(&mut h, p).expect("JSON serializes");
+        } else {
+            serde_json::to_writer(&mut h, &sort_keys((*p).clone())).expect("JSON serializes");
+        }
         h.update(b"\n");
     }
     format!("{:x}", h.finalize())

@@ -46,11 +46,11 @@ impl fmt::Display for Placement {
     }
 }
 
-/// A selector value for messages: as written, or JSON-quoted when it holds control characters
-/// (selector values are free text; a message must stay one printable line).
+/// A selector value for messages: as written, or quoted with escapes when it holds control
+/// characters (selector values are free text; a message must stay one printable line).
 fn shown(value: &str) -> std::borrow::Cow<'_, str> {
     if value.chars().any(char::is_control) {
-        serde_json::Value::String(value.into()).to_string().into()
+        crate::source::schema::quote(value).into()
     } else {
         value.into()
     }

@@ -123,9 +123,21 @@ pub fn resolve(fleet: &Fleet) -> Result<Resolved<'_>, Diagnostics> {
         .iter()
         .filter(|p| p.value.spec.deployment.type_ == PluginDeploymentType::Remote)
         .collect();
+    // Only shards of a namespace's own Kubernetes namespace can host it: look at those alone
+    // (the same result as offering every shard, without a fleet-wide scan per namespace).
+    let mut shards_by_namespace: BTreeMap<Option<String>, Vec<&PrismShard>> = BTreeMap::new();
+    for shard in &fleet.shards {
+        shards_by_namespace
+            .entry(shard.value.namespace())
+            .or_default()
+            .push(&shard.value);
+    }
     let mut placements = Vec::new();
     for ns in &fleet.namespaces {
-        match place(&ns.value, fleet.shards.iter().map(|s| &s.value)) {
+        let shards = shards_by_namespace
+            .get(&ns.value.namespace())
+            .map_or(&[][..], Vec::as_slice);
+        match place(&ns.value, shards.iter().copied()) {
             Ok(p) => placements.push((ns, p)),
             Err(why) => {
                 let field = if ns.value.spec.shard.is_some() {

@@ -150,8 +150,12 @@ fn parse_document(
     let mut value: Value = match serde_yaml::from_str(&doc.text) {
         Ok(v) => v,
         Err(e) => {
-            // The parser may point just past the end of the text; keep to its last line.
-            let last = doc.text.lines().count().max(1);
+            // The parser may point just past the end of the text; keep to its last line (as
+            // it counts lines: a lone CR, NEL, LS and PS end one too).
+            let breaks = ['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'];
+            let text = doc.text.replace("\r\n", "\n");
+            let ends_open = !text.ends_with(breaks);
+            let last = (text.matches(breaks).count() + usize::from(ends_open)).max(1);
             let at = e.location().map_or(1, |l| l.line()).clamp(1, last);
             problems.push(Diagnostic::new(
                 doc.file.as_ref(),

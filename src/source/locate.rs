@@ -47,16 +47,19 @@ const MAX_SHOWN_PATH: usize = 200;
 /// one-line messages.
 pub fn printable(path: &str) -> String {
     let mut out = String::new();
-    for (i, c) in path.chars().enumerate() {
-        if i == MAX_SHOWN_PATH {
+    let mut shown = 0;
+    for c in path.chars() {
+        let escaped: Vec<char> = if c.is_control() {
+            c.escape_default().collect()
+        } else {
+            vec![c]
+        };
+        if shown + escaped.len() > MAX_SHOWN_PATH {
             out.push('…');
             break;
         }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
+        shown += escaped.len();
+        out.extend(escaped);
     }
     out
 }
@@ -440,27 +443,35 @@ fn number_problem(text: &str) -> Option<String> {
     let float = FLOAT.get_or_init(|| {
         Regex::new(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$").expect("valid regex")
     });
-    let shown = super::schema::quote(text);
-    let radix = |digits: &str, radix: u32| u64::from_str_radix(digits, radix).is_err();
-    let too_big = if int.is_match(text) {
+    // Digits in `radix` that do not fit 64 bits.
+    let overflows = |digits: &str, radix: u32| {
+        !digits.is_empty()
+            && digits.chars().all(|c| c.is_digit(radix))
+            && u64::from_str_radix(digits, radix).is_err()
+    };
+    let out_of_range = if int.is_match(text) {
         text.parse::<i64>().is_err() && text.trim_start_matches('+').parse::<u64>().is_err()
     } else if let Some(hex) = text.strip_prefix("0x") {
-        !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()) && radix(hex, 16)
-    } else if let Some(oct) = text.strip_prefix("0o") {
-        !oct.is_empty() && oct.chars().all(|c| ('0'..='7').contains(&c)) && radix(oct, 8)
+        overflows(hex, 16)
+    } else if let Some(octal) = text.strip_prefix("0o") {
+        overflows(octal, 8)
     } else if float.is_match(text) {
         text.parse::<f64>().is_ok_and(f64::is_infinite)
     } else {
         let bare = text.trim_start_matches(['+', '-']);
         if matches!(bare, ".nan" | ".NaN" | ".NAN" | ".inf" | ".Inf" | ".INF") {
             return Some(format!(
-                "{shown} is not a finite number; quote it if it is meant as a string"
+                "{} is not a finite number; quote it if it is meant as a string",
+                super::schema::quote(text)
             ));
         }
         false
     };
-    too_big.then(|| {
-        format!("number {shown} is out of range; numbers must fit in 64 bits (quote it if it is meant as a string)")
+    out_of_range.then(|| {
+        format!(
+            "number {} is out of range; numbers must fit in 64 bits (quote it if it is meant as a string)",
+            super::schema::quote(text)
+        )
     })
 }
 
@@ -469,12 +480,15 @@ fn flow_brackets(text: &str) -> usize {
     text.bytes().filter(|b| matches!(b, b'[' | b'{')).count()
 }
 
-/// Checks what the value parser does not, or not cheaply, before a document's values are read:
+/// Checks what the value parser does not, or not cheaply, or says unclearly, before a
+/// document's values are read:
 ///
 /// - characters YAML forbids (NUL, other control characters), with their line and column;
 /// - duplicate mapping keys, which would otherwise silently keep only the last value;
 /// - nesting deeper than [`MAX_DEPTH`];
-/// - aliases expanding to more than [`MAX_ALIAS_NODES`] nodes.
+/// - aliases expanding to more than [`MAX_ALIAS_NODES`] nodes;
+/// - keys that are lists or mappings, tags outside YAML's core schema, and numbers JSON cannot
+///   hold (beyond 64 bits, not finite).
 ///
 /// Other syntax errors are left to the value parser, whose messages are the familiar ones,
 /// except in a text with many flow brackets, which that parser scans in quadratic time.

@@ -2,6 +2,8 @@
 //! behaves like upstream (placement by CRC32-IEEE % 256 over sorted proxy ranges, upsert,
 //! FAILED_PRECONDITION without proxies, only metadata persisted) and can be made slow, failing,
 //! stopped, restarted on the same port or wiped, for tests of everything that talks to admin.
+//! It serves plaintext gRPC ([`AdminServer::start`]), or TLS and mutual TLS
+//! ([`AdminServer::start_tls`] with a [`ServerTls`]).
 //!
 //! One deliberate difference: RevokeNamespace removes the namespace here, so tests can see a
 //! finalizer's effect; upstream acknowledges it without changing anything.
@@ -24,8 +26,8 @@ use prism_operator::admin::proto::{
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
 /// Partitions admin spreads namespaces over.
@@ -79,16 +81,52 @@ struct Running {
     task: JoinHandle<Result<(), tonic::transport::Error>>,
 }
 
+/// How the test admin speaks TLS: its serving certificate and key and, for mutual TLS, the
+/// CA that client certificates must chain to (clients without one are then refused).
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    /// PEM of the serving certificate (chain).
+    pub cert_pem: String,
+    /// PEM of the serving certificate's private key.
+    pub key_pem: String,
+    /// PEM of the CA of client certificates; `Some` requires every client to present one.
+    pub client_ca_pem: Option<String>,
+}
+
+impl ServerTls {
+    fn config(&self) -> ServerTlsConfig {
+        let config =
+            ServerTlsConfig::new().identity(Identity::from_pem(&self.cert_pem, &self.key_pem));
+        match &self.client_ca_pem {
+            Some(ca) => config
+                .client_ca_root(Certificate::from_pem(ca))
+                .client_auth_optional(false),
+            None => config,
+        }
+    }
+}
+
 /// The test control plane. Dropping it stops the server.
 pub struct AdminServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
     running: Mutex<Option<Running>>,
+    tls: Option<ServerTls>,
 }
 
 impl AdminServer {
-    /// Starts an empty admin on an ephemeral loopback port.
+    /// Starts an empty plaintext admin on an ephemeral loopback port.
     pub async fn start() -> AdminServer {
+        Self::start_with(None).await
+    }
+
+    /// Starts an empty admin serving TLS (mutual TLS when `tls.client_ca_pem` is set) on an
+    /// ephemeral loopback port.
+    pub async fn start_tls(tls: ServerTls) -> AdminServer {
+        Self::start_with(Some(tls)).await
+    }
+
+    async fn start_with(tls: Option<ServerTls>) -> AdminServer {
         let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
             .await
             .expect("bind a loopback port");
@@ -97,14 +135,21 @@ impl AdminServer {
             addr,
             shared: Arc::default(),
             running: Mutex::new(None),
+            tls,
         };
         server.serve(listener);
         server
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>`, or `https://…` when serving TLS.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Whether the server speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The loopback address served on (the same across restarts).
@@ -218,8 +263,14 @@ impl AdminServer {
             stopped: stopped.clone(),
         };
         let mut shutdown = stopped;
+        let mut builder = Server::builder();
+        if let Some(tls) = &self.tls {
+            builder = builder
+                .tls_config(tls.config())
+                .expect("the test TLS settings are valid");
+        }
         let task = tokio::spawn(
-            Server::builder()
+            builder
                 .add_service(ControlPlaneServer::new(service))
                 .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
                     // Resolves on `true` and when the sender is dropped.

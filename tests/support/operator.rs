@@ -137,6 +137,11 @@ impl Operator {
         op
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or_default()
+    }
+
     /// Its current metrics text.
     pub async fn metrics(&self) -> String {
         http_get(&format!("http://127.0.0.1:{}/metrics", self.port))

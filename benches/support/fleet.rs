@@ -13,8 +13,9 @@
 //!   product, product+feature, name, product+slaTier or none, so every namespace is placeable
 //!   and many go through rendezvous hashing among several candidates.
 //!
-//! Used with `#[path = "fleet.rs"] mod fleet;` by `benches/render.rs`, `benches/gen_fleet.rs`
-//! and `tests/bench_fair.rs`.
+//! Used with `#[path = "support/fleet.rs"] mod fleet;` by `benches/render.rs`,
+//! `benches/gen_fleet.rs` and `tests/bench_fair.rs` (in `support/`, so cargo does not take it
+//! for a benchmark of its own).
 
 #![allow(dead_code)] // each user takes the parts it needs
 
@@ -374,7 +375,7 @@ fn shard(rng: &mut Lcg, i: usize, ns: &str, catalogue: &[PluginInfo]) -> PrismSh
                 .chance(85)
                 .then(|| format!("ghcr.io/prism/prism-proxy:0.4.{}", rng.range(0, 3))),
             storage: rng.chance(50).then(|| ShardStorage {
-                size: Some(quantity(*rng.pick(&["10Gi", "20Gi", "50Gi"]))),
+                size: Some(quantity(rng.pick::<&str>(&["10Gi", "20Gi", "50Gi"]))),
                 storage_class_name: rng.chance(50).then(|| "ssd".to_string()),
             }),
             service: if rng.chance(20) {

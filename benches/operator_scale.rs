@@ -1,0 +1,221 @@
+//! prism-operator at fleet scale on the real control plane: time until every shard is Ready and
+//! every namespace Active, the operator's peak RSS and CPU seconds, API requests by verb during
+//! creation and during one idle resync, and PrismNamespace create → Active latency.
+//!
+//! `cargo bench --bench operator_scale -- [--shards 200] [--replicas 3] [--namespaces 2000]`;
+//! `--smoke` (also under `cargo test`) runs a tiny fleet so the code cannot rot.
+
+#[path = "../tests/support/mod.rs"]
+#[allow(dead_code, unused_imports)]
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use prism_operator::api::{PrismNamespace, PrismShard};
+use support::admin_server::AdminServer;
+use support::cluster::{NamespaceOptions, test_namespace_with};
+use support::operator::{Operator, apply_yaml, install_crds};
+
+struct Args {
+    shards: usize,
+    replicas: usize,
+    namespaces: usize,
+    resync: u64,
+}
+
+fn args() -> Args {
+    let argv: Vec<String> = std::env::args().collect();
+    let smoke = argv.iter().any(|a| a == "--smoke" || a == "--test");
+    let get = |name: &str, default: usize| {
+        argv.iter()
+            .position(|a| a == name)
+            .and_then(|i| argv.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    if smoke {
+        Args { shards: 3, replicas: 1, namespaces: 30, resync: 10 }
+    } else {
+        Args {
+            shards: get("--shards", 200),
+            replicas: get("--replicas", 3),
+            namespaces: get("--namespaces", 2000),
+            resync: get("--resync", 30) as u64,
+        }
+    }
+}
+
+/// `apiserver_request_total` summed by verb.
+async fn requests_by_verb(client: &Client) -> BTreeMap<String, f64> {
+    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(req).await.unwrap();
+    let mut out = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+        let verb = line.split("verb=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("").to_string();
+        let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap_or(0.0);
+        *out.entry(verb).or_default() += n;
+    }
+    out
+}
+
+fn delta(after: &BTreeMap<String, f64>, before: &BTreeMap<String, f64>) -> String {
+    let parts: Vec<String> = after
+        .iter()
+        .map(|(k, v)| (k, v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, d)| *d > 0.0)
+        .map(|(k, d)| format!("{k} {d:.0}"))
+        .collect();
+    if parts.is_empty() { "none".into() } else { parts.join(", ") }
+}
+
+/// (peak RSS in MiB, CPU seconds) of a process.
+fn usage(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm_kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(") ").next().unwrap_or("").split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (hwm_kb / 1024.0, ticks / 100.0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn main() {
+    let a = args();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(run(a));
+}
+
+async fn run(a: Args) {
+    let (client, ns) = test_namespace_with("scale", &NamespaceOptions::default()).await;
+    install_crds(&client).await;
+    let admin = AdminServer::start().await;
+    let endpoint = admin.endpoint();
+    let resync = format!("{}s", a.resync);
+    let op = Operator::start(&ns, &["--admin-endpoint", &endpoint, "--concurrency", "16", "--resync", &resync]).await;
+    apply_yaml(&client, &ns, "apiVersion: prism.io/v1alpha1\nkind: PrismPlugin\nmetadata: {name: pg}\nspec:\n  version: 1.0.0\n  source: {registry: ghcr.io/prism/plugins, image: pg:1.0.0}\n  deployment: {type: sidecar}\n").await;
+
+    // Record when each namespace first shows Active.
+    let namespaces: Api<PrismNamespace> = Api::namespaced(client.clone(), &ns);
+    let active_at = std::sync::Arc::new(std::sync::Mutex::new(HashMap::<String, Instant>::new()));
+    let recorder = {
+        let active_at = active_at.clone();
+        let stream = watcher(namespaces.clone(), watcher::Config::default()).applied_objects();
+        tokio::spawn(async move {
+            let _ = stream
+                .try_for_each(|n| {
+                    if n.status.as_ref().and_then(|s| s.state.as_deref()) == Some("Active") {
+                        active_at.lock().unwrap().entry(n.name_any()).or_insert_with(Instant::now);
+                    }
+                    futures::future::ready(Ok(()))
+                })
+                .await;
+        })
+    };
+
+    let before = requests_by_verb(&client).await;
+    let started = Instant::now();
+    let shards: Api<PrismShard> = Api::namespaced(client.clone(), &ns);
+    futures::stream::iter(0..a.shards)
+        .map(|i| {
+            let shards = shards.clone();
+            async move {
+                let obj: PrismShard = serde_yaml::from_str(&format!(
+                    "apiVersion: prism.io/v1alpha1\nkind: PrismShard\nmetadata: {{name: s{i:04}}}\nspec:\n  product: p{}\n  replicas: {}\n  backends: [postgres]\n  plugins: [{{name: pg, version: \"1\"}}]\n",
+                    i % 20,
+                    a.replicas
+                ))
+                .unwrap();
+                shards.patch(&obj.name_any(), &PatchParams::apply("bench"), &Patch::Apply(&obj)).await.unwrap();
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    let created: std::sync::Arc<std::sync::Mutex<HashMap<String, Instant>>> = Default::default();
+    futures::stream::iter(0..a.namespaces)
+        .map(|i| {
+            let (namespaces, created) = (namespaces.clone(), created.clone());
+            async move {
+                let name = format!("ns-{i:05}");
+                let obj: PrismNamespace = serde_yaml::from_str(&format!(
+                    "apiVersion: prism.io/v1alpha1\nkind: PrismNamespace\nmetadata: {{name: {name}}}\nspec:\n  backend: postgres\n  pattern: keyvalue\n  shard: {{name: s{:04}}}\n",
+                    i % a.shards
+                ))
+                .unwrap();
+                let t = Instant::now();
+                namespaces.patch(&name, &PatchParams::apply("bench"), &Patch::Apply(&obj)).await.unwrap();
+                created.lock().unwrap().insert(name, t);
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    let creation_done = started.elapsed();
+
+    // Everything Ready / Active.
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    loop {
+        let lp = ListParams::default();
+        let ready = shards
+            .list(&lp)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter(|s| s.status.as_ref().is_some_and(|st| st.ready_replicas == Some(a.replicas as i32) && st.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")))
+            .count();
+        let active = active_at.lock().unwrap().len();
+        if ready == a.shards && active == a.namespaces {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not converged: {ready}/{} shards, {active}/{} namespaces\n{}", a.shards, a.namespaces, op.log_tail());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let converged = started.elapsed();
+    let after_create = requests_by_verb(&client).await;
+    let writes_create = op.writes().await;
+    let (rss_create, cpu_create) = usage(op.pid());
+
+    // One full idle resync.
+    tokio::time::sleep(Duration::from_secs(a.resync + 5)).await;
+    let after_idle = requests_by_verb(&client).await;
+    let idle_writes = op.writes().await - writes_create;
+    let (rss_peak, cpu_total) = usage(op.pid());
+    recorder.abort();
+
+    let mut latencies: Vec<Duration> = {
+        let created = created.lock().unwrap();
+        let active = active_at.lock().unwrap();
+        created.iter().filter_map(|(n, t)| active.get(n).map(|a| a.saturating_duration_since(*t))).collect()
+    };
+    latencies.sort();
+    println!("## prism-operator at scale: {} shards x {} replicas, {} namespaces", a.shards, a.replicas, a.namespaces);
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| resources created (client side) | {:.1} s |", creation_done.as_secs_f64());
+    println!("| all shards Ready and namespaces Active | {:.1} s |", converged.as_secs_f64());
+    println!("| namespace create -> Active p50 / p99 | {:.2} s / {:.2} s |", percentile(&latencies, 0.5).as_secs_f64(), percentile(&latencies, 0.99).as_secs_f64());
+    println!("| operator peak RSS (VmHWM) | {rss_peak:.1} MiB (at convergence {rss_create:.1} MiB) |");
+    println!("| operator CPU | {cpu_create:.1} s to converge, {:.1} s during the idle resync |", cpu_total - cpu_create);
+    println!("| API requests during creation (all clients) | {} |", delta(&after_create, &before));
+    println!("| API requests during one idle resync of {} s (all clients) | {} |", a.resync + 5, delta(&after_idle, &after_create));
+    println!("| operator writes during the idle resync (its own counter) | {idle_writes} |");
+}
