@@ -41,7 +41,7 @@ while (($#)); do
 	--cold-runs) cold_runs=$2; shift ;;
 	--profile) profile=$2; shift ;;
 	--results) results=$2; shift ;;
-	-h | --help) sed -n '2,25p' "${BASH_SOURCE[0]}"; exit 0 ;;
+	-h | --help) sed -n '2,22p' "${BASH_SOURCE[0]}"; exit 0 ;;
 	*) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift

@@ -3,10 +3,10 @@
 //! creation and during one idle resync, and PrismNamespace create → Active latency.
 //!
 //! `cargo bench --bench operator_scale -- [--shards 200] [--replicas 3] [--namespaces 2000]`;
-//! `--smoke` (also under `cargo test`) runs a tiny fleet so the code cannot rot.
+//! `--smoke`, and any run under `cargo test`, uses a tiny fleet so the code cannot rot.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod support;
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,7 +30,8 @@ struct Args {
 
 fn args() -> Args {
     let argv: Vec<String> = std::env::args().collect();
-    let smoke = argv.iter().any(|a| a == "--smoke" || a == "--test");
+    // `cargo bench` passes --bench; under `cargo test` (no --bench) only the smoke size runs.
+    let smoke = argv.iter().any(|a| a == "--smoke") || !argv.iter().any(|a| a == "--bench");
     let get = |name: &str, default: usize| {
         argv.iter()
             .position(|a| a == name)
@@ -39,7 +40,12 @@ fn args() -> Args {
             .unwrap_or(default)
     };
     if smoke {
-        Args { shards: 3, replicas: 1, namespaces: 30, resync: 10 }
+        Args {
+            shards: 3,
+            replicas: 1,
+            namespaces: 30,
+            resync: 10,
+        }
     } else {
         Args {
             shards: get("--shards", 200),
@@ -55,8 +61,16 @@ async fn requests_by_verb(client: &Client) -> BTreeMap<String, f64> {
     let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
     let text = client.request_text(req).await.unwrap();
     let mut out = BTreeMap::new();
-    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
-        let verb = line.split("verb=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("").to_string();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
+        let verb = line
+            .split("verb=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("")
+            .to_string();
         let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap_or(0.0);
         *out.entry(verb).or_default() += n;
     }
@@ -70,7 +84,11 @@ fn delta(after: &BTreeMap<String, f64>, before: &BTreeMap<String, f64>) -> Strin
         .filter(|(_, d)| *d > 0.0)
         .map(|(k, d)| format!("{k} {d:.0}"))
         .collect();
-    if parts.is_empty() { "none".into() } else { parts.join(", ") }
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// (peak RSS in MiB, CPU seconds) of a process.
@@ -83,9 +101,20 @@ fn usage(pid: u32) -> (f64, f64) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(") ").next().unwrap_or("").split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let fields: Vec<&str> = stat
+        .rsplit(") ")
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
     (hwm_kb / 1024.0, ticks / 100.0)
 }
 
@@ -99,7 +128,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn main() {
     let a = args();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(run(a));
 }
 
@@ -109,7 +142,18 @@ async fn run(a: Args) {
     let admin = AdminServer::start().await;
     let endpoint = admin.endpoint();
     let resync = format!("{}s", a.resync);
-    let op = Operator::start(&ns, &["--admin-endpoint", &endpoint, "--concurrency", "16", "--resync", &resync]).await;
+    let op = Operator::start(
+        &ns,
+        &[
+            "--admin-endpoint",
+            &endpoint,
+            "--concurrency",
+            "16",
+            "--resync",
+            &resync,
+        ],
+    )
+    .await;
     apply_yaml(&client, &ns, "apiVersion: prism.io/v1alpha1\nkind: PrismPlugin\nmetadata: {name: pg}\nspec:\n  version: 1.0.0\n  source: {registry: ghcr.io/prism/plugins, image: pg:1.0.0}\n  deployment: {type: sidecar}\n").await;
 
     // Record when each namespace first shows Active.
@@ -122,7 +166,11 @@ async fn run(a: Args) {
             let _ = stream
                 .try_for_each(|n| {
                     if n.status.as_ref().and_then(|s| s.state.as_deref()) == Some("Active") {
-                        active_at.lock().unwrap().entry(n.name_any()).or_insert_with(Instant::now);
+                        active_at
+                            .lock()
+                            .unwrap()
+                            .entry(n.name_any())
+                            .or_insert_with(Instant::now);
                     }
                     futures::future::ready(Ok(()))
                 })
@@ -180,13 +228,27 @@ async fn run(a: Args) {
             .unwrap()
             .items
             .iter()
-            .filter(|s| s.status.as_ref().is_some_and(|st| st.ready_replicas == Some(a.replicas as i32) && st.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")))
+            .filter(|s| {
+                s.status.as_ref().is_some_and(|st| {
+                    st.ready_replicas == Some(a.replicas as i32)
+                        && st
+                            .conditions
+                            .iter()
+                            .any(|c| c.type_ == "Ready" && c.status == "True")
+                })
+            })
             .count();
         let active = active_at.lock().unwrap().len();
         if ready == a.shards && active == a.namespaces {
             break;
         }
-        assert!(Instant::now() < deadline, "not converged: {ready}/{} shards, {active}/{} namespaces\n{}", a.shards, a.namespaces, op.log_tail());
+        assert!(
+            Instant::now() < deadline,
+            "not converged: {ready}/{} shards, {active}/{} namespaces\n{}",
+            a.shards,
+            a.namespaces,
+            op.log_tail()
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let converged = started.elapsed();
@@ -204,18 +266,46 @@ async fn run(a: Args) {
     let mut latencies: Vec<Duration> = {
         let created = created.lock().unwrap();
         let active = active_at.lock().unwrap();
-        created.iter().filter_map(|(n, t)| active.get(n).map(|a| a.saturating_duration_since(*t))).collect()
+        created
+            .iter()
+            .filter_map(|(n, t)| active.get(n).map(|a| a.saturating_duration_since(*t)))
+            .collect()
     };
     latencies.sort();
-    println!("## prism-operator at scale: {} shards x {} replicas, {} namespaces", a.shards, a.replicas, a.namespaces);
+    println!(
+        "## prism-operator at scale: {} shards x {} replicas, {} namespaces",
+        a.shards, a.replicas, a.namespaces
+    );
     println!("| measure | value |");
     println!("|---|---|");
-    println!("| resources created (client side) | {:.1} s |", creation_done.as_secs_f64());
-    println!("| all shards Ready and namespaces Active | {:.1} s |", converged.as_secs_f64());
-    println!("| namespace create -> Active p50 / p99 | {:.2} s / {:.2} s |", percentile(&latencies, 0.5).as_secs_f64(), percentile(&latencies, 0.99).as_secs_f64());
-    println!("| operator peak RSS (VmHWM) | {rss_peak:.1} MiB (at convergence {rss_create:.1} MiB) |");
-    println!("| operator CPU | {cpu_create:.1} s to converge, {:.1} s during the idle resync |", cpu_total - cpu_create);
-    println!("| API requests during creation (all clients) | {} |", delta(&after_create, &before));
-    println!("| API requests during one idle resync of {} s (all clients) | {} |", a.resync + 5, delta(&after_idle, &after_create));
+    println!(
+        "| resources created (client side) | {:.1} s |",
+        creation_done.as_secs_f64()
+    );
+    println!(
+        "| all shards Ready and namespaces Active | {:.1} s |",
+        converged.as_secs_f64()
+    );
+    println!(
+        "| namespace create -> Active p50 / p99 | {:.2} s / {:.2} s |",
+        percentile(&latencies, 0.5).as_secs_f64(),
+        percentile(&latencies, 0.99).as_secs_f64()
+    );
+    println!(
+        "| operator peak RSS (VmHWM) | {rss_peak:.1} MiB (at convergence {rss_create:.1} MiB) |"
+    );
+    println!(
+        "| operator CPU | {cpu_create:.1} s to converge, {:.1} s during the idle resync |",
+        cpu_total - cpu_create
+    );
+    println!(
+        "| API requests during creation (all clients) | {} |",
+        delta(&after_create, &before)
+    );
+    println!(
+        "| API requests during one idle resync of {} s (all clients) | {} |",
+        a.resync + 5,
+        delta(&after_idle, &after_create)
+    );
     println!("| operator writes during the idle resync (its own counter) | {idle_writes} |");
 }

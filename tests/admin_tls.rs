@@ -5,78 +5,18 @@
 #[allow(dead_code)]
 #[path = "support/admin_server.rs"]
 mod admin_server;
+#[allow(dead_code)]
+#[path = "support/pki.rs"]
+mod pki;
 
 use std::time::Duration;
 
 use admin_server::{AdminServer, ServerTls};
+use pki::Ca;
 use prism_operator::admin::proto::{CreateNamespaceRequest, NamespaceConfig, ProxyRegistration};
 use prism_operator::admin::{AdminClient, AdminError, AdminPool, AdminTls};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A certificate authority that can sign leaf certificates.
-struct Ca {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-/// A leaf certificate and its key, PEM.
-struct Leaf {
-    cert: String,
-    key: String,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let pem = params.self_signed(&key).unwrap().pem();
-        Ca {
-            pem,
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    /// A serving certificate for loopback (`127.0.0.1`, `::1`, `localhost`).
-    fn server(&self) -> Leaf {
-        self.leaf(
-            &["127.0.0.1", "::1", "localhost"],
-            "prism-admin",
-            ExtendedKeyUsagePurpose::ServerAuth,
-        )
-    }
-
-    /// A client certificate for the operator.
-    fn client(&self) -> Leaf {
-        self.leaf(&[], "prism-operator", ExtendedKeyUsagePurpose::ClientAuth)
-    }
-
-    fn leaf(&self, names: &[&str], cn: &str, usage: ExtendedKeyUsagePurpose) -> Leaf {
-        let key = KeyPair::generate().unwrap();
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![usage];
-        params.use_authority_key_identifier_extension = true;
-        let cert = params.signed_by(&key, &self.issuer).unwrap().pem();
-        Leaf {
-            cert,
-            key: key.serialize_pem(),
-        }
-    }
-}
 
 /// Admin's serving setup: TLS by `ca`, and mutual TLS with clients of `client_ca`.
 fn server_tls(ca: &Ca, client_ca: Option<&Ca>) -> ServerTls {

@@ -58,7 +58,8 @@ spec:
 }
 
 async fn setup(prefix: &str, admin: &AdminServer, extra: &[&str]) -> (Client, String, Operator) {
-    let (client, ns) = cluster::test_namespace_with(prefix, &cluster::NamespaceOptions::restricted()).await;
+    let (client, ns) =
+        cluster::test_namespace_with(prefix, &cluster::NamespaceOptions::restricted()).await;
     install_crds(&client).await;
     let endpoint = admin.endpoint();
     let mut args = vec![
@@ -537,4 +538,49 @@ async fn a_thousand_namespaces_all_become_active() {
     assert_eq!(n, 1000);
     assert_eq!(admin.namespaces().len(), 1000);
     println!("1,000 PrismNamespaces: created in {created:?}, all Active after {total:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_sync_over_mutual_tls() {
+    use support::admin_server::ServerTls;
+    use support::pki::Ca;
+    let ca = Ca::new("prism-admin-ca");
+    let clients = Ca::new("prism-clients");
+    let serving = ca.server();
+    let admin = AdminServer::start_tls(ServerTls {
+        cert_pem: serving.cert.clone(),
+        key_pem: serving.key.clone(),
+        client_ca_pem: Some(clients.pem.clone()),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let client_cert = clients.client();
+    let files = [
+        ("ca.pem", &ca.pem),
+        ("client.pem", &client_cert.cert),
+        ("client.key", &client_cert.key),
+    ];
+    for (name, pem) in files {
+        std::fs::write(dir.path().join(name), pem).unwrap();
+    }
+    let p = |f: &str| dir.path().join(f).display().to_string();
+    let (ca_path, cert_path, key_path) = (p("ca.pem"), p("client.pem"), p("client.key"));
+    let (client, ns, op) = setup(
+        "ns-mtls",
+        &admin,
+        &[
+            "--admin-ca",
+            &ca_path,
+            "--admin-client-cert",
+            &cert_path,
+            "--admin-client-key",
+            &key_path,
+        ],
+    )
+    .await;
+    apply_yaml(&client, &ns, PLUGIN).await;
+    apply_yaml(&client, &ns, &shard("s", "p", 1, "")).await;
+    apply_yaml(&client, &ns, &namespace("secure", "p", "")).await;
+    wait_state(&client, &ns, "secure", "Active", &op).await;
+    assert!(admin.namespaces().contains_key("secure"));
 }

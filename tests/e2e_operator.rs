@@ -58,7 +58,8 @@ spec:
 }
 
 async fn setup(prefix: &str) -> (Client, String) {
-    let (client, ns) = cluster::test_namespace_with(prefix, &cluster::NamespaceOptions::restricted()).await;
+    let (client, ns) =
+        cluster::test_namespace_with(prefix, &cluster::NamespaceOptions::restricted()).await;
     install_crds(&client).await;
     (client, ns)
 }

@@ -1075,6 +1075,8 @@ fn fuzz_findings_stay_fixed() {
     assert!(!shown.contains("hunter2"), "{shown}");
 
     let texts = [
+        // A key with brackets like `a[1]]` made locating the field panic.
+        format!("{HEAD}spec: {{product: p, \"a[1]]\": 1, \"\\e[31m]]\\n\": 2}}\n"),
         // A key with a newline made a two-line diagnostic; a long escaped key a huge one.
         format!("{HEAD}spec: {{product: p, \"a\\nb\": 1}}\n"),
         format!(

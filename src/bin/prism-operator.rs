@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use prism_operator::admin::AdminTls;
 use prism_operator::api::duration_seconds;
 use prism_operator::operator::context::Settings;
 use prism_operator::operator::run::{RunConfig, run};
@@ -61,6 +62,26 @@ struct RunArgs {
     /// Default Prism admin (prism.ControlPlane) endpoint, host:port.
     #[arg(long, env = "PRISM_ADMIN_ENDPOINT")]
     admin_endpoint: Option<String>,
+    /// CA certificate (PEM) to verify Prism admin with: enables TLS.
+    #[arg(long, env = "PRISM_ADMIN_CA", value_name = "FILE")]
+    admin_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS with Prism admin (needs --admin-ca).
+    #[arg(
+        long,
+        env = "PRISM_ADMIN_CLIENT_CERT",
+        value_name = "FILE",
+        requires = "admin_ca",
+        requires = "admin_client_key"
+    )]
+    admin_client_cert: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS with Prism admin (needs --admin-client-cert).
+    #[arg(
+        long,
+        env = "PRISM_ADMIN_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "admin_client_cert"
+    )]
+    admin_client_key: Option<PathBuf>,
     /// Deadline of every call to Prism admin.
     #[arg(long, default_value = "5s", value_parser = duration)]
     admin_timeout: Duration,
@@ -108,6 +129,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let Command::Run(args) = cli.command;
     init_logging(args.log_format, &args.log_level);
+    let admin_tls = match &args.admin_ca {
+        None => None,
+        Some(ca) => match AdminTls::from_files(
+            ca,
+            args.admin_client_cert.as_deref(),
+            args.admin_client_key.as_deref(),
+        ) {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                eprintln!("error: Prism admin TLS: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     let config = RunConfig {
         settings: Settings {
             watch_namespace: args.watch_namespace,
@@ -115,6 +150,7 @@ fn main() -> ExitCode {
             resync: args.resync,
             admin_endpoint: args.admin_endpoint,
             admin_timeout: args.admin_timeout,
+            admin_tls,
             deletion_deadline: args.deletion_deadline,
         },
         proxy_image: args.proxy_image,

@@ -41,6 +41,8 @@ pub struct Settings {
     pub admin_endpoint: Option<String>,
     /// Deadline of every call to Prism admin.
     pub admin_timeout: Duration,
+    /// TLS (and client certificate) for Prism admin; plaintext when `None`.
+    pub admin_tls: Option<crate::admin::AdminTls>,
     /// How long a deletion waits for Prism admin before giving up on revoking.
     pub deletion_deadline: Duration,
 }
@@ -301,9 +303,12 @@ impl Ctx {
         renderer: Renderer,
         recorder: Recorder,
         caches: Caches,
-    ) -> Self {
-        let admin = AdminPool::new(settings.admin_timeout);
-        Self {
+    ) -> Result<Self, crate::admin::AdminError> {
+        let admin = match &settings.admin_tls {
+            Some(tls) => AdminPool::with_tls(settings.admin_timeout, tls.clone())?,
+            None => AdminPool::new(settings.admin_timeout),
+        };
+        Ok(Self {
             client,
             settings,
             renderer,
@@ -318,7 +323,7 @@ impl Ctx {
             failures: Mutex::new(HashMap::new()),
             registered: Mutex::new(HashSet::new()),
             reapplies: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     /// Records that pod `uid` is registered with the admin at `endpoint`; false if it already was.

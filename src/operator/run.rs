@@ -108,13 +108,10 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         pods,
         children,
     };
-    let ctx = Arc::new(Ctx::new(
-        client.clone(),
-        settings.clone(),
-        renderer,
-        recorder,
-        caches,
-    ));
+    let ctx = Arc::new(
+        Ctx::new(client.clone(), settings.clone(), renderer, recorder, caches)
+            .map_err(|e| anyhow::anyhow!("Prism admin TLS: {e}"))?,
+    );
     let health = Health::for_metrics(ctx.metrics.clone());
     let server = tokio::spawn(serve(cfg.metrics_addr, health.clone(), stop()));
 

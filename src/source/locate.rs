@@ -75,7 +75,8 @@ pub fn parse_path(path: &str) -> Vec<Segment> {
             }
             rest = &rest[pos..];
             while let Some(end) = rest.find(']') {
-                if let Ok(i) = rest[1..end].parse() {
+                // `get`: a key may hold brackets of its own, e.g. `a]]` (no index then).
+                if let Some(i) = rest.get(1..end).and_then(|s| s.parse().ok()) {
                     out.push(Segment::Index(i));
                 }
                 rest = &rest[end + 1..];
@@ -174,6 +175,10 @@ fn leave_value(frames: &mut [Frame], path: &mut Vec<Segment>) {
 /// Line of `path` in `text`, or of its nearest ancestor that exists; 1 when nothing matches.
 pub fn line_of(text: &str, path: &str) -> usize {
     let lines = index_lines(text);
+    // Exactly as written first: keys may hold `.` or `[`, which parsing would split.
+    if let Some(line) = lines.get(path) {
+        return *line;
+    }
     let mut segments = parse_path(path);
     loop {
         if let Some(line) = lines.get(&format_path(&segments)) {
@@ -719,5 +724,20 @@ mod tests {
     fn path_round_trips() {
         let p = "spec.plugins[12].version";
         assert_eq!(format_path(&parse_path(p)), p);
+    }
+
+    #[test]
+    fn keys_with_brackets_do_not_break_paths() {
+        for p in [
+            "spec.a[1]]",
+            "spec.\u{1b}[31m]]\n",
+            "x]",
+            "[]",
+            "a[[]]",
+            "a[ü]]",
+        ] {
+            parse_path(p);
+            assert!(line_of(DOC, p) >= 1, "{p}");
+        }
     }
 }

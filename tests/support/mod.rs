@@ -7,6 +7,7 @@
 pub mod admin_server;
 pub mod cluster;
 pub mod operator;
+pub mod pki;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
