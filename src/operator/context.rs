@@ -213,6 +213,54 @@ impl Ctx {
     }
 }
 
+/// A reconcile that failed on an API request; it is retried with per-object backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// `Kind/namespace/name` of an object: its key for backoff and logs.
+pub fn object_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    )
+}
+
+impl Ctx {
+    /// Runs one reconciliation of `key` for `controller`: times it, counts its result, and
+    /// forgets the object's failures when it succeeds.
+    pub async fn measured<E>(
+        &self,
+        controller: &str,
+        key: &str,
+        reconcile: impl std::future::Future<Output = Result<kube::runtime::controller::Action, E>>,
+    ) -> Result<kube::runtime::controller::Action, E> {
+        let timer = self.metrics.start(controller);
+        let result = reconcile.await;
+        timer.finish(if result.is_ok() { "success" } else { "error" });
+        if result.is_ok() {
+            self.succeeded(key);
+        }
+        result
+    }
+
+    /// What every controller does after a failure: log it and back off per object.
+    pub fn retry_later(
+        &self,
+        key: &str,
+        err: &dyn std::fmt::Display,
+    ) -> kube::runtime::controller::Action {
+        let wait = self.backoff(key);
+        tracing::warn!(object = %key, error = %err, retry_in = ?wait, "reconcile failed");
+        kube::runtime::controller::Action::requeue(wait)
+    }
+}
+
 /// An owner reference to `obj` as controller.
 pub fn owner_ref<K: Resource<DynamicType = ()>>(obj: &K) -> OwnerReference {
     OwnerReference {

@@ -14,7 +14,7 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 
 use super::conditions::{remove, set};
-use super::context::{Ctx, paused};
+use super::context::{Ctx, object_key, paused};
 use crate::admin::{AdminError, namespace_config, proto};
 use crate::api::{PrismNamespace, PrismNamespaceStatus, PrismShard, ReclaimPolicy, condition};
 use crate::render::context::{DATA_PORT, image_tag, shard_fullname};
@@ -43,37 +43,21 @@ pub enum Error {
 
 /// Reconciles one namespace.
 pub async fn reconcile(ns: Arc<PrismNamespace>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let timer = ctx.metrics.start(CONTROLLER);
     let api: Api<PrismNamespace> =
         Api::namespaced(ctx.client.clone(), &ns.namespace().unwrap_or_default());
-    let result = finalizer(&api, FINALIZER, ns.clone(), |event| async {
+    let run = finalizer(&api, FINALIZER, ns.clone(), |event| async {
         match event {
             Finalizer::Apply(ns) => sync(&ns, &ctx).await,
             Finalizer::Cleanup(ns) => cleanup(&ns, &ctx).await,
         }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    timer.finish(if result.is_ok() { "success" } else { "error" });
-    if result.is_ok() {
-        ctx.succeeded(&key(&ns));
-    }
-    result
+    });
+    let run = async { run.await.map_err(|e| Error::Finalizer(Box::new(e))) };
+    ctx.measured(CONTROLLER, &object_key(&*ns), run).await
 }
 
 /// Backs off per object after a failure.
 pub fn error_policy(ns: Arc<PrismNamespace>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    let wait = ctx.backoff(&key(&ns));
-    tracing::warn!(namespace = %key(&ns), error = %err, retry_in = ?wait, "reconcile failed");
-    Action::requeue(wait)
-}
-
-fn key(ns: &PrismNamespace) -> String {
-    format!(
-        "PrismNamespace/{}/{}",
-        ns.namespace().unwrap_or_default(),
-        ns.name_any()
-    )
+    ctx.retry_later(&object_key(&*ns), err)
 }
 
 /// Ready proxy pods of `shard`, sorted by name.
@@ -264,7 +248,7 @@ async fn sync(ns: &PrismNamespace, ctx: &Ctx) -> Result<Action, Error> {
                 generation,
                 now,
             );
-            ctx.succeeded(&key(ns));
+            ctx.succeeded(&object_key(ns));
             Action::requeue(ctx.settings.resync)
         }
         Err((reason, why, retryable)) => {
@@ -288,7 +272,7 @@ async fn sync(ns: &PrismNamespace, ctx: &Ctx) -> Result<Action, Error> {
                 now,
             );
             ctx.event(ns, true, reason, why).await;
-            Action::requeue(ctx.backoff(&key(ns)))
+            Action::requeue(ctx.backoff(&object_key(ns)))
         }
     };
     write_status(ctx, ns, &old, &status).await?;

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::apply;
 use super::conditions::{remove, set};
-use super::context::{Applied, Ctx, owner_ref, paused};
+use super::context::{Applied, Ctx, Error, object_key, owner_ref, paused};
 use super::rollout::{self, ShardReport};
 use super::shard::rollout_state;
 use crate::api::{
@@ -28,38 +28,19 @@ pub const CONTROLLER: &str = "prismplugin";
 /// How often a rollout in progress is re-checked (deadlines need a clock, not an event).
 const ROLLOUT_POLL: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// A reconcile failed; it is retried with per-object backoff.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The API server refused or failed a request.
-    #[error("{0}")]
-    Kube(#[from] kube::Error),
-}
-
 /// Reconciles one plugin.
 pub async fn reconcile(plugin: Arc<PrismPlugin>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let timer = ctx.metrics.start(CONTROLLER);
-    let result = reconcile_plugin(&plugin, &ctx).await;
-    timer.finish(if result.is_ok() { "success" } else { "error" });
-    if result.is_ok() {
-        ctx.succeeded(&key(&plugin));
-    }
-    result
+    ctx.measured(
+        CONTROLLER,
+        &object_key(&*plugin),
+        reconcile_plugin(&plugin, &ctx),
+    )
+    .await
 }
 
 /// Backs off per object after a failure.
 pub fn error_policy(plugin: Arc<PrismPlugin>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    let wait = ctx.backoff(&key(&plugin));
-    tracing::warn!(plugin = %key(&plugin), error = %err, retry_in = ?wait, "reconcile failed");
-    Action::requeue(wait)
-}
-
-fn key(plugin: &PrismPlugin) -> String {
-    format!(
-        "PrismPlugin/{}/{}",
-        plugin.namespace().unwrap_or_default(),
-        plugin.name_any()
-    )
+    ctx.retry_later(&object_key(&*plugin), err)
 }
 
 /// Shards in the plugin's namespace that list it, sorted by name.

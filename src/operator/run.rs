@@ -283,6 +283,19 @@ fn trigger_backoff() -> impl kube::runtime::utils::Backoff {
     )
 }
 
+/// Logs what a controller's result stream reports (failed reconciles are already logged and
+/// retried by their error policy; this adds watch errors).
+fn log_errors<T, E: std::fmt::Display>(
+    controller: &'static str,
+) -> impl FnMut(Result<T, E>) -> futures::future::Ready<()> {
+    move |r| {
+        if let Err(e) = r {
+            tracing::debug!(controller, error = %e, "controller stream");
+        }
+        futures::future::ready(())
+    }
+}
+
 fn config(cfg: &RunConfig) -> controller::Config {
     controller::Config::default().concurrency(cfg.concurrency)
 }
@@ -333,12 +346,7 @@ async fn shard_controller(
         .trigger_backoff(trigger_backoff())
         .graceful_shutdown_on(stop)
         .run(shard::reconcile, shard::error_policy, ctx.clone())
-        .for_each(|r| {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "shard controller");
-            }
-            futures::future::ready(())
-        })
+        .for_each(log_errors("shard"))
         .await;
 }
 
@@ -386,12 +394,7 @@ async fn plugin_controller(
         .trigger_backoff(trigger_backoff())
         .graceful_shutdown_on(stop)
         .run(plugin::reconcile, plugin::error_policy, ctx.clone())
-        .for_each(|r| {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "plugin controller");
-            }
-            futures::future::ready(())
-        })
+        .for_each(log_errors("plugin"))
         .await;
 }
 
@@ -441,11 +444,6 @@ async fn namespace_controller(
         .trigger_backoff(trigger_backoff())
         .graceful_shutdown_on(stop)
         .run(namespace::reconcile, namespace::error_policy, ctx.clone())
-        .for_each(|r| {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "namespace controller");
-            }
-            futures::future::ready(())
-        })
+        .for_each(log_errors("namespace"))
         .await;
 }

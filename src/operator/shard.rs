@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::apply;
 use super::conditions::{self, remove, set};
-use super::context::{Applied, Ctx, owner_ref, paused};
+use super::context::{Applied, Ctx, Error, object_key, owner_ref, paused};
 use super::rollout;
 use super::storage::{self, Resize};
 use crate::api::{PrismPlugin, PrismShard, PrismShardStatus, ShardPluginStatus, condition};
@@ -26,38 +26,19 @@ pub const CONTROLLER: &str = "prismshard";
 /// Annotation that allows pruning every object of a shard.
 pub const ALLOW_EMPTY_PRUNE: &str = "prism.io/allow-empty-prune";
 
-/// A reconcile failed; it is retried with per-object backoff.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The API server refused or failed a request.
-    #[error("{0}")]
-    Kube(#[from] kube::Error),
-}
-
 /// Reconciles one shard.
 pub async fn reconcile(shard: Arc<PrismShard>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let timer = ctx.metrics.start(CONTROLLER);
-    let result = reconcile_shard(&shard, &ctx).await;
-    timer.finish(if result.is_ok() { "success" } else { "error" });
-    if result.is_ok() {
-        ctx.succeeded(&key(&shard));
-    }
-    result
+    ctx.measured(
+        CONTROLLER,
+        &object_key(&*shard),
+        reconcile_shard(&shard, &ctx),
+    )
+    .await
 }
 
 /// Backs off per object after a failure.
 pub fn error_policy(shard: Arc<PrismShard>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    let wait = ctx.backoff(&key(&shard));
-    tracing::warn!(shard = %key(&shard), error = %err, retry_in = ?wait, "reconcile failed");
-    Action::requeue(wait)
-}
-
-fn key(shard: &PrismShard) -> String {
-    format!(
-        "PrismShard/{}/{}",
-        shard.namespace().unwrap_or_default(),
-        shard.name_any()
-    )
+    ctx.retry_later(&object_key(&*shard), err)
 }
 
 /// The plugins of `shard` at the spec each one's rollout allows this shard to run.
