@@ -126,7 +126,7 @@ const INVALID: &[Invalid] = &[
     Invalid {
         yaml: "apiVersion: prism.io/v1alpha1\nkind: PrismPlugin\nmetadata: {name: bad-version}\nspec:\n  version: v1\n  source: {registry: r, image: i}\n  deployment: {type: sidecar}\n",
         server_says: "spec.version: Invalid value: \"v1\"",
-        offline_says: "spec.version: \"v1\" does not match",
+        offline_says: "spec.version: \"v1\" is not a semantic version",
     },
     Invalid {
         yaml: "apiVersion: prism.io/v1alpha1\nkind: PrismShard\nmetadata: {name: bad-backends}\nspec:\n  product: p\n  backends: [pg, pg]\n",
