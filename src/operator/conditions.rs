@@ -39,6 +39,19 @@ pub fn set(
     conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
 }
 
+/// Marks reconciliation as paused by the `prism.io/reconcile: paused` annotation.
+pub fn set_paused(conditions: &mut Vec<Condition>, generation: Option<i64>, now: Timestamp) {
+    set(
+        conditions,
+        crate::api::condition::PAUSED,
+        true,
+        "Paused",
+        "reconciliation is paused by annotation prism.io/reconcile: paused",
+        generation,
+        now,
+    );
+}
+
 /// Removes the condition of `type_`, if present.
 pub fn remove(conditions: &mut Vec<Condition>, type_: &str) {
     conditions.retain(|c| c.type_ != type_);

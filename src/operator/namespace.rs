@@ -13,7 +13,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 
-use super::conditions::{remove, set};
+use super::conditions::{remove, set, set_paused};
 use super::context::{Ctx, object_key, paused};
 use crate::admin::{AdminError, namespace_config, proto};
 use crate::api::{PrismNamespace, PrismNamespaceStatus, PrismShard, ReclaimPolicy, condition};
@@ -140,15 +140,7 @@ async fn sync(ns: &PrismNamespace, ctx: &Ctx) -> Result<Action, Error> {
     let mut status = old.clone();
     status.observed_generation = generation;
     if paused(ns) {
-        set(
-            &mut status.conditions,
-            condition::PAUSED,
-            true,
-            "Paused",
-            "reconciliation is paused by annotation prism.io/reconcile: paused",
-            generation,
-            now,
-        );
+        set_paused(&mut status.conditions, generation, now);
         write_status(ctx, ns, &old, &status).await?;
         return Ok(Action::await_change());
     }

@@ -11,7 +11,7 @@ use kube::runtime::controller::Action;
 use serde_json::Value;
 
 use super::apply;
-use super::conditions::{remove, set};
+use super::conditions::{remove, set, set_paused};
 use super::context::{Applied, Ctx, Error, object_key, owner_ref, paused};
 use super::rollout::{self, ShardReport};
 use super::shard::rollout_state;
@@ -78,15 +78,7 @@ async fn reconcile_plugin(plugin: &PrismPlugin, ctx: &Ctx) -> Result<Action, Err
     status.observed_generation = generation;
 
     if paused(plugin) {
-        set(
-            &mut status.conditions,
-            condition::PAUSED,
-            true,
-            "Paused",
-            "reconciliation is paused by annotation prism.io/reconcile: paused",
-            generation,
-            now,
-        );
+        set_paused(&mut status.conditions, generation, now);
         write_status(ctx, plugin, &old, &status).await?;
         return Ok(Action::await_change());
     }

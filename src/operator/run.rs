@@ -350,6 +350,17 @@ async fn shard_controller(
         .await;
 }
 
+/// The PrismPlugins a shard lists.
+fn plugins_of(shard: &PrismShard) -> Vec<ObjectRef<PrismPlugin>> {
+    let namespace = shard.namespace().unwrap_or_default();
+    shard
+        .spec
+        .plugins
+        .iter()
+        .map(|p| ObjectRef::<PrismPlugin>::new(&p.name).within(&namespace))
+        .collect()
+}
+
 async fn plugin_controller(
     ctx: &Arc<Ctx>,
     cfg: &RunConfig,
@@ -369,26 +380,13 @@ async fn plugin_controller(
             let shard = sts.labels().get(SHARD_LABEL).cloned().unwrap_or_default();
             store
                 .get(&ObjectRef::new(&shard).within(&namespace))
-                .map(|sh| {
-                    sh.spec
-                        .plugins
-                        .iter()
-                        .map(|p| ObjectRef::<PrismPlugin>::new(&p.name).within(&namespace))
-                        .collect::<Vec<_>>()
-                })
+                .map(|sh| plugins_of(&sh))
                 .unwrap_or_default()
         })
         .watches(
             api::<PrismShard>(client, s),
             watcher::Config::default(),
-            |sh| {
-                let namespace = sh.namespace().unwrap_or_default();
-                sh.spec
-                    .plugins
-                    .iter()
-                    .map(|p| ObjectRef::<PrismPlugin>::new(&p.name).within(&namespace))
-                    .collect::<Vec<_>>()
-            },
+            |sh| plugins_of(&sh),
         )
         .with_config(config(cfg))
         .trigger_backoff(trigger_backoff())

@@ -13,7 +13,7 @@ use kube::runtime::reflector::ObjectRef;
 use serde_json::Value;
 
 use super::apply;
-use super::conditions::{self, remove, set};
+use super::conditions::{self, remove, set, set_paused};
 use super::context::{Applied, Ctx, Error, object_key, owner_ref, paused};
 use super::rollout;
 use super::storage::{self, Resize};
@@ -71,15 +71,7 @@ async fn reconcile_shard(shard: &PrismShard, ctx: &Ctx) -> Result<Action, Error>
     status.observed_generation = generation;
 
     if paused(shard) {
-        set(
-            &mut status.conditions,
-            condition::PAUSED,
-            true,
-            "Paused",
-            "reconciliation is paused by annotation prism.io/reconcile: paused",
-            generation,
-            now,
-        );
+        set_paused(&mut status.conditions, generation, now);
         write_status(ctx, shard, &old, &status).await?;
         return Ok(Action::await_change());
     }
