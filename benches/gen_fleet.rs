@@ -14,8 +14,7 @@
 //! Run without `--out` (as `cargo test --all-targets` does) it generates a small fleet,
 //! renders it and checks the result, then exits.
 
-#[path = "support/fleet.rs"]
-mod fleet;
+use prism_testing::fleet;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -5,9 +5,7 @@
 //! `cargo bench --bench operator_scale -- [--shards 200] [--replicas 3] [--namespaces 2000]`;
 //! `--smoke`, and any run under `cargo test`, uses a tiny fleet so the code cannot rot.
 
-#[path = "../tests/support/mod.rs"]
-#[allow(unused_imports)]
-mod support;
+use prism_testing as support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -16,7 +14,7 @@ use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
-use prism_operator::api::{PrismNamespace, PrismShard};
+use prism_api::{PrismNamespace, PrismShard};
 use support::admin_server::AdminServer;
 use support::cluster::{NamespaceOptions, test_namespace_with};
 use support::operator::{Operator, apply_yaml, install_crds};

@@ -11,15 +11,14 @@
 //! `cargo bench --bench render` measures; `cargo bench --bench render -- --test` runs each case
 //! once. Unoptimised builds (`cargo test --all-targets`) leave out the 1,000-shard cases.
 
-#[path = "support/fleet.rs"]
-mod fleet;
+use prism_testing::fleet;
 
 use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use fleet::{Fleet, FleetParams};
-use prism_operator::cli::fleet_from_files;
-use prism_operator::render::{Renderer, to_yaml_stream};
+use prism_render::render::{Renderer, to_yaml_stream};
+use prism_render::source::fleet_from_files;
 
 fn sizes() -> &'static [usize] {
     if cfg!(debug_assertions) {

@@ -1,14 +1,15 @@
-//! prism-operator: custom resources, a pure renderer and the tools built on them for running
-//! fleets of Prism data access gateways on Kubernetes.
+//! prism-render: the pure renderer of Prism fleets and the tools built on it. Inputs are read
+//! and strictly validated ([`source`]), rendered into Kubernetes objects ([`render`]), and served
+//! to CI and Argo CD as renders of the working tree or a git revision ([`snapshot`], [`git`]),
+//! diffs ([`diff`]) and the config management plugin ([`cmp`]). The custom resources themselves
+//! are in `prism_api`, re-exported as [`api`].
 
-pub mod admin;
-pub mod api;
-pub mod cli;
+pub use prism_api as api;
+
 pub mod cmp;
 pub mod diff;
 pub mod error;
 pub mod git;
-pub mod operator;
 pub mod render;
 pub mod snapshot;
 pub mod source;

@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use crate::cli;
 use crate::error::{Diagnostic, Diagnostics};
+use crate::render::Renderer;
 use crate::render::{Object, RenderOptions};
+use crate::source::fleet_from_files;
 use crate::source::{self, SourceFile};
 
 /// What a path of a tree is (symbolic links already followed).
@@ -265,10 +266,10 @@ impl Render<'_> {
             TemplateSource::Elsewhere(tree, dir) => (Some((*tree, dir)), None),
         };
         let renderer = match templates {
-            None => cli::renderer_with(None, BTreeMap::new(), self.options.clone())?,
+            None => Renderer::with_overrides(None, BTreeMap::new(), self.options.clone())?,
             Some((tree, dir)) => {
                 let overrides = read_templates(tree, dir)?;
-                cli::renderer_with(Some(&tree.name(dir)), overrides, self.options.clone())?
+                Renderer::with_overrides(Some(&tree.name(dir)), overrides, self.options.clone())?
             }
         };
         let found = read_files(self.tree, &self.paths, skip)?;
@@ -280,7 +281,7 @@ impl Render<'_> {
             });
         }
         let files = found.files.len();
-        let fleet = cli::fleet_from_files(found.files, &self.namespace)?;
+        let fleet = fleet_from_files(found.files, &self.namespace)?;
         let objects = renderer.render_fleet(&fleet)?;
         Ok(Rendered {
             objects,

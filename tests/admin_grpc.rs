@@ -2,18 +2,17 @@
 //! upsert, metadata-only persistence and every failure class the operator reacts to.
 
 #[allow(dead_code)]
-#[path = "support/admin_server.rs"]
-mod admin_server;
+use prism_testing::admin_server;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use admin_server::AdminServer;
-use prism_operator::admin::proto::{
+use prism_admin::proto::{
     CreateNamespaceRequest, NamespaceConfig, NamespaceRevocation, ProxyRegistration,
 };
-use prism_operator::admin::{AdminClient, AdminError, AdminPool, namespace_config, partition_of};
-use prism_operator::api::{Consistency, PrismNamespace, RateLimit};
+use prism_admin::{AdminClient, AdminError, AdminPool, namespace_config, partition_of};
+use prism_api::{Consistency, PrismNamespace, RateLimit};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 const SECRET: &str = "postgres://orders:hunter2@db.team-a.svc:5432/orders";

@@ -3,18 +3,14 @@
 //! with a clear, classified error before any request reaches admin.
 
 #[allow(dead_code)]
-#[path = "support/admin_server.rs"]
-mod admin_server;
-#[allow(dead_code)]
-#[path = "support/pki.rs"]
-mod pki;
+use prism_testing::{admin_server, pki};
 
 use std::time::Duration;
 
 use admin_server::{AdminServer, ServerTls};
 use pki::Ca;
-use prism_operator::admin::proto::{CreateNamespaceRequest, NamespaceConfig, ProxyRegistration};
-use prism_operator::admin::{AdminClient, AdminError, AdminPool, AdminTls};
+use prism_admin::proto::{CreateNamespaceRequest, NamespaceConfig, ProxyRegistration};
+use prism_admin::{AdminClient, AdminError, AdminPool, AdminTls};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -9,8 +9,7 @@
 //! helm and kustomize are built from their Go modules by `benches/tools/build.sh` on first use
 //! (cached outside the repository; see BENCHMARKS.md).
 
-#[path = "../benches/support/fleet.rs"]
-mod fleet;
+use prism_testing::fleet;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

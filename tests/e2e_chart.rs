@@ -3,7 +3,7 @@
 //! the chart ServiceAccount's permissions (a token for it), reconciles the example fleet, and is
 //! denied what the chart does not grant.
 
-mod support;
+use prism_testing as support;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! kwok node, kube-controller-manager garbage-collects dependents, and Pod Security admission
 //! is enforced.
 
-mod support;
+use prism_testing as support;
 
 use std::time::Duration;
 

@@ -2,14 +2,14 @@
 //! operator's watches drop and re-open, and it converges with nothing lost or duplicated.
 //! (Its own test binary: the restart would disturb other tests.)
 
-mod support;
+use prism_testing as support;
 
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams};
-use prism_operator::api::PrismShard;
+use prism_api::PrismShard;
 use support::cluster::{NamespaceOptions, cluster, test_namespace_with};
 use support::operator::{Operator, apply_yaml, install_crds};
 use support::wait_for;

@@ -2,14 +2,14 @@
 //! than two full resyncs shows zero write requests for the operator's resources in the API
 //! server's own request metrics. (Its own test binary, so no other test writes meanwhile.)
 
-mod support;
+use prism_testing as support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kube::Client;
 use kube::api::Api;
-use prism_operator::api::PrismShard;
+use prism_api::PrismShard;
 use support::admin_server::AdminServer;
 use support::cluster::{NamespaceOptions, test_namespace_with};
 use support::operator::{Operator, apply_example_fleet, install_crds, wait_example_fleet};

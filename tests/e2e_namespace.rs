@@ -2,7 +2,7 @@
 //! server on loopback: placement, upserts, proxies, outages, an emptied admin, deletion with
 //! both reclaim policies, re-placement, secret hygiene, and 1,000 namespaces.
 
-mod support;
+use prism_testing as support;
 
 use std::time::{Duration, Instant};
 
@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use prism_operator::admin::partition_of;
-use prism_operator::api::PrismNamespace;
+use prism_admin::partition_of;
+use prism_api::PrismNamespace;
 use support::admin_server::AdminServer;
 use support::operator::{Operator, apply_yaml, install_crds};
 use support::{cluster, wait_for};
@@ -185,7 +185,7 @@ async fn namespace_becomes_active_with_its_config_and_follows_updates() {
     })
     .await;
     // The shard counts it.
-    let shards: Api<prism_operator::api::PrismShard> = Api::namespaced(client.clone(), &ns);
+    let shards: Api<prism_api::PrismShard> = Api::namespaced(client.clone(), &ns);
     wait_for("shard counts its namespace", MINUTE, || {
         let shards = shards.clone();
         async move {
@@ -392,7 +392,7 @@ async fn a_removed_shard_moves_its_namespaces() {
     let n = wait_state(&client, &ns, "mover", "Active", &op).await;
     let from = n.status.unwrap().shard.unwrap();
     let to = if from == "a" { "b" } else { "a" };
-    let shards: Api<prism_operator::api::PrismShard> = Api::namespaced(client.clone(), &ns);
+    let shards: Api<prism_api::PrismShard> = Api::namespaced(client.clone(), &ns);
     shards
         .delete(&from, &DeleteParams::default())
         .await

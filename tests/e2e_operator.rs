@@ -2,7 +2,7 @@
 //! scheduler, kwok nodes): shards become StatefulSets that reach ready, drift heals, pruning,
 //! health-gated plugin rollouts with rollback, restarts, leader election and printer columns.
 
-mod support;
+use prism_testing as support;
 
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
-use prism_operator::api::{PrismPlugin, PrismShard, RolloutPhase};
+use prism_api::{PrismPlugin, PrismShard, RolloutPhase};
 use support::operator::{Operator, apply_yaml, install_crds};
 use support::{cluster, wait_for};
 

@@ -4,7 +4,7 @@
 //! shard applied for real in a namespace enforcing the `restricted` Pod Security level reaches
 //! its ready replicas.
 
-mod support;
+use prism_testing as support;
 
 use std::process::Command;
 use std::time::Duration;

@@ -182,7 +182,7 @@ fn out_dir_gets_one_file_per_object_and_refuses_non_empty_dirs() {
 fn checked_in_crds_match_the_code() {
     let out = run(&["crds"]);
     assert!(out.status.success());
-    for (name, text) in prism_operator::cli::crd_files() {
+    for (name, text) in prism_api::crd_files() {
         let chart_copy = root().join("charts/prism-operator/crds").join(&name);
         let in_chart = std::fs::read_to_string(&chart_copy).unwrap_or_default();
         assert!(

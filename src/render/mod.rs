@@ -3,27 +3,29 @@
 //! Nothing here talks to a cluster, reads the clock, the environment or the file system:
 //! the same inputs always give the same objects, whichever tool calls it.
 
-pub mod context;
+pub mod contract;
 pub mod objects;
 pub mod placement;
 pub mod resolve;
 pub mod templates;
+pub mod values;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use kube::ResourceExt;
 use minijinja::Environment;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use context::PluginUse;
 pub use objects::{Object, RenderError, sort_objects};
 pub use placement::{Placement, place};
 pub use resolve::{Resolved, resolve};
 pub use templates::Templates;
+pub use values::PluginUse;
 
 use crate::api::{PrismPlugin, PrismShard, SHARD_ANNOTATION};
-use crate::error::Diagnostics;
+use crate::error::{Diagnostic, Diagnostics};
 use crate::source::{Document, Fleet};
 
 /// Proxy image used when a shard does not name one.
@@ -59,6 +61,26 @@ impl Renderer {
         Ok(Self { env, options })
     }
 
+    /// A renderer with `overrides` replacing embedded templates by file name; `dir` names where
+    /// they came from in messages (`None`: no overrides).
+    pub fn with_overrides(
+        dir: Option<&str>,
+        overrides: BTreeMap<String, String>,
+        options: RenderOptions,
+    ) -> Result<Self, Diagnostics> {
+        let templates = match dir {
+            None => Templates::embedded(),
+            Some(dir) => Templates::with_overrides(overrides)
+                .map_err(|m| Diagnostics::from(Diagnostic::new(dir, 0, "", m)))?,
+        };
+        Self::new(&templates, options).map_err(|e| {
+            let file = dir
+                .map(|d| Path::new(d).join(&e.template).display().to_string())
+                .unwrap_or(e.template.clone());
+            Diagnostic::new(file, 0, "", e.message).into()
+        })
+    }
+
     /// The embedded templates with default options.
     pub fn embedded() -> Self {
         Self::new(&Templates::embedded(), RenderOptions::default())
@@ -81,7 +103,7 @@ impl Renderer {
         shard: &PrismShard,
         plugins: &[PluginUse<'_>],
     ) -> Result<Vec<Object>, RenderError> {
-        let ctx = context::shard_context(shard, plugins, &self.options.proxy_image);
+        let ctx = values::shard_context(shard, plugins, &self.options.proxy_image);
         let config = self.render("shard-configmap.yaml", &ctx)?;
         let mut sts = self.render("shard-statefulset.yaml", &ctx)?;
         objects::stamp_config_hash(&mut sts, &[&config.value["data"]]);
@@ -101,7 +123,7 @@ impl Renderer {
 
     /// The objects of one remote plugin: Deployment, Service and PDB.
     pub fn render_remote_plugin(&self, plugin: &PrismPlugin) -> Result<Vec<Object>, RenderError> {
-        let ctx = context::plugin_context(plugin);
+        let ctx = values::plugin_context(plugin);
         let mut deploy = self.render("plugin-deployment.yaml", &ctx)?;
         objects::stamp_config_hash(&mut deploy, &[]);
         let mut out = vec![
@@ -231,7 +253,7 @@ pub fn to_json_list(objects: &[Object]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::fleet_from_files;
+    use crate::source::fleet_from_files;
 
     fn example_fleet() -> Fleet {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fleet");

@@ -6,6 +6,7 @@
 //! (namespace, shard) wins: adding a shard moves only the namespaces it now wins.
 
 use std::fmt;
+use std::fmt::Write as _;
 
 use kube::ResourceExt;
 use sha2::{Digest, Sha256};
@@ -182,6 +183,74 @@ pub fn place<'a>(
             })
         }
     }
+}
+
+/// Explains where the PrismNamespace `query` (`name` or `namespace/name`) is placed and why.
+pub fn explain(fleet: &crate::source::Fleet, query: &str) -> Result<String, String> {
+    let (want_ns, want_name) = match query.split_once('/') {
+        Some((ns, name)) => (Some(ns), name),
+        None => (None, query),
+    };
+    let matches: Vec<_> = fleet
+        .namespaces
+        .iter()
+        .filter(|n| {
+            n.value.name_any() == want_name
+                && want_ns.is_none_or(|ns| n.value.namespace().as_deref() == Some(ns))
+        })
+        .collect();
+    let ns = match matches.as_slice() {
+        [one] => *one,
+        [] => return Err(format!("no PrismNamespace named {query:?} in the inputs")),
+        many => {
+            let names: Vec<String> = many
+                .iter()
+                .map(|n| {
+                    format!(
+                        "{}/{}",
+                        n.value.namespace().unwrap_or_default(),
+                        n.value.name_any()
+                    )
+                })
+                .collect();
+            return Err(format!(
+                "{query:?} is ambiguous: {}; use namespace/name",
+                names.join(", ")
+            ));
+        }
+    };
+    let v = &ns.value;
+    let mut out = String::new();
+    let k8s_ns = v.namespace().unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "PrismNamespace {k8s_ns}/{} ({})",
+        v.name_any(),
+        ns.place()
+    );
+    let _ = writeln!(out, "  wants: {}", describe_selector(v));
+    match place(v, fleet.shards.iter().map(|s| &s.value)) {
+        Err(why) => {
+            let _ = writeln!(out, "  result: not placed: {why}");
+        }
+        Ok(p) => {
+            if let Reason::Rendezvous(scores) = &p.reason {
+                let _ = writeln!(out, "  candidates (rendezvous score, highest wins):");
+                for (shard, score) in scores {
+                    let mark = if *shard == p.shard { "  <- chosen" } else { "" };
+                    let _ = writeln!(out, "    {shard:<24} {score:016x}{mark}");
+                }
+            }
+            if !p.rejected.is_empty() {
+                let _ = writeln!(out, "  not candidates:");
+                for (shard, why) in &p.rejected {
+                    let _ = writeln!(out, "    {shard:<24} {why}");
+                }
+            }
+            let _ = writeln!(out, "  placed on: {p}");
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

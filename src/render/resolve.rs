@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use kube::ResourceExt;
 use semver::{Version, VersionReq};
 
-use super::context::{DATA_PORT, METRICS_PORT, PluginUse};
+use super::contract::{DATA_PORT, METRICS_PORT};
 use super::placement::{Placement, place};
+use super::values::PluginUse;
 use crate::api::{PluginDeploymentType, PrismNamespace, PrismPlugin, PrismShard, ShardPlugin};
 use crate::error::Diagnostics;
 use crate::source::{Fleet, Located};

@@ -2,6 +2,7 @@
 //! remember where they came from, then strictly parsed into a [`Fleet`].
 
 mod fleet;
+mod load;
 pub mod locate;
 pub mod rules;
 pub mod schema;
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use fleet::{Fleet, Located, parse_fleet};
+pub use load::{fleet_from_files, load_fleet, renderer};
 
 use crate::error::{Diagnostic, Diagnostics};
 

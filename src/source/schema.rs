@@ -467,3 +467,26 @@ fn strsim(a: &str, b: &str) -> usize {
     }
     prev[b.len()]
 }
+
+#[cfg(test)]
+mod crd_tests {
+    use super::*;
+    use kube::CustomResourceExt;
+
+    #[test]
+    fn backends_are_a_set() {
+        let crd = serde_json::to_value(crate::api::PrismShard::crd()).unwrap();
+        let backends = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"]["backends"];
+        assert_eq!(backends["x-kubernetes-list-type"], "set");
+        let schemas = Schemas::new();
+        let dup = serde_json::json!({"apiVersion": crate::api::API_VERSION, "kind": "PrismShard", "metadata": {"name": "s"}, "spec": {"product": "p", "backends": ["pg", "pg"]}});
+        let errors = schemas.validate("PrismShard", &dup);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, "spec.backends[1]");
+        assert_eq!(
+            errors[0].message,
+            "duplicate value \"pg\" (first at spec.backends[0])"
+        );
+    }
+}

@@ -1,5 +1,5 @@
-//! Template contexts: everything a template sees, computed from the resources. Names, labels,
-//! ports and plugin wiring are decided here, once, for every template.
+//! Template values: everything a template sees, computed from the resources, with names,
+//! labels and ports taken from [`contract`](super::contract).
 
 use std::collections::BTreeMap;
 
@@ -9,54 +9,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::api::{
-    PluginDeploymentType, PrismPlugin, PrismPluginSpec, PrismShard, ServiceType, ShardPlugin,
-    duration_seconds,
+    PluginDeploymentType, PrismPlugin, PrismShard, ServiceType, ShardPlugin, duration_seconds,
 };
-use crate::render::objects::hash_json;
-
-/// Port the proxy serves its data-plane gRPC on.
-pub const DATA_PORT: i32 = 8980;
-/// Port the proxy serves metrics on.
-pub const METRICS_PORT: i32 = 9090;
-/// Default gRPC port of a plugin.
-pub const DEFAULT_PLUGIN_PORT: i32 = 50100;
-/// Where in-process plugins are installed inside shard pods.
-pub const PLUGIN_DIR: &str = "/opt/prism/plugins";
-/// Value of `app.kubernetes.io/managed-by` on everything rendered.
-pub const MANAGED_BY: &str = "prism-operator";
-/// Label naming the shard an object belongs to (the prune inventory of a shard).
-pub const SHARD_LABEL: &str = "prism.io/shard";
-/// Label naming the remote plugin an object belongs to.
-pub const PLUGIN_LABEL: &str = "prism.io/plugin";
-
-/// Prefix of the pod-template annotations naming each plugin's version and spec fingerprint.
-pub const PLUGIN_ANNOTATION_PREFIX: &str = "plugin.prism.io/";
-
-/// Fingerprint of everything in a plugin spec that shard pods see (not the rollout policy).
-pub fn plugin_fingerprint(spec: &PrismPluginSpec) -> String {
-    let value = json!({
-        "version": spec.version,
-        "source": spec.source,
-        "deployment": spec.deployment,
-        "healthCheck": spec.health_check,
-    });
-    hash_json(&[&value])[..16].to_string()
-}
-
-/// Value of a shard pod's `plugin.prism.io/<name>` annotation: `<version>@<fingerprint>`.
-pub fn plugin_annotation(spec: &PrismPluginSpec) -> String {
-    format!("{}@{}", spec.version, plugin_fingerprint(spec))
-}
-
-/// Name of the StatefulSet, client Service, PDB, HPA and ConfigMap of a shard.
-pub fn shard_fullname(shard: &str) -> String {
-    format!("prism-{shard}")
-}
-
-/// Name of the Deployment and Service of a remote plugin.
-pub fn plugin_fullname(plugin: &str) -> String {
-    format!("prism-plugin-{plugin}")
-}
+use crate::render::contract::*;
 
 /// A plugin as one shard uses it: the shard's entry, the plugin, and how it runs there.
 #[derive(Debug, Clone, Copy)]
@@ -85,57 +40,6 @@ pub fn plugin_port(plugin: &PrismPlugin) -> i32 {
         .and_then(|h| h.grpc.as_ref())
         .and_then(|g| g.port)
         .unwrap_or(DEFAULT_PLUGIN_PORT)
-}
-
-/// Recommended labels; `version` is omitted when it cannot be a label value.
-pub fn labels(
-    name: &str,
-    instance: &str,
-    version: &str,
-    component: &str,
-) -> BTreeMap<String, String> {
-    let mut l = BTreeMap::new();
-    l.insert("app.kubernetes.io/name".into(), name.into());
-    l.insert("app.kubernetes.io/instance".into(), instance.into());
-    l.insert("app.kubernetes.io/component".into(), component.into());
-    l.insert("app.kubernetes.io/part-of".into(), "prism".into());
-    l.insert("app.kubernetes.io/managed-by".into(), MANAGED_BY.into());
-    if let Some(v) = label_value(version) {
-        l.insert("app.kubernetes.io/version".into(), v);
-    }
-    l
-}
-
-/// Selector labels: name and instance only (selectors are immutable).
-pub fn selector(name: &str, instance: &str) -> BTreeMap<String, String> {
-    let mut l = BTreeMap::new();
-    l.insert("app.kubernetes.io/name".into(), name.into());
-    l.insert("app.kubernetes.io/instance".into(), instance.into());
-    l
-}
-
-/// A string made into a valid label value (at most 63 of `[A-Za-z0-9_.-]`, alphanumeric ends).
-fn label_value(s: &str) -> Option<String> {
-    let mapped: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(63)
-        .collect();
-    let trimmed = mapped.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    (!trimmed.is_empty()).then(|| trimmed.to_string())
-}
-
-/// The tag of an image reference (`repo:tag@digest` → `tag`), if it has one.
-pub fn image_tag(image: &str) -> &str {
-    let without_digest = image.split('@').next().unwrap_or(image);
-    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
-    last.split_once(':').map_or("", |(_, tag)| tag)
 }
 
 fn resources_json(r: &Option<ResourceRequirements>) -> Value {
@@ -193,6 +97,7 @@ pub struct ShardContext {
     fullname: String,
     headless_name: String,
     config_name: String,
+    volume_name: &'static str,
     labels: BTreeMap<String, String>,
     selector: BTreeMap<String, String>,
     pod_annotations: BTreeMap<String, String>,
@@ -223,7 +128,7 @@ pub fn shard_context(
         .image
         .clone()
         .unwrap_or_else(|| default_image.to_string());
-    let mut labels = labels("prism-proxy", &name, image_tag(&image), "proxy");
+    let mut labels = labels(PROXY_NAME, &name, image_tag(&image), "proxy");
     labels.insert(SHARD_LABEL.into(), name.clone());
     let mut plugins: Vec<&PluginUse> = plugins.iter().collect();
     plugins.sort_by(|a, b| a.entry.name.cmp(&b.entry.name));
@@ -335,7 +240,8 @@ pub fn shard_context(
         fullname: shard_fullname(&name),
         headless_name: format!("{}-headless", shard_fullname(&name)),
         config_name: shard_fullname(&name),
-        selector: selector("prism-proxy", &name),
+        volume_name: CONFIG_VOLUME,
+        selector: selector(PROXY_NAME, &name),
         labels,
         pod_annotations,
         replicas: if autoscaling.is_some() {
@@ -405,27 +311,5 @@ pub fn plugin_context(plugin: &PrismPlugin) -> PluginContext {
         period_seconds: period,
         timeout_seconds: timeout,
         resources: resources_json(&plugin.spec.deployment.resources),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn label_values_are_sanitised() {
-        assert_eq!(
-            label_value("1.2.3+build.7").as_deref(),
-            Some("1.2.3_build.7")
-        );
-        assert_eq!(label_value("").as_deref(), None);
-        assert_eq!(label_value(&"a".repeat(80)).map(|s| s.len()), Some(63));
-    }
-
-    #[test]
-    fn image_tags() {
-        assert_eq!(image_tag("ghcr.io/prism/proxy:1.4.0"), "1.4.0");
-        assert_eq!(image_tag("localhost:5000/proxy"), "");
-        assert_eq!(image_tag("proxy:2@sha256:abc"), "2");
     }
 }

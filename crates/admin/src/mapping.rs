@@ -11,7 +11,7 @@ use kube::ResourceExt;
 use serde::Serialize;
 
 use super::proto::{AuthConfig, BackendConfig, NamespaceConfig, PatternConfig};
-use crate::api::{Consistency, PrismNamespace, duration_seconds};
+use prism_api::{Consistency, PrismNamespace, duration_seconds};
 
 /// Number of partitions admin spreads namespaces over.
 pub const PARTITIONS: u32 = 256;

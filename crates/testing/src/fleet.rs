@@ -13,11 +13,7 @@
 //!   product, product+feature, name, product+slaTier or none, so every namespace is placeable
 //!   and many go through rendezvous hashing among several candidates.
 //!
-//! Used with `#[path = "support/fleet.rs"] mod fleet;` by `benches/render.rs`,
-//! `benches/gen_fleet.rs` and `tests/bench_fair.rs` (in `support/`, so cargo does not take it
-//! for a benchmark of its own).
-
-#![allow(dead_code)] // each user takes the parts it needs
+//! Used by `benches/render.rs`, `benches/gen_fleet.rs` and `tests/bench_fair.rs`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -25,7 +21,7 @@ use std::fmt::Write as _;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
-use prism_operator::api::{
+use prism_api::{
     AccessPattern, AuthProvider, Autoscaling, Caching, Consistency, GrpcHealthCheck, HealthCheck,
     NamespaceAuth, PluginDeployment, PluginDeploymentType, PluginSource, PrismNamespace,
     PrismNamespaceSpec, PrismPlugin, PrismPluginSpec, PrismShard, PrismShardSpec, RateLimit,
@@ -41,7 +37,7 @@ pub const PRODUCTS_PER_NAMESPACE: usize = 10;
 /// Shards per Kubernetes namespace.
 pub const SHARDS_PER_K8S_NAMESPACE: usize = SHARDS_PER_PRODUCT * PRODUCTS_PER_NAMESPACE;
 /// Proxy image of shards without `spec.image` (prism-render's default; the Helm chart's too).
-pub const DEFAULT_PROXY_IMAGE: &str = prism_operator::render::DEFAULT_PROXY_IMAGE;
+pub const DEFAULT_PROXY_IMAGE: &str = prism_render::render::DEFAULT_PROXY_IMAGE;
 
 const TEAMS: &[&str] = &[
     "media", "commerce", "identity", "growth", "platform", "data", "social", "search",
@@ -623,10 +619,10 @@ impl Fleet {
 }
 
 /// Renders `fleet` with the library, as `prism-render render` does.
-pub fn render(fleet: &Fleet) -> Result<Vec<prism_operator::render::Object>, String> {
-    let parsed = prism_operator::cli::fleet_from_files(fleet.files(), "default")
+pub fn render(fleet: &Fleet) -> Result<Vec<prism_render::render::Object>, String> {
+    let parsed = prism_render::source::fleet_from_files(fleet.files(), "default")
         .map_err(|e| e.to_string())?;
-    prism_operator::render::Renderer::embedded()
+    prism_render::render::Renderer::embedded()
         .render_fleet(&parsed)
         .map_err(|e| e.to_string())
 }

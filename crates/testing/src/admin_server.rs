@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use prism_operator::admin::partition_of;
-use prism_operator::admin::proto::control_plane_server::{ControlPlane, ControlPlaneServer};
-use prism_operator::admin::proto::{
+use prism_admin::partition_of;
+use prism_admin::proto::control_plane_server::{ControlPlane, ControlPlaneServer};
+use prism_admin::proto::{
     CreateNamespaceRequest, CreateNamespaceResponse, HeartbeatAck, LauncherHeartbeatRequest,
     LauncherRegistration, LauncherRegistrationAck, NamespaceAssignment, NamespaceAssignmentAck,
     NamespaceConfig, NamespaceRevocation, NamespaceRevocationAck, PartitionRange,

@@ -3,10 +3,10 @@
 
 use std::io;
 
-const PROTO_ROOT: &str = "proto";
+const PROTO_ROOT: &str = "../../proto";
 const PROTOS: &[&str] = &[
-    "proto/prism/control_plane.proto",
-    "proto/prism/options.proto",
+    "../../proto/prism/control_plane.proto",
+    "../../proto/prism/options.proto",
 ];
 
 fn main() -> io::Result<()> {

@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use crate::api::{
+use prism_api::{
     PrismPlugin, PrismPluginSpec, PrismPluginStatus, RolloutPhase, RolloutStatus, RolloutStep,
     duration_seconds,
 };
@@ -18,7 +18,7 @@ use crate::api::{
 /// Default time a shard has to become healthy on a new version.
 pub const DEFAULT_DEADLINE_SECS: u64 = 600;
 
-pub use crate::render::context::plugin_fingerprint as fingerprint;
+pub use prism_render::render::contract::plugin_fingerprint as fingerprint;
 
 /// The spec `shard` should render for `plugin` right now.
 pub fn spec_for_shard<'a>(plugin: &'a PrismPlugin, shard: &str) -> &'a PrismPluginSpec {
@@ -259,7 +259,7 @@ pub fn apply_step(status: &mut PrismPluginStatus, step: &Step) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{PluginDeployment, PluginDeploymentType, PluginSource};
+    use prism_api::{PluginDeployment, PluginDeploymentType, PluginSource};
 
     fn spec(version: &str) -> PrismPluginSpec {
         PrismPluginSpec {
@@ -409,7 +409,7 @@ mod tests {
     #[test]
     fn the_budget_allows_parallel_shards() {
         let mut p = plugin("1.1.0", stable_on("1.0.0"));
-        p.spec.rollout = Some(crate::api::RolloutPolicy {
+        p.spec.rollout = Some(prism_api::RolloutPolicy {
             max_unavailable_shards: Some(2),
             progress_deadline: Some("1m".into()),
         });
@@ -447,7 +447,7 @@ mod tests {
     fn the_rollout_policy_is_not_part_of_the_fingerprint() {
         let mut s = spec("1.0.0");
         let before = fingerprint(&s);
-        s.rollout = Some(crate::api::RolloutPolicy {
+        s.rollout = Some(prism_api::RolloutPolicy {
             max_unavailable_shards: Some(3),
             progress_deadline: None,
         });

@@ -54,7 +54,7 @@ pub async fn grow(
         .list(&ListParams::default().labels(selector))
         .await
         .map_err(|e| format!("listing volume claims: {e}"))?;
-    let prefix = format!("config-{sts}-");
+    let prefix = prism_render::render::contract::claim_prefix(sts);
     let mut grown = 0;
     for pvc in list.items {
         let name = pvc.metadata.name.clone().unwrap_or_default();

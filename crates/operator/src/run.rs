@@ -23,9 +23,9 @@ use tokio::sync::watch;
 use super::context::{Caches, Ctx, Settings, api, reflect, reflect_children};
 use super::server::{Health, serve};
 use super::{namespace, plugin, shard};
-use crate::api::{PrismNamespace, PrismPlugin, PrismShard};
-use crate::render::RenderOptions;
-use crate::render::context::{MANAGED_BY, SHARD_LABEL};
+use prism_api::{PrismNamespace, PrismPlugin, PrismShard};
+use prism_render::render::RenderOptions;
+use prism_render::render::contract::{MANAGED_BY, PROXY_NAME, SHARD_LABEL};
 
 /// Time in-flight reconciliations get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -59,7 +59,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         .await
         .context("connecting to the Kubernetes API")?;
     check_crds(&client, &cfg.settings).await?;
-    let renderer = crate::cli::renderer(
+    let renderer = prism_render::source::renderer(
         cfg.templates.as_deref(),
         RenderOptions {
             proxy_image: cfg.proxy_image.clone(),
@@ -99,7 +99,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     );
     let (pods, pods_task) = reflect(
         api::<Pod>(&client, &settings),
-        watcher::Config::default().labels("app.kubernetes.io/name=prism-proxy"),
+        watcher::Config::default().labels(&format!("app.kubernetes.io/name={PROXY_NAME}")),
     );
     let caches = Caches {
         shards,
@@ -422,7 +422,7 @@ async fn namespace_controller(
         )
         .watches(
             api::<Pod>(client, s),
-            watcher::Config::default().labels("app.kubernetes.io/name=prism-proxy"),
+            watcher::Config::default().labels(&format!("app.kubernetes.io/name={PROXY_NAME}")),
             move |pod| {
                 let namespace = pod.namespace();
                 let shard = pod.labels().get("app.kubernetes.io/instance").cloned();

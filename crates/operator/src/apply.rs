@@ -14,27 +14,15 @@ use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 
 use super::quantity::quantity;
-use crate::render::Object;
-use crate::render::objects::{hash_json, sort_keys};
+use prism_render::render::Object;
+use prism_render::render::objects::{hash_json, sort_keys};
 
 /// Field manager of everything the operator applies.
 pub const FIELD_MANAGER: &str = "prism-operator";
 /// Annotation with the hash of the applied object.
 pub const APPLIED_HASH: &str = "prism.io/applied-hash";
 
-/// The kinds the operator creates: (apiVersion, kind, plural).
-pub const CHILD_KINDS: &[(&str, &str, &str)] = &[
-    ("v1", "ConfigMap", "configmaps"),
-    ("v1", "Service", "services"),
-    ("apps/v1", "StatefulSet", "statefulsets"),
-    ("apps/v1", "Deployment", "deployments"),
-    ("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
-    (
-        "autoscaling/v2",
-        "HorizontalPodAutoscaler",
-        "horizontalpodautoscalers",
-    ),
-];
+pub use prism_render::render::contract::CHILD_KINDS;
 
 /// The API resource of a child kind.
 pub fn api_resource(api_version: &str, kind: &str) -> Option<ApiResource> {

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use prism_operator::admin::AdminTls;
-use prism_operator::api::duration_seconds;
-use prism_operator::operator::context::Settings;
-use prism_operator::operator::run::{RunConfig, run};
-use prism_operator::render::DEFAULT_PROXY_IMAGE;
+use prism_admin::AdminTls;
+use prism_api::duration_seconds;
+use prism_operator::context::Settings;
+use prism_operator::run::{RunConfig, run};
+use prism_render::render::DEFAULT_PROXY_IMAGE;
 
 /// Reconciles PrismShard, PrismPlugin and PrismNamespace resources in a Kubernetes cluster.
 #[derive(Parser)]

@@ -6,13 +6,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use prism_operator::cli::{self, Format};
-use prism_operator::cmp::{self, AppEnv, Settings};
-use prism_operator::diff::{self, Style};
-use prism_operator::error::{Diagnostic, Diagnostics};
-use prism_operator::git::Repo;
-use prism_operator::render::{self, RenderOptions};
-use prism_operator::snapshot::{DiskTree, FileTree, Render, Rendered, TemplateSource};
+mod output;
+
+use output::Format;
+use prism_render::api;
+use prism_render::cmp::{self, AppEnv, Settings};
+use prism_render::diff::{self, Style};
+use prism_render::error::{Diagnostic, Diagnostics};
+use prism_render::git::Repo;
+use prism_render::render::{self, RenderOptions};
+use prism_render::snapshot::{DiskTree, FileTree, Render, Rendered, TemplateSource};
+use prism_render::source;
 
 /// Render PrismShard, PrismPlugin and PrismNamespace resources into the Kubernetes objects
 /// they become: the same objects the prism-operator applies in the cluster.
@@ -232,7 +236,7 @@ fn inputs(paths: Vec<PathBuf>) -> Vec<PathBuf> {
 }
 
 fn plain(message: String) -> Diagnostics {
-    prism_operator::error::Diagnostic::new("prism-render", 0, "", message).into()
+    prism_render::error::Diagnostic::new("prism-render", 0, "", message).into()
 }
 
 /// Runs a command; returns everything for stdout, which is written only on success.
@@ -254,8 +258,8 @@ fn run(args: Cli) -> Result<Done, Diagnostics> {
         } => {
             let objects = match rev {
                 None => {
-                    let renderer = cli::renderer(args.templates.as_deref(), options)?;
-                    let fleet = cli::load_fleet(&inputs(paths), &args.namespace)?;
+                    let renderer = source::renderer(args.templates.as_deref(), options)?;
+                    let fleet = source::load_fleet(&inputs(paths), &args.namespace)?;
                     renderer.render_fleet(&fleet)?
                 }
                 Some(rev) => {
@@ -282,7 +286,8 @@ fn run(args: Cli) -> Result<Done, Diagnostics> {
             };
             match out_dir {
                 Some(dir) => {
-                    cli::write_dir_atomically(&dir, &cli::object_files(&objects)).map_err(plain)?;
+                    output::write_dir_atomically(&dir, &output::object_files(&objects))
+                        .map_err(plain)?;
                     Ok(String::new().into())
                 }
                 None => Ok(match output {
@@ -322,8 +327,8 @@ fn run(args: Cli) -> Result<Done, Diagnostics> {
             }
         }
         Command::Validate { paths } => {
-            let renderer = cli::renderer(args.templates.as_deref(), options)?;
-            let fleet = cli::load_fleet(&inputs(paths), &args.namespace)?;
+            let renderer = source::renderer(args.templates.as_deref(), options)?;
+            let fleet = source::load_fleet(&inputs(paths), &args.namespace)?;
             let objects = renderer.render_fleet(&fleet)?;
             Ok(format!(
                 "valid: {} shards, {} plugins, {} namespaces -> {} objects\n",
@@ -335,11 +340,11 @@ fn run(args: Cli) -> Result<Done, Diagnostics> {
             .into())
         }
         Command::Crds { out_dir } => match out_dir {
-            None => Ok(cli::crds_yaml().into()),
+            None => Ok(api::crds_yaml().into()),
             Some(dir) => {
                 std::fs::create_dir_all(&dir)
                     .map_err(|e| plain(format!("{}: {e}", dir.display())))?;
-                for (name, text) in cli::crd_files() {
+                for (name, text) in api::crd_files() {
                     let path = dir.join(name);
                     std::fs::write(&path, text)
                         .map_err(|e| plain(format!("{}: {e}", path.display())))?;
@@ -348,8 +353,10 @@ fn run(args: Cli) -> Result<Done, Diagnostics> {
             }
         },
         Command::Explain { name, paths } => {
-            let fleet = cli::load_fleet(&inputs(paths), &args.namespace)?;
-            Ok(cli::explain(&fleet, &name).map_err(plain)?.into())
+            let fleet = source::load_fleet(&inputs(paths), &args.namespace)?;
+            Ok(render::placement::explain(&fleet, &name)
+                .map_err(plain)?
+                .into())
         }
         Command::Completions { shell } => {
             let mut buf = Vec::new();
@@ -475,7 +482,7 @@ fn diff_command(common: &Common, options: RenderOptions, d: DiffArgs) -> Result<
     {
         return Err(plain(format!(
             "{}: not found on either side",
-            prism_operator::snapshot::display(p)
+            prism_render::snapshot::display(p)
         )));
     }
     let diffs = diff::compare(&base.objects, &head.objects);

@@ -15,11 +15,11 @@ use super::conditions::{remove, set, set_paused};
 use super::context::{Applied, Ctx, Error, object_key, owner_ref, paused};
 use super::rollout::{self, ShardReport};
 use super::shard::rollout_state;
-use crate::api::{
+use prism_api::{
     PluginDeploymentType, PrismPlugin, PrismPluginStatus, PrismShard, RolloutPhase, ShardVersion,
     condition,
 };
-use crate::render::context::{
+use prism_render::render::contract::{
     PLUGIN_ANNOTATION_PREFIX, PLUGIN_LABEL, plugin_annotation, shard_fullname,
 };
 

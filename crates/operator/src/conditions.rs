@@ -43,7 +43,7 @@ pub fn set(
 pub fn set_paused(conditions: &mut Vec<Condition>, generation: Option<i64>, now: Timestamp) {
     set(
         conditions,
-        crate::api::condition::PAUSED,
+        prism_api::condition::PAUSED,
         true,
         "Paused",
         "reconciliation is paused by annotation prism.io/reconcile: paused",

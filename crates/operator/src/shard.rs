@@ -17,9 +17,9 @@ use super::conditions::{self, remove, set, set_paused};
 use super::context::{Applied, Ctx, Error, object_key, owner_ref, paused};
 use super::rollout;
 use super::storage::{self, Resize};
-use crate::api::{PrismPlugin, PrismShard, PrismShardStatus, ShardPluginStatus, condition};
-use crate::render::context::{SHARD_LABEL, selector, shard_fullname};
-use crate::render::resolve::shard_plugins;
+use prism_api::{PrismPlugin, PrismShard, PrismShardStatus, ShardPluginStatus, condition};
+use prism_render::render::contract::{PROXY_NAME, SHARD_LABEL, selector, shard_fullname};
+use prism_render::render::resolve::shard_plugins;
 
 /// Controller name in metrics and logs.
 pub const CONTROLLER: &str = "prismshard";
@@ -243,7 +243,7 @@ async fn reconcile_shard(shard: &PrismShard, ctx: &Ctx) -> Result<Action, Error>
 async fn apply_objects(
     ctx: &Ctx,
     shard: &PrismShard,
-    objects: &[crate::render::Object],
+    objects: &[prism_render::render::Object],
 ) -> Result<Option<(&'static str, String)>, Error> {
     let ns = shard.namespace().unwrap_or_default();
     let name = shard.name_any();
@@ -266,7 +266,7 @@ async fn apply_objects(
                     continue;
                 }
                 Resize::Grow(size) => {
-                    let sel = selector("prism-proxy", &name)
+                    let sel = selector(PROXY_NAME, &name)
                         .iter()
                         .map(|(k, v)| format!("{k}={v}"))
                         .collect::<Vec<_>>()

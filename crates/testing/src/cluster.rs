@@ -178,7 +178,7 @@ pub async fn test_namespace_with(prefix: &str, options: &NamespaceOptions) -> (C
 
     // Pods are rejected until the namespace's default ServiceAccount exists.
     let sas = &Api::<ServiceAccount>::namespaced(client.clone(), &name);
-    super::wait_for(
+    crate::wait_for(
         &format!("ServiceAccount {name}/default"),
         CONTROLLERS_TIMEOUT,
         move || async move {
@@ -364,7 +364,7 @@ fn binaries() -> Result<PathBuf, String> {
     let dir = match std::env::var_os("PRISM_TESTBIN") {
         Some(dir) => PathBuf::from(dir),
         None => {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cluster/build.sh");
+            let script = crate::workspace_root().join("tests/cluster/build.sh");
             // stderr is inherited so a (long) cold build shows its progress.
             let output = Command::new("bash")
                 .arg(&script)

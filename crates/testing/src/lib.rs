@@ -1,16 +1,25 @@
-//! Shared helpers for integration tests: the lazily started test control plane
-//! ([`cluster`]) and bounded polling ([`wait_for`]).
-//!
-//! Include from a test crate with `mod support;`.
-#![allow(dead_code)]
+//! Test support shared by the integration tests and benchmarks (a dev-dependency only): the
+//! lazily started local control plane ([`cluster`]), a wire-compatible Prism admin server
+//! ([`admin_server`]), throw-away PKI ([`pki`]), the operator as a process ([`operator`]),
+//! generated fleets ([`fleet`]) and bounded polling ([`wait_for`]).
 
 pub mod admin_server;
 pub mod cluster;
+pub mod fleet;
 pub mod operator;
 pub mod pki;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+/// The root of the workspace (where `examples/`, `tests/` and `charts/` are).
+pub fn workspace_root() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
 
 /// Polls `check` until it returns `Ok`, or panics after `timeout`.
 ///

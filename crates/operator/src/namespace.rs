@@ -15,10 +15,10 @@ use kube::{Resource, ResourceExt};
 
 use super::conditions::{remove, set, set_paused};
 use super::context::{Ctx, object_key, paused};
-use crate::admin::{AdminError, namespace_config, proto};
-use crate::api::{PrismNamespace, PrismNamespaceStatus, PrismShard, ReclaimPolicy, condition};
-use crate::render::context::{DATA_PORT, image_tag, shard_fullname};
-use crate::render::placement::place;
+use prism_admin::{AdminError, namespace_config, proto};
+use prism_api::{PrismNamespace, PrismNamespaceStatus, PrismShard, ReclaimPolicy, condition};
+use prism_render::render::contract::{DATA_PORT, image_tag, shard_fullname};
+use prism_render::render::placement::place;
 
 /// Controller name in metrics and logs.
 pub const CONTROLLER: &str = "prismnamespace";
@@ -312,7 +312,7 @@ async fn upsert(
         namespace: ns.name_any(),
         requesting_proxy: pods.first().map(|p| p.name_any()).unwrap_or_default(),
         config: Some(namespace_config(ns, &shard_name, connection)),
-        principal: crate::admin::MANAGER.to_string(),
+        principal: prism_admin::MANAGER.to_string(),
     };
     match client.create_namespace(request).await {
         Err(e @ AdminError::FailedPrecondition(_)) => {

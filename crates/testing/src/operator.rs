@@ -11,18 +11,18 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::ApiResource;
 use kube::{Client, Resource};
-use prism_operator::api::{PrismNamespace, PrismPlugin, PrismShard};
+use prism_api::{PrismNamespace, PrismPlugin, PrismShard};
 use tokio::sync::OnceCell;
 
-use super::cluster::cluster;
-use super::wait_for;
+use crate::cluster::cluster;
+use crate::wait_for;
 
 /// Installs the CRDs (once per test binary) and waits until they are Established.
 pub async fn install_crds(client: &Client) {
     static DONE: OnceCell<()> = OnceCell::const_new();
     DONE.get_or_init(|| async {
         let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for crd in prism_operator::api::crds() {
+        for crd in prism_api::crds() {
             let name = crd.metadata.name.clone().unwrap();
             api.patch(
                 &name,
@@ -32,7 +32,7 @@ pub async fn install_crds(client: &Client) {
             .await
             .unwrap_or_else(|e| panic!("installing CRD {name}: {e}"));
         }
-        for crd in prism_operator::api::crds() {
+        for crd in prism_api::crds() {
             let name = crd.metadata.name.clone().unwrap();
             let api = api.clone();
             wait_for(
@@ -61,6 +61,47 @@ pub async fn install_crds(client: &Client) {
         }
     })
     .await;
+}
+
+/// The workspace's `prism-operator` binary, built once per test process with the profile the
+/// tests run under (debug, or release for benchmarks), so no test runs a stale operator.
+/// `PRISM_OPERATOR_BIN` names a prebuilt binary instead.
+pub fn operator_binary() -> PathBuf {
+    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            if let Some(path) = std::env::var_os("PRISM_OPERATOR_BIN") {
+                return PathBuf::from(path);
+            }
+            // The running test is <target>/<profile>/deps/<name>.
+            let exe = std::env::current_exe().expect("test executable");
+            let profile_dir = exe
+                .parent()
+                .and_then(std::path::Path::parent)
+                .expect("<target>/<profile>");
+            let target = profile_dir.parent().expect("<target>");
+            let mut build =
+                Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+            build
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "prism-operator",
+                    "--bin",
+                    "prism-operator",
+                ])
+                .arg("--target-dir")
+                .arg(target)
+                .current_dir(crate::workspace_root());
+            if profile_dir.file_name().is_some_and(|n| n == "release") {
+                build.arg("--release");
+            }
+            let status = build.status().expect("cargo runs");
+            assert!(status.success(), "building prism-operator failed: {status}");
+            profile_dir.join("prism-operator")
+        })
+        .clone()
 }
 
 /// A free loopback port.
@@ -101,7 +142,7 @@ impl Operator {
         let port = free_port();
         let log = c.dir().join(format!("operator-{port}.log"));
         let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_prism-operator"))
+        let child = Command::new(operator_binary())
             .arg("run")
             .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
             .args(["--log-level", "info,prism_operator=debug"])
@@ -285,7 +326,7 @@ pub async fn apply_yaml(client: &Client, namespace: &str, yaml: &str) {
 
 /// Example file content with every `namespace: prism` line removed (tests set their own).
 pub fn example(path: &str) -> String {
-    let full = format!("{}/examples/{path}", env!("CARGO_MANIFEST_DIR"));
+    let full = format!("{}/examples/{path}", crate::workspace_root().display());
     std::fs::read_to_string(&full)
         .unwrap_or_else(|e| panic!("{full}: {e}"))
         .lines()

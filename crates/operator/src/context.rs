@@ -20,10 +20,10 @@ use super::apply::{CHILD_KINDS, FIELD_MANAGER, api_resource};
 use super::metrics::Metrics;
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::admin::AdminPool;
-use crate::api::{PrismNamespace, PrismPlugin, PrismShard};
-use crate::render::Renderer;
-use crate::render::context::MANAGED_BY;
+use prism_admin::AdminPool;
+use prism_api::{PrismNamespace, PrismPlugin, PrismShard};
+use prism_render::render::Renderer;
+use prism_render::render::contract::MANAGED_BY;
 
 /// Caches of the child kinds, by kind.
 pub type ChildStores = BTreeMap<String, (ApiResource, Store<DynamicObject>)>;
@@ -42,7 +42,7 @@ pub struct Settings {
     /// Deadline of every call to Prism admin.
     pub admin_timeout: Duration,
     /// TLS (and client certificate) for Prism admin; plaintext when `None`.
-    pub admin_tls: Option<crate::admin::AdminTls>,
+    pub admin_tls: Option<prism_admin::AdminTls>,
     /// How long a deletion waits for Prism admin before giving up on revoking.
     pub deletion_deadline: Duration,
 }
@@ -276,7 +276,7 @@ pub fn owner_ref<K: Resource<DynamicType = ()>>(obj: &K) -> OwnerReference {
 /// Whether reconciliation of `obj` is paused by annotation.
 pub fn paused<K: ResourceExt>(obj: &K) -> bool {
     obj.annotations()
-        .get(crate::api::PAUSE_ANNOTATION)
+        .get(prism_api::PAUSE_ANNOTATION)
         .map(String::as_str)
         == Some("paused")
 }
@@ -351,7 +351,7 @@ impl Ctx {
         renderer: Renderer,
         recorder: Recorder,
         caches: Caches,
-    ) -> Result<Self, crate::admin::AdminError> {
+    ) -> Result<Self, prism_admin::AdminError> {
         let admin = match &settings.admin_tls {
             Some(tls) => AdminPool::with_tls(settings.admin_timeout, tls.clone())?,
             None => AdminPool::new(settings.admin_timeout),
