@@ -8,7 +8,7 @@
 //!
 //! DIR (new or empty) gets `fleet/<k8s-namespace>/{plugins,shards,namespaces}.yaml` (the input
 //! of prism-render), `helm-values.yaml` (the values of `benches/helm-fleet`) and, with
-//! `--kustomize`, `kustomize/` (see `benches/support/fleet.rs`). Defaults: 10 shards, 6 plugins per
+//! `--kustomize`, `kustomize/` (see `crates/testing/src/fleet.rs`). Defaults: 10 shards, 6 plugins per
 //! Kubernetes namespace, 10 namespaces per shard, seed 1.
 //!
 //! Run without `--out` (as `cargo test --all-targets` does) it generates a small fleet,

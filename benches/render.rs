@@ -1,5 +1,5 @@
 //! Render throughput of generated fleets at 10, 100 and 1,000 shards with 10 PrismNamespaces
-//! per shard (`benches/support/fleet.rs`), reported as objects/s and output bytes/s:
+//! per shard (`crates/testing/src/fleet.rs`), reported as objects/s and output bytes/s:
 //!
 //! - `pipeline`: input YAML text → the output YAML stream, everything `prism-render render`
 //!   does except reading files and writing stdout (split, strict parse, schema and CEL

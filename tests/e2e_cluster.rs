@@ -1,4 +1,4 @@
-//! End-to-end checks of the test control plane itself (see `tests/support/cluster.rs`): the
+//! End-to-end checks of the test control plane itself (see `prism_testing::cluster`): the
 //! pinned Kubernetes version is served, workloads with persistent volumes become ready on the
 //! kwok node, kube-controller-manager garbage-collects dependents, and Pod Security admission
 //! is enforced.
