@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use git2::{ErrorCode, ObjectType, Oid, Repository};
 
-use crate::snapshot::{self, Entry, FileTree};
+use crate::source::tree::{Entry, FileTree, normalize};
 
 /// Mode of a symbolic link in a git tree.
 const LINK_MODE: i32 = 0o120000;
@@ -85,7 +85,7 @@ impl Repo {
                 })?;
             return Ok(inside);
         }
-        snapshot::normalize(path)
+        normalize(path)
     }
 
     /// The tree of revision `rev` (anything `git rev-parse` takes: branch, tag, SHA, `HEAD~2`,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Diagnostic, Diagnostics};
 use crate::render::{RenderOptions, Renderer};
 
+use super::tree::{self, FileTree};
 use super::{Fleet, SourceFile};
 
 /// Parses source files into a fleet.
@@ -52,4 +53,19 @@ pub fn renderer(dir: Option<&Path>, options: RenderOptions) -> Result<Renderer, 
         }
     }
     Renderer::with_overrides(Some(&dir.display().to_string()), overrides, options)
+}
+
+/// A renderer with the embedded templates, or those of directory `dir` of `tree` replacing
+/// them by file name.
+pub fn tree_renderer(
+    templates: Option<(&dyn FileTree, &Path)>,
+    options: RenderOptions,
+) -> Result<Renderer, Diagnostics> {
+    match templates {
+        None => Renderer::with_overrides(None, BTreeMap::new(), options),
+        Some((tree, dir)) => {
+            let overrides = tree::read_templates(tree, dir)?;
+            Renderer::with_overrides(Some(&tree.name(dir)), overrides, options)
+        }
+    }
 }

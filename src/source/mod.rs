@@ -6,13 +6,14 @@ mod load;
 pub mod locate;
 pub mod rules;
 pub mod schema;
+pub mod tree;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use fleet::{Fleet, Located, parse_fleet};
-pub use load::{fleet_from_files, load_fleet, renderer};
+pub use load::{fleet_from_files, load_fleet, renderer, tree_renderer};
 
 use crate::error::{Diagnostic, Diagnostics};
 
