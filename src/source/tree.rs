@@ -4,6 +4,7 @@
 //! where it came from, and the template overrides of one of its directories.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 
 use super::{SourceFile, decode, is_yaml};
@@ -12,8 +13,14 @@ use crate::error::{Diagnostic, Diagnostics};
 /// What a path of a tree is (symbolic links already followed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
-    /// A directory and the names of its entries.
-    Dir(Vec<String>),
+    /// A directory.
+    Dir {
+        /// Equal for two paths only when both lead to this directory (one through a symbolic
+        /// link): what tells a link loop from a deep tree.
+        id: Vec<u8>,
+        /// The names of its entries.
+        names: Vec<OsString>,
+    },
     /// A regular file.
     File,
     /// Nothing.
@@ -22,7 +29,8 @@ pub enum Entry {
     Other,
 }
 
-/// A read-only tree of files addressed by relative, normalised paths (`""` is the root).
+/// A read-only tree of files. Paths are relative to the tree's root and normalised (`""` is the
+/// root).
 pub trait FileTree {
     /// What is at `path`.
     fn entry(&self, path: &Path) -> Result<Entry, String>;
@@ -60,12 +68,14 @@ impl FileTree for DiskTree {
         if meta.is_dir() {
             let mut names = Vec::new();
             for entry in std::fs::read_dir(&full).map_err(|e| e.to_string())? {
-                let entry = entry.map_err(|e| e.to_string())?;
-                names.push(entry.file_name().to_string_lossy().into_owned());
+                names.push(entry.map_err(|e| e.to_string())?.file_name());
             }
-            Ok(Entry::Dir(names))
+            Ok(Entry::Dir {
+                id: dir_id(&full, &meta)?,
+                names,
+            })
         } else {
-            // Like `render`: whatever is not a directory is read as a file.
+            // Whatever is not a directory is read as a file (`render <(...)` reads a pipe).
             Ok(Entry::File)
         }
     }
@@ -84,6 +94,21 @@ impl FileTree for DiskTree {
             (prefix, p) => format!("{prefix}/{p}"),
         }
     }
+}
+
+/// A directory's device and inode.
+#[cfg(unix)]
+fn dir_id(_: &Path, meta: &std::fs::Metadata) -> Result<Vec<u8>, String> {
+    use std::os::unix::fs::MetadataExt;
+    Ok([meta.dev().to_le_bytes(), meta.ino().to_le_bytes()].concat())
+}
+
+/// A directory's canonical path.
+#[cfg(not(unix))]
+fn dir_id(path: &Path, _: &std::fs::Metadata) -> Result<Vec<u8>, String> {
+    std::fs::canonicalize(path)
+        .map(|p| p.into_os_string().into_encoded_bytes())
+        .map_err(|e| e.to_string())
 }
 
 /// `path` for messages: `.` for the root.
@@ -126,93 +151,122 @@ pub struct Found {
 }
 
 /// Reads `paths` of `tree`: a file is read whatever its name, a directory is searched
-/// recursively for YAML files. Directory `skip` (e.g. the templates) is left out of searches.
+/// recursively for `*.yaml`/`*.yml` (hidden entries skipped, sorted by name, symbolic links
+/// followed). Directory `skip` (e.g. the templates) is left out of searches. Every problem is
+/// reported, one diagnostic each: a dangling link or unreadable entry met in a search, a link
+/// leading back to a directory being searched, a file that is not UTF-8.
 pub fn read_files(
     tree: &dyn FileTree,
     paths: &[PathBuf],
     skip: Option<&Path>,
 ) -> Result<Found, Diagnostics> {
-    let mut found = Found::default();
-    let mut problems = Diagnostics::default();
+    let mut walk = Walk {
+        tree,
+        skip,
+        open: Vec::new(),
+        found: Found::default(),
+        problems: Diagnostics::default(),
+    };
     for path in paths {
-        walk(tree, path, skip, true, 0, &mut found, &mut problems);
+        walk.visit(path, true);
     }
-    problems.into_result(found)
+    walk.problems.into_result(walk.found)
 }
 
-/// Deepest directory nesting searched; deeper means a symbolic link loop.
+/// Deepest directory nesting searched.
 const MAX_DEPTH: usize = 64;
 
-fn walk(
-    tree: &dyn FileTree,
-    path: &Path,
-    skip: Option<&Path>,
-    explicit: bool,
-    depth: usize,
-    found: &mut Found,
-    problems: &mut Diagnostics,
-) {
-    let problem = |message: String| Diagnostic::new(tree.name(path), 0, "", message);
-    if depth > MAX_DEPTH {
-        problems.push(problem(
-            "directories nested too deeply (a symbolic link loop?)".into(),
-        ));
-        return;
-    }
-    match tree.entry(path) {
-        Err(e) => problems.push(problem(format!("cannot read: {e}"))),
-        Ok(Entry::Missing) if explicit => found.missing.push(path.to_path_buf()),
-        Ok(Entry::Missing) => problems.push(problem("cannot read: dangling symbolic link".into())),
-        Ok(Entry::Dir(mut names)) => {
-            names.sort();
-            for name in names.iter().filter(|n| !n.starts_with('.')) {
-                let child = path.join(name);
-                if skip != Some(child.as_path()) {
-                    walk(tree, &child, skip, false, depth + 1, found, problems);
+/// One [`read_files`] in progress.
+struct Walk<'a> {
+    tree: &'a dyn FileTree,
+    skip: Option<&'a Path>,
+    /// The directories being searched, outermost first: their ids and paths.
+    open: Vec<(Vec<u8>, PathBuf)>,
+    found: Found,
+    problems: Diagnostics,
+}
+
+impl Walk<'_> {
+    fn visit(&mut self, path: &Path, explicit: bool) {
+        let tree = self.tree;
+        let problem = |message: String| Diagnostic::new(tree.name(path), 0, "", message);
+        if self.open.len() > MAX_DEPTH {
+            self.problems.push(problem(format!(
+                "directories nested too deeply (more than {MAX_DEPTH} levels)"
+            )));
+            return;
+        }
+        match tree.entry(path) {
+            Err(e) => self.problems.push(problem(format!("cannot read: {e}"))),
+            Ok(Entry::Missing) if explicit => self.found.missing.push(path.to_path_buf()),
+            Ok(Entry::Missing) => self
+                .problems
+                .push(problem("cannot read: dangling symbolic link".into())),
+            Ok(Entry::Dir { id, mut names }) => {
+                if let Some((_, outer)) = self.open.iter().find(|(open, _)| *open == id) {
+                    let message = format!("symbolic link loop: leads back to {}", tree.name(outer));
+                    self.problems.push(problem(message));
+                    return;
+                }
+                names.sort();
+                self.open.push((id, path.to_path_buf()));
+                for name in names
+                    .iter()
+                    .filter(|n| !n.as_encoded_bytes().starts_with(b"."))
+                {
+                    let child = path.join(name);
+                    if self.skip != Some(child.as_path()) {
+                        self.visit(&child, false);
+                    }
+                }
+                self.open.pop();
+            }
+            Ok(Entry::File) if explicit || is_yaml(path) => {
+                let name = tree.name(path);
+                match tree.read(path) {
+                    Ok(bytes) => match decode(&name, bytes) {
+                        Ok(text) => self.found.files.push((name, text)),
+                        Err(d) => self.problems.push(d),
+                    },
+                    Err(e) => self.problems.push(problem(format!("cannot read: {e}"))),
                 }
             }
-        }
-        Ok(Entry::File) if explicit || is_yaml(path) => {
-            let name = tree.name(path);
-            match tree.read(path) {
-                Ok(bytes) => match decode(&name, bytes) {
-                    Ok(text) => found.files.push((name, text)),
-                    Err(d) => problems.push(d),
-                },
-                Err(e) => problems.push(problem(format!("cannot read: {e}"))),
+            Ok(Entry::File) => {}
+            Ok(Entry::Other) if explicit => {
+                self.problems
+                    .push(problem("not a file or directory".into()));
             }
+            Ok(Entry::Other) => {}
         }
-        Ok(Entry::File) => {}
-        Ok(Entry::Other) if explicit => {
-            problems.push(problem("not a file or directory".into()));
-        }
-        Ok(Entry::Other) => {}
     }
 }
 
-/// Template overrides of directory `dir`: its YAML files by name.
+/// Template overrides of directory `dir` of `tree`: its YAML files by name, decoded like
+/// inputs (a byte-order mark dropped, invalid UTF-8 reported at its line).
 pub fn read_templates(
     tree: &dyn FileTree,
     dir: &Path,
 ) -> Result<BTreeMap<String, String>, Diagnostics> {
     let problem = |m: String| Diagnostics::from(Diagnostic::new(tree.name(dir), 0, "", m));
-    let names = match tree.entry(dir) {
-        Ok(Entry::Dir(names)) => names,
+    let mut names = match tree.entry(dir) {
+        Ok(Entry::Dir { names, .. }) => names,
         Ok(Entry::Missing) => {
             return Err(problem("cannot read templates: no such directory".into()));
         }
         Ok(_) => return Err(problem("cannot read templates: not a directory".into())),
         Err(e) => return Err(problem(format!("cannot read templates: {e}"))),
     };
+    names.sort();
     let mut overrides = BTreeMap::new();
     for name in names {
         let path = dir.join(&name);
         if is_yaml(&path) && tree.entry(&path) == Ok(Entry::File) {
+            let shown = name.to_string_lossy().into_owned();
             let bytes = tree
                 .read(&path)
-                .map_err(|e| problem(format!("cannot read {name}: {e}")))?;
+                .map_err(|e| problem(format!("cannot read {shown}: {e}")))?;
             let text = decode(&tree.name(&path), bytes).map_err(Diagnostics::from)?;
-            overrides.insert(name, text);
+            overrides.insert(shown, text);
         }
     }
     Ok(overrides)
@@ -258,5 +312,37 @@ mod tests {
         let names: Vec<&str> = found.files.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["app/a.yml", "app/b/z.yaml"]);
         assert_eq!(found.missing, [PathBuf::from("gone")]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_loop_is_one_problem_where_the_link_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/b/x.yaml"), "a: 1\n").unwrap();
+        std::os::unix::fs::symlink("../..", root.join("a/b/up")).unwrap();
+        let err = read_files(&DiskTree::new(root, ""), &[PathBuf::new()], None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a/b/up: symbolic link loop: leads back to ."
+        );
+    }
+
+    #[test]
+    fn templates_are_decoded_like_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.yaml"), b"\xEF\xBB\xBFa: 1\n").unwrap();
+        std::fs::write(dir.path().join("c.txt"), b"\xff").unwrap();
+        let tree = DiskTree::new(dir.path(), "t");
+        let overrides = read_templates(&tree, Path::new("")).unwrap();
+        assert_eq!(overrides.get("b.yaml").map(String::as_str), Some("a: 1\n"));
+        assert_eq!(overrides.len(), 1);
+        std::fs::write(dir.path().join("d.yml"), b"a: 1\nb: \xff\n").unwrap();
+        let err = read_templates(&tree, Path::new("")).unwrap_err();
+        assert!(
+            err.to_string().starts_with("t/d.yml:2: not valid UTF-8"),
+            "{err}"
+        );
     }
 }
