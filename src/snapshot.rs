@@ -1,7 +1,8 @@
 //! One render of one tree: input files taken from one place — a directory on disk or a git
 //! revision's tree — rendered with templates read from the same place or another tree. Reading
-//! the trees (walking, links, decoding, template overrides) is [`crate::source::tree`]'s; this
-//! module only puts the pieces of `render --rev`, `diff` and `cmp generate` together.
+//! the trees (walking, links, decoding, template overrides) is [`crate::source::tree`]'s, the same
+//! for `render PATH`; this module only puts the pieces of `render --rev`, `diff` and
+//! `cmp generate` together.
 
 use std::path::PathBuf;
 

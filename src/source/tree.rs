@@ -1,7 +1,10 @@
-//! Trees of input files and the one walk over them: a directory on disk ([`DiskTree`]) or a git
-//! revision ([`crate::git::GitTree`]), searched the way `render` searches a directory
-//! (`*.yaml`/`*.yml`, hidden entries skipped, sorted by name), each file named for diagnostics by
-//! where it came from, and the template overrides of one of its directories.
+//! Trees of input files and the one walk over them. A tree is the file system as the command line
+//! names it ([`DiskTree::as_given`]: `render PATH`, `validate`, `explain`, `--templates`), a
+//! directory whose files are named after where it came from ([`DiskTree::new`]: the working tree
+//! of `diff`, the app directory of `cmp generate`) or a git revision
+//! ([`crate::git::GitTree`]: `render --rev`, `diff`). Every command reads its inputs with
+//! [`read_files`] and its template overrides with [`read_templates`], so all of them search
+//! directories, follow symbolic links, catch link loops and decode files the same way.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -30,7 +33,7 @@ pub enum Entry {
 }
 
 /// A read-only tree of files. Paths are relative to the tree's root and normalised (`""` is the
-/// root).
+/// root), except in [`DiskTree::as_given`], which takes paths as the user gave them.
 pub trait FileTree {
     /// What is at `path`.
     fn entry(&self, path: &Path) -> Result<Entry, String>;
@@ -54,6 +57,13 @@ impl DiskTree {
             root: root.into(),
             prefix: prefix.into(),
         }
+    }
+
+    /// The file system as the command line sees it: paths relative to the current directory or
+    /// absolute, `..` allowed, and every file named by its path as given (`dir/x.yaml` for
+    /// `x.yaml` found in `dir`).
+    pub fn as_given() -> Self {
+        Self::new("", "")
     }
 }
 
@@ -327,6 +337,17 @@ mod tests {
             err.to_string(),
             "a/b/up: symbolic link loop: leads back to ."
         );
+    }
+
+    #[test]
+    fn names_are_the_paths_as_given() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("d")).unwrap();
+        std::fs::write(dir.path().join("d/x.yaml"), "a: 1\n").unwrap();
+        let given = dir.path().join("d/../d");
+        let found = read_files(&DiskTree::as_given(), std::slice::from_ref(&given), None).unwrap();
+        let expected = given.join("x.yaml").display().to_string();
+        assert_eq!(found.files[0].0, expected);
     }
 
     #[test]
