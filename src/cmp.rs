@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use crate::error::{Diagnostic, Diagnostics};
 use crate::render::{self, Object, RenderOptions};
-use crate::snapshot::{self, DiskTree, FileTree, Render, TemplateSource};
+use crate::snapshot::{Render, TemplateSource};
+use crate::source::tree::{DiskTree, FileTree, normalize};
 
 /// Parameter: namespace for resources that set none.
 pub const NAMESPACE: &str = "namespace";
@@ -240,7 +241,7 @@ fn is_dns_label(s: &str) -> bool {
 }
 
 fn app_path(what: &str, value: &str) -> Result<PathBuf, String> {
-    snapshot::normalize(std::path::Path::new(value))
+    normalize(std::path::Path::new(value))
         .map_err(|_| format!("{what}: {value:?} must be a relative path inside the app directory"))
 }
 
@@ -379,7 +380,7 @@ pub fn generate(base: Settings, app: &AppEnv) -> Result<String, Diagnostics> {
     let templates = match &s.templates {
         None => TemplateSource::Embedded,
         Some(TemplatesDir::App(dir)) => TemplateSource::Inside(dir.clone()),
-        Some(TemplatesDir::Plugin(dir)) => match snapshot::normalize(dir) {
+        Some(TemplatesDir::Plugin(dir)) => match normalize(dir) {
             Ok(inside) => TemplateSource::Inside(inside),
             Err(_) => {
                 plugin_templates = DiskTree::new(dir, dir.display().to_string());

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use git2::{ErrorCode, ObjectType, Oid, Repository};
 
-use crate::snapshot::{self, Entry, FileTree};
+use crate::source::tree::{Entry, FileTree, normalize};
 
 /// Mode of a symbolic link in a git tree.
 const LINK_MODE: i32 = 0o120000;
@@ -85,7 +85,7 @@ impl Repo {
                 })?;
             return Ok(inside);
         }
-        snapshot::normalize(path)
+        normalize(path)
     }
 
     /// The tree of revision `rev` (anything `git rev-parse` takes: branch, tag, SHA, `HEAD~2`,
@@ -236,11 +236,11 @@ impl FileTree for GitTree<'_> {
                     .repo
                     .find_tree(oid)
                     .map_err(|e| e.message().to_string())?;
-                Entry::Dir(
-                    tree.iter()
-                        .map(|e| String::from_utf8_lossy(e.name_bytes()).into_owned())
-                        .collect(),
-                )
+                Entry::Dir {
+                    // A tree cannot contain itself: the same tree again below is a link loop.
+                    id: oid.as_bytes().to_vec(),
+                    names: tree.iter().map(|e| os_name(e.name_bytes())).collect(),
+                }
             }
         })
     }
@@ -259,4 +259,16 @@ impl FileTree for GitTree<'_> {
     fn name(&self, path: &Path) -> String {
         format!("{}:{}", self.label, path.display())
     }
+}
+
+/// A tree entry's name as a file name.
+#[cfg(unix)]
+fn os_name(bytes: &[u8]) -> std::ffi::OsString {
+    <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(bytes).to_os_string()
+}
+
+/// A tree entry's name as a file name.
+#[cfg(not(unix))]
+fn os_name(bytes: &[u8]) -> std::ffi::OsString {
+    String::from_utf8_lossy(bytes).into_owned().into()
 }

@@ -1,13 +1,15 @@
-//! Loading a fleet and the templates that render it from the file system: the input files
-//! (files, directories, standard input) and a directory of templates replacing embedded ones.
+//! Loading a fleet and the templates that render it from paths given on the command line: the
+//! input files (files, directories, standard input) and a directory of templates replacing
+//! embedded ones, read through [`tree`](super::tree) like every other tree of inputs.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use super::tree::{self, DiskTree, FileTree};
+use super::{Fleet, SourceFile};
 use crate::error::{Diagnostic, Diagnostics};
 use crate::render::{RenderOptions, Renderer};
-
-use super::{Fleet, SourceFile};
 
 /// Parses source files into a fleet.
 pub fn fleet_from_files(files: Vec<SourceFile>, namespace: &str) -> Result<Fleet, Diagnostics> {
@@ -18,9 +20,50 @@ pub fn fleet_from_files(files: Vec<SourceFile>, namespace: &str) -> Result<Fleet
     super::parse_fleet(docs, namespace)
 }
 
+/// Reads every input: `-` is standard input, a directory is searched recursively for
+/// `*.yaml`/`*.yml` (hidden entries skipped, sorted by path), a file is read as it is. Files are
+/// named by their paths as given.
+pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<SourceFile>, Diagnostics> {
+    let tree = DiskTree::as_given();
+    let mut files = Vec::new();
+    let mut problems = Diagnostics::default();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            match read_stdin() {
+                Ok(text) => files.push(("-".to_string(), text)),
+                Err(d) => problems.push(d),
+            }
+            continue;
+        }
+        match tree::read_files(&tree, std::slice::from_ref(path), None) {
+            Ok(found) => {
+                files.extend(found.files);
+                for missing in found.missing {
+                    // In the system's words, like any other input that cannot be read.
+                    let why = std::fs::metadata(&missing)
+                        .err()
+                        .map_or_else(|| "no such file or directory".into(), |e| e.to_string());
+                    let name = tree.name(&missing);
+                    problems.push(Diagnostic::new(name, 0, "", format!("cannot read: {why}")));
+                }
+            }
+            Err(found) => problems.0.extend(found.0),
+        }
+    }
+    problems.into_result(files)
+}
+
+fn read_stdin() -> Result<String, Diagnostic> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .map_err(|e| Diagnostic::new("-", 0, "", format!("cannot read standard input: {e}")))?;
+    super::decode("-", bytes)
+}
+
 /// Reads `paths` (files, directories, `-`) into a fleet.
 pub fn load_fleet(paths: &[PathBuf], namespace: &str) -> Result<Fleet, Diagnostics> {
-    let files = super::read_inputs(paths)?;
+    let files = read_inputs(paths)?;
     if files.is_empty() {
         let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         return Err(Diagnostic::new(shown.join(" "), 0, "", "no YAML files found").into());
@@ -28,28 +71,24 @@ pub fn load_fleet(paths: &[PathBuf], namespace: &str) -> Result<Fleet, Diagnosti
     fleet_from_files(files, namespace)
 }
 
-/// A renderer with the embedded templates, or those of `dir` replacing them by file name.
+/// A renderer with the embedded templates, or those of `dir` (a path as given on the command
+/// line) replacing them by file name.
 pub fn renderer(dir: Option<&Path>, options: RenderOptions) -> Result<Renderer, Diagnostics> {
-    let Some(dir) = dir else {
-        return Renderer::with_overrides(None, BTreeMap::new(), options);
-    };
-    let problem =
-        |m: String| Diagnostics::from(Diagnostic::new(dir.display().to_string(), 0, "", m));
-    let mut overrides = BTreeMap::new();
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| problem(format!("cannot read templates: {e}")))?;
-    for entry in entries {
-        let path = entry.map_err(|e| problem(e.to_string()))?.path();
-        if path.is_file() && super::is_yaml(&path) {
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default()
-                .to_string();
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| problem(format!("cannot read {}: {e}", path.display())))?;
-            overrides.insert(name, text);
+    let tree = DiskTree::as_given();
+    tree_renderer(dir.map(|dir| (&tree as &dyn FileTree, dir)), options)
+}
+
+/// A renderer with the embedded templates, or those of directory `dir` of `tree` replacing
+/// them by file name.
+pub fn tree_renderer(
+    templates: Option<(&dyn FileTree, &Path)>,
+    options: RenderOptions,
+) -> Result<Renderer, Diagnostics> {
+    match templates {
+        None => Renderer::with_overrides(None, BTreeMap::new(), options),
+        Some((tree, dir)) => {
+            let overrides = tree::read_templates(tree, dir)?;
+            Renderer::with_overrides(Some(&tree.name(dir)), overrides, options)
         }
     }
-    Renderer::with_overrides(Some(&dir.display().to_string()), overrides, options)
 }

@@ -1,20 +1,26 @@
 //! Reading inputs: files, directories and standard input, split into YAML documents that
 //! remember where they came from, then strictly parsed into a [`Fleet`].
+//!
+//! Every command reads through one pipeline: [`tree`] walks a tree of files (the file system as
+//! given on the command line, a directory, a git revision) and reads its YAML files and template
+//! overrides, [`decode`] turns bytes into text, [`split_documents`] and [`parse_fleet`] make the
+//! fleet; [`read_inputs`], [`load_fleet`] and [`renderer`] do it all for paths given on the
+//! command line.
 
 mod fleet;
 mod load;
 pub mod locate;
 pub mod rules;
 pub mod schema;
+pub mod tree;
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 pub use fleet::{Fleet, Located, parse_fleet};
-pub use load::{fleet_from_files, load_fleet, renderer};
+pub use load::{fleet_from_files, load_fleet, read_inputs, renderer, tree_renderer};
 
-use crate::error::{Diagnostic, Diagnostics};
+use crate::error::Diagnostic;
 
 /// One YAML document of an input file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,74 +53,6 @@ impl Document {
 
 /// An input file's name and content.
 pub type SourceFile = (String, String);
-
-/// Reads every input: `-` is standard input, a directory is searched recursively for
-/// `*.yaml`/`*.yml` (hidden entries skipped, sorted by path), a file is read as it is.
-pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<SourceFile>, Diagnostics> {
-    let mut files = Vec::new();
-    let mut problems = Diagnostics::default();
-    for path in paths {
-        if path.as_os_str() == "-" {
-            let mut bytes = Vec::new();
-            match std::io::stdin().read_to_end(&mut bytes) {
-                Ok(_) => match decode("-", bytes) {
-                    Ok(text) => files.push(("-".to_string(), text)),
-                    Err(d) => problems.push(d),
-                },
-                Err(e) => problems.push(Diagnostic::new(
-                    "-",
-                    0,
-                    "",
-                    format!("cannot read standard input: {e}"),
-                )),
-            }
-            continue;
-        }
-        let mut found = Vec::new();
-        if let Err(e) = collect(path, &mut found, true) {
-            problems.push(Diagnostic::new(
-                path.display().to_string(),
-                0,
-                "",
-                format!("cannot read: {e}"),
-            ));
-            continue;
-        }
-        for file in found {
-            let name = file.display().to_string();
-            match std::fs::read(&file) {
-                Ok(bytes) => match decode(&name, bytes) {
-                    Ok(text) => files.push((name, text)),
-                    Err(d) => problems.push(d),
-                },
-                Err(e) => problems.push(Diagnostic::new(name, 0, "", format!("cannot read: {e}"))),
-            }
-        }
-    }
-    problems.into_result(files)
-}
-
-fn collect(path: &Path, out: &mut Vec<PathBuf>, explicit: bool) -> std::io::Result<()> {
-    let meta = std::fs::metadata(path)?;
-    if meta.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<Result<_, _>>()?;
-        entries.sort();
-        for entry in entries {
-            let hidden = entry
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.'));
-            if !hidden {
-                collect(&entry, out, false)?;
-            }
-        }
-    } else if explicit || is_yaml(path) {
-        out.push(path.to_path_buf());
-    }
-    Ok(())
-}
 
 /// Whether a file name ends in `.yaml` or `.yml`.
 pub fn is_yaml(path: &Path) -> bool {

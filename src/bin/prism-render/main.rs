@@ -15,8 +15,11 @@ use prism_render::diff::{self, Style};
 use prism_render::error::{Diagnostic, Diagnostics};
 use prism_render::git::Repo;
 use prism_render::render::{self, RenderOptions};
-use prism_render::snapshot::{DiskTree, FileTree, Render, Rendered, TemplateSource};
-use prism_render::source;
+use prism_render::snapshot::{Render, Rendered, TemplateSource};
+use prism_render::source::{
+    self,
+    tree::{DiskTree, FileTree},
+};
 
 /// Render PrismShard, PrismPlugin and PrismNamespace resources into the Kubernetes objects
 /// they become: the same objects the prism-operator applies in the cluster.
@@ -482,7 +485,7 @@ fn diff_command(common: &Common, options: RenderOptions, d: DiffArgs) -> Result<
     {
         return Err(plain(format!(
             "{}: not found on either side",
-            prism_render::snapshot::display(p)
+            source::tree::display(p)
         )));
     }
     let diffs = diff::compare(&base.objects, &head.objects);
