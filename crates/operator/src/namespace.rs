@@ -16,7 +16,9 @@ use kube::{Resource, ResourceExt};
 use super::conditions::{remove, set, set_paused};
 use super::context::{Ctx, object_key, paused};
 use prism_admin::{AdminError, namespace_config, proto};
-use prism_api::{PrismNamespace, PrismNamespaceStatus, PrismShard, ReclaimPolicy, condition};
+use prism_api::{
+    NamespaceState, PrismNamespace, PrismNamespaceStatus, PrismShard, ReclaimPolicy, condition,
+};
 use prism_render::render::contract::{DATA_PORT, image_tag, shard_fullname};
 use prism_render::render::placement::place;
 
@@ -158,7 +160,7 @@ async fn sync(ns: &PrismNamespace, ctx: &Ctx) -> Result<Action, Error> {
     let placement = match place(ns, shards.iter().map(|s| &**s)) {
         Ok(p) => p,
         Err(why) => {
-            status.state = Some("Pending".into());
+            status.state = Some(NamespaceState::Pending);
             status.prism_instances.clear();
             set(
                 &mut status.conditions,
@@ -217,7 +219,7 @@ async fn sync(ns: &PrismNamespace, ctx: &Ctx) -> Result<Action, Error> {
     };
     let action = match outcome {
         Ok(resp) => {
-            status.state = Some("Active".into());
+            status.state = Some(NamespaceState::Active);
             status.assigned_partition = Some(resp.assigned_partition);
             status.assigned_proxy = Some(resp.assigned_proxy).filter(|p| !p.is_empty());
             status.health = None;
@@ -244,7 +246,11 @@ async fn sync(ns: &PrismNamespace, ctx: &Ctx) -> Result<Action, Error> {
             Action::requeue(ctx.settings.resync)
         }
         Err((reason, why, retryable)) => {
-            status.state = Some(if retryable { "Pending" } else { "Failed" }.into());
+            status.state = Some(if retryable {
+                NamespaceState::Pending
+            } else {
+                NamespaceState::Failed
+            });
             set(
                 &mut status.conditions,
                 condition::READY,
@@ -338,8 +344,8 @@ async fn cleanup(ns: &PrismNamespace, ctx: &Ctx) -> Result<Action, Error> {
     }
     let old = ns.status.clone().unwrap_or_default();
     let mut status = old.clone();
-    if status.state.as_deref() != Some("Terminating") {
-        status.state = Some("Terminating".into());
+    if status.state != Some(NamespaceState::Terminating) {
+        status.state = Some(NamespaceState::Terminating);
         status.observed_generation = ns.metadata.generation;
         write_status(ctx, ns, &old, &status).await?;
     }
