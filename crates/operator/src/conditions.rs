@@ -4,6 +4,77 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+/// Every CamelCase reason the operator puts on a condition or an event.
+pub mod reason {
+    // Ready and Progressing.
+    /// Every replica of a shard is ready on the rendered spec.
+    pub const READY: &str = "Ready";
+    /// Event: a shard stopped being ready.
+    pub const NOT_READY: &str = "NotReady";
+    /// A shard's StatefulSet, or a plugin, is moving to the rendered spec.
+    pub const ROLLING_OUT: &str = "RollingOut";
+    /// A shard's StatefulSet finished rolling out.
+    pub const ROLLED_OUT: &str = "RolledOut";
+    /// A plugin runs healthily on every shard that uses it.
+    pub const INSTALLED: &str = "Installed";
+    /// A plugin is not yet running healthily on every shard that uses it.
+    pub const INSTALLING: &str = "Installing";
+    /// A namespace is synced to Prism admin.
+    pub const SYNCED: &str = "Synced";
+    /// Reconciliation is paused by annotation.
+    pub const PAUSED: &str = "Paused";
+
+    // Degraded.
+    /// Nothing is wrong.
+    pub const HEALTHY: &str = "Healthy";
+    /// The spec cannot be rendered.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// No shard can host a namespace.
+    pub const UNSCHEDULABLE: &str = "Unschedulable";
+    /// Another writer keeps changing fields the operator sets.
+    pub const FIELD_CONFLICT: &str = "FieldConflict";
+    /// The volumes of a shard would have to shrink.
+    pub const STORAGE_SHRINK_REFUSED: &str = "StorageShrinkRefused";
+    /// Growing the volumes of a shard failed.
+    pub const STORAGE_RESIZE_FAILED: &str = "StorageResizeFailed";
+    /// Objects no longer rendered could not, or may not, be deleted.
+    pub const PRUNE_REFUSED: &str = "PruneRefused";
+    /// A plugin rollout missed its deadline and was rolled back.
+    pub const ROLLED_BACK: &str = "RolledBack";
+    /// No Prism admin endpoint is configured for a namespace's shard.
+    pub const NO_ADMIN_ENDPOINT: &str = "NoAdminEndpoint";
+    /// The Secret with a namespace's connection string cannot be read.
+    pub const SECRET_UNAVAILABLE: &str = "SecretUnavailable";
+    /// The API server refused or failed a request.
+    pub const API_ERROR: &str = "ApiError";
+    /// A finalizer could not be added or removed.
+    pub const FINALIZER_FAILED: &str = "FinalizerFailed";
+
+    // Events only.
+    /// An object no longer rendered was deleted.
+    pub const PRUNED: &str = "Pruned";
+    /// A shard's volume claims were expanded.
+    pub const VOLUMES_EXPANDED: &str = "VolumesExpanded";
+    /// A remote plugin could not be rendered.
+    pub const RENDER_FAILED: &str = "RenderFailed";
+    /// A namespace moved to another shard.
+    pub const REPLACED: &str = "Replaced";
+    /// A deleted namespace stays in Prism (reclaim policy `retain`).
+    pub const RETAINED: &str = "Retained";
+    /// A deleted namespace was revoked in Prism.
+    pub const REVOKED: &str = "Revoked";
+    /// A deleted namespace could not be revoked and was let go.
+    pub const REVOKE_ABANDONED: &str = "RevokeAbandoned";
+    /// A plugin rollout started.
+    pub const ROLLOUT_STARTED: &str = "RolloutStarted";
+    /// A shard was given a plugin's new spec.
+    pub const SHARD_UPDATING: &str = "ShardUpdating";
+    /// A shard runs a plugin's new spec healthily.
+    pub const SHARD_UPDATED: &str = "ShardUpdated";
+    /// Every shard runs a plugin's new spec healthily.
+    pub const ROLLOUT_COMPLETE: &str = "RolloutComplete";
+}
+
 /// Sets (or adds) the condition of `type_`.
 pub fn set(
     conditions: &mut Vec<Condition>,
@@ -45,7 +116,7 @@ pub fn set_paused(conditions: &mut Vec<Condition>, generation: Option<i64>, now:
         conditions,
         prism_api::condition::PAUSED,
         true,
-        "Paused",
+        reason::PAUSED,
         "reconciliation is paused by annotation prism.io/reconcile: paused",
         generation,
         now,

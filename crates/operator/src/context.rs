@@ -9,6 +9,7 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::ApiResource;
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -17,6 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::apply::{CHILD_KINDS, FIELD_MANAGER, api_resource};
+use super::error::Error;
 use super::metrics::Metrics;
 use k8s_openapi::api::core::v1::Pod;
 
@@ -175,7 +177,7 @@ impl Ctx {
     }
 
     /// Replaces the status of `obj` with `status` (server-side apply of the status subresource).
-    pub async fn patch_status<K, S>(&self, obj: &K, status: &S) -> kube::Result<()>
+    pub async fn patch_status<K, S>(&self, obj: &K, status: &S) -> Result<(), Error>
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
         K: Resource<Scope = kube::core::NamespaceResourceScope>,
@@ -213,14 +215,6 @@ impl Ctx {
     }
 }
 
-/// A reconcile that failed on an API request; it is retried with per-object backoff.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The API server refused or failed a request.
-    #[error("{0}")]
-    Kube(#[from] kube::Error),
-}
-
 /// `Kind/namespace/name` of an object: its key for backoff and logs.
 pub fn object_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
     format!(
@@ -234,15 +228,15 @@ pub fn object_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
 impl Ctx {
     /// Runs one reconciliation of `key` for `controller`: times it, counts its result, and
     /// forgets the object's failures when it succeeds.
-    pub async fn measured<E>(
+    pub async fn measured(
         &self,
         controller: &str,
         key: &str,
-        reconcile: impl std::future::Future<Output = Result<kube::runtime::controller::Action, E>>,
-    ) -> Result<kube::runtime::controller::Action, E> {
+        reconcile: impl std::future::Future<Output = Result<Action, Error>>,
+    ) -> Result<Action, Error> {
         let timer = self.metrics.start(controller);
         let result = reconcile.await;
-        timer.finish(if result.is_ok() { "success" } else { "error" });
+        timer.finish(result.as_ref().map(drop).map_err(Error::metric_label));
         if result.is_ok() {
             self.succeeded(key);
         }
@@ -250,14 +244,10 @@ impl Ctx {
     }
 
     /// What every controller does after a failure: log it and back off per object.
-    pub fn retry_later(
-        &self,
-        key: &str,
-        err: &dyn std::fmt::Display,
-    ) -> kube::runtime::controller::Action {
+    pub fn retry_later(&self, key: &str, err: &Error) -> Action {
         let wait = self.backoff(key);
         tracing::warn!(object = %key, error = %err, retry_in = ?wait, "reconcile failed");
-        kube::runtime::controller::Action::requeue(wait)
+        Action::requeue(wait)
     }
 }
 

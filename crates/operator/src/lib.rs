@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod conditions;
 pub mod context;
+pub mod error;
 pub mod metrics;
 pub mod namespace;
 pub mod plugin;

@@ -15,6 +15,7 @@ use kube::{Resource, ResourceExt};
 
 use super::conditions::{remove, set, set_paused};
 use super::context::{Ctx, object_key, paused};
+use super::error::Error;
 use prism_admin::{AdminError, namespace_config, proto};
 use prism_api::{
     NamespaceState, PrismNamespace, PrismNamespaceStatus, PrismShard, ReclaimPolicy, condition,
@@ -29,20 +30,6 @@ pub const FINALIZER: &str = "prism.io/namespace-sync";
 /// Annotation that lets a deletion finish without reaching Prism admin.
 pub const FORCE_DELETE: &str = "prism.io/force-delete";
 
-/// A reconcile failed; it is retried with per-object backoff.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The API server refused or failed a request.
-    #[error("{0}")]
-    Kube(#[from] kube::Error),
-    /// Prism admin could not be reached or refused (the message never carries secrets).
-    #[error("Prism admin: {0}")]
-    Admin(#[from] AdminError),
-    /// The finalizer could not be added or removed, or its step failed.
-    #[error("{0}")]
-    Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
-}
-
 /// Reconciles one namespace.
 pub async fn reconcile(ns: Arc<PrismNamespace>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let api: Api<PrismNamespace> =
@@ -53,7 +40,7 @@ pub async fn reconcile(ns: Arc<PrismNamespace>, ctx: Arc<Ctx>) -> Result<Action,
             Finalizer::Cleanup(ns) => cleanup(&ns, &ctx).await,
         }
     });
-    let run = async { run.await.map_err(|e| Error::Finalizer(Box::new(e))) };
+    let run = async { run.await.map_err(Error::from) };
     ctx.measured(CONTROLLER, &object_key(&*ns), run).await
 }
 
@@ -97,7 +84,7 @@ fn admin_endpoint(ctx: &Ctx, shard: &PrismShard) -> Option<String> {
 }
 
 /// Reads a Secret-referenced connection string; the value is never logged or reported.
-async fn connection_string(ctx: &Ctx, ns: &PrismNamespace) -> Result<Option<String>, String> {
+async fn connection_string(ctx: &Ctx, ns: &PrismNamespace) -> Result<Option<String>, Error> {
     let Some(from) = &ns.spec.connection_string_from else {
         return Ok(None);
     };
@@ -105,8 +92,11 @@ async fn connection_string(ctx: &Ctx, ns: &PrismNamespace) -> Result<Option<Stri
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns.namespace().unwrap_or_default());
     let secret = match api.get_opt(&r.name).await {
         Ok(Some(s)) => s,
-        Ok(None) => return Err(format!("Secret {} not found", r.name)),
-        Err(e) => return Err(format!("reading Secret {}: {}", r.name, status_reason(&e))),
+        Ok(None) => return Err(Error::Secret(format!("Secret {} not found", r.name))),
+        Err(e) => {
+            let why = format!("reading Secret {}: {}", r.name, status_reason(&e));
+            return Err(Error::Secret(why));
+        }
     };
     let bytes = secret
         .data
@@ -120,10 +110,10 @@ async fn connection_string(ctx: &Ctx, ns: &PrismNamespace) -> Result<Option<Stri
                 .and_then(|d| d.get(&r.key))
                 .map(|s| s.clone().into_bytes())
         })
-        .ok_or_else(|| format!("Secret {} has no key {}", r.name, r.key))?;
+        .ok_or_else(|| Error::Secret(format!("Secret {} has no key {}", r.name, r.key)))?;
     String::from_utf8(bytes)
         .map(Some)
-        .map_err(|_| format!("Secret {} key {} is not UTF-8", r.name, r.key))
+        .map_err(|_| Error::Secret(format!("Secret {} key {} is not UTF-8", r.name, r.key)))
 }
 
 /// An API error without its (possibly object-echoing) body.
@@ -204,19 +194,15 @@ async fn sync(ns: &PrismNamespace, ctx: &Ctx) -> Result<Action, Error> {
     status.prism_instances = pods.iter().map(|p| p.name_any()).collect();
 
     let outcome = match admin_endpoint(ctx, shard) {
-        None => Err((
-            "NoAdminEndpoint",
-            "neither the shard's spec.adminEndpoint nor the operator's --admin-endpoint is set"
-                .to_string(),
-            false,
-        )),
+        None => Err(Error::NoAdminEndpoint),
         Some(endpoint) => match connection_string(ctx, ns).await {
-            Err(why) => Err(("SecretUnavailable", why, true)),
+            Err(e) => Err(e),
             Ok(conn) => upsert(ctx, ns, shard, &endpoint, &pods, conn.as_deref())
                 .await
-                .map_err(|e| (e.reason(), e.to_string(), e.is_retryable())),
+                .map_err(Error::from),
         },
-    };
+    }
+    .map_err(|e| (e.reason(), e.to_string(), e.is_retryable()));
     let action = match outcome {
         Ok(resp) => {
             status.state = Some(NamespaceState::Active);

@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use super::apply;
 use super::conditions::{remove, set, set_paused};
-use super::context::{Applied, Ctx, Error, object_key, owner_ref, paused};
+use super::context::{Applied, Ctx, object_key, owner_ref, paused};
+use super::error::Error;
 use super::rollout::{self, ShardReport};
 use super::shard::rollout_state;
 use prism_api::{

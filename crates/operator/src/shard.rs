@@ -14,7 +14,8 @@ use serde_json::Value;
 
 use super::apply;
 use super::conditions::{self, remove, set, set_paused};
-use super::context::{Applied, Ctx, Error, object_key, owner_ref, paused};
+use super::context::{Applied, Ctx, object_key, owner_ref, paused};
+use super::error::Error;
 use super::rollout;
 use super::storage::{self, Resize};
 use prism_api::{PrismPlugin, PrismShard, PrismShardStatus, ShardPluginStatus, condition};
@@ -277,9 +278,9 @@ async fn apply_objects(
                             ctx.event(shard, false, "VolumesExpanded", format!("expanded {n} volume claims to {size}; re-creating the StatefulSet with orphaned pods")).await;
                             live = None;
                         }
-                        Err(why) => {
-                            degraded = Some(("StorageResizeFailed", why.clone()));
-                            ctx.event(shard, true, "StorageResizeFailed", why).await;
+                        Err(e) => {
+                            degraded = Some((e.reason(), e.to_string()));
+                            ctx.event(shard, true, e.reason(), e.to_string()).await;
                             continue;
                         }
                     }
@@ -314,7 +315,7 @@ async fn apply_objects(
                 .await;
             }
         }
-        Err(why) => degraded = Some(("PruneRefused", why)),
+        Err(e) => degraded = Some((e.reason(), e.to_string())),
     }
     Ok(degraded)
 }

@@ -8,6 +8,7 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PropagationPolicy};
 use serde_json::Value;
 
+use super::error::Error;
 use super::quantity::quantity;
 
 /// The per-replica size a StatefulSet (as JSON) asks for.
@@ -48,12 +49,15 @@ pub async fn grow(
     sts: &str,
     selector: &str,
     size: &str,
-) -> Result<usize, String> {
+) -> Result<usize, Error> {
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
     let list = pvcs
         .list(&ListParams::default().labels(selector))
         .await
-        .map_err(|e| format!("listing volume claims: {e}"))?;
+        .map_err(|source| Error::Resize {
+            step: "listing volume claims".into(),
+            source,
+        })?;
     let prefix = prism_render::render::contract::claim_prefix(sts);
     let mut grown = 0;
     for pvc in list.items {
@@ -64,7 +68,10 @@ pub async fn grow(
         let patch = serde_json::json!({"spec": {"resources": {"requests": {"storage": size}}}});
         pvcs.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
-            .map_err(|e| format!("expanding {name} to {size}: {e}"))?;
+            .map_err(|source| Error::Resize {
+                step: format!("expanding {name} to {size}"),
+                source,
+            })?;
         grown += 1;
     }
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
@@ -75,7 +82,10 @@ pub async fn grow(
     match sets.delete(sts, &orphan).await {
         Ok(_) => Ok(grown),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(grown),
-        Err(e) => Err(format!("re-creating StatefulSet {sts}: {e}")),
+        Err(source) => Err(Error::Resize {
+            step: format!("re-creating StatefulSet {sts}"),
+            source,
+        }),
     }
 }
 
