@@ -4,6 +4,8 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use super::error::Error;
+
 /// Every CamelCase reason the operator puts on a condition or an event.
 pub mod reason {
     // Ready and Progressing.
@@ -73,6 +75,31 @@ pub mod reason {
     pub const SHARD_UPDATED: &str = "ShardUpdated";
     /// Every shard runs a plugin's new spec healthily.
     pub const ROLLOUT_COMPLETE: &str = "RolloutComplete";
+}
+
+/// Why an object is degraded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Degradation {
+    /// CamelCase reason, from [`reason`].
+    pub reason: &'static str,
+    /// Human message.
+    pub message: String,
+}
+
+impl Degradation {
+    /// A degradation with `reason` and `message`.
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<&Error> for Degradation {
+    fn from(e: &Error) -> Self {
+        Self::new(e.reason(), e.to_string())
+    }
 }
 
 /// Sets (or adds) the condition of `type_`.

@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::apply::{CHILD_KINDS, FIELD_MANAGER, api_resource};
+use super::children::Contests;
 use super::error::Error;
 use super::metrics::Metrics;
 use k8s_openapi::api::core::v1::Pod;
@@ -73,33 +74,10 @@ pub struct Ctx {
     pub pods: Store<Pod>,
     /// Prism admin clients by endpoint.
     pub admin: AdminPool,
+    /// Objects another writer keeps changing.
+    pub contests: Contests,
     failures: Mutex<HashMap<String, u32>>,
     registered: Mutex<HashSet<(String, String)>>,
-    reapplies: Mutex<HashMap<String, Reapplied>>,
-}
-
-/// How often an object had to be applied with the same content, since when.
-struct Reapplied {
-    hash: String,
-    times: u32,
-    since: std::time::Instant,
-}
-
-/// Applies of unchanged content within [`CONTEST_WINDOW`] after which another writer is assumed
-/// to be fighting over the object.
-const CONTEST_LIMIT: u32 = 3;
-/// The window in which repeated applies count.
-const CONTEST_WINDOW: Duration = Duration::from_secs(60);
-
-/// What applying a child came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Applied {
-    /// The live object already matched.
-    Unchanged,
-    /// It was applied.
-    Applied,
-    /// Something else keeps changing fields we set; the message names it and the fields.
-    Contested(String),
 }
 
 /// The caches a context is built from.
@@ -360,7 +338,7 @@ impl Ctx {
             admin,
             failures: Mutex::new(HashMap::new()),
             registered: Mutex::new(HashSet::new()),
-            reapplies: Mutex::new(HashMap::new()),
+            contests: Contests::default(),
         })
     }
 
@@ -378,57 +356,6 @@ impl Ctx {
             .lock()
             .expect("not poisoned")
             .remove(&(endpoint.to_string(), uid.to_string()));
-    }
-
-    /// Applies a child when it differs from `live`, without fighting: when the same content had
-    /// to be applied again and again within a minute (another writer keeps changing fields we
-    /// set), the conflict is reported instead of applied, until the minute is over.
-    pub async fn apply_child(
-        &self,
-        ar: &ApiResource,
-        desired: &serde_json::Value,
-        live: Option<&serde_json::Value>,
-    ) -> kube::Result<Applied> {
-        if !super::apply::needs_apply(desired, live) {
-            return Ok(Applied::Unchanged);
-        }
-        let id = format!(
-            "{}/{}/{}",
-            ar.kind,
-            desired["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or_default(),
-            desired["metadata"]["name"].as_str().unwrap_or_default()
-        );
-        let hash = super::apply::applied_hash(desired);
-        let contested = {
-            let mut map = self.reapplies.lock().expect("not poisoned");
-            let now = std::time::Instant::now();
-            let entry = map.entry(id.clone()).or_insert(Reapplied {
-                hash: hash.clone(),
-                times: 0,
-                since: now,
-            });
-            if entry.hash != hash || entry.since.elapsed() > CONTEST_WINDOW {
-                *entry = Reapplied {
-                    hash,
-                    times: 0,
-                    since: now,
-                };
-            }
-            entry.times += 1;
-            entry.times > CONTEST_LIMIT
-        };
-        if contested {
-            let why = match super::apply::apply(&self.client, ar, desired, false, true).await {
-                Err(kube::Error::Api(e)) if e.code == 409 => e.message,
-                _ => "the object keeps changing after every apply".to_string(),
-            };
-            return Ok(Applied::Contested(format!("{id}: {why}")));
-        }
-        super::apply::apply(&self.client, ar, desired, true, false).await?;
-        self.metrics.write(&ar.kind, "apply");
-        Ok(Applied::Applied)
     }
 
     /// Forgets every registration with `endpoint` (its admin may have lost its state).

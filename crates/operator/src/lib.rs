@@ -2,6 +2,7 @@
 //! renderer as `prism-render`, applies the result with server-side apply, and reports status.
 
 pub mod apply;
+pub mod children;
 pub mod conditions;
 pub mod context;
 pub mod error;

@@ -10,9 +10,9 @@ use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use serde_json::Value;
 
-use super::apply;
-use super::conditions::{remove, set, set_paused};
-use super::context::{Applied, Ctx, object_key, owner_ref, paused};
+use super::children::{self, as_json};
+use super::conditions::{Degradation, remove, set, set_paused};
+use super::context::{Ctx, object_key, paused};
 use super::error::Error;
 use super::rollout::{self, ShardReport};
 use super::shard::rollout_state;
@@ -20,9 +20,7 @@ use prism_api::{
     PluginDeploymentType, PrismPlugin, PrismPluginStatus, PrismShard, RolloutPhase, ShardVersion,
     condition,
 };
-use prism_render::render::contract::{
-    PLUGIN_ANNOTATION_PREFIX, PLUGIN_LABEL, plugin_annotation, shard_fullname,
-};
+use prism_render::render::contract::{PLUGIN_ANNOTATION_PREFIX, plugin_annotation, shard_fullname};
 
 /// Controller name in metrics and logs.
 pub const CONTROLLER: &str = "prismplugin";
@@ -92,7 +90,7 @@ async fn reconcile_plugin(plugin: &PrismPlugin, ctx: &Ctx) -> Result<Action, Err
     for shard in &users {
         let sts = ctx
             .child("StatefulSet", &ns, &shard_fullname(&shard.name_any()))
-            .map(|o| serde_json::to_value(&*o).expect("objects serialize"));
+            .map(|o| as_json(&o));
         let running = sts.as_ref().and_then(|s| running_annotation(s, &name));
         let healthy = sts.as_ref().is_some_and(|s| rollout_state(s).0);
         if let Some(r) = &running {
@@ -109,10 +107,10 @@ async fn reconcile_plugin(plugin: &PrismPlugin, ctx: &Ctx) -> Result<Action, Err
     }
 
     // Remote plugins run as their own Deployment, always at the current spec.
-    let mut remote_ready = true;
+    let (mut remote_ready, mut degraded) = (true, None);
     if plugin.spec.deployment.type_ == PluginDeploymentType::Remote && ctx.settings.workload_writes
     {
-        remote_ready = apply_remote(ctx, plugin).await?;
+        (remote_ready, degraded) = apply_remote(ctx, plugin).await?;
     }
 
     let step = rollout::advance(plugin, &reports, now);
@@ -198,15 +196,7 @@ async fn reconcile_plugin(plugin: &PrismPlugin, ctx: &Ctx) -> Result<Action, Err
                 generation,
                 now,
             );
-            set(
-                &mut status.conditions,
-                condition::DEGRADED,
-                false,
-                "Healthy",
-                "",
-                generation,
-                now,
-            );
+            set_degraded(&mut status.conditions, degraded.clone(), generation, now);
         }
         _ => {
             let msg = format!(
@@ -232,15 +222,7 @@ async fn reconcile_plugin(plugin: &PrismPlugin, ctx: &Ctx) -> Result<Action, Err
                 generation,
                 now,
             );
-            set(
-                &mut status.conditions,
-                condition::DEGRADED,
-                false,
-                "Healthy",
-                "",
-                generation,
-                now,
-            );
+            set_degraded(&mut status.conditions, degraded.clone(), generation, now);
         }
     }
     write_status(ctx, plugin, &old, &status).await?;
@@ -251,58 +233,61 @@ async fn reconcile_plugin(plugin: &PrismPlugin, ctx: &Ctx) -> Result<Action, Err
     })
 }
 
-/// Applies the Deployment, Service and PDB of a remote plugin; returns whether it is available.
-async fn apply_remote(ctx: &Ctx, plugin: &PrismPlugin) -> Result<bool, Error> {
+/// Applies the Deployment, Service and PDB of a remote plugin; returns whether it is
+/// available, and what applying reported.
+async fn apply_remote(
+    ctx: &Ctx,
+    plugin: &PrismPlugin,
+) -> Result<(bool, Option<Degradation>), Error> {
     let ns = plugin.namespace().unwrap_or_default();
     let objects = match ctx.renderer.render_remote_plugin(plugin) {
         Ok(o) => o,
         Err(e) => {
             ctx.event(plugin, true, "RenderFailed", e.to_string()).await;
-            return Ok(false);
+            return Ok((false, None));
         }
     };
-    let owner = owner_ref(plugin);
-    let mut keep = BTreeSet::new();
-    let mut ready = false;
-    for obj in &objects {
-        keep.insert((obj.kind.clone(), obj.name.clone()));
-        let Some(ar) = apply::api_resource(&obj.api_version, &obj.kind) else {
-            continue;
-        };
-        let desired = apply::desired(obj, &owner);
-        let live = ctx
-            .child(&obj.kind, &ns, &obj.name)
-            .map(|o| serde_json::to_value(&*o).expect("objects serialize"));
-        if obj.kind == "Deployment" {
-            ready = live.as_ref().is_some_and(|d| {
-                let want = d["spec"]["replicas"].as_i64().unwrap_or(1);
-                d["status"]["availableReplicas"].as_i64() == Some(want)
-                    && d["status"]["updatedReplicas"].as_i64() == Some(want)
-            });
-        }
-        if let Applied::Contested(why) = ctx.apply_child(&ar, &desired, live.as_ref()).await? {
-            ctx.event(plugin, true, "FieldConflict", why).await;
-        }
+    let ready = objects
+        .iter()
+        .rfind(|o| o.kind == "Deployment")
+        .and_then(|o| ctx.child(&o.kind, &ns, &o.name))
+        .is_some_and(|d| {
+            let d = as_json(&d);
+            let want = d["spec"]["replicas"].as_i64().unwrap_or(1);
+            d["status"]["availableReplicas"].as_i64() == Some(want)
+                && d["status"]["updatedReplicas"].as_i64() == Some(want)
+        });
+    let degraded = children::apply_and_prune(ctx, plugin, &objects, &()).await?;
+    Ok((ready, degraded))
+}
+
+/// Sets Degraded for `problem`, else `Healthy`.
+fn set_degraded(
+    conditions: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    problem: Option<Degradation>,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    match problem {
+        Some(p) => set(
+            conditions,
+            condition::DEGRADED,
+            true,
+            p.reason,
+            p.message,
+            generation,
+            now,
+        ),
+        None => set(
+            conditions,
+            condition::DEGRADED,
+            false,
+            "Healthy",
+            "",
+            generation,
+            now,
+        ),
     }
-    let candidates = ctx.owned(
-        &ns,
-        PLUGIN_LABEL,
-        &plugin.name_any(),
-        &plugin.uid().unwrap_or_default(),
-    );
-    if let Ok(deleted) = apply::prune(&ctx.client, &candidates, &keep, false).await {
-        for d in deleted {
-            ctx.metrics.write("Object", "delete");
-            ctx.event(
-                plugin,
-                false,
-                "Pruned",
-                format!("deleted {d}: no longer rendered"),
-            )
-            .await;
-        }
-    }
-    Ok(ready)
 }
 
 async fn write_status(

@@ -2,30 +2,26 @@
 //! allow, applies what changed, prunes what is no longer rendered, carries out volume resizes,
 //! and reports status.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use serde_json::Value;
 
-use super::apply;
+use super::children::{self, as_json};
 use super::conditions::{self, remove, set, set_paused};
-use super::context::{Applied, Ctx, object_key, owner_ref, paused};
+use super::context::{Ctx, object_key, paused};
 use super::error::Error;
 use super::rollout;
-use super::storage::{self, Resize};
+use super::storage::VolumeGrowth;
 use prism_api::{PrismPlugin, PrismShard, PrismShardStatus, ShardPluginStatus, condition};
-use prism_render::render::contract::{PROXY_NAME, SHARD_LABEL, selector, shard_fullname};
+use prism_render::render::contract::shard_fullname;
 use prism_render::render::resolve::shard_plugins;
 
 /// Controller name in metrics and logs.
 pub const CONTROLLER: &str = "prismshard";
-/// Annotation that allows pruning every object of a shard.
-pub const ALLOW_EMPTY_PRUNE: &str = "prism.io/allow-empty-prune";
 
 /// Reconciles one shard.
 pub async fn reconcile(shard: Arc<PrismShard>, ctx: Arc<Ctx>) -> Result<Action, Error> {
@@ -141,9 +137,9 @@ async fn reconcile_shard(shard: &PrismShard, ctx: &Ctx) -> Result<Action, Error>
         }
     };
 
-    let mut degraded: Option<(&str, String)> = None;
+    let mut degraded = None;
     if ctx.settings.workload_writes {
-        degraded = apply_objects(ctx, shard, &objects).await?;
+        degraded = children::apply_and_prune(ctx, shard, &objects, &VolumeGrowth(shard)).await?;
     }
 
     // Status from the live StatefulSet.
@@ -217,12 +213,12 @@ async fn reconcile_shard(shard: &PrismShard, ctx: &Ctx) -> Result<Action, Error>
         );
     }
     match degraded {
-        Some((reason, message)) => set(
+        Some(problem) => set(
             &mut status.conditions,
             condition::DEGRADED,
             true,
-            reason,
-            message,
+            problem.reason,
+            problem.message,
             generation,
             now,
         ),
@@ -238,86 +234,6 @@ async fn reconcile_shard(shard: &PrismShard, ctx: &Ctx) -> Result<Action, Error>
     }
     write_status(ctx, shard, &old, &status).await?;
     Ok(Action::requeue(ctx.settings.resync))
-}
-
-/// Applies what changed and prunes what is gone; returns a degradation to report, if any.
-async fn apply_objects(
-    ctx: &Ctx,
-    shard: &PrismShard,
-    objects: &[prism_render::render::Object],
-) -> Result<Option<(&'static str, String)>, Error> {
-    let ns = shard.namespace().unwrap_or_default();
-    let name = shard.name_any();
-    let owner = owner_ref(shard);
-    let mut degraded = None;
-    let mut keep = BTreeSet::new();
-    for obj in objects {
-        keep.insert((obj.kind.clone(), obj.name.clone()));
-        let Some(ar) = apply::api_resource(&obj.api_version, &obj.kind) else {
-            continue;
-        };
-        let desired = apply::desired(obj, &owner);
-        let mut live = ctx.child(&obj.kind, &ns, &obj.name).map(|o| as_json(&o));
-        if obj.kind == "StatefulSet" {
-            match storage::plan(&desired, live.as_ref()) {
-                Resize::None => {}
-                Resize::Refuse(why) => {
-                    degraded = Some(("StorageShrinkRefused", why.clone()));
-                    ctx.event(shard, true, "StorageShrinkRefused", why).await;
-                    continue;
-                }
-                Resize::Grow(size) => {
-                    let sel = selector(PROXY_NAME, &name)
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(",");
-                    match storage::grow(&ctx.client, &ns, &obj.name, &sel, &size).await {
-                        Ok(n) => {
-                            ctx.metrics.write("PersistentVolumeClaim", "patch");
-                            ctx.event(shard, false, "VolumesExpanded", format!("expanded {n} volume claims to {size}; re-creating the StatefulSet with orphaned pods")).await;
-                            live = None;
-                        }
-                        Err(e) => {
-                            degraded = Some((e.reason(), e.to_string()));
-                            ctx.event(shard, true, e.reason(), e.to_string()).await;
-                            continue;
-                        }
-                    }
-                }
-            }
-        }
-        match ctx.apply_child(&ar, &desired, live.as_ref()).await? {
-            Applied::Applied => tracing::info!(shard = %name, object = %obj.id(), "applied"),
-            Applied::Unchanged => {}
-            Applied::Contested(why) => {
-                ctx.event(shard, true, "FieldConflict", why.clone()).await;
-                degraded = Some(("FieldConflict", why));
-            }
-        }
-    }
-    let candidates = ctx.owned(&ns, SHARD_LABEL, &name, &shard.uid().unwrap_or_default());
-    let allow_empty = shard
-        .annotations()
-        .get(ALLOW_EMPTY_PRUNE)
-        .map(String::as_str)
-        == Some("true");
-    match apply::prune(&ctx.client, &candidates, &keep, allow_empty).await {
-        Ok(deleted) => {
-            for d in deleted {
-                ctx.metrics.write("Object", "delete");
-                ctx.event(
-                    shard,
-                    false,
-                    "Pruned",
-                    format!("deleted {d}: no longer rendered"),
-                )
-                .await;
-            }
-        }
-        Err(e) => degraded = Some((e.reason(), e.to_string())),
-    }
-    Ok(degraded)
 }
 
 /// Whether a StatefulSet (as JSON) finished rolling out with every replica ready, and a summary.
@@ -346,10 +262,6 @@ pub fn rollout_state(sts: &Value) -> (bool, String) {
         }
     );
     (ready, summary)
-}
-
-fn as_json(obj: &DynamicObject) -> Value {
-    serde_json::to_value(obj).expect("objects serialize")
 }
 
 /// Writes the status when it changed; returns whether it did.

@@ -4,12 +4,18 @@
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PropagationPolicy};
+use kube::{Client, ResourceExt};
 use serde_json::Value;
 
+use super::children::{BeforeApply, Prepared};
+use super::conditions::{Degradation, reason};
+use super::context::Ctx;
 use super::error::Error;
 use super::quantity::quantity;
+use prism_api::PrismShard;
+use prism_render::render::Object;
+use prism_render::render::contract::{PROXY_NAME, selector};
 
 /// The per-replica size a StatefulSet (as JSON) asks for.
 pub fn template_size(sts: &Value) -> Option<&str> {
@@ -86,6 +92,60 @@ pub async fn grow(
             step: format!("re-creating StatefulSet {sts}"),
             source,
         }),
+    }
+}
+
+/// The shard controller's step before its StatefulSet is applied: grows the volumes when the
+/// rendered size is larger (the StatefulSet is then applied afresh), refuses to shrink them.
+pub struct VolumeGrowth<'a>(pub &'a PrismShard);
+
+impl BeforeApply for VolumeGrowth<'_> {
+    async fn before_apply(
+        &self,
+        ctx: &Ctx,
+        obj: &Object,
+        desired: &Value,
+        live: Option<Value>,
+    ) -> Prepared {
+        if obj.kind != "StatefulSet" {
+            return Prepared::Apply(live);
+        }
+        match plan(desired, live.as_ref()) {
+            Resize::None => Prepared::Apply(live),
+            Resize::Refuse(why) => {
+                let refused = reason::STORAGE_SHRINK_REFUSED;
+                ctx.event(self.0, true, refused, why.clone()).await;
+                Prepared::Skip(Degradation::new(refused, why))
+            }
+            Resize::Grow(size) => self.grow(ctx, &obj.name, &size).await,
+        }
+    }
+}
+
+impl VolumeGrowth<'_> {
+    async fn grow(&self, ctx: &Ctx, sts: &str, size: &str) -> Prepared {
+        let shard = self.0;
+        let ns = shard.namespace().unwrap_or_default();
+        let sel = selector(PROXY_NAME, &shard.name_any())
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        match grow(&ctx.client, &ns, sts, &sel, size).await {
+            Ok(n) => {
+                ctx.metrics.write("PersistentVolumeClaim", "patch");
+                let note = format!(
+                    "expanded {n} volume claims to {size}; re-creating the StatefulSet with orphaned pods"
+                );
+                ctx.event(shard, false, reason::VOLUMES_EXPANDED, note)
+                    .await;
+                Prepared::Apply(None)
+            }
+            Err(e) => {
+                ctx.event(shard, true, e.reason(), e.to_string()).await;
+                Prepared::Skip(Degradation::from(&e))
+            }
+        }
     }
 }
 
