@@ -106,6 +106,22 @@ impl Ctx {
         store.get(&ObjectRef::new_with(name, ar.clone()).within(namespace))
     }
 
+    /// A cached child as its typed object, e.g. a `StatefulSet`.
+    pub fn typed_child<K>(&self, namespace: &str, name: &str) -> Option<K>
+    where
+        K: Resource<DynamicType = ()> + DeserializeOwned,
+    {
+        let kind = K::kind(&());
+        let obj = self.child(&kind, namespace, name)?;
+        match (*obj).clone().try_parse::<K>() {
+            Ok(typed) => Some(typed),
+            Err(e) => {
+                tracing::warn!(error = %e, %kind, namespace, name, "cached object does not parse");
+                None
+            }
+        }
+    }
+
     /// Cached children of `owner_uid` in `namespace` labelled `label=value`, across all kinds.
     pub fn owned(
         &self,

@@ -6,11 +6,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use serde_json::Value;
 
-use super::children::{self, as_json};
+use super::children;
 use super::conditions::{Degradation, remove, set, set_paused};
 use super::context::{Ctx, object_key, paused};
 use super::error::Error;
@@ -57,11 +57,10 @@ pub fn users(ctx: &Ctx, plugin: &PrismPlugin) -> Vec<Arc<PrismShard>> {
 }
 
 /// The `plugin.prism.io/<name>` annotation of a shard's live pod template, if any.
-fn running_annotation(sts: &Value, plugin: &str) -> Option<String> {
-    sts["spec"]["template"]["metadata"]["annotations"]
-        [format!("{PLUGIN_ANNOTATION_PREFIX}{plugin}")]
-    .as_str()
-    .map(str::to_string)
+fn running_annotation(sts: &StatefulSet, plugin: &str) -> Option<String> {
+    let template = sts.spec.template.metadata.as_ref()?;
+    let key = format!("{PLUGIN_ANNOTATION_PREFIX}{plugin}");
+    template.annotations.as_ref()?.get(&key).cloned()
 }
 
 async fn reconcile_plugin(plugin: &PrismPlugin, ctx: &Ctx) -> Result<Action, Error> {
@@ -88,9 +87,7 @@ async fn reconcile_plugin(plugin: &PrismPlugin, ctx: &Ctx) -> Result<Action, Err
     let mut reports = Vec::new();
     let mut versions = Vec::new();
     for shard in &users {
-        let sts = ctx
-            .child("StatefulSet", &ns, &shard_fullname(&shard.name_any()))
-            .map(|o| as_json(&o));
+        let sts = ctx.typed_child::<StatefulSet>(&ns, &shard_fullname(&shard.name_any()));
         let running = sts.as_ref().and_then(|s| running_annotation(s, &name));
         let healthy = sts.as_ref().is_some_and(|s| rollout_state(s).0);
         if let Some(r) = &running {
@@ -250,15 +247,18 @@ async fn apply_remote(
     let ready = objects
         .iter()
         .rfind(|o| o.kind == "Deployment")
-        .and_then(|o| ctx.child(&o.kind, &ns, &o.name))
-        .is_some_and(|d| {
-            let d = as_json(&d);
-            let want = d["spec"]["replicas"].as_i64().unwrap_or(1);
-            d["status"]["availableReplicas"].as_i64() == Some(want)
-                && d["status"]["updatedReplicas"].as_i64() == Some(want)
-        });
+        .and_then(|o| ctx.typed_child::<Deployment>(&ns, &o.name))
+        .is_some_and(|d| deployment_available(&d));
     let degraded = children::apply_and_prune(ctx, plugin, &objects, &()).await?;
     Ok((ready, degraded))
+}
+
+/// Whether every wanted replica of `d` is available and updated.
+pub fn deployment_available(d: &Deployment) -> bool {
+    let want = d.spec.replicas.unwrap_or(1);
+    let status = d.status.as_ref();
+    status.and_then(|s| s.available_replicas) == Some(want)
+        && status.and_then(|s| s.updated_replicas) == Some(want)
 }
 
 /// Sets Degraded for `problem`, else `Healthy`.

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
-use serde_json::Value;
 
-use super::children::{self, as_json};
+use super::children;
 use super::conditions::{self, remove, set, set_paused};
 use super::context::{Ctx, object_key, paused};
 use super::error::Error;
@@ -143,16 +143,10 @@ async fn reconcile_shard(shard: &PrismShard, ctx: &Ctx) -> Result<Action, Error>
     }
 
     // Status from the live StatefulSet.
-    let sts = ctx
-        .child("StatefulSet", &ns, &shard_fullname(&name))
-        .map(|o| as_json(&o));
-    let sts_status = sts.as_ref().map(|s| &s["status"]);
-    status.replicas = sts_status
-        .and_then(|s| s["replicas"].as_i64())
-        .map(|n| n as i32);
-    status.ready_replicas = sts_status
-        .and_then(|s| s["readyReplicas"].as_i64())
-        .map(|n| n as i32);
+    let sts = ctx.typed_child::<StatefulSet>(&ns, &shard_fullname(&name));
+    let sts_status = sts.as_ref().and_then(|s| s.status.as_ref());
+    status.replicas = sts_status.map(|s| s.replicas);
+    status.ready_replicas = sts_status.and_then(|s| s.ready_replicas);
     status.namespaces = Some(
         ctx.namespaces
             .state()
@@ -236,25 +230,21 @@ async fn reconcile_shard(shard: &PrismShard, ctx: &Ctx) -> Result<Action, Error>
     Ok(Action::requeue(ctx.settings.resync))
 }
 
-/// Whether a StatefulSet (as JSON) finished rolling out with every replica ready, and a summary.
-pub fn rollout_state(sts: &Value) -> (bool, String) {
-    let spec_replicas = sts["spec"]["replicas"].as_i64().unwrap_or(1);
-    let st = &sts["status"];
-    let n = |k: &str| st[k].as_i64().unwrap_or(0);
-    let observed = st["observedGeneration"].as_i64().unwrap_or(0)
-        >= sts["metadata"]["generation"].as_i64().unwrap_or(0);
-    let same_revision =
-        st["currentRevision"].is_string() && st["currentRevision"] == st["updateRevision"];
+/// Whether a StatefulSet finished rolling out with every replica ready, and a summary.
+pub fn rollout_state(sts: &StatefulSet) -> (bool, String) {
+    let spec_replicas = sts.spec.replicas.unwrap_or(1);
+    let st = sts.status.clone().unwrap_or_default();
+    let ready_replicas = st.ready_replicas.unwrap_or(0);
+    let updated_replicas = st.updated_replicas.unwrap_or(0);
+    let observed = st.observed_generation.unwrap_or(0) >= sts.metadata.generation.unwrap_or(0);
+    let same_revision = st.current_revision.is_some() && st.current_revision == st.update_revision;
     let ready = observed
         && same_revision
-        && n("replicas") == spec_replicas
-        && n("readyReplicas") == spec_replicas
-        && n("updatedReplicas") == spec_replicas;
+        && st.replicas == spec_replicas
+        && ready_replicas == spec_replicas
+        && updated_replicas == spec_replicas;
     let summary = format!(
-        "{}/{} replicas ready, {} updated{}",
-        n("readyReplicas"),
-        spec_replicas,
-        n("updatedReplicas"),
+        "{ready_replicas}/{spec_replicas} replicas ready, {updated_replicas} updated{}",
         if same_revision {
             ""
         } else {
