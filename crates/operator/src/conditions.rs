@@ -1,8 +1,13 @@
 //! Status conditions kept like `meta.SetStatusCondition`: one per type, and
 //! `lastTransitionTime` moves only when the status flips, so an unchanged world writes nothing.
+//!
+//! Controllers say what they found with named constructors ([`Cond::ready`],
+//! [`Cond::degraded`], …) and set the Ready / Progressing / Degraded trio at once from an
+//! [`Outcome`]. Every reason the operator uses is in [`reason`].
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use prism_api::condition;
 
 use super::error::Error;
 
@@ -77,6 +82,83 @@ pub mod reason {
     pub const ROLLOUT_COMPLETE: &str = "RolloutComplete";
 }
 
+/// One condition to set, before it gets its generation and transition time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cond {
+    /// Condition type, e.g. `Ready`.
+    pub type_: &'static str,
+    /// `True` or `False`.
+    pub status: bool,
+    /// CamelCase reason, from [`reason`].
+    pub reason: &'static str,
+    /// Human message.
+    pub message: String,
+}
+
+impl Cond {
+    fn new(type_: &'static str, status: bool, reason: &'static str, message: String) -> Self {
+        Self {
+            type_,
+            status,
+            reason,
+            message,
+        }
+    }
+
+    /// `Ready=True`.
+    pub fn ready(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(condition::READY, true, reason, message.into())
+    }
+
+    /// `Ready=False`.
+    pub fn not_ready(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(condition::READY, false, reason, message.into())
+    }
+
+    /// `Progressing=True`.
+    pub fn progressing(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(condition::PROGRESSING, true, reason, message.into())
+    }
+
+    /// `Progressing=False`.
+    pub fn not_progressing(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(condition::PROGRESSING, false, reason, message.into())
+    }
+
+    /// `Degraded=True`.
+    pub fn degraded(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(condition::DEGRADED, true, reason, message.into())
+    }
+
+    /// `Degraded=False` with `reason` and no message.
+    pub fn not_degraded(reason: &'static str) -> Self {
+        Self::new(condition::DEGRADED, false, reason, String::new())
+    }
+
+    /// `Degraded=False`, reason `Healthy`.
+    pub fn healthy() -> Self {
+        Self::not_degraded(reason::HEALTHY)
+    }
+
+    /// `Degraded=True` for `problem`, else `Healthy`.
+    pub fn degraded_by(problem: Option<Degradation>) -> Self {
+        match problem {
+            Some(p) => Self::degraded(p.reason, p.message),
+            None => Self::healthy(),
+        }
+    }
+
+    /// The paused condition of the `prism.io/reconcile: paused` annotation.
+    pub fn paused() -> Self {
+        Self::new(
+            condition::PAUSED,
+            true,
+            reason::PAUSED,
+            "reconciliation is paused by annotation prism.io/reconcile: paused".into(),
+        )
+    }
+}
+
 /// Why an object is degraded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Degradation {
@@ -102,33 +184,58 @@ impl From<&Error> for Degradation {
     }
 }
 
-/// Sets (or adds) the condition of `type_`.
-pub fn set(
-    conditions: &mut Vec<Condition>,
-    type_: &str,
-    status: bool,
-    reason: &str,
-    message: impl Into<String>,
-    generation: Option<i64>,
-    now: Timestamp,
-) {
-    let status = if status { "True" } else { "False" }.to_string();
-    let message: String = message.into();
-    let message: String = message.chars().take(32_768).collect();
-    match conditions.iter_mut().find(|c| c.type_ == type_) {
+/// Where an object stands after a reconcile: the Ready / Progressing / Degraded trio.
+/// `progressing: None` leaves Progressing alone (namespaces have none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The Ready condition.
+    pub ready: Cond,
+    /// The Progressing condition, if the kind has one.
+    pub progressing: Option<Cond>,
+    /// The Degraded condition.
+    pub degraded: Cond,
+}
+
+impl Outcome {
+    /// Stopped by `reason` before anything was applied: not ready, not progressing, degraded.
+    pub fn blocked(reason: &'static str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self {
+            ready: Cond::not_ready(reason, message.clone()),
+            progressing: Some(Cond::not_progressing(reason, "")),
+            degraded: Cond::degraded(reason, message),
+        }
+    }
+
+    /// Not ready and degraded for `reason`; Progressing is left alone.
+    pub fn failed(reason: &'static str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self {
+            ready: Cond::not_ready(reason, message.clone()),
+            progressing: None,
+            degraded: Cond::degraded(reason, message),
+        }
+    }
+}
+
+/// Sets (or adds) `cond`.
+pub fn set(conditions: &mut Vec<Condition>, cond: Cond, generation: Option<i64>, now: Timestamp) {
+    let status = if cond.status { "True" } else { "False" }.to_string();
+    let message: String = cond.message.chars().take(32_768).collect();
+    match conditions.iter_mut().find(|c| c.type_ == cond.type_) {
         Some(c) => {
             if c.status != status {
                 c.last_transition_time = Time(now);
             }
             c.status = status;
-            c.reason = reason.into();
+            c.reason = cond.reason.into();
             c.message = message;
             c.observed_generation = generation;
         }
         None => conditions.push(Condition {
-            type_: type_.into(),
+            type_: cond.type_.into(),
             status,
-            reason: reason.into(),
+            reason: cond.reason.into(),
             message,
             observed_generation: generation,
             last_transition_time: Time(now),
@@ -137,17 +244,18 @@ pub fn set(
     conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
 }
 
-/// Marks reconciliation as paused by the `prism.io/reconcile: paused` annotation.
-pub fn set_paused(conditions: &mut Vec<Condition>, generation: Option<i64>, now: Timestamp) {
-    set(
-        conditions,
-        prism_api::condition::PAUSED,
-        true,
-        reason::PAUSED,
-        "reconciliation is paused by annotation prism.io/reconcile: paused",
-        generation,
-        now,
-    );
+/// Sets the Ready / Progressing / Degraded trio of `outcome`.
+pub fn set_outcome(
+    conditions: &mut Vec<Condition>,
+    outcome: Outcome,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    set(conditions, outcome.ready, generation, now);
+    if let Some(progressing) = outcome.progressing {
+        set(conditions, progressing, generation, now);
+    }
+    set(conditions, outcome.degraded, generation, now);
 }
 
 /// Removes the condition of `type_`, if present.
@@ -166,32 +274,81 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn find<'a>(cs: &'a [Condition], type_: &str) -> (&'a str, &'a str, &'a str) {
+        let c = cs.iter().find(|c| c.type_ == type_).expect(type_);
+        (c.status.as_str(), c.reason.as_str(), c.message.as_str())
+    }
+
     #[test]
     fn transition_time_moves_only_on_flips() {
         let t0 = Timestamp::from_second(1_000).unwrap();
         let t1 = Timestamp::from_second(2_000).unwrap();
         let mut cs = vec![];
-        set(&mut cs, "Ready", false, "Pending", "waiting", Some(1), t0);
+        set(&mut cs, Cond::not_ready("Pending", "waiting"), Some(1), t0);
         set(
             &mut cs,
-            "Ready",
-            false,
-            "Pending",
-            "still waiting",
+            Cond::not_ready("Pending", "still waiting"),
             Some(2),
             t1,
         );
         assert_eq!(cs[0].last_transition_time, Time(t0));
         assert_eq!(cs[0].message, "still waiting");
-        set(&mut cs, "Ready", true, "Ready", "ok", Some(2), t1);
+        set(&mut cs, Cond::ready("Ready", "ok"), Some(2), t1);
         assert_eq!(cs[0].last_transition_time, Time(t1));
         assert!(is_true(&cs, "Ready"));
-        set(&mut cs, "Degraded", false, "Healthy", "", Some(2), t1);
+        set(&mut cs, Cond::healthy(), Some(2), t1);
         assert_eq!(
             cs.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(),
             ["Degraded", "Ready"]
         );
         remove(&mut cs, "Degraded");
         assert_eq!(cs.len(), 1);
+    }
+
+    #[test]
+    fn a_blocked_outcome_sets_the_whole_trio() {
+        let now = Timestamp::from_second(1_000).unwrap();
+        let mut cs = vec![];
+        let outcome = Outcome::blocked(reason::INVALID_SPEC, "spec.plugins[0]: unknown");
+        set_outcome(&mut cs, outcome, Some(3), now);
+        assert_eq!(
+            find(&cs, "Ready"),
+            ("False", "InvalidSpec", "spec.plugins[0]: unknown")
+        );
+        assert_eq!(find(&cs, "Progressing"), ("False", "InvalidSpec", ""));
+        assert_eq!(
+            find(&cs, "Degraded"),
+            ("True", "InvalidSpec", "spec.plugins[0]: unknown")
+        );
+        assert!(cs.iter().all(|c| c.observed_generation == Some(3)));
+    }
+
+    #[test]
+    fn a_failed_outcome_leaves_progressing_alone() {
+        let now = Timestamp::from_second(1_000).unwrap();
+        let mut cs = vec![];
+        set_outcome(
+            &mut cs,
+            Outcome::failed(reason::UNSCHEDULABLE, "no shard"),
+            None,
+            now,
+        );
+        assert_eq!(cs.len(), 2);
+        assert_eq!(find(&cs, "Degraded"), ("True", "Unschedulable", "no shard"));
+    }
+
+    #[test]
+    fn a_conflict_degrades_and_its_absence_is_healthy() {
+        let conflict = Degradation::new(reason::FIELD_CONFLICT, "rival owns .spec.replicas");
+        assert_eq!(
+            Cond::degraded_by(Some(conflict)),
+            Cond::degraded("FieldConflict", "rival owns .spec.replicas")
+        );
+        assert_eq!(Cond::degraded_by(None), Cond::not_degraded("Healthy"));
+        let paused = Cond::paused();
+        assert_eq!(
+            (paused.type_, paused.reason),
+            ("ReconciliationPaused", "Paused")
+        );
     }
 }

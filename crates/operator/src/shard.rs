@@ -1,6 +1,9 @@
 //! PrismShard controller: renders the shard with the plugin versions its plugins' rollouts
 //! allow, applies what changed, prunes what is no longer rendered, carries out volume resizes,
 //! and reports status.
+//!
+//! One reconcile: observe the caches, render (pure), apply and prune the children, derive
+//! the status from the live StatefulSet (pure), write it once.
 
 use std::sync::Arc;
 
@@ -11,19 +14,22 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 
 use super::children;
-use super::conditions::{self, remove, set, set_paused};
-use super::context::{Ctx, object_key, paused};
+use super::conditions::{self, Cond, Degradation, Outcome, reason, set_outcome};
+use super::context::{Ctx, object_key};
 use super::error::Error;
 use super::rollout;
+use super::status;
 use super::storage::VolumeGrowth;
 use prism_api::{PrismPlugin, PrismShard, PrismShardStatus, ShardPluginStatus, condition};
 use prism_render::render::contract::shard_fullname;
 use prism_render::render::resolve::shard_plugins;
+use prism_render::render::{Object, Renderer};
 
 /// Controller name in metrics and logs.
 pub const CONTROLLER: &str = "prismshard";
 
 /// Reconciles one shard.
+#[tracing::instrument(skip_all, fields(object = %object_key(&*shard)))]
 pub async fn reconcile(shard: Arc<PrismShard>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     ctx.measured(
         CONTROLLER,
@@ -36,6 +42,43 @@ pub async fn reconcile(shard: Arc<PrismShard>, ctx: Arc<Ctx>) -> Result<Action, 
 /// Backs off per object after a failure.
 pub fn error_policy(shard: Arc<PrismShard>, err: &Error, ctx: Arc<Ctx>) -> Action {
     ctx.retry_later(&object_key(&*shard), err)
+}
+
+async fn reconcile_shard(shard: &PrismShard, ctx: &Ctx) -> Result<Action, Error> {
+    if shard.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change()); // children go with their owner reference
+    }
+    let (old, mut status) = status::begin(shard);
+    if let Some(action) = status::pause_if_paused(ctx, shard, &old, &mut status).await? {
+        return Ok(action);
+    }
+    let now = Timestamp::now();
+    let pinned = pinned_plugins(ctx, shard);
+    let available = plugins_in_namespace(ctx, shard);
+    let objects = match render(&ctx.renderer, shard, &pinned, &available) {
+        Ok(objects) => objects,
+        Err(why) => {
+            invalid_status(&mut status, &why, now);
+            if write_status(ctx, shard, &old, &status).await? {
+                ctx.event(shard, true, reason::INVALID_SPEC, why).await;
+            }
+            return Ok(Action::requeue(ctx.settings.resync));
+        }
+    };
+    let degraded = match ctx.settings.workload_writes {
+        true => children::apply_and_prune(ctx, shard, &objects, &VolumeGrowth(shard)).await?,
+        false => None,
+    };
+    let ns = shard.namespace().unwrap_or_default();
+    let sts = ctx.typed_child::<StatefulSet>(&ns, &shard_fullname(&shard.name_any()));
+    let seen = Seen {
+        statefulset: sts.as_ref(),
+        namespaces: placed_namespaces(ctx, shard),
+        plugins: &pinned,
+    };
+    shard_status(&mut status, &seen, degraded, now);
+    write_status(ctx, shard, &old, &status).await?;
+    Ok(Action::requeue(ctx.settings.resync))
 }
 
 /// The plugins of `shard` at the spec each one's rollout allows this shard to run.
@@ -55,43 +98,48 @@ pub fn pinned_plugins(ctx: &Ctx, shard: &PrismShard) -> Vec<PrismPlugin> {
         .collect()
 }
 
-async fn reconcile_shard(shard: &PrismShard, ctx: &Ctx) -> Result<Action, Error> {
-    if shard.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change()); // children go with their owner reference
-    }
-    let ns = shard.namespace().unwrap_or_default();
-    let name = shard.name_any();
-    let generation = shard.metadata.generation;
-    let now = Timestamp::now();
-    let old = shard.status.clone().unwrap_or_default();
-    let mut status = old.clone();
-    status.observed_generation = generation;
-
-    if paused(shard) {
-        set_paused(&mut status.conditions, generation, now);
-        write_status(ctx, shard, &old, &status).await?;
-        return Ok(Action::await_change());
-    }
-    remove(&mut status.conditions, condition::PAUSED);
-
-    let pinned = pinned_plugins(ctx, shard);
-    let mut available: Vec<String> = ctx
+/// Names of the PrismPlugins in the shard's namespace, sorted.
+fn plugins_in_namespace(ctx: &Ctx, shard: &PrismShard) -> Vec<String> {
+    let ns = shard.namespace();
+    let mut names: Vec<String> = ctx
         .plugins
         .state()
         .iter()
-        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|p| p.namespace() == ns)
         .map(|p| p.name_any())
         .collect();
-    available.sort();
+    names.sort();
+    names
+}
+
+/// How many PrismNamespaces are placed on the shard.
+fn placed_namespaces(ctx: &Ctx, shard: &PrismShard) -> i32 {
+    let name = shard.name_any();
+    ctx.namespaces
+        .state()
+        .iter()
+        .filter(|n| n.namespace() == shard.namespace())
+        .filter(|n| n.status.as_ref().and_then(|s| s.shard.as_deref()) == Some(name.as_str()))
+        .count() as i32
+}
+
+/// The shard's objects, rendered with its `pinned` plugins (`available`: every plugin name in
+/// its namespace); or every problem, in one message.
+fn render(
+    renderer: &Renderer,
+    shard: &PrismShard,
+    pinned: &[PrismPlugin],
+    available: &[String],
+) -> Result<Vec<Object>, String> {
+    let ns = shard.namespace().unwrap_or_default();
     let lookup = |n: &str| {
         pinned
             .iter()
             .find(|p| p.name_any() == n)
             .map(|p| (p, format!("PrismPlugin {ns}/{n}")))
     };
-    let rendered = match shard_plugins(shard, lookup, &available) {
-        Ok(uses) => ctx
-            .renderer
+    match shard_plugins(shard, lookup, available) {
+        Ok(uses) => renderer
             .render_shard(shard, &uses)
             .map_err(|e| e.to_string()),
         Err(problems) => Err(problems
@@ -99,63 +147,45 @@ async fn reconcile_shard(shard: &PrismShard, ctx: &Ctx) -> Result<Action, Error>
             .map(|p| format!("{}: {}", p.path, p.message))
             .collect::<Vec<_>>()
             .join("; ")),
-    };
-    let objects = match rendered {
-        Ok(objects) => objects,
-        Err(why) => {
-            set(
-                &mut status.conditions,
-                condition::READY,
-                false,
-                "InvalidSpec",
-                why.clone(),
-                generation,
-                now,
-            );
-            set(
-                &mut status.conditions,
-                condition::DEGRADED,
-                true,
-                "InvalidSpec",
-                why.clone(),
-                generation,
-                now,
-            );
-            set(
-                &mut status.conditions,
-                condition::PROGRESSING,
-                false,
-                "InvalidSpec",
-                "",
-                generation,
-                now,
-            );
-            if write_status(ctx, shard, &old, &status).await? {
-                ctx.event(shard, true, "InvalidSpec", why).await;
-            }
-            return Ok(Action::requeue(ctx.settings.resync));
-        }
-    };
-
-    let mut degraded = None;
-    if ctx.settings.workload_writes {
-        degraded = children::apply_and_prune(ctx, shard, &objects, &VolumeGrowth(shard)).await?;
     }
+}
 
-    // Status from the live StatefulSet.
-    let sts = ctx.typed_child::<StatefulSet>(&ns, &shard_fullname(&name));
-    let sts_status = sts.as_ref().and_then(|s| s.status.as_ref());
+/// What a shard's status is derived from, besides what applying its children reported.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen<'a> {
+    /// The live StatefulSet, if there is one.
+    pub statefulset: Option<&'a StatefulSet>,
+    /// PrismNamespaces placed on the shard.
+    pub namespaces: i32,
+    /// The shard's plugins at the spec it renders.
+    pub plugins: &'a [PrismPlugin],
+}
+
+/// The status of a shard whose spec cannot be rendered.
+pub fn invalid_status(status: &mut PrismShardStatus, why: &str, now: Timestamp) {
+    let outcome = Outcome::blocked(reason::INVALID_SPEC, why);
+    set_outcome(
+        &mut status.conditions,
+        outcome,
+        status.observed_generation,
+        now,
+    );
+}
+
+/// The status of a rendered shard: replicas, placed namespaces and plugin versions, and the
+/// condition trio from its StatefulSet's rollout and what applying reported.
+pub fn shard_status(
+    status: &mut PrismShardStatus,
+    seen: &Seen,
+    degraded: Option<Degradation>,
+    now: Timestamp,
+) {
+    let sts_status = seen.statefulset.and_then(|s| s.status.as_ref());
     status.replicas = sts_status.map(|s| s.replicas);
     status.ready_replicas = sts_status.and_then(|s| s.ready_replicas);
-    status.namespaces = Some(
-        ctx.namespaces
-            .state()
-            .iter()
-            .filter(|n| n.namespace().as_deref() == Some(ns.as_str()))
-            .filter(|n| n.status.as_ref().and_then(|s| s.shard.as_deref()) == Some(name.as_str()))
-            .count() as i32,
-    );
-    status.plugins = pinned
+    status.namespaces = Some(seen.namespaces);
+    status.plugins = seen
+        .plugins
         .iter()
         .map(|p| ShardPluginStatus {
             name: p.name_any(),
@@ -163,71 +193,27 @@ async fn reconcile_shard(shard: &PrismShard, ctx: &Ctx) -> Result<Action, Error>
         })
         .collect();
     status.plugins.sort_by(|a, b| a.name.cmp(&b.name));
-    let (ready, progress) = match &sts {
+    let (ready, progress) = match seen.statefulset {
         Some(s) => rollout_state(s),
         None => (false, "the StatefulSet does not exist yet".to_string()),
     };
-    if ready {
-        set(
-            &mut status.conditions,
-            condition::READY,
-            true,
-            "Ready",
-            progress.clone(),
-            generation,
-            now,
-        );
-        set(
-            &mut status.conditions,
-            condition::PROGRESSING,
-            false,
-            "RolledOut",
-            progress,
-            generation,
-            now,
-        );
-    } else {
-        set(
-            &mut status.conditions,
-            condition::READY,
-            false,
-            "RollingOut",
-            progress.clone(),
-            generation,
-            now,
-        );
-        set(
-            &mut status.conditions,
-            condition::PROGRESSING,
-            true,
-            "RollingOut",
-            progress,
-            generation,
-            now,
-        );
-    }
-    match degraded {
-        Some(problem) => set(
-            &mut status.conditions,
-            condition::DEGRADED,
-            true,
-            problem.reason,
-            problem.message,
-            generation,
-            now,
-        ),
-        None => set(
-            &mut status.conditions,
-            condition::DEGRADED,
-            false,
-            "Healthy",
-            "",
-            generation,
-            now,
-        ),
-    }
-    write_status(ctx, shard, &old, &status).await?;
-    Ok(Action::requeue(ctx.settings.resync))
+    let outcome = Outcome {
+        ready: match ready {
+            true => Cond::ready(reason::READY, progress.clone()),
+            false => Cond::not_ready(reason::ROLLING_OUT, progress.clone()),
+        },
+        progressing: Some(match ready {
+            true => Cond::not_progressing(reason::ROLLED_OUT, progress),
+            false => Cond::progressing(reason::ROLLING_OUT, progress),
+        }),
+        degraded: Cond::degraded_by(degraded),
+    };
+    set_outcome(
+        &mut status.conditions,
+        outcome,
+        status.observed_generation,
+        now,
+    );
 }
 
 /// Whether a StatefulSet finished rolling out with every replica ready, and a summary.
@@ -254,32 +240,185 @@ pub fn rollout_state(sts: &StatefulSet) -> (bool, String) {
     (ready, summary)
 }
 
-/// Writes the status when it changed; returns whether it did.
+/// Writes the status when it changed, with an event when Ready flipped; returns whether it did.
 async fn write_status(
     ctx: &Ctx,
     shard: &PrismShard,
     old: &PrismShardStatus,
     new: &PrismShardStatus,
 ) -> Result<bool, Error> {
-    if old == new {
+    let was_ready = conditions::is_true(&old.conditions, condition::READY);
+    let ready = conditions::is_true(&new.conditions, condition::READY);
+    if !status::write(ctx, shard, old, new).await? {
         return Ok(false);
     }
-    let changed_ready = conditions::is_true(&old.conditions, condition::READY)
-        != conditions::is_true(&new.conditions, condition::READY);
-    ctx.patch_status(shard, new).await?;
-    if changed_ready {
-        let ready = conditions::is_true(&new.conditions, condition::READY);
-        ctx.event(
-            shard,
-            false,
-            if ready { "Ready" } else { "NotReady" },
-            format!(
-                "{}/{} replicas ready",
-                new.ready_replicas.unwrap_or(0),
-                new.replicas.unwrap_or(0)
-            ),
-        )
-        .await;
+    if was_ready != ready {
+        let why = if ready {
+            reason::READY
+        } else {
+            reason::NOT_READY
+        };
+        let note = format!(
+            "{}/{} replicas ready",
+            new.ready_replicas.unwrap_or(0),
+            new.replicas.unwrap_or(0)
+        );
+        ctx.event(shard, false, why, note).await;
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_700_000_000).unwrap()
+    }
+
+    /// A StatefulSet of `replicas` with `ready` of them ready and `updated` updated; its
+    /// revisions differ while `rolling`.
+    fn sts(replicas: i32, ready: i32, updated: i32, rolling: bool) -> StatefulSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": "prism-a", "generation": 2},
+            "spec": {"replicas": replicas, "selector": {}, "template": {}},
+            "status": {
+                "observedGeneration": 2,
+                "replicas": replicas,
+                "readyReplicas": ready,
+                "updatedReplicas": updated,
+                "currentRevision": "r1",
+                "updateRevision": if rolling { "r2" } else { "r1" },
+            }
+        }))
+        .unwrap()
+    }
+
+    fn plugin(name: &str, version: &str) -> PrismPlugin {
+        serde_json::from_value(json!({
+            "apiVersion": "prism.io/v1alpha1", "kind": "PrismPlugin",
+            "metadata": {"name": name, "namespace": "n"},
+            "spec": {
+                "version": version,
+                "source": {"registry": "r", "image": format!("{name}:{version}")},
+                "deployment": {"type": "sidecar"}
+            }
+        }))
+        .unwrap()
+    }
+
+    fn condition<'a>(status: &'a PrismShardStatus, type_: &str) -> (&'a str, &'a str, &'a str) {
+        let c = status.conditions.iter().find(|c| c.type_ == type_).unwrap();
+        (c.status.as_str(), c.reason.as_str(), c.message.as_str())
+    }
+
+    fn derived(sts: Option<&StatefulSet>, degraded: Option<Degradation>) -> PrismShardStatus {
+        let plugins = [plugin("redis", "1.2.0"), plugin("kafka", "2.0.0")];
+        let seen = Seen {
+            statefulset: sts,
+            namespaces: 4,
+            plugins: &plugins,
+        };
+        let mut status = PrismShardStatus {
+            observed_generation: Some(7),
+            ..Default::default()
+        };
+        shard_status(&mut status, &seen, degraded, now());
+        status
+    }
+
+    #[test]
+    fn a_ready_statefulset_makes_a_ready_shard() {
+        let sts = sts(3, 3, 3, false);
+        let status = derived(Some(&sts), None);
+        assert_eq!((status.replicas, status.ready_replicas), (Some(3), Some(3)));
+        assert_eq!(status.namespaces, Some(4));
+        let plugins: Vec<_> = status.plugins.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(plugins, ["kafka", "redis"]);
+        let summary = "3/3 replicas ready, 3 updated";
+        assert_eq!(condition(&status, "Ready"), ("True", "Ready", summary));
+        assert_eq!(
+            condition(&status, "Progressing"),
+            ("False", "RolledOut", summary)
+        );
+        assert_eq!(condition(&status, "Degraded"), ("False", "Healthy", ""));
+        assert!(
+            status
+                .conditions
+                .iter()
+                .all(|c| c.observed_generation == Some(7))
+        );
+    }
+
+    #[test]
+    fn a_statefulset_rolling_out_makes_a_progressing_shard() {
+        let sts = sts(3, 2, 1, true);
+        let status = derived(Some(&sts), None);
+        let summary = "2/3 replicas ready, 1 updated, rollout in progress";
+        assert_eq!(
+            condition(&status, "Ready"),
+            ("False", "RollingOut", summary)
+        );
+        assert_eq!(
+            condition(&status, "Progressing"),
+            ("True", "RollingOut", summary)
+        );
+    }
+
+    #[test]
+    fn a_missing_statefulset_is_waited_for() {
+        let status = derived(None, None);
+        assert_eq!((status.replicas, status.ready_replicas), (None, None));
+        assert_eq!(
+            condition(&status, "Ready"),
+            ("False", "RollingOut", "the StatefulSet does not exist yet")
+        );
+    }
+
+    #[test]
+    fn a_field_conflict_degrades_a_ready_shard() {
+        let sts = sts(1, 1, 1, false);
+        let conflict = Degradation::new(reason::FIELD_CONFLICT, "rival owns .spec.replicas");
+        let status = derived(Some(&sts), Some(conflict));
+        assert_eq!(condition(&status, "Ready").0, "True");
+        assert_eq!(
+            condition(&status, "Degraded"),
+            ("True", "FieldConflict", "rival owns .spec.replicas")
+        );
+    }
+
+    #[test]
+    fn an_invalid_spec_blocks_the_shard() {
+        let mut status = derived(Some(&sts(1, 1, 1, false)), None);
+        invalid_status(
+            &mut status,
+            "spec.plugins[0].name: no PrismPlugin nope",
+            now(),
+        );
+        let why = "spec.plugins[0].name: no PrismPlugin nope";
+        assert_eq!(condition(&status, "Ready"), ("False", "InvalidSpec", why));
+        assert_eq!(
+            condition(&status, "Progressing"),
+            ("False", "InvalidSpec", "")
+        );
+        assert_eq!(condition(&status, "Degraded"), ("True", "InvalidSpec", why));
+    }
+
+    #[test]
+    fn an_old_generation_or_missing_revision_is_not_ready() {
+        let mut stale = sts(1, 1, 1, false);
+        stale.metadata.generation = Some(3);
+        assert!(!rollout_state(&stale).0);
+        let mut fresh = sts(1, 1, 1, false);
+        fresh.status.as_mut().unwrap().current_revision = None;
+        fresh.status.as_mut().unwrap().update_revision = None;
+        assert_eq!(
+            rollout_state(&fresh),
+            (
+                false,
+                "1/1 replicas ready, 1 updated, rollout in progress".into()
+            )
+        );
+    }
 }
