@@ -276,6 +276,14 @@ where
     }
 }
 
+/// Namespaced or cluster-wide API of a child kind, per the settings.
+pub fn dynamic_api(client: &Client, settings: &Settings, ar: &ApiResource) -> Api<DynamicObject> {
+    match &settings.watch_namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
+        None => Api::all_with(client.clone(), ar),
+    }
+}
+
 /// A reflector (cache + the future that keeps it fed) of `api`.
 pub fn reflect<K>(
     api: Api<K>,
@@ -299,6 +307,11 @@ where
     (reader, Box::pin(stream))
 }
 
+/// Watches of the operator's children: objects labelled as managed by us.
+pub fn managed_children() -> watcher::Config {
+    watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"))
+}
+
 /// Reflectors of every child kind, labelled as managed by us.
 pub fn reflect_children(
     client: &Client,
@@ -306,17 +319,12 @@ pub fn reflect_children(
 ) -> (ChildStores, Vec<futures::future::BoxFuture<'static, ()>>) {
     let mut stores = BTreeMap::new();
     let mut tasks = Vec::new();
-    let config =
-        watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
     for (version, kind, _) in CHILD_KINDS {
         let ar = api_resource(version, kind).expect("child kinds are known");
-        let api: Api<DynamicObject> = match &settings.watch_namespace {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-            None => Api::all_with(client.clone(), &ar),
-        };
+        let api = dynamic_api(client, settings, &ar);
         let writer = reflector::store::Writer::new(ar.clone());
         let reader = writer.as_reader();
-        let stream = watcher(api, config.clone())
+        let stream = watcher(api, managed_children())
             .default_backoff()
             .modify(|o| o.managed_fields_mut().clear())
             .reflect(writer)
