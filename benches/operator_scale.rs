@@ -14,7 +14,7 @@ use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
-use prism_api::{PrismNamespace, PrismShard};
+use prism_api::{NamespaceState, PrismNamespace, PrismShard};
 use support::admin_server::AdminServer;
 use support::cluster::{NamespaceOptions, test_namespace_with};
 use support::operator::{Operator, apply_yaml, install_crds};
@@ -163,7 +163,7 @@ async fn run(a: Args) {
         tokio::spawn(async move {
             let _ = stream
                 .try_for_each(|n| {
-                    if n.status.as_ref().and_then(|s| s.state.as_deref()) == Some("Active") {
+                    if n.status.as_ref().and_then(|s| s.state) == Some(NamespaceState::Active) {
                         active_at
                             .lock()
                             .unwrap()

@@ -11,7 +11,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use prism_admin::partition_of;
-use prism_api::PrismNamespace;
+use prism_api::{NamespaceState, PrismNamespace};
 use support::admin_server::AdminServer;
 use support::operator::{Operator, apply_yaml, install_crds};
 use support::{cluster, wait_for};
@@ -93,7 +93,7 @@ async fn wait_state(
             async move {
                 let n = api.get(name).await.map_err(|e| e.to_string())?;
                 let st = n.status.clone().unwrap_or_default();
-                if st.state.as_deref() == Some(state)
+                if st.state.map(NamespaceState::as_str) == Some(state)
                     && st.observed_generation == n.metadata.generation
                 {
                     Ok(n)
@@ -407,7 +407,7 @@ async fn a_removed_shard_moves_its_namespaces() {
                 .map_err(|e| e.to_string())?
                 .status
                 .unwrap_or_default();
-            if st.shard.as_deref() == Some(to) && st.state.as_deref() == Some("Active") {
+            if st.shard.as_deref() == Some(to) && st.state == Some(NamespaceState::Active) {
                 Ok(())
             } else {
                 Err(format!("{st:?}"))
@@ -541,7 +541,7 @@ async fn a_thousand_namespaces_all_become_active() {
             let active = list
                 .items
                 .iter()
-                .filter(|n| n.status.as_ref().and_then(|s| s.state.as_deref()) == Some("Active"))
+                .filter(|n| n.status.as_ref().and_then(|s| s.state) == Some(NamespaceState::Active))
                 .count();
             if active == 1000 {
                 Ok(active)

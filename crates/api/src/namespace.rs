@@ -224,7 +224,7 @@ pub struct PrismNamespaceStatus {
     pub observed_generation: Option<i64>,
     /// `Pending`, `Active`, `Failed` or `Terminating`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
+    pub state: Option<NamespaceState>,
     /// Shard the namespace is placed on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
@@ -249,6 +249,31 @@ pub struct PrismNamespaceStatus {
     pub conditions: Vec<Condition>,
 }
 
+/// Where a namespace stands in Prism.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum NamespaceState {
+    /// Not synced yet: no shard fits, or Prism admin can be retried.
+    Pending,
+    /// Synced to Prism admin.
+    Active,
+    /// Prism admin refused it in a way retrying will not fix.
+    Failed,
+    /// Being revoked in Prism before the resource goes.
+    Terminating,
+}
+
+impl NamespaceState {
+    /// The serialized name, e.g. `Active`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Active => "Active",
+            Self::Failed => "Failed",
+            Self::Terminating => "Terminating",
+        }
+    }
+}
+
 /// Traffic figures of a namespace.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -259,4 +284,26 @@ pub struct NamespaceMetrics {
     /// p99 latency, e.g. `8ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p99_latency: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_serialize_as_their_names() {
+        for state in [
+            NamespaceState::Pending,
+            NamespaceState::Active,
+            NamespaceState::Failed,
+            NamespaceState::Terminating,
+        ] {
+            let json = serde_json::to_value(state).unwrap();
+            assert_eq!(json, state.as_str());
+            assert_eq!(
+                serde_json::from_value::<NamespaceState>(json).unwrap(),
+                state
+            );
+        }
+    }
 }

@@ -13,6 +13,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Propagatio
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 
+use super::error::Error;
 use super::quantity::quantity;
 use prism_render::render::Object;
 use prism_render::render::objects::{hash_json, sort_keys};
@@ -113,19 +114,17 @@ pub fn applied_hash(desired: &Value) -> String {
         .to_string()
 }
 
-/// Deletes `candidates` (live objects of one owner) that are not in `keep` (kind, name).
-/// Refuses to delete everything an owner has unless `allow_empty` is set.
+/// Deletes `candidates` (live objects of one owner) that are not in `keep` (kind, name);
+/// returns what it deleted, as `Kind namespace/name`. Refuses to delete everything an owner has
+/// unless `allow_empty` is set.
 pub async fn prune(
     client: &Client,
     candidates: &[(ApiResource, DynamicObject)],
     keep: &BTreeSet<(String, String)>,
     allow_empty: bool,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, Error> {
     if keep.is_empty() && !candidates.is_empty() && !allow_empty {
-        return Err(format!(
-            "refusing to prune all {} objects: nothing is rendered (set prism.io/allow-empty-prune: \"true\" to allow)",
-            candidates.len()
-        ));
+        return Err(Error::PruneEverything(candidates.len()));
     }
     let mut deleted = Vec::new();
     for (ar, obj) in candidates {
@@ -139,10 +138,11 @@ pub async fn prune(
             propagation_policy: Some(PropagationPolicy::Background),
             ..Default::default()
         };
+        let object = format!("{} {ns}/{name}", ar.kind);
         match api.delete(&name, &params).await {
-            Ok(_) => deleted.push(format!("{} {ns}/{name}", ar.kind)),
+            Ok(_) => deleted.push(object),
             Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(format!("deleting {} {ns}/{name}: {e}", ar.kind)),
+            Err(source) => return Err(Error::Prune { object, source }),
         }
     }
     Ok(deleted)

@@ -1,36 +1,241 @@
 //! Status conditions kept like `meta.SetStatusCondition`: one per type, and
 //! `lastTransitionTime` moves only when the status flips, so an unchanged world writes nothing.
+//!
+//! Controllers say what they found with named constructors ([`Cond::ready`],
+//! [`Cond::degraded`], …) and set the Ready / Progressing / Degraded trio at once from an
+//! [`Outcome`]. Every reason the operator uses is in [`reason`].
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use prism_api::condition;
 
-/// Sets (or adds) the condition of `type_`.
-pub fn set(
-    conditions: &mut Vec<Condition>,
-    type_: &str,
-    status: bool,
-    reason: &str,
-    message: impl Into<String>,
-    generation: Option<i64>,
-    now: Timestamp,
-) {
-    let status = if status { "True" } else { "False" }.to_string();
-    let message: String = message.into();
-    let message: String = message.chars().take(32_768).collect();
-    match conditions.iter_mut().find(|c| c.type_ == type_) {
+use super::error::Error;
+
+/// Every CamelCase reason the operator puts on a condition or an event.
+pub mod reason {
+    // Ready and Progressing.
+    /// Every replica of a shard is ready on the rendered spec.
+    pub const READY: &str = "Ready";
+    /// Event: a shard stopped being ready.
+    pub const NOT_READY: &str = "NotReady";
+    /// A shard's StatefulSet, or a plugin, is moving to the rendered spec.
+    pub const ROLLING_OUT: &str = "RollingOut";
+    /// A shard's StatefulSet finished rolling out.
+    pub const ROLLED_OUT: &str = "RolledOut";
+    /// A plugin runs healthily on every shard that uses it.
+    pub const INSTALLED: &str = "Installed";
+    /// A plugin is not yet running healthily on every shard that uses it.
+    pub const INSTALLING: &str = "Installing";
+    /// A namespace is synced to Prism admin.
+    pub const SYNCED: &str = "Synced";
+    /// Reconciliation is paused by annotation.
+    pub const PAUSED: &str = "Paused";
+
+    // Degraded.
+    /// Nothing is wrong.
+    pub const HEALTHY: &str = "Healthy";
+    /// The spec cannot be rendered.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// No shard can host a namespace.
+    pub const UNSCHEDULABLE: &str = "Unschedulable";
+    /// Another writer keeps changing fields the operator sets.
+    pub const FIELD_CONFLICT: &str = "FieldConflict";
+    /// The volumes of a shard would have to shrink.
+    pub const STORAGE_SHRINK_REFUSED: &str = "StorageShrinkRefused";
+    /// Growing the volumes of a shard failed.
+    pub const STORAGE_RESIZE_FAILED: &str = "StorageResizeFailed";
+    /// Objects no longer rendered could not, or may not, be deleted.
+    pub const PRUNE_REFUSED: &str = "PruneRefused";
+    /// A plugin rollout missed its deadline and was rolled back.
+    pub const ROLLED_BACK: &str = "RolledBack";
+    /// No Prism admin endpoint is configured for a namespace's shard.
+    pub const NO_ADMIN_ENDPOINT: &str = "NoAdminEndpoint";
+    /// The Secret with a namespace's connection string cannot be read.
+    pub const SECRET_UNAVAILABLE: &str = "SecretUnavailable";
+    /// The API server refused or failed a request.
+    pub const API_ERROR: &str = "ApiError";
+    /// A finalizer could not be added or removed.
+    pub const FINALIZER_FAILED: &str = "FinalizerFailed";
+
+    // Events only.
+    /// An object no longer rendered was deleted.
+    pub const PRUNED: &str = "Pruned";
+    /// A shard's volume claims were expanded.
+    pub const VOLUMES_EXPANDED: &str = "VolumesExpanded";
+    /// A remote plugin could not be rendered.
+    pub const RENDER_FAILED: &str = "RenderFailed";
+    /// A namespace moved to another shard.
+    pub const REPLACED: &str = "Replaced";
+    /// A deleted namespace stays in Prism (reclaim policy `retain`).
+    pub const RETAINED: &str = "Retained";
+    /// A deleted namespace was revoked in Prism.
+    pub const REVOKED: &str = "Revoked";
+    /// A deleted namespace could not be revoked and was let go.
+    pub const REVOKE_ABANDONED: &str = "RevokeAbandoned";
+    /// A plugin rollout started.
+    pub const ROLLOUT_STARTED: &str = "RolloutStarted";
+    /// A shard was given a plugin's new spec.
+    pub const SHARD_UPDATING: &str = "ShardUpdating";
+    /// A shard runs a plugin's new spec healthily.
+    pub const SHARD_UPDATED: &str = "ShardUpdated";
+    /// Every shard runs a plugin's new spec healthily.
+    pub const ROLLOUT_COMPLETE: &str = "RolloutComplete";
+}
+
+/// One condition to set, before it gets its generation and transition time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cond {
+    /// Condition type, e.g. `Ready`.
+    pub type_: &'static str,
+    /// `True` or `False`.
+    pub status: bool,
+    /// CamelCase reason, from [`reason`].
+    pub reason: &'static str,
+    /// Human message.
+    pub message: String,
+}
+
+impl Cond {
+    fn new(type_: &'static str, status: bool, reason: &'static str, message: String) -> Self {
+        Self {
+            type_,
+            status,
+            reason,
+            message,
+        }
+    }
+
+    /// `Ready=True`.
+    pub fn ready(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(condition::READY, true, reason, message.into())
+    }
+
+    /// `Ready=False`.
+    pub fn not_ready(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(condition::READY, false, reason, message.into())
+    }
+
+    /// `Progressing=True`.
+    pub fn progressing(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(condition::PROGRESSING, true, reason, message.into())
+    }
+
+    /// `Progressing=False`.
+    pub fn not_progressing(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(condition::PROGRESSING, false, reason, message.into())
+    }
+
+    /// `Degraded=True`.
+    pub fn degraded(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(condition::DEGRADED, true, reason, message.into())
+    }
+
+    /// `Degraded=False` with `reason` and no message.
+    pub fn not_degraded(reason: &'static str) -> Self {
+        Self::new(condition::DEGRADED, false, reason, String::new())
+    }
+
+    /// `Degraded=False`, reason `Healthy`.
+    pub fn healthy() -> Self {
+        Self::not_degraded(reason::HEALTHY)
+    }
+
+    /// `Degraded=True` for `problem`, else `Healthy`.
+    pub fn degraded_by(problem: Option<Degradation>) -> Self {
+        match problem {
+            Some(p) => Self::degraded(p.reason, p.message),
+            None => Self::healthy(),
+        }
+    }
+
+    /// The paused condition of the `prism.io/reconcile: paused` annotation.
+    pub fn paused() -> Self {
+        Self::new(
+            condition::PAUSED,
+            true,
+            reason::PAUSED,
+            "reconciliation is paused by annotation prism.io/reconcile: paused".into(),
+        )
+    }
+}
+
+/// Why an object is degraded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Degradation {
+    /// CamelCase reason, from [`reason`].
+    pub reason: &'static str,
+    /// Human message.
+    pub message: String,
+}
+
+impl Degradation {
+    /// A degradation with `reason` and `message`.
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<&Error> for Degradation {
+    fn from(e: &Error) -> Self {
+        Self::new(e.reason(), e.to_string())
+    }
+}
+
+/// Where an object stands after a reconcile: the Ready / Progressing / Degraded trio.
+/// `progressing: None` leaves Progressing alone (namespaces have none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The Ready condition.
+    pub ready: Cond,
+    /// The Progressing condition, if the kind has one.
+    pub progressing: Option<Cond>,
+    /// The Degraded condition.
+    pub degraded: Cond,
+}
+
+impl Outcome {
+    /// Stopped by `reason` before anything was applied: not ready, not progressing, degraded.
+    pub fn blocked(reason: &'static str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self {
+            ready: Cond::not_ready(reason, message.clone()),
+            progressing: Some(Cond::not_progressing(reason, "")),
+            degraded: Cond::degraded(reason, message),
+        }
+    }
+
+    /// Not ready and degraded for `reason`; Progressing is left alone.
+    pub fn failed(reason: &'static str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self {
+            ready: Cond::not_ready(reason, message.clone()),
+            progressing: None,
+            degraded: Cond::degraded(reason, message),
+        }
+    }
+}
+
+/// Sets (or adds) `cond`.
+pub fn set(conditions: &mut Vec<Condition>, cond: Cond, generation: Option<i64>, now: Timestamp) {
+    let status = if cond.status { "True" } else { "False" }.to_string();
+    let message: String = cond.message.chars().take(32_768).collect();
+    match conditions.iter_mut().find(|c| c.type_ == cond.type_) {
         Some(c) => {
             if c.status != status {
                 c.last_transition_time = Time(now);
             }
             c.status = status;
-            c.reason = reason.into();
+            c.reason = cond.reason.into();
             c.message = message;
             c.observed_generation = generation;
         }
         None => conditions.push(Condition {
-            type_: type_.into(),
+            type_: cond.type_.into(),
             status,
-            reason: reason.into(),
+            reason: cond.reason.into(),
             message,
             observed_generation: generation,
             last_transition_time: Time(now),
@@ -39,17 +244,18 @@ pub fn set(
     conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
 }
 
-/// Marks reconciliation as paused by the `prism.io/reconcile: paused` annotation.
-pub fn set_paused(conditions: &mut Vec<Condition>, generation: Option<i64>, now: Timestamp) {
-    set(
-        conditions,
-        prism_api::condition::PAUSED,
-        true,
-        "Paused",
-        "reconciliation is paused by annotation prism.io/reconcile: paused",
-        generation,
-        now,
-    );
+/// Sets the Ready / Progressing / Degraded trio of `outcome`.
+pub fn set_outcome(
+    conditions: &mut Vec<Condition>,
+    outcome: Outcome,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    set(conditions, outcome.ready, generation, now);
+    if let Some(progressing) = outcome.progressing {
+        set(conditions, progressing, generation, now);
+    }
+    set(conditions, outcome.degraded, generation, now);
 }
 
 /// Removes the condition of `type_`, if present.
@@ -68,32 +274,81 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn find<'a>(cs: &'a [Condition], type_: &str) -> (&'a str, &'a str, &'a str) {
+        let c = cs.iter().find(|c| c.type_ == type_).expect(type_);
+        (c.status.as_str(), c.reason.as_str(), c.message.as_str())
+    }
+
     #[test]
     fn transition_time_moves_only_on_flips() {
         let t0 = Timestamp::from_second(1_000).unwrap();
         let t1 = Timestamp::from_second(2_000).unwrap();
         let mut cs = vec![];
-        set(&mut cs, "Ready", false, "Pending", "waiting", Some(1), t0);
+        set(&mut cs, Cond::not_ready("Pending", "waiting"), Some(1), t0);
         set(
             &mut cs,
-            "Ready",
-            false,
-            "Pending",
-            "still waiting",
+            Cond::not_ready("Pending", "still waiting"),
             Some(2),
             t1,
         );
         assert_eq!(cs[0].last_transition_time, Time(t0));
         assert_eq!(cs[0].message, "still waiting");
-        set(&mut cs, "Ready", true, "Ready", "ok", Some(2), t1);
+        set(&mut cs, Cond::ready("Ready", "ok"), Some(2), t1);
         assert_eq!(cs[0].last_transition_time, Time(t1));
         assert!(is_true(&cs, "Ready"));
-        set(&mut cs, "Degraded", false, "Healthy", "", Some(2), t1);
+        set(&mut cs, Cond::healthy(), Some(2), t1);
         assert_eq!(
             cs.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(),
             ["Degraded", "Ready"]
         );
         remove(&mut cs, "Degraded");
         assert_eq!(cs.len(), 1);
+    }
+
+    #[test]
+    fn a_blocked_outcome_sets_the_whole_trio() {
+        let now = Timestamp::from_second(1_000).unwrap();
+        let mut cs = vec![];
+        let outcome = Outcome::blocked(reason::INVALID_SPEC, "spec.plugins[0]: unknown");
+        set_outcome(&mut cs, outcome, Some(3), now);
+        assert_eq!(
+            find(&cs, "Ready"),
+            ("False", "InvalidSpec", "spec.plugins[0]: unknown")
+        );
+        assert_eq!(find(&cs, "Progressing"), ("False", "InvalidSpec", ""));
+        assert_eq!(
+            find(&cs, "Degraded"),
+            ("True", "InvalidSpec", "spec.plugins[0]: unknown")
+        );
+        assert!(cs.iter().all(|c| c.observed_generation == Some(3)));
+    }
+
+    #[test]
+    fn a_failed_outcome_leaves_progressing_alone() {
+        let now = Timestamp::from_second(1_000).unwrap();
+        let mut cs = vec![];
+        set_outcome(
+            &mut cs,
+            Outcome::failed(reason::UNSCHEDULABLE, "no shard"),
+            None,
+            now,
+        );
+        assert_eq!(cs.len(), 2);
+        assert_eq!(find(&cs, "Degraded"), ("True", "Unschedulable", "no shard"));
+    }
+
+    #[test]
+    fn a_conflict_degrades_and_its_absence_is_healthy() {
+        let conflict = Degradation::new(reason::FIELD_CONFLICT, "rival owns .spec.replicas");
+        assert_eq!(
+            Cond::degraded_by(Some(conflict)),
+            Cond::degraded("FieldConflict", "rival owns .spec.replicas")
+        );
+        assert_eq!(Cond::degraded_by(None), Cond::not_degraded("Healthy"));
+        let paused = Cond::paused();
+        assert_eq!(
+            (paused.type_, paused.reason),
+            ("ReconciliationPaused", "Paused")
+        );
     }
 }

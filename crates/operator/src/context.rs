@@ -9,6 +9,7 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::ApiResource;
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -17,6 +18,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::apply::{CHILD_KINDS, FIELD_MANAGER, api_resource};
+use super::children::Contests;
+use super::error::Error;
 use super::metrics::Metrics;
 use k8s_openapi::api::core::v1::Pod;
 
@@ -71,33 +74,10 @@ pub struct Ctx {
     pub pods: Store<Pod>,
     /// Prism admin clients by endpoint.
     pub admin: AdminPool,
+    /// Objects another writer keeps changing.
+    pub contests: Contests,
     failures: Mutex<HashMap<String, u32>>,
     registered: Mutex<HashSet<(String, String)>>,
-    reapplies: Mutex<HashMap<String, Reapplied>>,
-}
-
-/// How often an object had to be applied with the same content, since when.
-struct Reapplied {
-    hash: String,
-    times: u32,
-    since: std::time::Instant,
-}
-
-/// Applies of unchanged content within [`CONTEST_WINDOW`] after which another writer is assumed
-/// to be fighting over the object.
-const CONTEST_LIMIT: u32 = 3;
-/// The window in which repeated applies count.
-const CONTEST_WINDOW: Duration = Duration::from_secs(60);
-
-/// What applying a child came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Applied {
-    /// The live object already matched.
-    Unchanged,
-    /// It was applied.
-    Applied,
-    /// Something else keeps changing fields we set; the message names it and the fields.
-    Contested(String),
 }
 
 /// The caches a context is built from.
@@ -124,6 +104,22 @@ impl Ctx {
     ) -> Option<std::sync::Arc<DynamicObject>> {
         let (ar, store) = self.children.get(kind)?;
         store.get(&ObjectRef::new_with(name, ar.clone()).within(namespace))
+    }
+
+    /// A cached child as its typed object, e.g. a `StatefulSet`.
+    pub fn typed_child<K>(&self, namespace: &str, name: &str) -> Option<K>
+    where
+        K: Resource<DynamicType = ()> + DeserializeOwned,
+    {
+        let kind = K::kind(&());
+        let obj = self.child(&kind, namespace, name)?;
+        match (*obj).clone().try_parse::<K>() {
+            Ok(typed) => Some(typed),
+            Err(e) => {
+                tracing::warn!(error = %e, %kind, namespace, name, "cached object does not parse");
+                None
+            }
+        }
     }
 
     /// Cached children of `owner_uid` in `namespace` labelled `label=value`, across all kinds.
@@ -175,7 +171,7 @@ impl Ctx {
     }
 
     /// Replaces the status of `obj` with `status` (server-side apply of the status subresource).
-    pub async fn patch_status<K, S>(&self, obj: &K, status: &S) -> kube::Result<()>
+    pub async fn patch_status<K, S>(&self, obj: &K, status: &S) -> Result<(), Error>
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
         K: Resource<Scope = kube::core::NamespaceResourceScope>,
@@ -213,14 +209,6 @@ impl Ctx {
     }
 }
 
-/// A reconcile that failed on an API request; it is retried with per-object backoff.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The API server refused or failed a request.
-    #[error("{0}")]
-    Kube(#[from] kube::Error),
-}
-
 /// `Kind/namespace/name` of an object: its key for backoff and logs.
 pub fn object_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
     format!(
@@ -234,15 +222,15 @@ pub fn object_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
 impl Ctx {
     /// Runs one reconciliation of `key` for `controller`: times it, counts its result, and
     /// forgets the object's failures when it succeeds.
-    pub async fn measured<E>(
+    pub async fn measured(
         &self,
         controller: &str,
         key: &str,
-        reconcile: impl std::future::Future<Output = Result<kube::runtime::controller::Action, E>>,
-    ) -> Result<kube::runtime::controller::Action, E> {
+        reconcile: impl std::future::Future<Output = Result<Action, Error>>,
+    ) -> Result<Action, Error> {
         let timer = self.metrics.start(controller);
         let result = reconcile.await;
-        timer.finish(if result.is_ok() { "success" } else { "error" });
+        timer.finish(result.as_ref().map(drop).map_err(Error::metric_label));
         if result.is_ok() {
             self.succeeded(key);
         }
@@ -250,14 +238,10 @@ impl Ctx {
     }
 
     /// What every controller does after a failure: log it and back off per object.
-    pub fn retry_later(
-        &self,
-        key: &str,
-        err: &dyn std::fmt::Display,
-    ) -> kube::runtime::controller::Action {
+    pub fn retry_later(&self, key: &str, err: &Error) -> Action {
         let wait = self.backoff(key);
         tracing::warn!(object = %key, error = %err, retry_in = ?wait, "reconcile failed");
-        kube::runtime::controller::Action::requeue(wait)
+        Action::requeue(wait)
     }
 }
 
@@ -292,6 +276,14 @@ where
     }
 }
 
+/// Namespaced or cluster-wide API of a child kind, per the settings.
+pub fn dynamic_api(client: &Client, settings: &Settings, ar: &ApiResource) -> Api<DynamicObject> {
+    match &settings.watch_namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
+        None => Api::all_with(client.clone(), ar),
+    }
+}
+
 /// A reflector (cache + the future that keeps it fed) of `api`.
 pub fn reflect<K>(
     api: Api<K>,
@@ -315,6 +307,11 @@ where
     (reader, Box::pin(stream))
 }
 
+/// Watches of the operator's children: objects labelled as managed by us.
+pub fn managed_children() -> watcher::Config {
+    watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"))
+}
+
 /// Reflectors of every child kind, labelled as managed by us.
 pub fn reflect_children(
     client: &Client,
@@ -322,17 +319,12 @@ pub fn reflect_children(
 ) -> (ChildStores, Vec<futures::future::BoxFuture<'static, ()>>) {
     let mut stores = BTreeMap::new();
     let mut tasks = Vec::new();
-    let config =
-        watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
     for (version, kind, _) in CHILD_KINDS {
         let ar = api_resource(version, kind).expect("child kinds are known");
-        let api: Api<DynamicObject> = match &settings.watch_namespace {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-            None => Api::all_with(client.clone(), &ar),
-        };
+        let api = dynamic_api(client, settings, &ar);
         let writer = reflector::store::Writer::new(ar.clone());
         let reader = writer.as_reader();
-        let stream = watcher(api, config.clone())
+        let stream = watcher(api, managed_children())
             .default_backoff()
             .modify(|o| o.managed_fields_mut().clear())
             .reflect(writer)
@@ -370,7 +362,7 @@ impl Ctx {
             admin,
             failures: Mutex::new(HashMap::new()),
             registered: Mutex::new(HashSet::new()),
-            reapplies: Mutex::new(HashMap::new()),
+            contests: Contests::default(),
         })
     }
 
@@ -388,57 +380,6 @@ impl Ctx {
             .lock()
             .expect("not poisoned")
             .remove(&(endpoint.to_string(), uid.to_string()));
-    }
-
-    /// Applies a child when it differs from `live`, without fighting: when the same content had
-    /// to be applied again and again within a minute (another writer keeps changing fields we
-    /// set), the conflict is reported instead of applied, until the minute is over.
-    pub async fn apply_child(
-        &self,
-        ar: &ApiResource,
-        desired: &serde_json::Value,
-        live: Option<&serde_json::Value>,
-    ) -> kube::Result<Applied> {
-        if !super::apply::needs_apply(desired, live) {
-            return Ok(Applied::Unchanged);
-        }
-        let id = format!(
-            "{}/{}/{}",
-            ar.kind,
-            desired["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or_default(),
-            desired["metadata"]["name"].as_str().unwrap_or_default()
-        );
-        let hash = super::apply::applied_hash(desired);
-        let contested = {
-            let mut map = self.reapplies.lock().expect("not poisoned");
-            let now = std::time::Instant::now();
-            let entry = map.entry(id.clone()).or_insert(Reapplied {
-                hash: hash.clone(),
-                times: 0,
-                since: now,
-            });
-            if entry.hash != hash || entry.since.elapsed() > CONTEST_WINDOW {
-                *entry = Reapplied {
-                    hash,
-                    times: 0,
-                    since: now,
-                };
-            }
-            entry.times += 1;
-            entry.times > CONTEST_LIMIT
-        };
-        if contested {
-            let why = match super::apply::apply(&self.client, ar, desired, false, true).await {
-                Err(kube::Error::Api(e)) if e.code == 409 => e.message,
-                _ => "the object keeps changing after every apply".to_string(),
-            };
-            return Ok(Applied::Contested(format!("{id}: {why}")));
-        }
-        super::apply::apply(&self.client, ar, desired, true, false).await?;
-        self.metrics.write(&ar.kind, "apply");
-        Ok(Applied::Applied)
     }
 
     /// Forgets every registration with `endpoint` (its admin may have lost its state).

@@ -1,5 +1,5 @@
 //! Prometheus metrics named like controller-runtime's, so dashboards and alerts carry over:
-//! `prism_operator_reconcile_total{controller,result}`, `..._reconcile_errors_total`,
+//! `prism_operator_reconcile_total{controller,result}`, `..._reconcile_errors_total{controller,reason}`,
 //! `..._reconcile_time_seconds`, `..._active_workers`, plus applies and leadership.
 
 use std::time::Instant;
@@ -23,6 +23,12 @@ struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    controller: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: String,
     operation: String,
@@ -36,7 +42,7 @@ fn reconcile_histogram() -> Histogram {
 pub struct Metrics {
     registry: Registry,
     reconciles: Family<ResultLabels, Counter>,
-    errors: Family<ControllerLabels, Counter>,
+    errors: Family<ErrorLabels, Counter>,
     durations: Family<ControllerLabels, Histogram, fn() -> Histogram>,
     active: Family<ControllerLabels, Gauge>,
     writes: Family<KindLabels, Counter>,
@@ -54,7 +60,7 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("prism_operator");
         let reconciles = Family::<ResultLabels, Counter>::default();
-        let errors = Family::<ControllerLabels, Counter>::default();
+        let errors = Family::<ErrorLabels, Counter>::default();
         let durations =
             Family::<ControllerLabels, Histogram, fn() -> Histogram>::new_with_constructor(
                 reconcile_histogram as fn() -> Histogram,
@@ -69,7 +75,7 @@ impl Metrics {
         );
         registry.register(
             "reconcile_errors",
-            "Reconciliations that returned an error",
+            "Reconciliations that returned an error, by where it came from",
             errors.clone(),
         );
         registry.register(
@@ -148,17 +154,22 @@ pub struct ReconcileTimer<'a> {
 }
 
 impl ReconcileTimer<'_> {
-    /// Records the outcome: `success`, `requeue_after` or `error`.
-    pub fn finish(self, result: &str) {
+    /// Records the outcome: success, or an error counted under its `reason` label.
+    pub fn finish(self, outcome: Result<(), &str>) {
         let m = self.metrics;
         m.reconciles
             .get_or_create(&ResultLabels {
                 controller: self.labels.controller.clone(),
-                result: result.to_string(),
+                result: if outcome.is_ok() { "success" } else { "error" }.to_string(),
             })
             .inc();
-        if result == "error" {
-            m.errors.get_or_create(&self.labels).inc();
+        if let Err(reason) = outcome {
+            m.errors
+                .get_or_create(&ErrorLabels {
+                    controller: self.labels.controller.clone(),
+                    reason: reason.to_string(),
+                })
+                .inc();
         }
         m.durations
             .get_or_create(&self.labels)
@@ -179,8 +190,8 @@ mod tests {
     #[test]
     fn exposes_controller_runtime_style_names() {
         let m = Metrics::new();
-        m.start("prismshard").finish("success");
-        m.start("prismshard").finish("error");
+        m.start("prismshard").finish(Ok(()));
+        m.start("prismshard").finish(Err("admin"));
         m.write("StatefulSet", "apply");
         let text = m.encode();
         assert!(
@@ -190,7 +201,9 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("prism_operator_reconcile_errors_total{controller=\"prismshard\"} 1"),
+            text.contains(
+                "prism_operator_reconcile_errors_total{controller=\"prismshard\",reason=\"admin\"} 1"
+            ),
             "{text}"
         );
         assert!(

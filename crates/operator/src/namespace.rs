@@ -3,8 +3,12 @@
 //! registering the shard's ready pods as proxies first. Admin failures become conditions,
 //! Warning events and per-object backoff; a periodic resync re-creates what an emptied admin
 //! lost. Deletion goes through a finalizer and the namespace's reclaim policy.
+//!
+//! One sync: observe the shards and their ready pods, place the namespace (pure), push it to
+//! Prism admin, derive the status (pure), write it once.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Pod, Secret};
@@ -13,10 +17,12 @@ use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 
-use super::conditions::{remove, set, set_paused};
-use super::context::{Ctx, object_key, paused};
+use super::conditions::{Cond, Outcome, reason, set_outcome};
+use super::context::{Ctx, object_key};
+use super::error::Error;
+use super::status;
 use prism_admin::{AdminError, namespace_config, proto};
-use prism_api::{PrismNamespace, PrismNamespaceStatus, PrismShard, ReclaimPolicy, condition};
+use prism_api::{NamespaceState, PrismNamespace, PrismNamespaceStatus, PrismShard, ReclaimPolicy};
 use prism_render::render::contract::{DATA_PORT, image_tag, shard_fullname};
 use prism_render::render::placement::place;
 
@@ -27,21 +33,8 @@ pub const FINALIZER: &str = "prism.io/namespace-sync";
 /// Annotation that lets a deletion finish without reaching Prism admin.
 pub const FORCE_DELETE: &str = "prism.io/force-delete";
 
-/// A reconcile failed; it is retried with per-object backoff.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The API server refused or failed a request.
-    #[error("{0}")]
-    Kube(#[from] kube::Error),
-    /// Prism admin could not be reached or refused (the message never carries secrets).
-    #[error("Prism admin: {0}")]
-    Admin(#[from] AdminError),
-    /// The finalizer could not be added or removed, or its step failed.
-    #[error("{0}")]
-    Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
-}
-
 /// Reconciles one namespace.
+#[tracing::instrument(skip_all, fields(object = %object_key(&*ns)))]
 pub async fn reconcile(ns: Arc<PrismNamespace>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let api: Api<PrismNamespace> =
         Api::namespaced(ctx.client.clone(), &ns.namespace().unwrap_or_default());
@@ -51,13 +44,131 @@ pub async fn reconcile(ns: Arc<PrismNamespace>, ctx: Arc<Ctx>) -> Result<Action,
             Finalizer::Cleanup(ns) => cleanup(&ns, &ctx).await,
         }
     });
-    let run = async { run.await.map_err(|e| Error::Finalizer(Box::new(e))) };
+    let run = async { run.await.map_err(Error::from) };
     ctx.measured(CONTROLLER, &object_key(&*ns), run).await
 }
 
 /// Backs off per object after a failure.
 pub fn error_policy(ns: Arc<PrismNamespace>, err: &Error, ctx: Arc<Ctx>) -> Action {
     ctx.retry_later(&object_key(&*ns), err)
+}
+
+async fn sync(ns: &PrismNamespace, ctx: &Ctx) -> Result<Action, Error> {
+    let (old, mut status) = status::begin(ns);
+    if let Some(action) = status::pause_if_paused(ctx, ns, &old, &mut status).await? {
+        return Ok(action);
+    }
+    let now = Timestamp::now();
+    let shards = live_shards(ctx, ns);
+    let placement = match place(ns, shards.iter().map(|s| &**s)) {
+        Ok(placement) => placement,
+        Err(why) => {
+            unschedulable_status(&mut status, &why, now);
+            if status::write(ctx, ns, &old, &status).await? {
+                ctx.event(ns, true, reason::UNSCHEDULABLE, why).await;
+            }
+            return Ok(Action::requeue(ctx.settings.resync));
+        }
+    };
+    let shard = shards
+        .iter()
+        .find(|s| s.name_any() == placement.shard)
+        .expect("placed on a listed shard");
+    if let Some(previous) = old.shard.as_deref().filter(|p| *p != placement.shard) {
+        let note = format!(
+            "moved from shard {previous} to {} ({placement})",
+            placement.shard
+        );
+        ctx.event(ns, false, reason::REPLACED, note).await;
+    }
+    let pods = ready_pods(ctx, &ns.namespace().unwrap_or_default(), &placement.shard);
+    let synced = push(ctx, ns, shard, &pods).await;
+    let instances = pods.iter().map(|p| p.name_any()).collect();
+    placed_status(&mut status, &placement.shard, instances, &synced, now);
+    let action = match &synced {
+        Ok(_) => {
+            ctx.succeeded(&object_key(ns));
+            Action::requeue(ctx.settings.resync)
+        }
+        Err(e) => {
+            ctx.event(ns, true, e.reason(), e.to_string()).await;
+            Action::requeue(ctx.backoff(&object_key(ns)))
+        }
+    };
+    status::write(ctx, ns, &old, &status).await?;
+    Ok(action)
+}
+
+/// The shards in the namespace's Kubernetes namespace that are not being deleted.
+fn live_shards(ctx: &Ctx, ns: &PrismNamespace) -> Vec<Arc<PrismShard>> {
+    ctx.shards
+        .state()
+        .into_iter()
+        .filter(|s| s.namespace() == ns.namespace() && s.metadata.deletion_timestamp.is_none())
+        .collect()
+}
+
+/// The status of a namespace no shard can host.
+pub fn unschedulable_status(status: &mut PrismNamespaceStatus, why: &str, now: Timestamp) {
+    status.state = Some(NamespaceState::Pending);
+    status.prism_instances.clear();
+    let outcome = Outcome::failed(reason::UNSCHEDULABLE, why);
+    set_outcome(
+        &mut status.conditions,
+        outcome,
+        status.observed_generation,
+        now,
+    );
+}
+
+/// The status of a namespace placed on `shard` (with proxy pods `instances`) after pushing it
+/// to Prism admin came to `synced`.
+pub fn placed_status(
+    status: &mut PrismNamespaceStatus,
+    shard: &str,
+    instances: Vec<String>,
+    synced: &Result<proto::CreateNamespaceResponse, Error>,
+    now: Timestamp,
+) {
+    if status
+        .shard
+        .as_deref()
+        .is_some_and(|previous| previous != shard)
+    {
+        status.assigned_partition = None;
+        status.assigned_proxy = None;
+    }
+    status.shard = Some(shard.to_string());
+    status.prism_instances = instances;
+    let outcome = match synced {
+        Ok(resp) => {
+            status.state = Some(NamespaceState::Active);
+            status.assigned_partition = Some(resp.assigned_partition);
+            status.assigned_proxy = Some(resp.assigned_proxy.clone()).filter(|p| !p.is_empty());
+            status.health = None;
+            Outcome {
+                ready: Cond::ready(
+                    reason::SYNCED,
+                    format!("synced to Prism admin on shard {shard}"),
+                ),
+                progressing: None,
+                degraded: Cond::not_degraded(reason::SYNCED),
+            }
+        }
+        Err(e) => {
+            status.state = Some(match e.is_retryable() {
+                true => NamespaceState::Pending,
+                false => NamespaceState::Failed,
+            });
+            Outcome::failed(e.reason(), e.to_string())
+        }
+    };
+    set_outcome(
+        &mut status.conditions,
+        outcome,
+        status.observed_generation,
+        now,
+    );
 }
 
 /// Ready proxy pods of `shard`, sorted by name.
@@ -94,8 +205,20 @@ fn admin_endpoint(ctx: &Ctx, shard: &PrismShard) -> Option<String> {
         .or_else(|| ctx.settings.admin_endpoint.clone())
 }
 
+/// Upserts the namespace into the Prism admin of `shard`, with the proxies `pods`.
+async fn push(
+    ctx: &Ctx,
+    ns: &PrismNamespace,
+    shard: &PrismShard,
+    pods: &[Arc<Pod>],
+) -> Result<proto::CreateNamespaceResponse, Error> {
+    let endpoint = admin_endpoint(ctx, shard).ok_or(Error::NoAdminEndpoint)?;
+    let connection = connection_string(ctx, ns).await?;
+    Ok(upsert(ctx, ns, shard, &endpoint, pods, connection.as_deref()).await?)
+}
+
 /// Reads a Secret-referenced connection string; the value is never logged or reported.
-async fn connection_string(ctx: &Ctx, ns: &PrismNamespace) -> Result<Option<String>, String> {
+async fn connection_string(ctx: &Ctx, ns: &PrismNamespace) -> Result<Option<String>, Error> {
     let Some(from) = &ns.spec.connection_string_from else {
         return Ok(None);
     };
@@ -103,8 +226,11 @@ async fn connection_string(ctx: &Ctx, ns: &PrismNamespace) -> Result<Option<Stri
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns.namespace().unwrap_or_default());
     let secret = match api.get_opt(&r.name).await {
         Ok(Some(s)) => s,
-        Ok(None) => return Err(format!("Secret {} not found", r.name)),
-        Err(e) => return Err(format!("reading Secret {}: {}", r.name, status_reason(&e))),
+        Ok(None) => return Err(Error::Secret(format!("Secret {} not found", r.name))),
+        Err(e) => {
+            let why = format!("reading Secret {}: {}", r.name, status_reason(&e));
+            return Err(Error::Secret(why));
+        }
     };
     let bytes = secret
         .data
@@ -118,10 +244,10 @@ async fn connection_string(ctx: &Ctx, ns: &PrismNamespace) -> Result<Option<Stri
                 .and_then(|d| d.get(&r.key))
                 .map(|s| s.clone().into_bytes())
         })
-        .ok_or_else(|| format!("Secret {} has no key {}", r.name, r.key))?;
+        .ok_or_else(|| Error::Secret(format!("Secret {} has no key {}", r.name, r.key)))?;
     String::from_utf8(bytes)
         .map(Some)
-        .map_err(|_| format!("Secret {} key {} is not UTF-8", r.name, r.key))
+        .map_err(|_| Error::Secret(format!("Secret {} key {} is not UTF-8", r.name, r.key)))
 }
 
 /// An API error without its (possibly object-echoing) body.
@@ -130,145 +256,6 @@ fn status_reason(e: &kube::Error) -> String {
         kube::Error::Api(s) => format!("{} ({})", s.reason, s.code),
         other => other.to_string(),
     }
-}
-
-async fn sync(ns: &PrismNamespace, ctx: &Ctx) -> Result<Action, Error> {
-    let k8s_ns = ns.namespace().unwrap_or_default();
-    let generation = ns.metadata.generation;
-    let now = Timestamp::now();
-    let old = ns.status.clone().unwrap_or_default();
-    let mut status = old.clone();
-    status.observed_generation = generation;
-    if paused(ns) {
-        set_paused(&mut status.conditions, generation, now);
-        write_status(ctx, ns, &old, &status).await?;
-        return Ok(Action::await_change());
-    }
-    remove(&mut status.conditions, condition::PAUSED);
-
-    let shards: Vec<Arc<PrismShard>> = ctx
-        .shards
-        .state()
-        .into_iter()
-        .filter(|s| {
-            s.namespace().as_deref() == Some(k8s_ns.as_str())
-                && s.metadata.deletion_timestamp.is_none()
-        })
-        .collect();
-    let placement = match place(ns, shards.iter().map(|s| &**s)) {
-        Ok(p) => p,
-        Err(why) => {
-            status.state = Some("Pending".into());
-            status.prism_instances.clear();
-            set(
-                &mut status.conditions,
-                condition::READY,
-                false,
-                "Unschedulable",
-                why.clone(),
-                generation,
-                now,
-            );
-            set(
-                &mut status.conditions,
-                condition::DEGRADED,
-                true,
-                "Unschedulable",
-                why.clone(),
-                generation,
-                now,
-            );
-            if write_status(ctx, ns, &old, &status).await? {
-                ctx.event(ns, true, "Unschedulable", why).await;
-            }
-            return Ok(Action::requeue(ctx.settings.resync));
-        }
-    };
-    let shard = shards
-        .iter()
-        .find(|s| s.name_any() == placement.shard)
-        .expect("placed on a listed shard");
-    if let Some(previous) = old.shard.as_deref().filter(|p| *p != placement.shard) {
-        let note = format!(
-            "moved from shard {previous} to {} ({placement})",
-            placement.shard
-        );
-        ctx.event(ns, false, "Replaced", note).await;
-        status.assigned_partition = None;
-        status.assigned_proxy = None;
-    }
-    status.shard = Some(placement.shard.clone());
-    let pods = ready_pods(ctx, &k8s_ns, &placement.shard);
-    status.prism_instances = pods.iter().map(|p| p.name_any()).collect();
-
-    let outcome = match admin_endpoint(ctx, shard) {
-        None => Err((
-            "NoAdminEndpoint",
-            "neither the shard's spec.adminEndpoint nor the operator's --admin-endpoint is set"
-                .to_string(),
-            false,
-        )),
-        Some(endpoint) => match connection_string(ctx, ns).await {
-            Err(why) => Err(("SecretUnavailable", why, true)),
-            Ok(conn) => upsert(ctx, ns, shard, &endpoint, &pods, conn.as_deref())
-                .await
-                .map_err(|e| (e.reason(), e.to_string(), e.is_retryable())),
-        },
-    };
-    let action = match outcome {
-        Ok(resp) => {
-            status.state = Some("Active".into());
-            status.assigned_partition = Some(resp.assigned_partition);
-            status.assigned_proxy = Some(resp.assigned_proxy).filter(|p| !p.is_empty());
-            status.health = None;
-            let msg = format!("synced to Prism admin on shard {}", placement.shard);
-            set(
-                &mut status.conditions,
-                condition::READY,
-                true,
-                "Synced",
-                msg,
-                generation,
-                now,
-            );
-            set(
-                &mut status.conditions,
-                condition::DEGRADED,
-                false,
-                "Synced",
-                "",
-                generation,
-                now,
-            );
-            ctx.succeeded(&object_key(ns));
-            Action::requeue(ctx.settings.resync)
-        }
-        Err((reason, why, retryable)) => {
-            status.state = Some(if retryable { "Pending" } else { "Failed" }.into());
-            set(
-                &mut status.conditions,
-                condition::READY,
-                false,
-                reason,
-                why.clone(),
-                generation,
-                now,
-            );
-            set(
-                &mut status.conditions,
-                condition::DEGRADED,
-                true,
-                reason,
-                why.clone(),
-                generation,
-                now,
-            );
-            ctx.event(ns, true, reason, why).await;
-            Action::requeue(ctx.backoff(&object_key(ns)))
-        }
-    };
-    write_status(ctx, ns, &old, &status).await?;
-    Ok(action)
 }
 
 /// Registers the shard's ready pods as proxies (idempotent), then upserts the namespace.
@@ -281,29 +268,12 @@ async fn upsert(
     connection: Option<&str>,
 ) -> Result<proto::CreateNamespaceResponse, AdminError> {
     let client = ctx.admin.client(endpoint)?;
-    let shard_name = shard.name_any();
-    let k8s_ns = shard.namespace().unwrap_or_default();
-    let image = shard.spec.image.clone().unwrap_or_default();
     for pod in pods {
-        let proxy = pod.name_any();
         let uid = pod.uid().unwrap_or_default();
         if !ctx.mark_registered(endpoint, &uid) {
             continue;
         }
-        let reg = proto::ProxyRegistration {
-            proxy_id: proxy.clone(),
-            address: format!(
-                "{proxy}.{}-headless.{k8s_ns}.svc:{DATA_PORT}",
-                shard_fullname(&shard_name)
-            ),
-            region: String::new(),
-            version: image_tag(&image).to_string(),
-            capabilities: shard.spec.backends.clone(),
-            metadata: [("prism.io/shard".to_string(), shard_name.clone())]
-                .into_iter()
-                .collect(),
-        };
-        if let Err(e) = client.register_proxy(reg).await {
+        if let Err(e) = client.register_proxy(registration(shard, pod)).await {
             ctx.forget_registered(endpoint, &uid);
             return Err(e);
         }
@@ -311,7 +281,7 @@ async fn upsert(
     let request = proto::CreateNamespaceRequest {
         namespace: ns.name_any(),
         requesting_proxy: pods.first().map(|p| p.name_any()).unwrap_or_default(),
-        config: Some(namespace_config(ns, &shard_name, connection)),
+        config: Some(namespace_config(ns, &shard.name_any(), connection)),
         principal: prism_admin::MANAGER.to_string(),
     };
     match client.create_namespace(request).await {
@@ -324,25 +294,68 @@ async fn upsert(
     }
 }
 
+/// The proxy registration of one of the shard's pods.
+fn registration(shard: &PrismShard, pod: &Pod) -> proto::ProxyRegistration {
+    let proxy = pod.name_any();
+    let shard_name = shard.name_any();
+    let k8s_ns = shard.namespace().unwrap_or_default();
+    let image = shard.spec.image.clone().unwrap_or_default();
+    proto::ProxyRegistration {
+        proxy_id: proxy.clone(),
+        address: format!(
+            "{proxy}.{}-headless.{k8s_ns}.svc:{DATA_PORT}",
+            shard_fullname(&shard_name)
+        ),
+        region: String::new(),
+        version: image_tag(&image).to_string(),
+        capabilities: shard.spec.backends.clone(),
+        metadata: [("prism.io/shard".to_string(), shard_name)]
+            .into_iter()
+            .collect(),
+    }
+}
+
 async fn cleanup(ns: &PrismNamespace, ctx: &Ctx) -> Result<Action, Error> {
-    let policy = ns.spec.reclaim_policy.unwrap_or_default();
-    if policy == ReclaimPolicy::Retain {
-        ctx.event(
-            ns,
-            false,
-            "Retained",
-            "reclaimPolicy is retain: the namespace stays in Prism".to_string(),
-        )
-        .await;
+    if ns.spec.reclaim_policy.unwrap_or_default() == ReclaimPolicy::Retain {
+        let note = "reclaimPolicy is retain: the namespace stays in Prism".to_string();
+        ctx.event(ns, false, reason::RETAINED, note).await;
         return Ok(Action::await_change());
     }
-    let old = ns.status.clone().unwrap_or_default();
-    let mut status = old.clone();
-    if status.state.as_deref() != Some("Terminating") {
-        status.state = Some("Terminating".into());
-        status.observed_generation = ns.metadata.generation;
-        write_status(ctx, ns, &old, &status).await?;
+    let (old, mut status) = status::begin(ns);
+    if status.state != Some(NamespaceState::Terminating) {
+        status.state = Some(NamespaceState::Terminating);
+        status::write(ctx, ns, &old, &status).await?;
     }
+    let Err(e) = revoke(ctx, ns, &status).await else {
+        let note = "revoked in Prism admin (reclaimPolicy delete)".to_string();
+        ctx.event(ns, false, reason::REVOKED, note).await;
+        return Ok(Action::await_change());
+    };
+    let deadline = ctx.settings.deletion_deadline;
+    match abandon_reason(ns, deadline, Timestamp::now()) {
+        Some(why) => {
+            let note =
+                format!("could not revoke in Prism admin ({e}); deleting anyway because {why}");
+            ctx.event(ns, true, reason::REVOKE_ABANDONED, note).await;
+            Ok(Action::await_change())
+        }
+        None => {
+            let note = format!(
+                "revoking in Prism admin failed: {e}; will retry until the deletion deadline"
+            );
+            ctx.event(ns, true, e.reason(), note).await;
+            Err(e.into())
+        }
+    }
+}
+
+/// Revokes the namespace in the Prism admin of the shard it was placed on (else the
+/// operator's default admin).
+async fn revoke(
+    ctx: &Ctx,
+    ns: &PrismNamespace,
+    status: &PrismNamespaceStatus,
+) -> Result<(), AdminError> {
     let shard = status.shard.as_deref().and_then(|s| {
         ctx.shards
             .state()
@@ -352,74 +365,189 @@ async fn cleanup(ns: &PrismNamespace, ctx: &Ctx) -> Result<Action, Error> {
     let endpoint = shard
         .as_deref()
         .and_then(|s| admin_endpoint(ctx, s))
-        .or_else(|| ctx.settings.admin_endpoint.clone());
-    let revoked = match endpoint {
-        None => Err(AdminError::InvalidEndpoint(
-            "no Prism admin endpoint is known for this namespace".into(),
-        )),
-        Some(endpoint) => match ctx.admin.client(&endpoint) {
-            Err(e) => Err(e),
-            Ok(client) => client
-                .revoke_namespace(proto::NamespaceRevocation {
-                    proxy_id: status.assigned_proxy.clone().unwrap_or_default(),
-                    namespace: ns.name_any(),
-                    graceful_timeout_seconds: 30,
-                })
-                .await
-                .map(drop),
-        },
-    };
-    match revoked {
-        Ok(()) => {
-            ctx.event(
-                ns,
-                false,
-                "Revoked",
-                "revoked in Prism admin (reclaimPolicy delete)".to_string(),
+        .or_else(|| ctx.settings.admin_endpoint.clone())
+        .ok_or_else(|| {
+            AdminError::InvalidEndpoint(
+                "no Prism admin endpoint is known for this namespace".into(),
             )
-            .await;
-            Ok(Action::await_change())
-        }
-        Err(e) => {
-            let forced = ns.annotations().get(FORCE_DELETE).map(String::as_str) == Some("true");
-            let waited = ns
-                .meta()
-                .deletion_timestamp
-                .as_ref()
-                .map(|t| Timestamp::now().as_second() - t.0.as_second())
-                .unwrap_or(0);
-            if forced || waited >= ctx.settings.deletion_deadline.as_secs() as i64 {
-                let why = if forced {
-                    "annotation prism.io/force-delete"
-                } else {
-                    "the deletion deadline passed"
-                };
-                ctx.event(
-                    ns,
-                    true,
-                    "RevokeAbandoned",
-                    format!("could not revoke in Prism admin ({e}); deleting anyway because {why}"),
-                )
-                .await;
-                Ok(Action::await_change())
-            } else {
-                ctx.event(ns, true, e.reason(), format!("revoking in Prism admin failed: {e}; will retry until the deletion deadline")).await;
-                Err(e.into())
-            }
-        }
+        })?;
+    let revocation = proto::NamespaceRevocation {
+        proxy_id: status.assigned_proxy.clone().unwrap_or_default(),
+        namespace: ns.name_any(),
+        graceful_timeout_seconds: 30,
+    };
+    ctx.admin
+        .client(&endpoint)?
+        .revoke_namespace(revocation)
+        .await
+        .map(drop)
+}
+
+/// Why a deletion stops waiting for Prism admin, if it does: the force-delete annotation, or
+/// `deadline` passed since the deletion began.
+pub fn abandon_reason(
+    ns: &PrismNamespace,
+    deadline: Duration,
+    now: Timestamp,
+) -> Option<&'static str> {
+    let forced = ns.annotations().get(FORCE_DELETE).map(String::as_str) == Some("true");
+    let waited = ns
+        .meta()
+        .deletion_timestamp
+        .as_ref()
+        .map(|t| now.as_second() - t.0.as_second())
+        .unwrap_or(0);
+    if forced {
+        Some("annotation prism.io/force-delete")
+    } else if waited >= deadline.as_secs() as i64 {
+        Some("the deletion deadline passed")
+    } else {
+        None
     }
 }
 
-/// Writes the status when it changed; returns whether it did.
-async fn write_status(
-    ctx: &Ctx,
-    ns: &PrismNamespace,
-    old: &PrismNamespaceStatus,
-    new: &PrismNamespaceStatus,
-) -> Result<bool, Error> {
-    if old == new {
-        return Ok(false);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_700_000_000).unwrap()
     }
-    ctx.patch_status(ns, new).await?;
-    Ok(true)
+
+    fn draft() -> PrismNamespaceStatus {
+        PrismNamespaceStatus {
+            observed_generation: Some(2),
+            ..Default::default()
+        }
+    }
+
+    fn condition<'a>(status: &'a PrismNamespaceStatus, type_: &str) -> (&'a str, &'a str, &'a str) {
+        let c = status.conditions.iter().find(|c| c.type_ == type_).unwrap();
+        (c.status.as_str(), c.reason.as_str(), c.message.as_str())
+    }
+
+    fn synced(partition: i32, proxy: &str) -> Result<proto::CreateNamespaceResponse, Error> {
+        Ok(proto::CreateNamespaceResponse {
+            success: true,
+            assigned_partition: partition,
+            assigned_proxy: proxy.into(),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn a_namespace_no_shard_fits_is_unschedulable() {
+        let mut status = draft();
+        status.prism_instances = vec!["prism-a-0".into()];
+        unschedulable_status(&mut status, "no shard has sla_tier gold", now());
+        assert_eq!(status.state, Some(NamespaceState::Pending));
+        assert!(status.prism_instances.is_empty());
+        let why = "no shard has sla_tier gold";
+        assert_eq!(condition(&status, "Ready"), ("False", "Unschedulable", why));
+        assert_eq!(
+            condition(&status, "Degraded"),
+            ("True", "Unschedulable", why)
+        );
+        assert!(!status.conditions.iter().any(|c| c.type_ == "Progressing"));
+    }
+
+    #[test]
+    fn a_synced_namespace_is_active() {
+        let mut status = draft();
+        let pods = vec!["prism-a-0".to_string()];
+        placed_status(&mut status, "a", pods, &synced(7, "prism-a-0"), now());
+        assert_eq!(status.state, Some(NamespaceState::Active));
+        assert_eq!(status.shard.as_deref(), Some("a"));
+        assert_eq!(status.assigned_partition, Some(7));
+        assert_eq!(status.assigned_proxy.as_deref(), Some("prism-a-0"));
+        assert_eq!(
+            condition(&status, "Ready"),
+            ("True", "Synced", "synced to Prism admin on shard a")
+        );
+        assert_eq!(condition(&status, "Degraded"), ("False", "Synced", ""));
+    }
+
+    #[test]
+    fn admin_errors_leave_it_pending_or_failed() {
+        let mut status = draft();
+        let down = Err(Error::from(AdminError::Unavailable("refused".into())));
+        placed_status(&mut status, "a", vec![], &down, now());
+        assert_eq!(status.state, Some(NamespaceState::Pending));
+        assert_eq!(
+            condition(&status, "Ready"),
+            (
+                "False",
+                "AdminUnavailable",
+                "Prism admin is unavailable: refused"
+            )
+        );
+        let rejected = Err(Error::from(AdminError::Rejected("bad config".into())));
+        placed_status(&mut status, "a", vec![], &rejected, now());
+        assert_eq!(status.state, Some(NamespaceState::Failed));
+        assert_eq!(condition(&status, "Degraded").1, "AdminRejected");
+        let secret = Err(Error::Secret("Secret orders-db has no key nope".into()));
+        placed_status(&mut status, "a", vec![], &secret, now());
+        assert_eq!(status.state, Some(NamespaceState::Pending));
+        assert_eq!(
+            condition(&status, "Ready"),
+            (
+                "False",
+                "SecretUnavailable",
+                "Secret orders-db has no key nope"
+            )
+        );
+        placed_status(
+            &mut status,
+            "a",
+            vec![],
+            &Err(Error::NoAdminEndpoint),
+            now(),
+        );
+        assert_eq!(status.state, Some(NamespaceState::Failed));
+    }
+
+    #[test]
+    fn moving_shards_forgets_the_old_assignment() {
+        let mut status = draft();
+        placed_status(&mut status, "a", vec![], &synced(7, "prism-a-0"), now());
+        let down = Err(Error::from(AdminError::Unavailable("refused".into())));
+        placed_status(&mut status, "b", vec![], &down, now());
+        assert_eq!(status.shard.as_deref(), Some("b"));
+        assert_eq!(status.assigned_partition, None);
+        assert_eq!(status.assigned_proxy, None);
+        // Staying on the same shard keeps what admin assigned.
+        placed_status(&mut status, "b", vec![], &synced(9, ""), now());
+        placed_status(&mut status, "b", vec![], &down, now());
+        assert_eq!(status.assigned_partition, Some(9));
+        assert_eq!(status.assigned_proxy, None);
+    }
+
+    #[test]
+    fn a_deletion_stops_waiting_when_forced_or_late() {
+        let ns = |annotations: serde_json::Value| -> PrismNamespace {
+            serde_json::from_value(json!({
+                "apiVersion": "prism.io/v1alpha1", "kind": "PrismNamespace",
+                "metadata": {
+                    "name": "orders", "namespace": "n", "annotations": annotations,
+                    "deletionTimestamp": "2023-11-14T22:13:20Z"
+                },
+                "spec": {"backend": "postgres", "pattern": "keyvalue"}
+            }))
+            .unwrap()
+        };
+        let deadline = Duration::from_secs(600);
+        let plain = ns(json!({}));
+        assert_eq!(abandon_reason(&plain, deadline, now()), None);
+        let later = Timestamp::from_second(1_700_000_000 + 600).unwrap();
+        assert_eq!(
+            abandon_reason(&plain, deadline, later),
+            Some("the deletion deadline passed")
+        );
+        let forced = ns(json!({"prism.io/force-delete": "true"}));
+        assert_eq!(
+            abandon_reason(&forced, deadline, now()),
+            Some("annotation prism.io/force-delete")
+        );
+    }
 }

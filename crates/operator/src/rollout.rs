@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
+use super::conditions::reason;
 use prism_api::{
     PrismPlugin, PrismPluginSpec, PrismPluginStatus, RolloutPhase, RolloutStatus, RolloutStep,
     duration_seconds,
@@ -80,9 +81,7 @@ pub fn advance(plugin: &PrismPlugin, reports: &[ShardReport], now: Timestamp) ->
     let status = plugin.status.clone().unwrap_or_default();
     let mut reports: Vec<&ShardReport> = reports.iter().collect();
     reports.sort_by(|a, b| a.shard.cmp(&b.shard));
-    let all_healthy_at_target = reports.iter().all(|r| r.at_target && r.healthy);
     let target = fingerprint(&plugin.spec);
-    let version = plugin.spec.version.clone();
     let mut step = Step {
         last_healthy_version: status.last_healthy_version.clone(),
         last_healthy_spec: status.last_healthy_spec.clone(),
@@ -91,60 +90,98 @@ pub fn advance(plugin: &PrismPlugin, reports: &[ShardReport], now: Timestamp) ->
     };
     let stable = match &status.last_healthy_spec {
         Some(s) if fingerprint(s) != target => s,
-        _ => {
-            // First install, or the target is already the healthy spec.
-            if all_healthy_at_target {
-                step.last_healthy_spec = Some(plugin.spec.clone());
-                step.last_healthy_version = Some(version);
-            }
-            if let Some(r) = &mut step.rollout
-                && r.target_hash == target
-                && r.phase == RolloutPhase::Progressing
-                && all_healthy_at_target
-            {
-                r.phase = RolloutPhase::Complete;
-                r.in_progress.clear();
-            }
-            if step
-                .rollout
-                .as_ref()
-                .is_some_and(|r| r.target_hash != target)
-            {
-                step.rollout = None;
-            }
-            return step;
-        }
+        // First install, or the target is already the healthy spec.
+        _ => return settle(plugin, &reports, &target, step),
     };
     let mut r = match status.rollout {
         Some(r) if r.target_hash == target => r,
-        _ => {
-            step.notes.push(Note {
-                warning: false,
-                reason: "RolloutStarted",
-                message: format!(
-                    "rolling {} {} -> {} across {} shards",
-                    plugin.name_any(),
-                    stable.version,
-                    version,
-                    reports.len()
-                ),
-            });
-            RolloutStatus {
-                target_hash: target.clone(),
-                target_version: version.clone(),
-                target_image: plugin.spec.source.reference(),
-                phase: RolloutPhase::Progressing,
-                completed: vec![],
-                in_progress: vec![],
-                failed_shard: None,
-                message: None,
-            }
-        }
+        _ => start(plugin, stable, &reports, target, &mut step.notes),
     };
-    if r.phase != RolloutPhase::Progressing {
-        step.rollout = Some(r);
-        return step;
+    if r.phase == RolloutPhase::Progressing {
+        // Shards that left the plugin are forgotten.
+        r.completed
+            .retain(|s| reports.iter().any(|x| &x.shard == s));
+        r.in_progress
+            .retain(|s| reports.iter().any(|x| x.shard == s.shard));
+        gate(plugin, stable, &reports, &mut r, now, &mut step.notes);
     }
+    if r.phase == RolloutPhase::Progressing {
+        admit(plugin, &reports, &mut r, now, &mut step.notes);
+        if r.in_progress.is_empty() && reports.iter().all(|x| r.completed.contains(&x.shard)) {
+            complete(plugin, reports.len(), &mut r, &mut step);
+        }
+    }
+    step.rollout = Some(r);
+    step
+}
+
+/// No rollout is needed (first install, or the target is the healthy spec): the target
+/// becomes the healthy spec once every shard runs it healthily, and a rollout towards it ends.
+fn settle(plugin: &PrismPlugin, reports: &[&ShardReport], target: &str, mut step: Step) -> Step {
+    let all_healthy_at_target = reports.iter().all(|r| r.at_target && r.healthy);
+    if all_healthy_at_target {
+        step.last_healthy_spec = Some(plugin.spec.clone());
+        step.last_healthy_version = Some(plugin.spec.version.clone());
+    }
+    if let Some(r) = &mut step.rollout
+        && r.target_hash == target
+        && r.phase == RolloutPhase::Progressing
+        && all_healthy_at_target
+    {
+        r.phase = RolloutPhase::Complete;
+        r.in_progress.clear();
+    }
+    if step
+        .rollout
+        .as_ref()
+        .is_some_and(|r| r.target_hash != target)
+    {
+        step.rollout = None;
+    }
+    step
+}
+
+/// A new rollout from `stable` to the plugin's spec (fingerprint `target`).
+fn start(
+    plugin: &PrismPlugin,
+    stable: &PrismPluginSpec,
+    reports: &[&ShardReport],
+    target: String,
+    notes: &mut Vec<Note>,
+) -> RolloutStatus {
+    let version = &plugin.spec.version;
+    notes.push(Note {
+        warning: false,
+        reason: reason::ROLLOUT_STARTED,
+        message: format!(
+            "rolling {} {} -> {version} across {} shards",
+            plugin.name_any(),
+            stable.version,
+            reports.len()
+        ),
+    });
+    RolloutStatus {
+        target_hash: target,
+        target_version: version.clone(),
+        target_image: plugin.spec.source.reference(),
+        phase: RolloutPhase::Progressing,
+        completed: vec![],
+        in_progress: vec![],
+        failed_shard: None,
+        message: None,
+    }
+}
+
+/// The health gate of the shards being updated: a healthy one is done; one past its deadline
+/// rolls everything back to `stable`.
+fn gate(
+    plugin: &PrismPlugin,
+    stable: &PrismPluginSpec,
+    reports: &[&ShardReport],
+    r: &mut RolloutStatus,
+    now: Timestamp,
+    notes: &mut Vec<Note>,
+) {
     let deadline = plugin
         .spec
         .rollout
@@ -152,11 +189,7 @@ pub fn advance(plugin: &PrismPlugin, reports: &[ShardReport], now: Timestamp) ->
         .and_then(|p| p.progress_deadline.as_deref())
         .and_then(duration_seconds)
         .unwrap_or(DEFAULT_DEADLINE_SECS);
-    // Shards that left the plugin are forgotten.
-    r.completed
-        .retain(|s| reports.iter().any(|x| &x.shard == s));
-    r.in_progress
-        .retain(|s| reports.iter().any(|x| x.shard == s.shard));
+    let (name, version) = (plugin.name_any(), &plugin.spec.version);
     let mut still = Vec::new();
     for s in std::mem::take(&mut r.in_progress) {
         let report = reports
@@ -165,41 +198,42 @@ pub fn advance(plugin: &PrismPlugin, reports: &[ShardReport], now: Timestamp) ->
             .expect("retained");
         let elapsed = now.as_second() - s.started_at.0.as_second();
         if report.at_target && report.healthy {
-            step.notes.push(Note {
+            let message = format!("shard {} runs {name} {version} healthily", s.shard);
+            notes.push(Note {
                 warning: false,
-                reason: "ShardUpdated",
-                message: format!(
-                    "shard {} runs {} {} healthily",
-                    s.shard,
-                    plugin.name_any(),
-                    version
-                ),
+                reason: reason::SHARD_UPDATED,
+                message,
             });
             r.completed.push(s.shard);
         } else if elapsed > deadline as i64 {
             let message = format!(
-                "shard {} did not become healthy on {} {} within {deadline}s; rolled back to {}",
-                s.shard,
-                plugin.name_any(),
-                version,
-                stable.version
+                "shard {} did not become healthy on {name} {version} within {deadline}s; rolled back to {}",
+                s.shard, stable.version
             );
-            step.notes.push(Note {
+            notes.push(Note {
                 warning: true,
-                reason: "RolledBack",
+                reason: reason::ROLLED_BACK,
                 message: message.clone(),
             });
             r.phase = RolloutPhase::RolledBack;
             r.failed_shard = Some(s.shard);
             r.message = Some(message);
-            r.in_progress.clear();
-            step.rollout = Some(r);
-            return step;
+            return;
         } else {
             still.push(s);
         }
     }
     r.in_progress = still;
+}
+
+/// Gives the next shards (in name order) the target, up to the budget of shards in progress.
+fn admit(
+    plugin: &PrismPlugin,
+    reports: &[&ShardReport],
+    r: &mut RolloutStatus,
+    now: Timestamp,
+    notes: &mut Vec<Note>,
+) {
     let budget = plugin
         .spec
         .rollout
@@ -207,7 +241,7 @@ pub fn advance(plugin: &PrismPlugin, reports: &[ShardReport], now: Timestamp) ->
         .and_then(|p| p.max_unavailable_shards)
         .unwrap_or(1)
         .max(1) as usize;
-    for report in &reports {
+    for report in reports {
         if r.in_progress.len() >= budget {
             break;
         }
@@ -218,35 +252,34 @@ pub fn advance(plugin: &PrismPlugin, reports: &[ShardReport], now: Timestamp) ->
                 shard: report.shard.clone(),
                 started_at: Time(now),
             });
-            step.notes.push(Note {
+            notes.push(Note {
                 warning: false,
-                reason: "ShardUpdating",
+                reason: reason::SHARD_UPDATING,
                 message: format!(
                     "shard {} moves to {} {}",
                     report.shard,
                     plugin.name_any(),
-                    version
+                    plugin.spec.version
                 ),
             });
         }
     }
-    if r.in_progress.is_empty() && reports.iter().all(|x| r.completed.contains(&x.shard)) {
-        r.phase = RolloutPhase::Complete;
-        step.last_healthy_spec = Some(plugin.spec.clone());
-        step.last_healthy_version = Some(version.clone());
-        step.notes.push(Note {
-            warning: false,
-            reason: "RolloutComplete",
-            message: format!(
-                "{} {} runs on all {} shards",
-                plugin.name_any(),
-                version,
-                reports.len()
-            ),
-        });
-    }
-    step.rollout = Some(r);
-    step
+}
+
+/// Every shard runs the target healthily: it becomes the healthy spec.
+fn complete(plugin: &PrismPlugin, shards: usize, r: &mut RolloutStatus, step: &mut Step) {
+    let version = &plugin.spec.version;
+    r.phase = RolloutPhase::Complete;
+    step.last_healthy_spec = Some(plugin.spec.clone());
+    step.last_healthy_version = Some(version.clone());
+    step.notes.push(Note {
+        warning: false,
+        reason: reason::ROLLOUT_COMPLETE,
+        message: format!(
+            "{} {version} runs on all {shards} shards",
+            plugin.name_any()
+        ),
+    });
 }
 
 /// Applies a step to a status.

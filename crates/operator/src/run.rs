@@ -4,28 +4,32 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context as _, bail};
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use futures::future::BoxFuture;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-use super::context::{Caches, Ctx, Settings, api, reflect, reflect_children};
+use super::apply::{CHILD_KINDS, api_resource};
+use super::context::{
+    Caches, Ctx, Settings, api, dynamic_api, managed_children, reflect, reflect_children,
+};
 use super::server::{Health, serve};
 use super::{namespace, plugin, shard};
 use prism_api::{PrismNamespace, PrismPlugin, PrismShard};
 use prism_render::render::RenderOptions;
-use prism_render::render::contract::{MANAGED_BY, PROXY_NAME, SHARD_LABEL};
+use prism_render::render::contract::{PROXY_NAME, SHARD_LABEL};
 
 /// Time in-flight reconciliations get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -66,30 +70,11 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         },
     )
     .map_err(|e| anyhow::anyhow!("templates: {e}"))?;
-
     let (stop_tx, stop_rx) = watch::channel(false);
-    let stop = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
+    let stop = Stop(stop_rx);
     tokio::spawn(signal_stop(stop_tx.clone()));
 
-    let settings = cfg.settings.clone();
-    let (shards, shards_task) = reflect(
-        api::<PrismShard>(&client, &settings),
-        watcher::Config::default(),
-    );
-    let (plugins, plugins_task) = reflect(
-        api::<PrismPlugin>(&client, &settings),
-        watcher::Config::default(),
-    );
-    let (namespaces, namespaces_task) = reflect(
-        api::<PrismNamespace>(&client, &settings),
-        watcher::Config::default(),
-    );
-    let (children, child_tasks) = reflect_children(&client, &settings);
+    let (caches, cache_tasks) = caches(&client, &cfg.settings);
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -97,10 +82,74 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
             instance: Some(cfg.identity.clone()),
         },
     );
-    let (pods, pods_task) = reflect(
-        api::<Pod>(&client, &settings),
-        watcher::Config::default().labels(&format!("app.kubernetes.io/name={PROXY_NAME}")),
+    let ctx = Arc::new(
+        Ctx::new(client, cfg.settings.clone(), renderer, recorder, caches)
+            .map_err(|e| anyhow::anyhow!("Prism admin TLS: {e}"))?,
     );
+    let health = Health::for_metrics(ctx.metrics.clone());
+    let server = tokio::spawn(serve(cfg.metrics_addr, health.clone(), stop.signalled()));
+
+    let leading = match cfg.leader_election {
+        true => match lead(&ctx, &cfg, &health, &stop).await? {
+            Some(leading) => Some(leading),
+            None => return Ok(()), // stopped while standing by
+        },
+        false => None,
+    };
+    let mut background: Vec<JoinHandle<()>> = cache_tasks.into_iter().map(tokio::spawn).collect();
+    sync_caches(&ctx, &health).await?;
+    let lost = Arc::new(AtomicBool::new(false));
+    if let Some(rx) = leading {
+        background.push(tokio::spawn(stop_when_lost(
+            rx,
+            stop_tx.clone(),
+            lost.clone(),
+        )));
+    }
+    run_controllers(&ctx, &cfg, &stop).await;
+    let _ = stop_tx.send(true);
+    for t in background {
+        t.abort();
+    }
+    let _ = server.await;
+    tracing::info!("endpoints stopped");
+    if lost.load(Ordering::Relaxed) {
+        bail!("leadership lost");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The shutdown signal, for every task that stops with it.
+#[derive(Clone)]
+struct Stop(watch::Receiver<bool>);
+
+impl Stop {
+    /// Resolves once shutdown began.
+    fn signalled(&self) -> impl Future<Output = ()> + Send + Sync + 'static {
+        let mut rx = self.0.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    }
+}
+
+/// The caches every reconciler reads, and the tasks that keep them fed (not started yet).
+fn caches(client: &Client, settings: &Settings) -> (Caches, Vec<BoxFuture<'static, ()>>) {
+    let (shards, shards_task) = reflect(
+        api::<PrismShard>(client, settings),
+        watcher::Config::default(),
+    );
+    let (plugins, plugins_task) = reflect(
+        api::<PrismPlugin>(client, settings),
+        watcher::Config::default(),
+    );
+    let (namespaces, namespaces_task) = reflect(
+        api::<PrismNamespace>(client, settings),
+        watcher::Config::default(),
+    );
+    let (children, child_tasks) = reflect_children(client, settings);
+    let (pods, pods_task) = reflect(api::<Pod>(client, settings), proxy_pods());
     let caches = Caches {
         shards,
         plugins,
@@ -108,42 +157,55 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         pods,
         children,
     };
-    let ctx = Arc::new(
-        Ctx::new(client.clone(), settings.clone(), renderer, recorder, caches)
-            .map_err(|e| anyhow::anyhow!("Prism admin TLS: {e}"))?,
-    );
-    let health = Health::for_metrics(ctx.metrics.clone());
-    let server = tokio::spawn(serve(cfg.metrics_addr, health.clone(), stop()));
-
-    let mut leading = None;
-    if cfg.leader_election {
-        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &cfg.lease_name)
-            .with_namespace(&cfg.lease_namespace)
-            .with_identity(&cfg.identity)
-            .with_duration(15)
-            .with_grace(5)
-            .build()
-            .await
-            .context("setting up leader election")?;
-        let (mut rx, task) = manager.watch().await;
-        health.ready.store(true, Ordering::Relaxed); // a healthy standby is ready
-        tracing::info!(identity = %cfg.identity, lease = %cfg.lease_name, "waiting for leadership");
-        tokio::select! {
-            r = rx.wait_for(|l| *l) => { r.context("leader election ended")?; }
-            _ = stop() => { task.abort(); return Ok(()); }
-        }
-        tracing::info!(identity = %cfg.identity, "leading");
-        ctx.metrics.set_leader(true);
-        leading = Some((rx, task));
-    }
-
-    let mut background: Vec<tokio::task::JoinHandle<()>> = Vec::new();
-    for t in [shards_task, plugins_task, namespaces_task, pods_task]
+    let tasks = [shards_task, plugins_task, namespaces_task, pods_task]
         .into_iter()
         .chain(child_tasks)
-    {
-        background.push(tokio::spawn(t));
+        .collect();
+    (caches, tasks)
+}
+
+/// Stands by until this replica leads (a healthy standby is ready). `None` when shutdown began
+/// first; else the receiver that reports losing the lead.
+async fn lead(
+    ctx: &Ctx,
+    cfg: &RunConfig,
+    health: &Health,
+    stop: &Stop,
+) -> anyhow::Result<Option<watch::Receiver<bool>>> {
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(ctx.client.clone(), &cfg.lease_name)
+        .with_namespace(&cfg.lease_namespace)
+        .with_identity(&cfg.identity)
+        .with_duration(15)
+        .with_grace(5)
+        .build()
+        .await
+        .context("setting up leader election")?;
+    let (mut rx, task) = manager.watch().await;
+    health.ready.store(true, Ordering::Relaxed); // a healthy standby is ready
+    tracing::info!(identity = %cfg.identity, lease = %cfg.lease_name, "waiting for leadership");
+    tokio::select! {
+        r = rx.wait_for(|l| *l) => { r.context("leader election ended")?; }
+        _ = stop.signalled() => { task.abort(); return Ok(None); }
     }
+    tracing::info!(identity = %cfg.identity, "leading");
+    ctx.metrics.set_leader(true);
+    Ok(Some(rx))
+}
+
+/// Stops the operator when this replica stops leading.
+async fn stop_when_lost(
+    mut leading: watch::Receiver<bool>,
+    stop: watch::Sender<bool>,
+    lost: Arc<AtomicBool>,
+) {
+    let _ = leading.wait_for(|l| !*l).await;
+    tracing::error!("leadership lost; stopping");
+    lost.store(true, Ordering::Relaxed);
+    let _ = stop.send(true);
+}
+
+/// Waits until every cache has listed its objects; not ready meanwhile.
+async fn sync_caches(ctx: &Ctx, health: &Health) -> anyhow::Result<()> {
     health.ready.store(false, Ordering::Relaxed);
     ctx.shards
         .wait_until_ready()
@@ -163,26 +225,18 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     }
     health.ready.store(true, Ordering::Relaxed);
     tracing::info!("caches synced; reconciling");
+    Ok(())
+}
 
-    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    if let Some((mut rx, _task)) = leading {
-        let stop_tx = stop_tx.clone();
-        let lost = lost.clone();
-        background.push(tokio::spawn(async move {
-            let _ = rx.wait_for(|l| !*l).await;
-            tracing::error!("leadership lost; stopping");
-            lost.store(true, Ordering::Relaxed);
-            let _ = stop_tx.send(true);
-        }));
-    }
-
+/// Runs the three controllers until shutdown, giving in-flight reconciliations a grace period.
+async fn run_controllers(ctx: &Arc<Ctx>, cfg: &RunConfig, stop: &Stop) {
     let controllers = futures::future::join3(
-        shard_controller(&ctx, &cfg, stop()),
-        plugin_controller(&ctx, &cfg, stop()),
-        namespace_controller(&ctx, &cfg, stop()),
+        shard_controller(ctx, cfg, stop.signalled()),
+        plugin_controller(ctx, cfg, stop.signalled()),
+        namespace_controller(ctx, cfg, stop.signalled()),
     );
     let stop_then_grace = {
-        let stopped = stop();
+        let stopped = stop.signalled();
         async move {
             stopped.await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
@@ -192,17 +246,6 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         _ = controllers => tracing::info!("controllers stopped"),
         _ = stop_then_grace => tracing::warn!("reconciliations still running after {SHUTDOWN_GRACE:?}; stopping anyway"),
     }
-    let _ = stop_tx.send(true);
-    for t in background {
-        t.abort();
-    }
-    let _ = server.await;
-    tracing::info!("endpoints stopped");
-    if lost.load(Ordering::Relaxed) {
-        bail!("leadership lost");
-    }
-    tracing::info!("stopped");
-    Ok(())
 }
 
 async fn signal_stop(stop: watch::Sender<bool>) {
@@ -300,6 +343,32 @@ fn config(cfg: &RunConfig) -> controller::Config {
     controller::Config::default().concurrency(cfg.concurrency)
 }
 
+/// Proxy pods (for namespace placement on ready pods).
+fn proxy_pods() -> watcher::Config {
+    watcher::Config::default().labels(&format!("app.kubernetes.io/name={PROXY_NAME}"))
+}
+
+/// `controller` reconciles its owner when any of its children changes: each kind the renderer
+/// produces ([`CHILD_KINDS`]) is watched, and a child triggers the owner it names.
+fn owns_children<K>(controller: Controller<K>, ctx: &Ctx) -> Controller<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    CHILD_KINDS
+        .iter()
+        .fold(controller, |c, (version, kind, _)| {
+            let ar = api_resource(version, kind).expect("child kinds are known");
+            let api = dynamic_api(&ctx.client, &ctx.settings, &ar);
+            c.owns_with(api, ar, managed_children())
+        })
+}
+
 async fn shard_controller(
     ctx: &Arc<Ctx>,
     cfg: &RunConfig,
@@ -307,15 +376,9 @@ async fn shard_controller(
 ) {
     let client = &ctx.client;
     let s = &ctx.settings;
-    let children =
-        watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
     let store = ctx.shards.clone();
-    Controller::new(api::<PrismShard>(client, s), watcher::Config::default())
-        .owns(api::<StatefulSet>(client, s), children.clone())
-        .owns(api::<Service>(client, s), children.clone())
-        .owns(api::<ConfigMap>(client, s), children.clone())
-        .owns(api::<PodDisruptionBudget>(client, s), children.clone())
-        .owns(api::<HorizontalPodAutoscaler>(client, s), children)
+    let controller = Controller::new(api::<PrismShard>(client, s), watcher::Config::default());
+    owns_children(controller, ctx)
         .watches(
             api::<PrismPlugin>(client, s),
             watcher::Config::default(),
@@ -368,21 +431,21 @@ async fn plugin_controller(
 ) {
     let client = &ctx.client;
     let s = &ctx.settings;
-    let children =
-        watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
     let store = ctx.shards.clone();
-    Controller::new(api::<PrismPlugin>(client, s), watcher::Config::default())
-        .owns(api::<Deployment>(client, s), children.clone())
-        .owns(api::<Service>(client, s), children.clone())
-        .owns(api::<PodDisruptionBudget>(client, s), children.clone())
-        .watches(api::<StatefulSet>(client, s), children, move |sts| {
-            let namespace = sts.namespace().unwrap_or_default();
-            let shard = sts.labels().get(SHARD_LABEL).cloned().unwrap_or_default();
-            store
-                .get(&ObjectRef::new(&shard).within(&namespace))
-                .map(|sh| plugins_of(&sh))
-                .unwrap_or_default()
-        })
+    let controller = Controller::new(api::<PrismPlugin>(client, s), watcher::Config::default());
+    owns_children(controller, ctx)
+        .watches(
+            api::<StatefulSet>(client, s),
+            managed_children(),
+            move |sts| {
+                let namespace = sts.namespace().unwrap_or_default();
+                let shard = sts.labels().get(SHARD_LABEL).cloned().unwrap_or_default();
+                store
+                    .get(&ObjectRef::new(&shard).within(&namespace))
+                    .map(|sh| plugins_of(&sh))
+                    .unwrap_or_default()
+            },
+        )
         .watches(
             api::<PrismShard>(client, s),
             watcher::Config::default(),
@@ -420,24 +483,19 @@ async fn namespace_controller(
                     .collect::<Vec<_>>()
             },
         )
-        .watches(
-            api::<Pod>(client, s),
-            watcher::Config::default().labels(&format!("app.kubernetes.io/name={PROXY_NAME}")),
-            move |pod| {
-                let namespace = pod.namespace();
-                let shard = pod.labels().get("app.kubernetes.io/instance").cloned();
-                by_pod
-                    .state()
-                    .into_iter()
-                    .filter(|n| n.namespace() == namespace)
-                    .filter(|n| {
-                        n.status.as_ref().and_then(|st| st.shard.clone()) == shard
-                            || n.status.is_none()
-                    })
-                    .map(|n| ObjectRef::from_obj(&*n))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches(api::<Pod>(client, s), proxy_pods(), move |pod| {
+            let namespace = pod.namespace();
+            let shard = pod.labels().get("app.kubernetes.io/instance").cloned();
+            by_pod
+                .state()
+                .into_iter()
+                .filter(|n| n.namespace() == namespace)
+                .filter(|n| {
+                    n.status.as_ref().and_then(|st| st.shard.clone()) == shard || n.status.is_none()
+                })
+                .map(|n| ObjectRef::from_obj(&*n))
+                .collect::<Vec<_>>()
+        })
         .with_config(config(cfg))
         .trigger_backoff(trigger_backoff())
         .graceful_shutdown_on(stop)

@@ -1,32 +1,35 @@
 //! PrismShard controller: renders the shard with the plugin versions its plugins' rollouts
 //! allow, applies what changed, prunes what is no longer rendered, carries out volume resizes,
 //! and reports status.
+//!
+//! One reconcile: observe the caches, render (pure), apply and prune the children, derive
+//! the status from the live StatefulSet (pure), write it once.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::ResourceExt;
-use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
-use serde_json::Value;
 
-use super::apply;
-use super::conditions::{self, remove, set, set_paused};
-use super::context::{Applied, Ctx, Error, object_key, owner_ref, paused};
+use super::children;
+use super::conditions::{self, Cond, Degradation, Outcome, reason, set_outcome};
+use super::context::{Ctx, object_key};
+use super::error::Error;
 use super::rollout;
-use super::storage::{self, Resize};
+use super::status;
+use super::storage::VolumeGrowth;
 use prism_api::{PrismPlugin, PrismShard, PrismShardStatus, ShardPluginStatus, condition};
-use prism_render::render::contract::{PROXY_NAME, SHARD_LABEL, selector, shard_fullname};
+use prism_render::render::contract::shard_fullname;
 use prism_render::render::resolve::shard_plugins;
+use prism_render::render::{Object, Renderer};
 
 /// Controller name in metrics and logs.
 pub const CONTROLLER: &str = "prismshard";
-/// Annotation that allows pruning every object of a shard.
-pub const ALLOW_EMPTY_PRUNE: &str = "prism.io/allow-empty-prune";
 
 /// Reconciles one shard.
+#[tracing::instrument(skip_all, fields(object = %object_key(&*shard)))]
 pub async fn reconcile(shard: Arc<PrismShard>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     ctx.measured(
         CONTROLLER,
@@ -39,6 +42,43 @@ pub async fn reconcile(shard: Arc<PrismShard>, ctx: Arc<Ctx>) -> Result<Action, 
 /// Backs off per object after a failure.
 pub fn error_policy(shard: Arc<PrismShard>, err: &Error, ctx: Arc<Ctx>) -> Action {
     ctx.retry_later(&object_key(&*shard), err)
+}
+
+async fn reconcile_shard(shard: &PrismShard, ctx: &Ctx) -> Result<Action, Error> {
+    if shard.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change()); // children go with their owner reference
+    }
+    let (old, mut status) = status::begin(shard);
+    if let Some(action) = status::pause_if_paused(ctx, shard, &old, &mut status).await? {
+        return Ok(action);
+    }
+    let now = Timestamp::now();
+    let pinned = pinned_plugins(ctx, shard);
+    let available = plugins_in_namespace(ctx, shard);
+    let objects = match render(&ctx.renderer, shard, &pinned, &available) {
+        Ok(objects) => objects,
+        Err(why) => {
+            invalid_status(&mut status, &why, now);
+            if write_status(ctx, shard, &old, &status).await? {
+                ctx.event(shard, true, reason::INVALID_SPEC, why).await;
+            }
+            return Ok(Action::requeue(ctx.settings.resync));
+        }
+    };
+    let degraded = match ctx.settings.workload_writes {
+        true => children::apply_and_prune(ctx, shard, &objects, &VolumeGrowth(shard)).await?,
+        false => None,
+    };
+    let ns = shard.namespace().unwrap_or_default();
+    let sts = ctx.typed_child::<StatefulSet>(&ns, &shard_fullname(&shard.name_any()));
+    let seen = Seen {
+        statefulset: sts.as_ref(),
+        namespaces: placed_namespaces(ctx, shard),
+        plugins: &pinned,
+    };
+    shard_status(&mut status, &seen, degraded, now);
+    write_status(ctx, shard, &old, &status).await?;
+    Ok(Action::requeue(ctx.settings.resync))
 }
 
 /// The plugins of `shard` at the spec each one's rollout allows this shard to run.
@@ -58,43 +98,48 @@ pub fn pinned_plugins(ctx: &Ctx, shard: &PrismShard) -> Vec<PrismPlugin> {
         .collect()
 }
 
-async fn reconcile_shard(shard: &PrismShard, ctx: &Ctx) -> Result<Action, Error> {
-    if shard.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change()); // children go with their owner reference
-    }
-    let ns = shard.namespace().unwrap_or_default();
-    let name = shard.name_any();
-    let generation = shard.metadata.generation;
-    let now = Timestamp::now();
-    let old = shard.status.clone().unwrap_or_default();
-    let mut status = old.clone();
-    status.observed_generation = generation;
-
-    if paused(shard) {
-        set_paused(&mut status.conditions, generation, now);
-        write_status(ctx, shard, &old, &status).await?;
-        return Ok(Action::await_change());
-    }
-    remove(&mut status.conditions, condition::PAUSED);
-
-    let pinned = pinned_plugins(ctx, shard);
-    let mut available: Vec<String> = ctx
+/// Names of the PrismPlugins in the shard's namespace, sorted.
+fn plugins_in_namespace(ctx: &Ctx, shard: &PrismShard) -> Vec<String> {
+    let ns = shard.namespace();
+    let mut names: Vec<String> = ctx
         .plugins
         .state()
         .iter()
-        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|p| p.namespace() == ns)
         .map(|p| p.name_any())
         .collect();
-    available.sort();
+    names.sort();
+    names
+}
+
+/// How many PrismNamespaces are placed on the shard.
+fn placed_namespaces(ctx: &Ctx, shard: &PrismShard) -> i32 {
+    let name = shard.name_any();
+    ctx.namespaces
+        .state()
+        .iter()
+        .filter(|n| n.namespace() == shard.namespace())
+        .filter(|n| n.status.as_ref().and_then(|s| s.shard.as_deref()) == Some(name.as_str()))
+        .count() as i32
+}
+
+/// The shard's objects, rendered with its `pinned` plugins (`available`: every plugin name in
+/// its namespace); or every problem, in one message.
+fn render(
+    renderer: &Renderer,
+    shard: &PrismShard,
+    pinned: &[PrismPlugin],
+    available: &[String],
+) -> Result<Vec<Object>, String> {
+    let ns = shard.namespace().unwrap_or_default();
     let lookup = |n: &str| {
         pinned
             .iter()
             .find(|p| p.name_any() == n)
             .map(|p| (p, format!("PrismPlugin {ns}/{n}")))
     };
-    let rendered = match shard_plugins(shard, lookup, &available) {
-        Ok(uses) => ctx
-            .renderer
+    match shard_plugins(shard, lookup, available) {
+        Ok(uses) => renderer
             .render_shard(shard, &uses)
             .map_err(|e| e.to_string()),
         Err(problems) => Err(problems
@@ -102,69 +147,45 @@ async fn reconcile_shard(shard: &PrismShard, ctx: &Ctx) -> Result<Action, Error>
             .map(|p| format!("{}: {}", p.path, p.message))
             .collect::<Vec<_>>()
             .join("; ")),
-    };
-    let objects = match rendered {
-        Ok(objects) => objects,
-        Err(why) => {
-            set(
-                &mut status.conditions,
-                condition::READY,
-                false,
-                "InvalidSpec",
-                why.clone(),
-                generation,
-                now,
-            );
-            set(
-                &mut status.conditions,
-                condition::DEGRADED,
-                true,
-                "InvalidSpec",
-                why.clone(),
-                generation,
-                now,
-            );
-            set(
-                &mut status.conditions,
-                condition::PROGRESSING,
-                false,
-                "InvalidSpec",
-                "",
-                generation,
-                now,
-            );
-            if write_status(ctx, shard, &old, &status).await? {
-                ctx.event(shard, true, "InvalidSpec", why).await;
-            }
-            return Ok(Action::requeue(ctx.settings.resync));
-        }
-    };
-
-    let mut degraded: Option<(&str, String)> = None;
-    if ctx.settings.workload_writes {
-        degraded = apply_objects(ctx, shard, &objects).await?;
     }
+}
 
-    // Status from the live StatefulSet.
-    let sts = ctx
-        .child("StatefulSet", &ns, &shard_fullname(&name))
-        .map(|o| as_json(&o));
-    let sts_status = sts.as_ref().map(|s| &s["status"]);
-    status.replicas = sts_status
-        .and_then(|s| s["replicas"].as_i64())
-        .map(|n| n as i32);
-    status.ready_replicas = sts_status
-        .and_then(|s| s["readyReplicas"].as_i64())
-        .map(|n| n as i32);
-    status.namespaces = Some(
-        ctx.namespaces
-            .state()
-            .iter()
-            .filter(|n| n.namespace().as_deref() == Some(ns.as_str()))
-            .filter(|n| n.status.as_ref().and_then(|s| s.shard.as_deref()) == Some(name.as_str()))
-            .count() as i32,
+/// What a shard's status is derived from, besides what applying its children reported.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen<'a> {
+    /// The live StatefulSet, if there is one.
+    pub statefulset: Option<&'a StatefulSet>,
+    /// PrismNamespaces placed on the shard.
+    pub namespaces: i32,
+    /// The shard's plugins at the spec it renders.
+    pub plugins: &'a [PrismPlugin],
+}
+
+/// The status of a shard whose spec cannot be rendered.
+pub fn invalid_status(status: &mut PrismShardStatus, why: &str, now: Timestamp) {
+    let outcome = Outcome::blocked(reason::INVALID_SPEC, why);
+    set_outcome(
+        &mut status.conditions,
+        outcome,
+        status.observed_generation,
+        now,
     );
-    status.plugins = pinned
+}
+
+/// The status of a rendered shard: replicas, placed namespaces and plugin versions, and the
+/// condition trio from its StatefulSet's rollout and what applying reported.
+pub fn shard_status(
+    status: &mut PrismShardStatus,
+    seen: &Seen,
+    degraded: Option<Degradation>,
+    now: Timestamp,
+) {
+    let sts_status = seen.statefulset.and_then(|s| s.status.as_ref());
+    status.replicas = sts_status.map(|s| s.replicas);
+    status.ready_replicas = sts_status.and_then(|s| s.ready_replicas);
+    status.namespaces = Some(seen.namespaces);
+    status.plugins = seen
+        .plugins
         .iter()
         .map(|p| ShardPluginStatus {
             name: p.name_any(),
@@ -172,172 +193,44 @@ async fn reconcile_shard(shard: &PrismShard, ctx: &Ctx) -> Result<Action, Error>
         })
         .collect();
     status.plugins.sort_by(|a, b| a.name.cmp(&b.name));
-    let (ready, progress) = match &sts {
+    let (ready, progress) = match seen.statefulset {
         Some(s) => rollout_state(s),
         None => (false, "the StatefulSet does not exist yet".to_string()),
     };
-    if ready {
-        set(
-            &mut status.conditions,
-            condition::READY,
-            true,
-            "Ready",
-            progress.clone(),
-            generation,
-            now,
-        );
-        set(
-            &mut status.conditions,
-            condition::PROGRESSING,
-            false,
-            "RolledOut",
-            progress,
-            generation,
-            now,
-        );
-    } else {
-        set(
-            &mut status.conditions,
-            condition::READY,
-            false,
-            "RollingOut",
-            progress.clone(),
-            generation,
-            now,
-        );
-        set(
-            &mut status.conditions,
-            condition::PROGRESSING,
-            true,
-            "RollingOut",
-            progress,
-            generation,
-            now,
-        );
-    }
-    match degraded {
-        Some((reason, message)) => set(
-            &mut status.conditions,
-            condition::DEGRADED,
-            true,
-            reason,
-            message,
-            generation,
-            now,
-        ),
-        None => set(
-            &mut status.conditions,
-            condition::DEGRADED,
-            false,
-            "Healthy",
-            "",
-            generation,
-            now,
-        ),
-    }
-    write_status(ctx, shard, &old, &status).await?;
-    Ok(Action::requeue(ctx.settings.resync))
+    let outcome = Outcome {
+        ready: match ready {
+            true => Cond::ready(reason::READY, progress.clone()),
+            false => Cond::not_ready(reason::ROLLING_OUT, progress.clone()),
+        },
+        progressing: Some(match ready {
+            true => Cond::not_progressing(reason::ROLLED_OUT, progress),
+            false => Cond::progressing(reason::ROLLING_OUT, progress),
+        }),
+        degraded: Cond::degraded_by(degraded),
+    };
+    set_outcome(
+        &mut status.conditions,
+        outcome,
+        status.observed_generation,
+        now,
+    );
 }
 
-/// Applies what changed and prunes what is gone; returns a degradation to report, if any.
-async fn apply_objects(
-    ctx: &Ctx,
-    shard: &PrismShard,
-    objects: &[prism_render::render::Object],
-) -> Result<Option<(&'static str, String)>, Error> {
-    let ns = shard.namespace().unwrap_or_default();
-    let name = shard.name_any();
-    let owner = owner_ref(shard);
-    let mut degraded = None;
-    let mut keep = BTreeSet::new();
-    for obj in objects {
-        keep.insert((obj.kind.clone(), obj.name.clone()));
-        let Some(ar) = apply::api_resource(&obj.api_version, &obj.kind) else {
-            continue;
-        };
-        let desired = apply::desired(obj, &owner);
-        let mut live = ctx.child(&obj.kind, &ns, &obj.name).map(|o| as_json(&o));
-        if obj.kind == "StatefulSet" {
-            match storage::plan(&desired, live.as_ref()) {
-                Resize::None => {}
-                Resize::Refuse(why) => {
-                    degraded = Some(("StorageShrinkRefused", why.clone()));
-                    ctx.event(shard, true, "StorageShrinkRefused", why).await;
-                    continue;
-                }
-                Resize::Grow(size) => {
-                    let sel = selector(PROXY_NAME, &name)
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(",");
-                    match storage::grow(&ctx.client, &ns, &obj.name, &sel, &size).await {
-                        Ok(n) => {
-                            ctx.metrics.write("PersistentVolumeClaim", "patch");
-                            ctx.event(shard, false, "VolumesExpanded", format!("expanded {n} volume claims to {size}; re-creating the StatefulSet with orphaned pods")).await;
-                            live = None;
-                        }
-                        Err(why) => {
-                            degraded = Some(("StorageResizeFailed", why.clone()));
-                            ctx.event(shard, true, "StorageResizeFailed", why).await;
-                            continue;
-                        }
-                    }
-                }
-            }
-        }
-        match ctx.apply_child(&ar, &desired, live.as_ref()).await? {
-            Applied::Applied => tracing::info!(shard = %name, object = %obj.id(), "applied"),
-            Applied::Unchanged => {}
-            Applied::Contested(why) => {
-                ctx.event(shard, true, "FieldConflict", why.clone()).await;
-                degraded = Some(("FieldConflict", why));
-            }
-        }
-    }
-    let candidates = ctx.owned(&ns, SHARD_LABEL, &name, &shard.uid().unwrap_or_default());
-    let allow_empty = shard
-        .annotations()
-        .get(ALLOW_EMPTY_PRUNE)
-        .map(String::as_str)
-        == Some("true");
-    match apply::prune(&ctx.client, &candidates, &keep, allow_empty).await {
-        Ok(deleted) => {
-            for d in deleted {
-                ctx.metrics.write("Object", "delete");
-                ctx.event(
-                    shard,
-                    false,
-                    "Pruned",
-                    format!("deleted {d}: no longer rendered"),
-                )
-                .await;
-            }
-        }
-        Err(why) => degraded = Some(("PruneRefused", why)),
-    }
-    Ok(degraded)
-}
-
-/// Whether a StatefulSet (as JSON) finished rolling out with every replica ready, and a summary.
-pub fn rollout_state(sts: &Value) -> (bool, String) {
-    let spec_replicas = sts["spec"]["replicas"].as_i64().unwrap_or(1);
-    let st = &sts["status"];
-    let n = |k: &str| st[k].as_i64().unwrap_or(0);
-    let observed = st["observedGeneration"].as_i64().unwrap_or(0)
-        >= sts["metadata"]["generation"].as_i64().unwrap_or(0);
-    let same_revision =
-        st["currentRevision"].is_string() && st["currentRevision"] == st["updateRevision"];
+/// Whether a StatefulSet finished rolling out with every replica ready, and a summary.
+pub fn rollout_state(sts: &StatefulSet) -> (bool, String) {
+    let spec_replicas = sts.spec.replicas.unwrap_or(1);
+    let st = sts.status.clone().unwrap_or_default();
+    let ready_replicas = st.ready_replicas.unwrap_or(0);
+    let updated_replicas = st.updated_replicas.unwrap_or(0);
+    let observed = st.observed_generation.unwrap_or(0) >= sts.metadata.generation.unwrap_or(0);
+    let same_revision = st.current_revision.is_some() && st.current_revision == st.update_revision;
     let ready = observed
         && same_revision
-        && n("replicas") == spec_replicas
-        && n("readyReplicas") == spec_replicas
-        && n("updatedReplicas") == spec_replicas;
+        && st.replicas == spec_replicas
+        && ready_replicas == spec_replicas
+        && updated_replicas == spec_replicas;
     let summary = format!(
-        "{}/{} replicas ready, {} updated{}",
-        n("readyReplicas"),
-        spec_replicas,
-        n("updatedReplicas"),
+        "{ready_replicas}/{spec_replicas} replicas ready, {updated_replicas} updated{}",
         if same_revision {
             ""
         } else {
@@ -347,36 +240,185 @@ pub fn rollout_state(sts: &Value) -> (bool, String) {
     (ready, summary)
 }
 
-fn as_json(obj: &DynamicObject) -> Value {
-    serde_json::to_value(obj).expect("objects serialize")
-}
-
-/// Writes the status when it changed; returns whether it did.
+/// Writes the status when it changed, with an event when Ready flipped; returns whether it did.
 async fn write_status(
     ctx: &Ctx,
     shard: &PrismShard,
     old: &PrismShardStatus,
     new: &PrismShardStatus,
 ) -> Result<bool, Error> {
-    if old == new {
+    let was_ready = conditions::is_true(&old.conditions, condition::READY);
+    let ready = conditions::is_true(&new.conditions, condition::READY);
+    if !status::write(ctx, shard, old, new).await? {
         return Ok(false);
     }
-    let changed_ready = conditions::is_true(&old.conditions, condition::READY)
-        != conditions::is_true(&new.conditions, condition::READY);
-    ctx.patch_status(shard, new).await?;
-    if changed_ready {
-        let ready = conditions::is_true(&new.conditions, condition::READY);
-        ctx.event(
-            shard,
-            false,
-            if ready { "Ready" } else { "NotReady" },
-            format!(
-                "{}/{} replicas ready",
-                new.ready_replicas.unwrap_or(0),
-                new.replicas.unwrap_or(0)
-            ),
-        )
-        .await;
+    if was_ready != ready {
+        let why = if ready {
+            reason::READY
+        } else {
+            reason::NOT_READY
+        };
+        let note = format!(
+            "{}/{} replicas ready",
+            new.ready_replicas.unwrap_or(0),
+            new.replicas.unwrap_or(0)
+        );
+        ctx.event(shard, false, why, note).await;
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_700_000_000).unwrap()
+    }
+
+    /// A StatefulSet of `replicas` with `ready` of them ready and `updated` updated; its
+    /// revisions differ while `rolling`.
+    fn sts(replicas: i32, ready: i32, updated: i32, rolling: bool) -> StatefulSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": "prism-a", "generation": 2},
+            "spec": {"replicas": replicas, "selector": {}, "template": {}},
+            "status": {
+                "observedGeneration": 2,
+                "replicas": replicas,
+                "readyReplicas": ready,
+                "updatedReplicas": updated,
+                "currentRevision": "r1",
+                "updateRevision": if rolling { "r2" } else { "r1" },
+            }
+        }))
+        .unwrap()
+    }
+
+    fn plugin(name: &str, version: &str) -> PrismPlugin {
+        serde_json::from_value(json!({
+            "apiVersion": "prism.io/v1alpha1", "kind": "PrismPlugin",
+            "metadata": {"name": name, "namespace": "n"},
+            "spec": {
+                "version": version,
+                "source": {"registry": "r", "image": format!("{name}:{version}")},
+                "deployment": {"type": "sidecar"}
+            }
+        }))
+        .unwrap()
+    }
+
+    fn condition<'a>(status: &'a PrismShardStatus, type_: &str) -> (&'a str, &'a str, &'a str) {
+        let c = status.conditions.iter().find(|c| c.type_ == type_).unwrap();
+        (c.status.as_str(), c.reason.as_str(), c.message.as_str())
+    }
+
+    fn derived(sts: Option<&StatefulSet>, degraded: Option<Degradation>) -> PrismShardStatus {
+        let plugins = [plugin("redis", "1.2.0"), plugin("kafka", "2.0.0")];
+        let seen = Seen {
+            statefulset: sts,
+            namespaces: 4,
+            plugins: &plugins,
+        };
+        let mut status = PrismShardStatus {
+            observed_generation: Some(7),
+            ..Default::default()
+        };
+        shard_status(&mut status, &seen, degraded, now());
+        status
+    }
+
+    #[test]
+    fn a_ready_statefulset_makes_a_ready_shard() {
+        let sts = sts(3, 3, 3, false);
+        let status = derived(Some(&sts), None);
+        assert_eq!((status.replicas, status.ready_replicas), (Some(3), Some(3)));
+        assert_eq!(status.namespaces, Some(4));
+        let plugins: Vec<_> = status.plugins.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(plugins, ["kafka", "redis"]);
+        let summary = "3/3 replicas ready, 3 updated";
+        assert_eq!(condition(&status, "Ready"), ("True", "Ready", summary));
+        assert_eq!(
+            condition(&status, "Progressing"),
+            ("False", "RolledOut", summary)
+        );
+        assert_eq!(condition(&status, "Degraded"), ("False", "Healthy", ""));
+        assert!(
+            status
+                .conditions
+                .iter()
+                .all(|c| c.observed_generation == Some(7))
+        );
+    }
+
+    #[test]
+    fn a_statefulset_rolling_out_makes_a_progressing_shard() {
+        let sts = sts(3, 2, 1, true);
+        let status = derived(Some(&sts), None);
+        let summary = "2/3 replicas ready, 1 updated, rollout in progress";
+        assert_eq!(
+            condition(&status, "Ready"),
+            ("False", "RollingOut", summary)
+        );
+        assert_eq!(
+            condition(&status, "Progressing"),
+            ("True", "RollingOut", summary)
+        );
+    }
+
+    #[test]
+    fn a_missing_statefulset_is_waited_for() {
+        let status = derived(None, None);
+        assert_eq!((status.replicas, status.ready_replicas), (None, None));
+        assert_eq!(
+            condition(&status, "Ready"),
+            ("False", "RollingOut", "the StatefulSet does not exist yet")
+        );
+    }
+
+    #[test]
+    fn a_field_conflict_degrades_a_ready_shard() {
+        let sts = sts(1, 1, 1, false);
+        let conflict = Degradation::new(reason::FIELD_CONFLICT, "rival owns .spec.replicas");
+        let status = derived(Some(&sts), Some(conflict));
+        assert_eq!(condition(&status, "Ready").0, "True");
+        assert_eq!(
+            condition(&status, "Degraded"),
+            ("True", "FieldConflict", "rival owns .spec.replicas")
+        );
+    }
+
+    #[test]
+    fn an_invalid_spec_blocks_the_shard() {
+        let mut status = derived(Some(&sts(1, 1, 1, false)), None);
+        invalid_status(
+            &mut status,
+            "spec.plugins[0].name: no PrismPlugin nope",
+            now(),
+        );
+        let why = "spec.plugins[0].name: no PrismPlugin nope";
+        assert_eq!(condition(&status, "Ready"), ("False", "InvalidSpec", why));
+        assert_eq!(
+            condition(&status, "Progressing"),
+            ("False", "InvalidSpec", "")
+        );
+        assert_eq!(condition(&status, "Degraded"), ("True", "InvalidSpec", why));
+    }
+
+    #[test]
+    fn an_old_generation_or_missing_revision_is_not_ready() {
+        let mut stale = sts(1, 1, 1, false);
+        stale.metadata.generation = Some(3);
+        assert!(!rollout_state(&stale).0);
+        let mut fresh = sts(1, 1, 1, false);
+        fresh.status.as_mut().unwrap().current_revision = None;
+        fresh.status.as_mut().unwrap().update_revision = None;
+        assert_eq!(
+            rollout_state(&fresh),
+            (
+                false,
+                "1/1 replicas ready, 1 updated, rollout in progress".into()
+            )
+        );
+    }
 }

@@ -4,11 +4,18 @@
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PropagationPolicy};
+use kube::{Client, ResourceExt};
 use serde_json::Value;
 
+use super::children::{BeforeApply, Prepared};
+use super::conditions::{Degradation, reason};
+use super::context::Ctx;
+use super::error::Error;
 use super::quantity::quantity;
+use prism_api::PrismShard;
+use prism_render::render::Object;
+use prism_render::render::contract::{PROXY_NAME, selector};
 
 /// The per-replica size a StatefulSet (as JSON) asks for.
 pub fn template_size(sts: &Value) -> Option<&str> {
@@ -48,12 +55,15 @@ pub async fn grow(
     sts: &str,
     selector: &str,
     size: &str,
-) -> Result<usize, String> {
+) -> Result<usize, Error> {
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
     let list = pvcs
         .list(&ListParams::default().labels(selector))
         .await
-        .map_err(|e| format!("listing volume claims: {e}"))?;
+        .map_err(|source| Error::Resize {
+            step: "listing volume claims".into(),
+            source,
+        })?;
     let prefix = prism_render::render::contract::claim_prefix(sts);
     let mut grown = 0;
     for pvc in list.items {
@@ -64,7 +74,10 @@ pub async fn grow(
         let patch = serde_json::json!({"spec": {"resources": {"requests": {"storage": size}}}});
         pvcs.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
-            .map_err(|e| format!("expanding {name} to {size}: {e}"))?;
+            .map_err(|source| Error::Resize {
+                step: format!("expanding {name} to {size}"),
+                source,
+            })?;
         grown += 1;
     }
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
@@ -75,7 +88,64 @@ pub async fn grow(
     match sets.delete(sts, &orphan).await {
         Ok(_) => Ok(grown),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(grown),
-        Err(e) => Err(format!("re-creating StatefulSet {sts}: {e}")),
+        Err(source) => Err(Error::Resize {
+            step: format!("re-creating StatefulSet {sts}"),
+            source,
+        }),
+    }
+}
+
+/// The shard controller's step before its StatefulSet is applied: grows the volumes when the
+/// rendered size is larger (the StatefulSet is then applied afresh), refuses to shrink them.
+pub struct VolumeGrowth<'a>(pub &'a PrismShard);
+
+impl BeforeApply for VolumeGrowth<'_> {
+    async fn before_apply(
+        &self,
+        ctx: &Ctx,
+        obj: &Object,
+        desired: &Value,
+        live: Option<Value>,
+    ) -> Prepared {
+        if obj.kind != "StatefulSet" {
+            return Prepared::Apply(live);
+        }
+        match plan(desired, live.as_ref()) {
+            Resize::None => Prepared::Apply(live),
+            Resize::Refuse(why) => {
+                let refused = reason::STORAGE_SHRINK_REFUSED;
+                ctx.event(self.0, true, refused, why.clone()).await;
+                Prepared::Skip(Degradation::new(refused, why))
+            }
+            Resize::Grow(size) => self.grow(ctx, &obj.name, &size).await,
+        }
+    }
+}
+
+impl VolumeGrowth<'_> {
+    async fn grow(&self, ctx: &Ctx, sts: &str, size: &str) -> Prepared {
+        let shard = self.0;
+        let ns = shard.namespace().unwrap_or_default();
+        let sel = selector(PROXY_NAME, &shard.name_any())
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        match grow(&ctx.client, &ns, sts, &sel, size).await {
+            Ok(n) => {
+                ctx.metrics.write("PersistentVolumeClaim", "patch");
+                let note = format!(
+                    "expanded {n} volume claims to {size}; re-creating the StatefulSet with orphaned pods"
+                );
+                ctx.event(shard, false, reason::VOLUMES_EXPANDED, note)
+                    .await;
+                Prepared::Apply(None)
+            }
+            Err(e) => {
+                ctx.event(shard, true, e.reason(), e.to_string()).await;
+                Prepared::Skip(Degradation::from(&e))
+            }
+        }
     }
 }
 

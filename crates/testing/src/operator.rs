@@ -11,7 +11,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::ApiResource;
 use kube::{Client, Resource};
-use prism_api::{PrismNamespace, PrismPlugin, PrismShard};
+use prism_api::{NamespaceState, PrismNamespace, PrismPlugin, PrismShard};
 use tokio::sync::OnceCell;
 
 use crate::cluster::cluster;
@@ -386,7 +386,7 @@ pub async fn wait_example_fleet(client: &Client, namespace: &str, op: &Operator)
             let p_ok = p.iter().filter(|x| x.status.as_ref().is_some_and(|st| ready(&st.conditions))).count();
             let n_ok = n
                 .iter()
-                .filter(|x| x.status.as_ref().and_then(|st| st.state.as_deref()) == Some("Active"))
+                .filter(|x| x.status.as_ref().and_then(|st| st.state) == Some(NamespaceState::Active))
                 .count();
             if (s_ok, p_ok, n_ok) == (4, 4, 12) {
                 Ok(())

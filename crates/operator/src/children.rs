@@ -1,0 +1,237 @@
+//! Applying what an owner renders, for every owner kind: each child is applied with
+//! server-side apply only when it changed or drifted, without fighting another writer over it,
+//! and the owner's children that are no longer rendered are pruned by their inventory label.
+//! What goes wrong comes back as one [`Degradation`] for the owner's Degraded condition.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use kube::api::DynamicObject;
+use kube::core::ApiResource;
+use kube::{Resource, ResourceExt};
+use serde_json::Value;
+
+use super::apply;
+use super::conditions::{Degradation, reason};
+use super::context::{Ctx, owner_ref};
+use super::error::Error;
+use prism_api::{PrismPlugin, PrismShard};
+use prism_render::render::Object;
+use prism_render::render::contract::{PLUGIN_LABEL, SHARD_LABEL};
+
+/// Annotation that allows pruning every object of an owner.
+pub const ALLOW_EMPTY_PRUNE: &str = "prism.io/allow-empty-prune";
+
+/// Applies of unchanged content within [`CONTEST_WINDOW`] after which another writer is assumed
+/// to be fighting over the object.
+const CONTEST_LIMIT: u32 = 3;
+/// The window in which repeated applies count.
+const CONTEST_WINDOW: Duration = Duration::from_secs(60);
+
+/// An owner of rendered children.
+pub trait Owner: Resource<DynamicType = ()> {
+    /// The label that marks its children (value: the owner's name); pruning goes by it.
+    const INVENTORY_LABEL: &'static str;
+}
+
+impl Owner for PrismShard {
+    const INVENTORY_LABEL: &'static str = SHARD_LABEL;
+}
+
+impl Owner for PrismPlugin {
+    const INVENTORY_LABEL: &'static str = PLUGIN_LABEL;
+}
+
+/// How a rendered object is to be applied, as decided by a [`BeforeApply`] hook.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prepared {
+    /// Apply it over this live object (`None`: apply regardless of the cache).
+    Apply(Option<Value>),
+    /// Leave it as it is (it is still kept from pruning), reporting why.
+    Skip(Degradation),
+}
+
+/// A step an owner's controller runs before one of its objects is applied.
+pub trait BeforeApply: Sync {
+    /// Decides how `desired` (rendered from `obj`) is applied over `live`.
+    fn before_apply(
+        &self,
+        ctx: &Ctx,
+        obj: &Object,
+        desired: &Value,
+        live: Option<Value>,
+    ) -> impl Future<Output = Prepared> + Send;
+}
+
+/// No step: every object is applied over its live state.
+impl BeforeApply for () {
+    async fn before_apply(&self, _: &Ctx, _: &Object, _: &Value, live: Option<Value>) -> Prepared {
+        Prepared::Apply(live)
+    }
+}
+
+/// Applies `objects` for `owner` where they changed, then prunes the owner's children that are
+/// no longer rendered. Returns the last problem met, for the owner's Degraded condition.
+pub async fn apply_and_prune<K: Owner>(
+    ctx: &Ctx,
+    owner: &K,
+    objects: &[Object],
+    hook: &impl BeforeApply,
+) -> Result<Option<Degradation>, Error> {
+    let ns = owner.namespace().unwrap_or_default();
+    let reference = owner_ref(owner);
+    let mut degraded = None;
+    let mut keep = BTreeSet::new();
+    for obj in objects {
+        keep.insert((obj.kind.clone(), obj.name.clone()));
+        let Some(ar) = apply::api_resource(&obj.api_version, &obj.kind) else {
+            continue;
+        };
+        let desired = apply::desired(obj, &reference);
+        let live = ctx.child(&obj.kind, &ns, &obj.name).map(|o| as_json(&o));
+        let live = match hook.before_apply(ctx, obj, &desired, live).await {
+            Prepared::Apply(live) => live,
+            Prepared::Skip(problem) => {
+                degraded = Some(problem);
+                continue;
+            }
+        };
+        match apply_child(ctx, &ar, &desired, live.as_ref()).await? {
+            Applied::Applied => tracing::info!(child = %obj.id(), "applied"),
+            Applied::Unchanged => {}
+            Applied::Contested(why) => {
+                ctx.event(owner, true, reason::FIELD_CONFLICT, why.clone())
+                    .await;
+                degraded = Some(Degradation::new(reason::FIELD_CONFLICT, why));
+            }
+        }
+    }
+    if let Err(e) = prune(ctx, owner, &keep).await {
+        degraded = Some(Degradation::from(&e));
+    }
+    Ok(degraded)
+}
+
+/// Deletes the children of `owner` not in `keep`, with an event for each.
+async fn prune<K: Owner>(
+    ctx: &Ctx,
+    owner: &K,
+    keep: &BTreeSet<(String, String)>,
+) -> Result<(), Error> {
+    let candidates = ctx.owned(
+        &owner.namespace().unwrap_or_default(),
+        K::INVENTORY_LABEL,
+        &owner.name_any(),
+        &owner.uid().unwrap_or_default(),
+    );
+    let allow_empty = owner
+        .annotations()
+        .get(ALLOW_EMPTY_PRUNE)
+        .map(String::as_str)
+        == Some("true");
+    for deleted in apply::prune(&ctx.client, &candidates, keep, allow_empty).await? {
+        ctx.metrics.write("Object", "delete");
+        let note = format!("deleted {deleted}: no longer rendered");
+        ctx.event(owner, false, reason::PRUNED, note).await;
+    }
+    Ok(())
+}
+
+/// A cached object as JSON, the form it is compared with what is rendered in.
+pub fn as_json(obj: &DynamicObject) -> Value {
+    serde_json::to_value(obj).expect("objects serialize")
+}
+
+/// What applying a child came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The live object already matched.
+    Unchanged,
+    /// It was applied.
+    Applied,
+    /// Something else keeps changing fields we set; the message names it and the fields.
+    Contested(String),
+}
+
+/// Applies a child when it differs from `live`, without fighting: when the same content had
+/// to be applied again and again within a minute (another writer keeps changing fields we
+/// set), the conflict is reported instead of applied, until the minute is over.
+pub async fn apply_child(
+    ctx: &Ctx,
+    ar: &ApiResource,
+    desired: &Value,
+    live: Option<&Value>,
+) -> kube::Result<Applied> {
+    if !apply::needs_apply(desired, live) {
+        return Ok(Applied::Unchanged);
+    }
+    let id = format!(
+        "{}/{}/{}",
+        ar.kind,
+        desired["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default(),
+        desired["metadata"]["name"].as_str().unwrap_or_default()
+    );
+    if ctx.contests.reapplied(&id, apply::applied_hash(desired)) {
+        let why = match apply::apply(&ctx.client, ar, desired, false, true).await {
+            Err(kube::Error::Api(e)) if e.code == 409 => e.message,
+            _ => "the object keeps changing after every apply".to_string(),
+        };
+        return Ok(Applied::Contested(format!("{id}: {why}")));
+    }
+    apply::apply(&ctx.client, ar, desired, true, false).await?;
+    ctx.metrics.write(&ar.kind, "apply");
+    Ok(Applied::Applied)
+}
+
+/// How often each object had to be applied with the same content, since when.
+#[derive(Default)]
+pub struct Contests(Mutex<HashMap<String, Reapplied>>);
+
+struct Reapplied {
+    hash: String,
+    times: u32,
+    since: Instant,
+}
+
+impl Contests {
+    /// Counts an apply of `id` with content `hash`; whether it is contested (applied more
+    /// than [`CONTEST_LIMIT`] times unchanged within [`CONTEST_WINDOW`]).
+    fn reapplied(&self, id: &str, hash: String) -> bool {
+        let mut map = self.0.lock().expect("not poisoned");
+        let now = Instant::now();
+        let entry = map.entry(id.to_string()).or_insert(Reapplied {
+            hash: hash.clone(),
+            times: 0,
+            since: now,
+        });
+        if entry.hash != hash || entry.since.elapsed() > CONTEST_WINDOW {
+            *entry = Reapplied {
+                hash,
+                times: 0,
+                since: now,
+            };
+        }
+        entry.times += 1;
+        entry.times > CONTEST_LIMIT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_content_applied_again_and_again_is_contested() {
+        let contests = Contests::default();
+        for _ in 0..CONTEST_LIMIT {
+            assert!(!contests.reapplied("StatefulSet/n/a", "h1".into()));
+        }
+        assert!(contests.reapplied("StatefulSet/n/a", "h1".into()));
+        // New content starts over; other objects count on their own.
+        assert!(!contests.reapplied("StatefulSet/n/a", "h2".into()));
+        assert!(!contests.reapplied("Service/n/a", "h1".into()));
+    }
+}

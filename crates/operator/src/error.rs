@@ -1,0 +1,143 @@
+//! The one error type of the operator. Every failure knows its CamelCase reason (for
+//! conditions and events), whether retrying without a change on our side can help, and the
+//! label it is counted under in `prism_operator_reconcile_errors_total`.
+
+use prism_admin::AdminError;
+
+use super::conditions::reason;
+
+/// A step of a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+    /// Prism admin could not be reached or refused (the message never carries secrets).
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    /// Neither the shard nor the operator names a Prism admin endpoint.
+    #[error("neither the shard's spec.adminEndpoint nor the operator's --admin-endpoint is set")]
+    NoAdminEndpoint,
+    /// The Secret holding a connection string cannot be read; the message names the Secret and
+    /// key, never the value.
+    #[error("{0}")]
+    Secret(String),
+    /// Pruning would delete every object of an owner that renders nothing.
+    #[error(
+        "refusing to prune all {0} objects: nothing is rendered (set prism.io/allow-empty-prune: \"true\" to allow)"
+    )]
+    PruneEverything(usize),
+    /// Deleting an object that is no longer rendered failed.
+    #[error("deleting {object}: {source}")]
+    Prune {
+        /// `Kind namespace/name`.
+        object: String,
+        /// What the API server said.
+        source: kube::Error,
+    },
+    /// A step of growing a StatefulSet's volumes failed.
+    #[error("{step}: {source}")]
+    Resize {
+        /// What was being done, e.g. `expanding data-prism-a-0 to 20Gi`.
+        step: String,
+        /// What the API server said.
+        source: kube::Error,
+    },
+    /// The finalizer could not be added or removed, or its step failed.
+    #[error("{0}")]
+    Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// CamelCase reason for a condition or an event.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Kube(_) => reason::API_ERROR,
+            Self::Admin(e) => e.reason(),
+            Self::NoAdminEndpoint => reason::NO_ADMIN_ENDPOINT,
+            Self::Secret(_) => reason::SECRET_UNAVAILABLE,
+            Self::PruneEverything(_) | Self::Prune { .. } => reason::PRUNE_REFUSED,
+            Self::Resize { .. } => reason::STORAGE_RESIZE_FAILED,
+            Self::Finalizer(e) => match finalizer_step(e) {
+                Some(inner) => inner.reason(),
+                None => reason::FINALIZER_FAILED,
+            },
+        }
+    }
+
+    /// Whether the same step may succeed later without any change on our side.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Admin(e) => e.is_retryable(),
+            Self::NoAdminEndpoint | Self::PruneEverything(_) => false,
+            Self::Finalizer(e) => finalizer_step(e).is_none_or(Error::is_retryable),
+            Self::Kube(_) | Self::Secret(_) | Self::Prune { .. } | Self::Resize { .. } => true,
+        }
+    }
+
+    /// The `reason` label of `prism_operator_reconcile_errors_total`: a short, bounded name
+    /// of where the failure came from.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Kube(_) => "api",
+            Self::Admin(_) | Self::NoAdminEndpoint => "admin",
+            Self::Secret(_) => "secret",
+            Self::PruneEverything(_) | Self::Prune { .. } => "prune",
+            Self::Resize { .. } => "storage",
+            Self::Finalizer(e) => finalizer_step(e).map_or("finalizer", Error::metric_label),
+        }
+    }
+}
+
+impl From<kube::runtime::finalizer::Error<Error>> for Error {
+    fn from(e: kube::runtime::finalizer::Error<Error>) -> Self {
+        Self::Finalizer(Box::new(e))
+    }
+}
+
+/// The error of the finalizer's own apply or cleanup step, if that is what failed.
+fn finalizer_step(e: &kube::runtime::finalizer::Error<Error>) -> Option<&Error> {
+    use kube::runtime::finalizer::Error as F;
+    match e {
+        F::ApplyFailed(inner) | F::CleanupFailed(inner) => Some(inner),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_retryability_and_labels() {
+        let admin = Error::from(AdminError::Unavailable("refused".into()));
+        assert_eq!(admin.reason(), "AdminUnavailable");
+        assert!(admin.is_retryable());
+        assert_eq!(admin.metric_label(), "admin");
+        assert_eq!(admin.to_string(), "Prism admin is unavailable: refused");
+
+        let wrapped = Error::from(kube::runtime::finalizer::Error::CleanupFailed(Error::from(
+            AdminError::Rejected("no".into()),
+        )));
+        assert_eq!(wrapped.reason(), "AdminRejected");
+        assert!(!wrapped.is_retryable());
+        assert_eq!(wrapped.metric_label(), "admin");
+
+        let everything = Error::PruneEverything(3);
+        assert_eq!(everything.reason(), "PruneRefused");
+        assert!(!everything.is_retryable());
+        assert!(
+            everything
+                .to_string()
+                .starts_with("refusing to prune all 3 objects")
+        );
+
+        let secret = Error::Secret("Secret db has no key url".into());
+        assert_eq!(secret.reason(), "SecretUnavailable");
+        assert_eq!(secret.to_string(), "Secret db has no key url");
+        assert!(secret.is_retryable());
+
+        assert_eq!(Error::NoAdminEndpoint.reason(), "NoAdminEndpoint");
+        assert!(!Error::NoAdminEndpoint.is_retryable());
+    }
+}

@@ -1,0 +1,130 @@
+//! The status every controller writes once per reconcile: drafted from the current one, marked
+//! paused when the object is, and written only when it changed.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::Resource;
+use kube::core::object::HasStatus;
+use kube::runtime::controller::Action;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::conditions::{self, Cond};
+use super::context::{Ctx, paused};
+use super::error::Error;
+use prism_api::{PrismNamespaceStatus, PrismPluginStatus, PrismShardStatus, condition};
+
+/// What every Prism status has.
+pub trait Observed: Clone + Default + PartialEq + Serialize {
+    /// The conditions.
+    fn conditions_mut(&mut self) -> &mut Vec<Condition>;
+    /// Records the generation the status describes.
+    fn observe(&mut self, generation: Option<i64>);
+}
+
+macro_rules! observed {
+    ($($status:ty),*) => {$(
+        impl Observed for $status {
+            fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+                &mut self.conditions
+            }
+            fn observe(&mut self, generation: Option<i64>) {
+                self.observed_generation = generation;
+            }
+        }
+    )*};
+}
+observed!(PrismShardStatus, PrismPluginStatus, PrismNamespaceStatus);
+
+/// A Prism resource whose status a controller writes.
+pub trait Reconciled:
+    Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+    + HasStatus<Status: Observed>
+    + Clone
+    + DeserializeOwned
+    + std::fmt::Debug
+{
+}
+
+impl<K> Reconciled for K where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + HasStatus<Status: Observed>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+{
+}
+
+/// The status `obj` has, and the draft of the next one (observing the current generation).
+pub fn begin<K: Reconciled>(obj: &K) -> (K::Status, K::Status) {
+    let old = obj.status().cloned().unwrap_or_default();
+    let mut new = old.clone();
+    new.observe(obj.meta().generation);
+    (old, new)
+}
+
+/// When `obj` is paused by annotation: marks its status so, writes it if that changed and
+/// returns the action to wait with. Otherwise drops the paused mark from the draft.
+pub async fn pause_if_paused<K: Reconciled>(
+    ctx: &Ctx,
+    obj: &K,
+    old: &K::Status,
+    new: &mut K::Status,
+) -> Result<Option<Action>, Error> {
+    let now = jiff::Timestamp::now();
+    if !mark_paused(new, paused(obj), obj.meta().generation, now) {
+        return Ok(None);
+    }
+    write(ctx, obj, old, new).await?;
+    Ok(Some(Action::await_change()))
+}
+
+/// Marks the draft paused when `paused`, else drops the mark; returns `paused`.
+pub fn mark_paused<S: Observed>(
+    new: &mut S,
+    paused: bool,
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+) -> bool {
+    match paused {
+        true => conditions::set(new.conditions_mut(), Cond::paused(), generation, now),
+        false => conditions::remove(new.conditions_mut(), condition::PAUSED),
+    }
+    paused
+}
+
+/// Writes `new` when it differs from `old`; returns whether it did.
+pub async fn write<K: Reconciled>(
+    ctx: &Ctx,
+    obj: &K,
+    old: &K::Status,
+    new: &K::Status,
+) -> Result<bool, Error> {
+    if old == new {
+        return Ok(false);
+    }
+    ctx.patch_status(obj, new).await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conditions::{Outcome, reason, set_outcome};
+
+    #[test]
+    fn pausing_marks_the_status_and_leaves_the_trio_alone() {
+        let now = jiff::Timestamp::from_second(1_000).unwrap();
+        let mut status = PrismShardStatus::default();
+        let outcome = Outcome::blocked(reason::INVALID_SPEC, "bad");
+        set_outcome(&mut status.conditions, outcome, Some(1), now);
+        let before = status.conditions.clone();
+        assert!(mark_paused(&mut status, true, Some(2), now));
+        let paused: Vec<_> = status.conditions.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(
+            paused,
+            ["Degraded", "Progressing", "Ready", "ReconciliationPaused"]
+        );
+        assert!(!mark_paused(&mut status, false, Some(2), now));
+        assert_eq!(status.conditions, before);
+    }
+}
