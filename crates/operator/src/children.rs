@@ -3,9 +3,9 @@
 //! and the owner's children that are no longer rendered are pruned by their inventory label.
 //! What goes wrong comes back as one [`Degradation`] for the owner's Degraded condition.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use kube::api::DynamicObject;
 use kube::core::ApiResource;
@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::apply;
 use super::conditions::{Degradation, reason};
+use super::conflicts::{self, Verdict};
 use super::context::{Ctx, owner_ref};
 use super::error::Error;
 use prism_api::{PrismPlugin, PrismShard};
@@ -22,12 +23,6 @@ use prism_render::render::contract::{PLUGIN_LABEL, SHARD_LABEL};
 
 /// Annotation that allows pruning every object of an owner.
 pub const ALLOW_EMPTY_PRUNE: &str = "prism.io/allow-empty-prune";
-
-/// Applies of unchanged content within [`CONTEST_WINDOW`] after which another writer is assumed
-/// to be fighting over the object.
-const CONTEST_LIMIT: u32 = 3;
-/// The window in which repeated applies count.
-const CONTEST_WINDOW: Duration = Duration::from_secs(60);
 
 /// An owner of rendered children.
 pub trait Owner: Resource<DynamicType = ()> {
@@ -100,9 +95,9 @@ pub async fn apply_and_prune<K: Owner>(
         match apply_child(ctx, &ar, &desired, live.as_ref()).await? {
             Applied::Applied => tracing::info!(child = %obj.id(), "applied"),
             Applied::Unchanged => {}
+            // Reported in the Degraded condition; the event goes out when the conflict begins
+            // (status::write), not on every reconcile while it lasts.
             Applied::Contested(why) => {
-                ctx.event(owner, true, reason::FIELD_CONFLICT, why.clone())
-                    .await;
                 degraded = Some(Degradation::new(reason::FIELD_CONFLICT, why));
             }
         }
@@ -156,7 +151,7 @@ pub enum Applied {
 
 /// Applies a child when it differs from `live`, without fighting: when the same content had
 /// to be applied again and again within a minute (another writer keeps changing fields we
-/// set), the conflict is reported instead of applied, until the minute is over.
+/// set), the conflict is reported instead of applied, with one more try a minute later.
 pub async fn apply_child(
     ctx: &Ctx,
     ar: &ApiResource,
@@ -186,52 +181,15 @@ pub async fn apply_child(
     Ok(Applied::Applied)
 }
 
-/// How often each object had to be applied with the same content, since when.
+/// The apply history of every child, to tell a rival writer from drift ([`conflicts`]).
 #[derive(Default)]
-pub struct Contests(Mutex<HashMap<String, Reapplied>>);
-
-struct Reapplied {
-    hash: String,
-    times: u32,
-    since: Instant,
-}
+pub struct Contests(Mutex<conflicts::Tracker>);
 
 impl Contests {
-    /// Counts an apply of `id` with content `hash`; whether it is contested (applied more
-    /// than [`CONTEST_LIMIT`] times unchanged within [`CONTEST_WINDOW`]).
+    /// Whether `id` must not be applied with content `hash` now: another writer keeps undoing
+    /// our applies. Otherwise the apply is recorded.
     fn reapplied(&self, id: &str, hash: String) -> bool {
-        let mut map = self.0.lock().expect("not poisoned");
-        let now = Instant::now();
-        let entry = map.entry(id.to_string()).or_insert(Reapplied {
-            hash: hash.clone(),
-            times: 0,
-            since: now,
-        });
-        if entry.hash != hash || entry.since.elapsed() > CONTEST_WINDOW {
-            *entry = Reapplied {
-                hash,
-                times: 0,
-                since: now,
-            };
-        }
-        entry.times += 1;
-        entry.times > CONTEST_LIMIT
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_same_content_applied_again_and_again_is_contested() {
-        let contests = Contests::default();
-        for _ in 0..CONTEST_LIMIT {
-            assert!(!contests.reapplied("StatefulSet/n/a", "h1".into()));
-        }
-        assert!(contests.reapplied("StatefulSet/n/a", "h1".into()));
-        // New content starts over; other objects count on their own.
-        assert!(!contests.reapplied("StatefulSet/n/a", "h2".into()));
-        assert!(!contests.reapplied("Service/n/a", "h1".into()));
+        let mut tracker = self.0.lock().expect("not poisoned");
+        tracker.decide(id, &hash, Instant::now()) == Verdict::Contested
     }
 }

@@ -263,6 +263,11 @@ pub fn remove(conditions: &mut Vec<Condition>, type_: &str) {
     conditions.retain(|c| c.type_ != type_);
 }
 
+/// Whether there is a condition of `type_`.
+pub fn has(conditions: &[Condition], type_: &str) -> bool {
+    conditions.iter().any(|c| c.type_ == type_)
+}
+
 /// Whether the condition of `type_` is `True`.
 pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     conditions

@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod children;
 pub mod conditions;
+pub mod conflicts;
 pub mod context;
 pub mod error;
 pub mod metrics;

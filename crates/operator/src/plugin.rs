@@ -14,14 +14,15 @@ use kube::ResourceExt;
 use kube::runtime::controller::Action;
 
 use super::children;
-use super::conditions::{Cond, Degradation, Outcome, reason, set_outcome};
+use super::conditions::{self, Cond, Degradation, Outcome, reason, set_outcome};
 use super::context::{Ctx, object_key};
 use super::error::Error;
 use super::rollout::{self, ShardReport, Step};
-use super::shard::rollout_state;
+use super::shard::{rollout_state, status_caught_up};
 use super::status;
 use prism_api::{
     PluginDeploymentType, PrismPlugin, PrismPluginStatus, PrismShard, RolloutPhase, ShardVersion,
+    condition,
 };
 use prism_render::render::Object;
 use prism_render::render::contract::{PLUGIN_ANNOTATION_PREFIX, plugin_annotation, shard_fullname};
@@ -128,6 +129,7 @@ pub fn shard_report(
         shard: shard.to_string(),
         at_target: running.as_deref() == Some(plugin_annotation(&plugin.spec).as_str()),
         healthy: sts.is_some_and(|s| rollout_state(s).0),
+        settled: sts.is_none_or(status_caught_up),
     };
     let version = running.map(|r| ShardVersion {
         shard: shard.to_string(),
@@ -231,16 +233,34 @@ pub fn plugin_status(
     now: Timestamp,
 ) {
     rollout::apply_step(status, step);
+    let settled = seen.shards.reports.iter().all(|r| r.settled);
     let healthy = seen
         .shards
         .reports
         .iter()
         .filter(|r| r.at_target && r.healthy)
         .count();
-    status.installed = healthy == seen.shards.reports.len() && seen.remote.ready;
+    let installed = healthy == seen.shards.reports.len() && seen.remote.ready;
     status.shards = seen.shards.names;
     status.shard_versions = seen.shards.versions;
     status.namespaces_using = Some(seen.namespaces_using);
+    let rolling = status
+        .rollout
+        .as_ref()
+        .is_some_and(|r| r.phase != RolloutPhase::Complete);
+    if !settled && !rolling && conditions::has(&status.conditions, condition::READY) {
+        // A StatefulSet whose controller has not caught up with its latest spec says nothing
+        // new about health: keep what was reported until its status moves (a watch event).
+        let degraded = Cond::degraded_by(seen.remote.degraded);
+        conditions::set(
+            &mut status.conditions,
+            degraded,
+            status.observed_generation,
+            now,
+        );
+        return;
+    }
+    status.installed = installed;
     let outcome = plugin_outcome(status, plugin, healthy, seen.remote.degraded);
     set_outcome(
         &mut status.conditions,
@@ -361,6 +381,7 @@ mod tests {
             shard: shard.into(),
             at_target,
             healthy,
+            settled: true,
         }
     }
 
@@ -407,6 +428,28 @@ mod tests {
         let (b, version) = shard_report(&p, "b", None);
         assert_eq!(b, report("b", false, false));
         assert_eq!(version, None);
+    }
+
+    #[test]
+    fn an_unsettled_statefulset_does_not_flip_an_installed_plugin() {
+        let p = plugin("1.1.0", "sidecar");
+        let stable = step(None, &[], None);
+        let mut status = derived(&stable, seen(vec![report("a", true, true)]));
+        let before = status.clone();
+        let mut behind = report("a", true, false);
+        behind.settled = false;
+        plugin_status(&mut status, &p, &stable, seen(vec![behind]), now());
+        assert_eq!(status, before);
+        // Settled and unhealthy: that is news.
+        plugin_status(
+            &mut status,
+            &p,
+            &stable,
+            seen(vec![report("a", true, false)]),
+            now(),
+        );
+        assert!(!status.installed);
+        assert_eq!(condition(&status, "Ready").1, "Installing");
     }
 
     #[test]

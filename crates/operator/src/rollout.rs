@@ -50,6 +50,9 @@ pub struct ShardReport {
     pub at_target: bool,
     /// The StatefulSet finished rolling out and every replica is ready.
     pub healthy: bool,
+    /// The StatefulSet's status describes its latest spec (`observedGeneration` caught up);
+    /// until it does, `healthy` is not news.
+    pub settled: bool,
 }
 
 /// Something worth an event.
@@ -323,6 +326,7 @@ mod tests {
             shard: shard.into(),
             at_target,
             healthy,
+            settled: true,
         }
     }
 

@@ -180,9 +180,6 @@ pub fn shard_status(
     degraded: Option<Degradation>,
     now: Timestamp,
 ) {
-    let sts_status = seen.statefulset.and_then(|s| s.status.as_ref());
-    status.replicas = sts_status.map(|s| s.replicas);
-    status.ready_replicas = sts_status.and_then(|s| s.ready_replicas);
     status.namespaces = Some(seen.namespaces);
     status.plugins = seen
         .plugins
@@ -193,6 +190,22 @@ pub fn shard_status(
         })
         .collect();
     status.plugins.sort_by(|a, b| a.name.cmp(&b.name));
+    let settled = seen.statefulset.is_none_or(status_caught_up);
+    if !settled && conditions::has(&status.conditions, condition::READY) {
+        // The StatefulSet controller has not caught up with the latest spec: its status says
+        // nothing new. Keep readiness as reported until it does (its update is a watch event).
+        let degraded = Cond::degraded_by(degraded);
+        conditions::set(
+            &mut status.conditions,
+            degraded,
+            status.observed_generation,
+            now,
+        );
+        return;
+    }
+    let sts_status = seen.statefulset.and_then(|s| s.status.as_ref());
+    status.replicas = sts_status.map(|s| s.replicas);
+    status.ready_replicas = sts_status.and_then(|s| s.ready_replicas);
     let (ready, progress) = match seen.statefulset {
         Some(s) => rollout_state(s),
         None => (false, "the StatefulSet does not exist yet".to_string()),
@@ -216,13 +229,20 @@ pub fn shard_status(
     );
 }
 
+/// Whether the status of `sts` describes its latest spec (its controller has observed the
+/// current generation).
+pub fn status_caught_up(sts: &StatefulSet) -> bool {
+    let observed = sts.status.as_ref().and_then(|s| s.observed_generation);
+    observed.unwrap_or(0) >= sts.metadata.generation.unwrap_or(0)
+}
+
 /// Whether a StatefulSet finished rolling out with every replica ready, and a summary.
 pub fn rollout_state(sts: &StatefulSet) -> (bool, String) {
     let spec_replicas = sts.spec.replicas.unwrap_or(1);
     let st = sts.status.clone().unwrap_or_default();
     let ready_replicas = st.ready_replicas.unwrap_or(0);
     let updated_replicas = st.updated_replicas.unwrap_or(0);
-    let observed = st.observed_generation.unwrap_or(0) >= sts.metadata.generation.unwrap_or(0);
+    let observed = status_caught_up(sts);
     let same_revision = st.current_revision.is_some() && st.current_revision == st.update_revision;
     let ready = observed
         && same_revision
@@ -374,6 +394,37 @@ mod tests {
             condition(&status, "Ready"),
             ("False", "RollingOut", "the StatefulSet does not exist yet")
         );
+    }
+
+    #[test]
+    fn a_statefulset_behind_its_spec_changes_nothing_but_degradation() {
+        let plugins = [plugin("redis", "1.2.0")];
+        let ready = sts(3, 3, 3, false);
+        let mut status = PrismShardStatus {
+            observed_generation: Some(7),
+            ..Default::default()
+        };
+        let seen = |sts| Seen {
+            statefulset: Some(sts),
+            namespaces: 4,
+            plugins: &plugins,
+        };
+        shard_status(&mut status, &seen(&ready), None, now());
+        let before = status.clone();
+        // Another writer bumped the spec; the StatefulSet controller has not observed it yet
+        // and its status still reads as a rollout in progress.
+        let mut behind = sts(3, 0, 0, true);
+        behind.metadata.generation = Some(3);
+        shard_status(&mut status, &seen(&behind), None, now());
+        assert_eq!(status, before);
+        let conflict = Degradation::new(reason::FIELD_CONFLICT, "rival owns x");
+        shard_status(&mut status, &seen(&behind), Some(conflict), now());
+        assert_eq!(condition(&status, "Ready"), condition(&before, "Ready"));
+        assert_eq!(condition(&status, "Degraded").1, "FieldConflict");
+        // Caught up: readiness follows the StatefulSet again.
+        let caught_up = sts(3, 0, 0, true);
+        shard_status(&mut status, &seen(&caught_up), None, now());
+        assert_eq!(condition(&status, "Ready").0, "False");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use kube::runtime::controller::Action;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::conditions::{self, Cond};
+use super::conditions::{self, Cond, reason};
 use super::context::{Ctx, paused};
 use super::error::Error;
 use prism_api::{PrismNamespaceStatus, PrismPluginStatus, PrismShardStatus, condition};
@@ -16,6 +16,8 @@ use prism_api::{PrismNamespaceStatus, PrismPluginStatus, PrismShardStatus, condi
 /// What every Prism status has.
 pub trait Observed: Clone + Default + PartialEq + Serialize {
     /// The conditions.
+    fn conditions(&self) -> &[Condition];
+    /// The conditions, to change them.
     fn conditions_mut(&mut self) -> &mut Vec<Condition>;
     /// Records the generation the status describes.
     fn observe(&mut self, generation: Option<i64>);
@@ -24,6 +26,9 @@ pub trait Observed: Clone + Default + PartialEq + Serialize {
 macro_rules! observed {
     ($($status:ty),*) => {$(
         impl Observed for $status {
+            fn conditions(&self) -> &[Condition] {
+                &self.conditions
+            }
             fn conditions_mut(&mut self) -> &mut Vec<Condition> {
                 &mut self.conditions
             }
@@ -103,13 +108,33 @@ pub async fn write<K: Reconciled>(
         return Ok(false);
     }
     ctx.patch_status(obj, new).await?;
+    if let Some(message) = conflict_begun(old.conditions(), new.conditions()) {
+        ctx.event(obj, true, reason::FIELD_CONFLICT, message.to_string())
+            .await;
+    }
     Ok(true)
+}
+
+/// The message of a field conflict that `new` reports and `old` did not (or with another
+/// message): a conflict is announced once when it begins, not on every reconcile it lasts.
+pub fn conflict_begun<'a>(old: &[Condition], new: &'a [Condition]) -> Option<&'a str> {
+    fn conflict(cs: &[Condition]) -> Option<&str> {
+        cs.iter()
+            .find(|c| {
+                c.type_ == condition::DEGRADED
+                    && c.status == "True"
+                    && c.reason == reason::FIELD_CONFLICT
+            })
+            .map(|c| c.message.as_str())
+    }
+    let now = conflict(new)?;
+    (conflict(old) != Some(now)).then_some(now)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conditions::{Outcome, reason, set_outcome};
+    use crate::conditions::{Degradation, Outcome, set_outcome};
 
     #[test]
     fn pausing_marks_the_status_and_leaves_the_trio_alone() {
@@ -126,5 +151,35 @@ mod tests {
         );
         assert!(!mark_paused(&mut status, false, Some(2), now));
         assert_eq!(status.conditions, before);
+    }
+
+    #[test]
+    fn a_field_conflict_is_announced_when_it_begins_only() {
+        let now = jiff::Timestamp::from_second(1_000).unwrap();
+        let with = |degraded: Option<Degradation>| {
+            let mut status = PrismShardStatus::default();
+            let outcome = Outcome {
+                ready: Cond::ready(reason::READY, "3/3"),
+                progressing: None,
+                degraded: Cond::degraded_by(degraded),
+            };
+            set_outcome(&mut status.conditions, outcome, Some(1), now);
+            status.conditions
+        };
+        let healthy = with(None);
+        let rival = with(Some(Degradation::new(
+            reason::FIELD_CONFLICT,
+            "rival owns x",
+        )));
+        let other = with(Some(Degradation::new(
+            reason::FIELD_CONFLICT,
+            "rival owns y",
+        )));
+        let refused = with(Some(Degradation::new(reason::PRUNE_REFUSED, "no")));
+        assert_eq!(conflict_begun(&healthy, &rival), Some("rival owns x"));
+        assert_eq!(conflict_begun(&refused, &rival), Some("rival owns x"));
+        assert_eq!(conflict_begun(&rival, &rival), None);
+        assert_eq!(conflict_begun(&rival, &other), Some("rival owns y"));
+        assert_eq!(conflict_begun(&rival, &healthy), None);
     }
 }

@@ -192,12 +192,20 @@ impl Operator {
 
     /// Sum of `prism_operator_object_writes_total` over all kinds.
     pub async fn writes(&self) -> f64 {
+        self.writes_by_kind().await.values().sum()
+    }
+
+    /// `prism_operator_object_writes_total` by its labels (`{kind="…",operation="…"}`).
+    pub async fn writes_by_kind(&self) -> std::collections::BTreeMap<String, f64> {
         self.metrics()
             .await
             .lines()
-            .filter(|l| l.starts_with("prism_operator_object_writes_total"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+            .filter_map(|l| l.strip_prefix("prism_operator_object_writes_total"))
+            .filter_map(|l| {
+                let (labels, value) = l.rsplit_once(' ')?;
+                Some((labels.to_string(), value.parse::<f64>().ok()?))
+            })
+            .collect()
     }
 
     /// The tail of its log, for failure messages.
