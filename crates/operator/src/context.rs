@@ -76,7 +76,7 @@ pub struct Ctx {
     pub admin: AdminPool,
     /// Objects another writer keeps changing.
     pub contests: Contests,
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Failures,
     registered: Mutex<HashSet<(String, String)>>,
 }
 
@@ -197,15 +197,51 @@ impl Ctx {
     /// Counts a failure of `key` and returns how long to wait before the next try:
     /// 1 s doubling per consecutive failure, capped at 5 minutes.
     pub fn backoff(&self, key: &str) -> Duration {
-        let mut failures = self.failures.lock().expect("not poisoned");
+        self.failures.failed(key)
+    }
+
+    /// Forgets the failures of `key` after a success.
+    pub fn succeeded(&self, key: &str) {
+        self.failures.succeeded(key);
+    }
+}
+
+/// Consecutive failures per object, for per-object exponential backoff.
+#[derive(Debug, Default)]
+pub struct Failures(Mutex<HashMap<String, u32>>);
+
+impl Failures {
+    /// Counts a failure of `key`; how long to wait before the next try: 1 s doubling per
+    /// consecutive failure, capped at 5 minutes.
+    pub fn failed(&self, key: &str) -> Duration {
+        let mut failures = self.0.lock().expect("not poisoned");
         let n = failures.entry(key.to_string()).or_insert(0);
         *n = n.saturating_add(1);
         Duration::from_secs(1u64 << (*n - 1).min(8)).min(Duration::from_secs(300))
     }
 
-    /// Forgets the failures of `key` after a success.
+    /// Consecutive failures of `key` so far.
+    pub fn count(&self, key: &str) -> u32 {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .get(key)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Forgets the failures of `key`.
     pub fn succeeded(&self, key: &str) {
-        self.failures.lock().expect("not poisoned").remove(key);
+        self.0.lock().expect("not poisoned").remove(key);
+    }
+
+    /// After a reconcile of `key` that returned Ok: forgets its failures unless the reconcile
+    /// itself counted one (a failure reported in status and retried with backoff, such as
+    /// Prism admin being down, still returns Ok). `before`: [`count`](Self::count) before it.
+    pub fn settle(&self, key: &str, before: u32) {
+        if self.count(key) <= before {
+            self.succeeded(key);
+        }
     }
 }
 
@@ -229,10 +265,11 @@ impl Ctx {
         reconcile: impl std::future::Future<Output = Result<Action, Error>>,
     ) -> Result<Action, Error> {
         let timer = self.metrics.start(controller);
+        let before = self.failures.count(key);
         let result = reconcile.await;
         timer.finish(result.as_ref().map(drop).map_err(Error::metric_label));
         if result.is_ok() {
-            self.succeeded(key);
+            self.failures.settle(key, before);
         }
         result
     }
@@ -360,7 +397,7 @@ impl Ctx {
             children: caches.children,
             pods: caches.pods,
             admin,
-            failures: Mutex::new(HashMap::new()),
+            failures: Failures::default(),
             registered: Mutex::new(HashSet::new()),
             contests: Contests::default(),
         })
@@ -388,5 +425,30 @@ impl Ctx {
             .lock()
             .expect("not poisoned")
             .retain(|(e, _)| e != endpoint);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_failure_and_survives_soft_failures() {
+        let f = Failures::default();
+        let waits: Vec<u64> = (0..10).map(|_| f.failed("a").as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 256]);
+        f.succeeded("a");
+        // A reconcile that reports a failure in status and requeues with backoff returns Ok:
+        // its failure count must not be forgotten.
+        let before = f.count("a");
+        assert_eq!(f.failed("a").as_secs(), 1);
+        f.settle("a", before);
+        let before = f.count("a");
+        assert_eq!(f.failed("a").as_secs(), 2);
+        f.settle("a", before);
+        // A reconcile that succeeded without counting a failure forgets them.
+        let before = f.count("a");
+        f.settle("a", before);
+        assert_eq!(f.count("a"), 0);
     }
 }
