@@ -158,7 +158,9 @@ fn flat_name(name: &str) -> String {
         .collect()
 }
 
-/// Parses `ARGOCD_APP_PARAMETERS`. Messages never repeat values: they may be secret.
+/// Parses `ARGOCD_APP_PARAMETERS`. Argo CD sends `null` for an Application without parameters
+/// (also for `parameters: []`): that is no parameters. Messages never repeat values: they may
+/// be secret.
 pub fn parse_parameters(json: &str) -> Result<Vec<(String, ParamValue)>, String> {
     let what = "ARGOCD_APP_PARAMETERS";
     let value: Value = serde_json::from_str(json).map_err(|e| {
@@ -168,8 +170,10 @@ pub fn parse_parameters(json: &str) -> Result<Vec<(String, ParamValue)>, String>
             e.column()
         )
     })?;
-    let Value::Array(items) = value else {
-        return Err(format!("{what}: must be a JSON array of parameters"));
+    let items = match value {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(items) => items,
+        _ => return Err(format!("{what}: must be a JSON array of parameters")),
     };
     let strings = |v: &Value| -> Option<Vec<String>> {
         v.as_array()?
@@ -242,7 +246,7 @@ fn is_dns_label(s: &str) -> bool {
 
 fn app_path(what: &str, value: &str) -> Result<PathBuf, String> {
     normalize(std::path::Path::new(value))
-        .map_err(|_| format!("{what}: {value:?} must be a relative path inside the app directory"))
+        .map_err(|_| format!("{what}: must be a relative path inside the app directory"))
 }
 
 /// Applies, in rising order of precedence, the destination namespace, the plugin env
@@ -250,8 +254,12 @@ fn app_path(what: &str, value: &str) -> Result<PathBuf, String> {
 /// leave a setting alone.
 pub fn settings(base: Settings, app: &AppEnv) -> Result<Settings, String> {
     let mut s = base;
+    // Where the namespace and proxy image came from, for messages (values are never repeated).
+    let mut namespace_from = "--namespace".to_string();
+    let mut image_from = "--proxy-image".to_string();
     if let Some(ns) = app.app_namespace.as_deref().filter(|v| !v.is_empty()) {
         s.namespace = ns.to_string();
+        namespace_from = "ARGOCD_APP_NAMESPACE (the destination namespace)".into();
     }
     for (name, value) in &app.env {
         if !name.starts_with("PRISM_") || value.is_empty() {
@@ -259,8 +267,14 @@ pub fn settings(base: Settings, app: &AppEnv) -> Result<Settings, String> {
         }
         let what = format!("ARGOCD_ENV_{name}");
         match name.as_str() {
-            ENV_NAMESPACE => s.namespace = value.clone(),
-            ENV_PROXY_IMAGE => s.proxy_image = value.clone(),
+            ENV_NAMESPACE => {
+                s.namespace = value.clone();
+                namespace_from = what;
+            }
+            ENV_PROXY_IMAGE => {
+                s.proxy_image = value.clone();
+                image_from = what;
+            }
             ENV_TEMPLATES => s.templates = Some(TemplatesDir::App(app_path(&what, value)?)),
             _ => {
                 return Err(format!(
@@ -281,8 +295,14 @@ pub fn settings(base: Settings, app: &AppEnv) -> Result<Settings, String> {
         match (value, is_list) {
             (ParamValue::String(v), false) if v.is_empty() => {}
             (ParamValue::String(v), false) => match name.as_str() {
-                NAMESPACE => s.namespace = v,
-                PROXY_IMAGE => s.proxy_image = v,
+                NAMESPACE => {
+                    s.namespace = v;
+                    namespace_from = what;
+                }
+                PROXY_IMAGE => {
+                    s.proxy_image = v;
+                    image_from = what;
+                }
                 _ => s.templates = Some(TemplatesDir::App(app_path(&what, &v)?)),
             },
             (ParamValue::Array(items), true) => {
@@ -300,14 +320,12 @@ pub fn settings(base: Settings, app: &AppEnv) -> Result<Settings, String> {
     }
     if !is_dns_label(&s.namespace) {
         return Err(format!(
-            "namespace {:?} is not a valid namespace name (lower-case letters, digits and '-')",
-            s.namespace
+            "{namespace_from}: the namespace must be a DNS-1123 label (at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit)"
         ));
     }
     if s.proxy_image.trim().is_empty() || s.proxy_image.contains(char::is_whitespace) {
         return Err(format!(
-            "proxy image {:?} is not an image name",
-            s.proxy_image
+            "{image_from}: the proxy image must be an image reference without white space"
         ));
     }
     Ok(s)

@@ -556,6 +556,85 @@ fn errors_name_the_repository_file_and_keep_secrets_out() {
 }
 
 #[test]
+fn an_application_without_parameters_renders_as_argo_cd_calls_it() {
+    // Argo CD sends `null` for an Application that names the plugin and sets no parameters
+    // (and for `parameters: []`); an absent variable and `[]` mean the same.
+    let (_work, app) = unpack("examples/fleet");
+    let mut bare = generate_env();
+    bare.retain(|(k, _)| k != "ARGOCD_APP_PARAMETERS");
+    let expected = generate(&app, &bare);
+    assert!(expected.status.success(), "{}", text(&expected.stderr));
+    assert!(!expected.stdout.is_empty());
+    for parameters in ["null", " null\n", "[]"] {
+        let out = generate(
+            &app,
+            &with(bare.clone(), "ARGOCD_APP_PARAMETERS", parameters),
+        );
+        assert!(
+            out.status.success(),
+            "{parameters:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(out.stdout, expected.stdout, "{parameters:?}");
+    }
+    let out = generate(&app, &with(bare, "ARGOCD_APP_PARAMETERS", "{}"));
+    assert_fails(
+        &out,
+        "ARGOCD_APP_PARAMETERS: must be a JSON array of parameters",
+    );
+}
+
+#[test]
+fn errors_name_the_parameter_and_the_rule_never_the_value() {
+    let (_work, app) = unpack("examples/fleet");
+    let param = |name: &str, value: &str| {
+        let json = serde_json::json!([{"name": name, "string": value}]).to_string();
+        generate(&app, &with(generate_env(), "ARGOCD_APP_PARAMETERS", &json))
+    };
+    let cases = [
+        (
+            param("namespace", "Bad_NS_s3cr3t"),
+            "parameter \"namespace\": the namespace must be a DNS-1123 label",
+        ),
+        (
+            param("templates", "../../s3cr3t"),
+            "parameter \"templates\": must be a relative path inside the app directory",
+        ),
+        (
+            param("proxy-image", "img s3cr3t"),
+            "parameter \"proxy-image\": the proxy image must be an image reference",
+        ),
+        (
+            generate(
+                &app,
+                &with(
+                    generate_env(),
+                    "ARGOCD_ENV_PRISM_NAMESPACE",
+                    "Bad_NS_s3cr3t",
+                ),
+            ),
+            "ARGOCD_ENV_PRISM_NAMESPACE: the namespace must be a DNS-1123 label",
+        ),
+        (
+            generate(
+                &app,
+                &with(generate_env(), "ARGOCD_APP_NAMESPACE", "Bad_NS_s3cr3t"),
+            ),
+            "ARGOCD_APP_NAMESPACE (the destination namespace): the namespace must be",
+        ),
+    ];
+    for (out, expected) in cases {
+        assert_fails(&out, expected);
+        assert!(
+            !text(&out.stderr).contains("s3cr3t"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stderr).lines().count(), 1);
+    }
+}
+
+#[test]
 fn the_target_cluster_is_checked() {
     let (_work, app) = unpack("examples/fleet");
     let old = with(generate_env(), "KUBE_VERSION", "1.29.7");
