@@ -84,11 +84,6 @@ impl Tracker {
         history.applied.push_back(now);
         Verdict::Apply
     }
-
-    /// Forgets `key` (the object is gone).
-    pub fn forget(&mut self, key: &str) {
-        self.objects.remove(key);
-    }
 }
 
 #[cfg(test)]
@@ -158,7 +153,5 @@ mod tests {
         }
         assert_eq!(t.decide("svc", "h1", at(t0, 1.0)), Verdict::Apply);
         assert_eq!(t.decide("sts", "h2", at(t0, 1.0)), Verdict::Apply);
-        t.forget("svc");
-        assert_eq!(t.decide("svc", "h1", at(t0, 1.1)), Verdict::Apply);
     }
 }

@@ -199,11 +199,6 @@ impl Ctx {
     pub fn backoff(&self, key: &str) -> Duration {
         self.failures.failed(key)
     }
-
-    /// Forgets the failures of `key` after a success.
-    pub fn succeeded(&self, key: &str) {
-        self.failures.succeeded(key);
-    }
 }
 
 /// Consecutive failures per object, for per-object exponential backoff.

@@ -86,10 +86,7 @@ async fn sync(ns: &PrismNamespace, ctx: &Ctx) -> Result<Action, Error> {
     let instances = pods.iter().map(|p| p.name_any()).collect();
     placed_status(&mut status, &placement.shard, instances, &synced, now);
     let action = match &synced {
-        Ok(_) => {
-            ctx.succeeded(&object_key(ns));
-            Action::requeue(ctx.settings.resync)
-        }
+        Ok(_) => Action::requeue(ctx.settings.resync),
         Err(e) => {
             ctx.event(ns, true, e.reason(), e.to_string()).await;
             Action::requeue(ctx.backoff(&object_key(ns)))
