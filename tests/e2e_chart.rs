@@ -5,85 +5,19 @@
 
 use prism_testing as support;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::authentication::v1::TokenRequest;
-use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use support::admin_server::AdminServer;
 use support::cluster::{NamespaceOptions, cluster, test_namespace_with};
+use support::helm::{helm, service_account_kubeconfig};
 use support::operator::{Operator, apply_example_fleet, wait_example_fleet};
 use support::wait_for;
-
-/// The bin dir holding `helm` (built by benches/tools/build.sh, or `PRISM_TOOLS`).
-fn tools() -> PathBuf {
-    if let Some(dir) = std::env::var_os("PRISM_TOOLS") {
-        return PathBuf::from(dir);
-    }
-    let out = Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/benches/tools/build.sh"
-        ))
-        .output()
-        .expect("benches/tools/build.sh runs");
-    assert!(
-        out.status.success(),
-        "building helm failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .unwrap()
-            .trim(),
-    )
-}
-
-fn helm(args: &[&str], kubeconfig: &std::path::Path) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(tools().join("helm"))
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .env("HELM_CACHE_HOME", dir.path().join("cache"))
-        .env("HELM_CONFIG_HOME", dir.path().join("config"))
-        .env("HELM_DATA_HOME", dir.path().join("data"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "helm {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A kubeconfig that authenticates as `sa` in `ns` with a fresh token.
-async fn service_account_kubeconfig(admin: &Client, ns: &str, sa: &str, path: &std::path::Path) {
-    let api: Api<ServiceAccount> = Api::namespaced(admin.clone(), ns);
-    let req = serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}});
-    let token: TokenRequest = api
-        .create_subresource("token", sa, &PostParams::default(), &req)
-        .await
-        .expect("a token for the chart's ServiceAccount");
-    let token = token.status.and_then(|s| s.token).expect("a token");
-    let c = cluster().await;
-    let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: sa\n  user:\n    token: {token}\ncontexts:\n- name: sa\n  context: {{cluster: test, user: sa}}\ncurrent-context: sa\n",
-        c.server_url(),
-        c.ca_cert_path().display()
-    );
-    std::fs::write(path, text).unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chart_installs_and_its_rbac_is_exactly_enough() {

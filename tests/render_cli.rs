@@ -183,11 +183,11 @@ fn checked_in_crds_match_the_code() {
     let out = run(&["crds"]);
     assert!(out.status.success());
     for (name, text) in prism_api::crd_files() {
-        let chart_copy = root().join("charts/prism-operator/crds").join(&name);
+        let chart_copy = root().join("charts/prism-operator/files/crds").join(&name);
         let in_chart = std::fs::read_to_string(&chart_copy).unwrap_or_default();
         assert!(
             in_chart == text,
-            "{} is stale; copy crds/{name} into the chart",
+            "{} is stale; copy crds/{name} into charts/prism-operator/files/crds",
             chart_copy.display()
         );
         let path = root().join("crds").join(&name);

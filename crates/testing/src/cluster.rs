@@ -209,6 +209,35 @@ impl Cluster {
         self.dir.join("admin.kubeconfig")
     }
 
+    /// Adds another fake node, managed by kwok like the first, and waits until it is Ready.
+    pub async fn add_node(&self, name: &str) {
+        let nodes: Api<Node> = Api::all(self.client());
+        nodes
+            .create(&PostParams::default(), &fake_node(name))
+            .await
+            .unwrap_or_else(|e| panic!("creating Node {name}: {e}"));
+        let nodes = &nodes;
+        crate::wait_for(
+            &format!("Node {name} Ready"),
+            NODE_TIMEOUT,
+            move || async move {
+                let node = nodes.get(name).await.map_err(|e| e.to_string())?;
+                let ready = node
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                if ready {
+                    Ok(())
+                } else {
+                    Err("not Ready".to_string())
+                }
+            },
+        )
+        .await;
+    }
+
     /// `https://127.0.0.1:<port>` of kube-apiserver.
     pub fn server_url(&self) -> &str {
         &self.server_url
@@ -567,7 +596,7 @@ impl Launcher {
             .await
             .map_err(|e| format!("creating StorageClass: {e}"))?;
         Api::<Node>::all(client.clone())
-            .create(&PostParams::default(), &fake_node())
+            .create(&PostParams::default(), &fake_node(NODE_NAME))
             .await
             .map_err(|e| format!("creating Node {NODE_NAME}: {e}"))?;
         let nodes = &Api::<Node>::all(client.clone());
@@ -876,16 +905,16 @@ fn admin_kubeconfig(dir: &Path, server_url: &str) -> String {
 }
 
 /// The fake node kwok manages: matched by annotation, no taints, so unmodified workloads fit.
-fn fake_node() -> Node {
+fn fake_node(name: &str) -> Node {
     let labels = [
-        ("kubernetes.io/hostname", NODE_NAME),
+        ("kubernetes.io/hostname", name),
         ("kubernetes.io/os", "linux"),
         ("kubernetes.io/arch", "amd64"),
         ("type", "kwok"),
     ];
     Node {
         metadata: ObjectMeta {
-            name: Some(NODE_NAME.into()),
+            name: Some(name.into()),
             annotations: Some(
                 [
                     (NODE_SELECTOR_ANNOTATION.to_string(), "fake".to_string()),

@@ -1,13 +1,16 @@
 //! Test support shared by the integration tests and benchmarks (a dev-dependency only): the
 //! lazily started local control plane ([`cluster`]), a wire-compatible Prism admin server
 //! ([`admin_server`]), throw-away PKI ([`pki`]), the operator as a process ([`operator`]),
-//! generated fleets ([`fleet`]) and bounded polling ([`wait_for`]).
+//! generated fleets ([`fleet`]), helm and service-account tokens ([`helm`]), the project's
+//! images and containers ([`podman`]) and bounded polling ([`wait_for`]).
 
 pub mod admin_server;
 pub mod cluster;
 pub mod fleet;
+pub mod helm;
 pub mod operator;
 pub mod pki;
+pub mod podman;
 
 use std::future::Future;
 use std::path::PathBuf;

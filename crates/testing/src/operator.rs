@@ -376,6 +376,16 @@ pub async fn apply_example_fleet(client: &Client, namespace: &str) {
 /// Waits until the example fleet in `namespace` is reconciled: 4 shards and 4 plugins Ready,
 /// 12 namespaces Active.
 pub async fn wait_example_fleet(client: &Client, namespace: &str, op: &Operator) {
+    wait_example_fleet_logged(client, namespace, || op.log_tail()).await
+}
+
+/// [`wait_example_fleet`] for an operator that is not an [`Operator`] (a container, say):
+/// `log_tail` gives its recent logs for the timeout message.
+pub async fn wait_example_fleet_logged(
+    client: &Client,
+    namespace: &str,
+    log_tail: impl Fn() -> String,
+) {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
     use kube::api::ListParams;
     let shards: Api<PrismShard> = Api::namespaced(client.clone(), namespace);
@@ -383,7 +393,7 @@ pub async fn wait_example_fleet(client: &Client, namespace: &str, op: &Operator)
     let namespaces: Api<PrismNamespace> = Api::namespaced(client.clone(), namespace);
     wait_for("the example fleet reconciled", Duration::from_secs(240), || {
         let (shards, plugins, namespaces) = (shards.clone(), plugins.clone(), namespaces.clone());
-        let tail = op.log_tail();
+        let tail = log_tail();
         async move {
             let lp = ListParams::default();
             let ready = |c: &[Condition]| c.iter().any(|c| c.type_ == "Ready" && c.status == "True");

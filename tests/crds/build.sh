@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Fetches the CustomResourceDefinitions of other projects that the tests install, from those
+# projects' Go modules (pinned by the wrapper module upstream/: go.mod + go.sum), into a cache
+# outside the repository. Nothing is compiled. How is shared with tests/cluster/build.sh:
+# ../gobuild.sh.
+#
+#   monitoring.coreos.com_servicemonitors.yaml   github.com/prometheus-operator/prometheus-operator
+#                                                example/prometheus-operator-crd/
+#
+# Output: the directory holding the CRD files on the last line of stdout; progress on stderr.
+# Cache:  ${PRISM_CRDS_CACHE:-$HOME/.cache/prism-operator/crds}/<key>/bin (see ../gobuild.sh).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=../gobuild.sh
+source "$here/../gobuild.sh"
+
+log_prefix="prism crds"
+modules=(upstream)
+# Bump when build_into below produces other files: the cache key does not hash this script.
+recipe=1
+go_needed_by="the wrapper module needs"
+cache_dir=${PRISM_CRDS_CACHE:-$cache_root/crds}
+executables=()
+data_files=(monitoring.coreos.com_servicemonitors.yaml)
+what="the upstream CRDs"
+# Module sources only: a few MiB.
+headroom_kb=$((64 * 1024))
+cold_mod_kb=0
+cold_build_kb=0
+min_free_var=
+
+build_into() {
+	local stage=$1 prometheus_operator=github.com/prometheus-operator/prometheus-operator dir
+	(cd "$here/upstream" && "$go_bin" mod download "$prometheus_operator")
+	dir=$(mod_dir upstream "$prometheus_operator")
+	install -m 0644 "$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$stage/"
+	printf 'prometheus-operator: %s\n' "$(mod_version upstream "$prometheus_operator")" >"$stage/versions.txt"
+}
+
+gobuild
