@@ -24,6 +24,14 @@ export RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=$cargo_home=
 # images/build.sh sets it to the last commit's time: without this, every commit would rebuild
 # them and everything above them. The binaries do not depend on it.
 unset SOURCE_DATE_EPOCH
+# Likewise for what cargo sets for a build script or a test (CARGO_PKG_NAME, CARGO_MANIFEST_DIR,
+# OUT_DIR, …) when this runs from one: some build scripts track those names too.
+for name in $(compgen -e); do
+	case $name in
+	CARGO_PKG_* | CARGO_MANIFEST_* | CARGO_CFG_* | CARGO_FEATURE_* | CARGO_BIN_* | CARGO_CRATE_NAME | \
+		CARGO_PRIMARY_PACKAGE | CARGO_TARGET_TMPDIR | OUT_DIR) unset "$name" ;;
+	esac
+done
 
 args=()
 for bin in "$@"; do
