@@ -1,9 +1,9 @@
 //! Containers for tests, with podman: the project's images (built once per test process by
 //! `images/build.sh`), and containers that are removed when their guard drops, also when the
-//! test panics.
+//! test panics, or by the next test process when the one that started them was killed.
 //!
 //! podman reads a private containers.conf fitted to this host (runc, cgroupfs, file events,
-//! ulimits no higher than the host's hard limits), so no system configuration is needed or
+//! ulimits the host allows), so no system configuration is needed or
 //! touched. Containers use the host network and reach only 127.0.0.1.
 
 use std::path::{Path, PathBuf};
@@ -101,7 +101,7 @@ impl Container {
     /// `podman run --detach --name <name> args…`; the container is removed when the guard
     /// drops. `args` are everything after the name: options, image, command.
     pub fn run(name: &str, args: &[String]) -> Container {
-        // Anything left over from an interrupted run of the same test.
+        remove_orphans();
         let _ = output(&["rm", "-f", "--ignore", name]);
         let container = Container {
             name: name.to_string(),
@@ -111,6 +111,7 @@ impl Container {
             "--detach".into(),
             "--name".into(),
             name.into(),
+            format!("--label={OWNER_LABEL}={}", std::process::id()),
         ];
         all.extend(args.iter().cloned());
         let all: Vec<&str> = all.iter().map(String::as_str).collect();
@@ -140,6 +141,37 @@ impl Drop for Container {
     fn drop(&mut self) {
         let _ = output(&["rm", "-f", "--time", "2", &self.name]);
     }
+}
+
+/// Label naming the test process that started a container.
+const OWNER_LABEL: &str = "prism.test-process";
+
+/// Removes containers whose test process is gone (killed before its guards could drop), once
+/// per process. Containers of running test processes are left alone.
+fn remove_orphans() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let listed = output(&[
+            "ps",
+            "--all",
+            "--filter",
+            &format!("label={OWNER_LABEL}"),
+            "--format",
+            &format!("{{{{.Names}}}} {{{{index .Labels \"{OWNER_LABEL}\"}}}}"),
+        ]);
+        for line in String::from_utf8_lossy(&listed.stdout).lines() {
+            let Some((name, pid)) = line.split_once(' ') else {
+                continue;
+            };
+            let alive = pid
+                .trim()
+                .parse::<i32>()
+                .is_ok_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+            if !alive {
+                let _ = output(&["rm", "-f", name]);
+            }
+        }
+    });
 }
 
 /// The containers.conf the tests use, written once per process.
