@@ -21,7 +21,7 @@ use prism_api::PrismShard;
 use serde_json::{Value, json};
 use support::cluster::{NamespaceOptions, cluster, test_namespace, test_namespace_with};
 use support::helm::{documents, helm, upstream_crds};
-use support::operator::{apply_yaml, example};
+use support::operator::{apply_yaml, example, wait_crd_established};
 use support::{wait_for, workspace_root};
 
 const PRISM_CRDS: [&str; 3] = [
@@ -29,32 +29,6 @@ const PRISM_CRDS: [&str; 3] = [
     "prismplugins.prism.io",
     "prismnamespaces.prism.io",
 ];
-
-async fn wait_established(client: &Client, name: &str) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    wait_for(
-        &format!("CRD {name} Established"),
-        Duration::from_secs(60),
-        || {
-            let api = api.clone();
-            async move {
-                let crd = api.get(name).await.map_err(|e| e.to_string())?;
-                let established = crd
-                    .status
-                    .and_then(|s| s.conditions)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True");
-                if established {
-                    Ok(())
-                } else {
-                    Err("not Established".to_string())
-                }
-            }
-        },
-    )
-    .await;
-}
 
 /// A copy of the chart whose PrismShard CRD has one more spec field, `upgradeProbe`.
 fn chart_with_new_field(dir: &Path) -> std::path::PathBuf {
@@ -108,7 +82,7 @@ async fn upgrade_upgrades_the_crds_and_uninstall_keeps_them_and_every_resource()
         &kubeconfig,
     );
     for crd in PRISM_CRDS {
-        wait_established(&admin, crd).await;
+        wait_crd_established(&admin, crd).await;
     }
 
     let (_, fleet_ns) = test_namespace("fleet").await;
@@ -333,7 +307,7 @@ async fn the_service_monitor_is_valid_for_prometheus_operator() {
     )
     .await
     .unwrap();
-    wait_established(&admin, "servicemonitors.monitoring.coreos.com").await;
+    wait_crd_established(&admin, "servicemonitors.monitoring.coreos.com").await;
 
     let (_, ns) = test_namespace("monitoring").await;
     let docs = documents(&helm(

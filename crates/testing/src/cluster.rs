@@ -217,24 +217,9 @@ impl Cluster {
             .await
             .unwrap_or_else(|e| panic!("creating Node {name}: {e}"));
         let nodes = &nodes;
-        crate::wait_for(
-            &format!("Node {name} Ready"),
-            NODE_TIMEOUT,
-            move || async move {
-                let node = nodes.get(name).await.map_err(|e| e.to_string())?;
-                let ready = node
-                    .status
-                    .and_then(|s| s.conditions)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True");
-                if ready {
-                    Ok(())
-                } else {
-                    Err("not Ready".to_string())
-                }
-            },
-        )
+        crate::wait_for(&format!("Node {name} Ready"), NODE_TIMEOUT, || {
+            node_ready(nodes, name)
+        })
         .await;
     }
 
@@ -600,20 +585,8 @@ impl Launcher {
             .await
             .map_err(|e| format!("creating Node {NODE_NAME}: {e}"))?;
         let nodes = &Api::<Node>::all(client.clone());
-        self.wait("kwok", NODE_TIMEOUT, move || async move {
-            let node = nodes.get(NODE_NAME).await.map_err(|e| e.to_string())?;
-            let ready = node
-                .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .into_iter()
-                .find(|c| c.type_ == "Ready");
-            match ready {
-                Some(c) if c.status == "True" => Ok(()),
-                other => Err(format!("Node {NODE_NAME} Ready condition: {other:?}")),
-            }
-        })
-        .await?;
+        self.wait("kwok", NODE_TIMEOUT, || node_ready(nodes, NODE_NAME))
+            .await?;
 
         Ok(Cluster {
             dir,
@@ -902,6 +875,21 @@ fn admin_kubeconfig(dir: &Path, server_url: &str) -> String {
         key = pki.join("admin.key").display(),
     );
     out
+}
+
+/// `Ok` once Node `name` reports Ready=True; else its Ready condition, for the timeout message.
+async fn node_ready(nodes: &Api<Node>, name: &str) -> Result<(), String> {
+    let node = nodes.get(name).await.map_err(|e| e.to_string())?;
+    let ready = node
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Ready");
+    match ready {
+        Some(c) if c.status == "True" => Ok(()),
+        other => Err(format!("Node {name} Ready condition: {other:?}")),
+    }
 }
 
 /// The fake node kwok manages: matched by annotation, no taints, so unmodified workloads fit.

@@ -33,33 +33,34 @@ pub async fn install_crds(client: &Client) {
             .unwrap_or_else(|e| panic!("installing CRD {name}: {e}"));
         }
         for crd in prism_api::crds() {
-            let name = crd.metadata.name.clone().unwrap();
-            let api = api.clone();
-            wait_for(
-                &format!("CRD {name} Established"),
-                Duration::from_secs(60),
-                || {
-                    let api = api.clone();
-                    let name = name.clone();
-                    async move {
-                        let crd = api.get(&name).await.map_err(|e| e.to_string())?;
-                        let established = crd
-                            .status
-                            .and_then(|s| s.conditions)
-                            .unwrap_or_default()
-                            .iter()
-                            .any(|c| c.type_ == "Established" && c.status == "True");
-                        if established {
-                            Ok(())
-                        } else {
-                            Err("not established".into())
-                        }
-                    }
-                },
-            )
-            .await;
+            wait_crd_established(client, crd.metadata.name.as_deref().unwrap()).await;
         }
     })
+    .await;
+}
+
+/// Waits until CustomResourceDefinition `name` is Established (its kind is served).
+pub async fn wait_crd_established(client: &Client, name: &str) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let api = &api;
+    wait_for(
+        &format!("CRD {name} Established"),
+        Duration::from_secs(60),
+        || async move {
+            let crd = api.get(name).await.map_err(|e| e.to_string())?;
+            let established = crd
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            if established {
+                Ok(())
+            } else {
+                Err("not established".to_string())
+            }
+        },
+    )
     .await;
 }
 
