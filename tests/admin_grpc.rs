@@ -5,6 +5,8 @@
 use prism_testing::admin_server;
 
 use std::collections::BTreeSet;
+
+use futures::StreamExt;
 use std::time::{Duration, Instant};
 
 use admin_server::AdminServer;
@@ -397,7 +399,7 @@ async fn internal_errors_are_classified() {
 }
 
 #[tokio::test]
-async fn revoke_acknowledges_and_removes_the_namespace() {
+async fn revoke_is_acknowledged_as_upstream_does_and_removes_nothing() {
     let (server, client) = started().await;
     server.add_proxy("proxy-a");
     let created = client
@@ -415,8 +417,185 @@ async fn revoke_acknowledges_and_removes_the_namespace() {
         .unwrap();
     assert!(ack.success);
     assert!(ack.revoked_at > 0);
+    assert_eq!(ack.message, admin_server::REVOKE_MESSAGE);
     assert_eq!(server.revoked(), ["orders"]);
-    assert!(server.namespaces().is_empty());
+    assert!(
+        server.namespaces().contains_key("orders"),
+        "upstream deletes nothing"
+    );
+}
+
+/// The `host:port` list of an HA admin's nodes.
+fn list(nodes: &[AdminServer]) -> String {
+    nodes
+        .iter()
+        .map(AdminServer::host_port)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[tokio::test]
+async fn a_follower_answers_writes_as_upstream_does() {
+    let nodes = AdminServer::start_ha(3).await;
+    let follower = AdminClient::connect_lazy(&nodes[1].endpoint(), Duration::from_secs(5)).unwrap();
+    let started = Instant::now();
+    let error = follower
+        .register_proxy(registration("proxy-a"))
+        .await
+        .unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(
+        error,
+        AdminError::Unavailable(admin_server::FOLLOWER_MESSAGE.into()),
+        "{error}"
+    );
+    assert!(waited >= admin_server::FOLLOWER_DELAY, "{waited:?}");
+    // A client whose deadline is shorter than the follower's forwarding attempt times out.
+    let short =
+        AdminClient::connect_lazy(&nodes[2].endpoint(), Duration::from_millis(500)).unwrap();
+    let error = short
+        .create_namespace(request("orders", labelled("redis")))
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason(), "AdminTimeout", "{error}");
+    // The leader accepts; the state is shared, as Raft replicates it.
+    let leader = AdminClient::connect_lazy(&nodes[0].endpoint(), TIMEOUT).unwrap();
+    leader
+        .register_proxy(registration("proxy-a"))
+        .await
+        .unwrap();
+    assert_eq!(nodes[2].proxies(), ["proxy-a"]);
+}
+
+#[tokio::test]
+async fn a_group_finds_the_leader_keeps_it_and_follows_it_when_it_moves() {
+    let nodes = AdminServer::start_ha(3).await;
+    nodes[0].set_leader(2);
+    let pool = AdminPool::new(Duration::from_secs(5));
+    let group = pool.group(&list(&nodes)).unwrap();
+    assert_eq!(group.endpoints().count(), 3);
+
+    // First write: two followers wait their ~2 s each, the third node accepts.
+    let started = Instant::now();
+    let accepted = group.register_proxy(registration("proxy-a")).await.unwrap();
+    assert_eq!(accepted.endpoint, nodes[2].endpoint());
+    assert_eq!(accepted.attempts, 3);
+    assert!(started.elapsed() >= 2 * admin_server::FOLLOWER_DELAY);
+
+    // The leader is known: no call waits on a follower again, and every caller naming the
+    // same list (in any spelling) shares the knowledge.
+    let again = pool
+        .group(&list(&nodes).replace("127.0.0.1", "http://127.0.0.1"))
+        .unwrap();
+    for i in 0..20 {
+        let name = format!("ns-{i}");
+        let accepted = again
+            .create_namespace(request(&name, labelled("redis")))
+            .await
+            .unwrap();
+        assert_eq!(
+            (accepted.endpoint.as_str(), accepted.attempts),
+            (nodes[2].endpoint().as_str(), 1)
+        );
+    }
+    assert_eq!(nodes[0].calls_on(0).get("CreateNamespace"), None);
+    assert_eq!(nodes[0].calls_on(1).get("CreateNamespace"), None);
+    assert_eq!(nodes[0].calls_on(2)["CreateNamespace"], 20);
+
+    // The leader moves: one call pays one follower answer, then the new leader is kept.
+    nodes[0].set_leader(0);
+    let accepted = group
+        .create_namespace(request("moved", labelled("redis")))
+        .await
+        .unwrap();
+    assert_eq!(
+        (accepted.endpoint.as_str(), accepted.attempts),
+        (nodes[0].endpoint().as_str(), 2)
+    );
+    let accepted = group
+        .create_namespace(request("kept", labelled("redis")))
+        .await
+        .unwrap();
+    assert_eq!(accepted.attempts, 1);
+    assert_eq!(group.leader(), nodes[0].endpoint());
+
+    // A node that is down is skipped like a follower.
+    nodes[0].stop().await;
+    nodes[0].set_leader(1);
+    let accepted = group
+        .create_namespace(request("down", labelled("redis")))
+        .await
+        .unwrap();
+    assert_eq!(accepted.endpoint, nodes[1].endpoint());
+    assert_eq!(nodes[1].namespaces().len(), 23);
+
+    // No node accepts: one error that names every endpoint and what it said.
+    nodes[0].set_leader(0);
+    let error = group
+        .create_namespace(request("none", labelled("redis")))
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason(), "AdminNoLeader");
+    assert!(error.is_retryable());
+    let text = error.to_string();
+    for node in &nodes {
+        assert!(text.contains(&node.endpoint()), "{text}");
+    }
+    assert!(text.contains(admin_server::FOLLOWER_MESSAGE), "{text}");
+
+    // An answer from the leader that is not about leadership is final.
+    nodes[0].restart().await;
+    nodes[0].wipe();
+    let error = group
+        .create_namespace(request("no-proxy", labelled("redis")))
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason(), "NoProxyRegistered");
+}
+
+#[tokio::test]
+async fn every_registered_proxy_takes_partitions_whatever_its_shard() {
+    let server = AdminServer::start().await;
+    let client = AdminClient::connect_lazy(&server.endpoint(), TIMEOUT).unwrap();
+    client
+        .register_proxy(registration("prism-a-0"))
+        .await
+        .unwrap();
+    client
+        .register_proxy(registration("prism-b-0"))
+        .await
+        .unwrap();
+    let owners: BTreeSet<String> = (0..64)
+        .map(|i| format!("ns-{i}"))
+        .map(|name| {
+            let client = client.clone();
+            async move {
+                client
+                    .create_namespace(request(&name, labelled("redis")))
+                    .await
+                    .unwrap()
+                    .assigned_proxy
+            }
+        })
+        .collect::<futures::stream::FuturesOrdered<_>>()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(
+        owners,
+        BTreeSet::from(["prism-a-0".to_string(), "prism-b-0".to_string()])
+    );
+    // Names are global: a second create of a name replaces the first one's metadata.
+    client
+        .create_namespace(request("carts", labelled("redis")))
+        .await
+        .unwrap();
+    client
+        .create_namespace(request("carts", labelled("postgres")))
+        .await
+        .unwrap();
+    assert_eq!(server.namespaces()["carts"]["prism.io/backend"], "postgres");
 }
 
 #[tokio::test]

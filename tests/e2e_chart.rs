@@ -16,7 +16,7 @@ use kube::{Client, Config};
 use support::admin_server::AdminServer;
 use support::cluster::{NamespaceOptions, cluster, test_namespace_with};
 use support::helm::{helm, service_account_kubeconfig};
-use support::operator::{Operator, apply_example_fleet, wait_example_fleet};
+use support::operator::{FleetAdmins, Operator, apply_example_fleet, wait_example_fleet};
 use support::wait_for;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,8 +96,14 @@ async fn the_chart_installs_and_its_rbac_is_exactly_enough() {
         ],
     )
     .await;
-    apply_example_fleet(&admin, &fleet_ns).await;
+    let fleet_admins = FleetAdmins::start().await;
+    apply_example_fleet(&admin, &fleet_ns, &fleet_admins).await;
     wait_example_fleet(&admin, &fleet_ns, &op).await;
+    assert_eq!(
+        fleet_admins.namespace_count(),
+        12,
+        "every namespace reached its shard\'s admin"
+    );
     let log = std::fs::read_to_string(&op.log).unwrap();
     assert!(
         !log.contains("forbidden"),

@@ -12,7 +12,9 @@ use kube::api::Api;
 use prism_api::PrismShard;
 use support::admin_server::AdminServer;
 use support::cluster::{NamespaceOptions, test_namespace_with};
-use support::operator::{Operator, apply_example_fleet, install_crds, wait_example_fleet};
+use support::operator::{
+    FleetAdmins, Operator, apply_example_fleet, install_crds, wait_example_fleet,
+};
 use support::wait_for;
 
 const OURS: &[&str] = &[
@@ -72,8 +74,14 @@ async fn an_idle_operator_makes_no_writes_over_full_resyncs() {
     let admin = AdminServer::start().await;
     let endpoint = admin.endpoint();
     let op = Operator::start(&ns, &["--resync", "8s", "--admin-endpoint", &endpoint]).await;
-    apply_example_fleet(&client, &ns).await;
+    let fleet_admins = FleetAdmins::start().await;
+    apply_example_fleet(&client, &ns, &fleet_admins).await;
     wait_example_fleet(&client, &ns, &op).await;
+    assert_eq!(
+        fleet_admins.namespace_count(),
+        12,
+        "every namespace reached its shard\'s admin"
+    );
     let shards: Api<PrismShard> = Api::namespaced(client.clone(), &ns);
     // The HPA grows playback-live from the StatefulSet default to its minimum of 3.
     wait_for(

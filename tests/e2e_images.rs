@@ -13,7 +13,9 @@ use serde_json::Value;
 use support::admin_server::AdminServer;
 use support::cluster::{NamespaceOptions, cluster, test_namespace_with};
 use support::helm::{documents, helm, service_account_token};
-use support::operator::{apply_example_fleet, free_port, http_get, wait_example_fleet_logged};
+use support::operator::{
+    FleetAdmins, apply_example_fleet, free_port, http_get, wait_example_fleet_logged,
+};
 use support::podman::{Container, build_images, images, podman_ok};
 use support::{wait_for, workspace_root};
 
@@ -191,8 +193,14 @@ async fn the_operator_image_runs_as_the_chart_deploys_it() {
     .await;
 
     let (_, fleet_ns) = test_namespace_with("fleet", &NamespaceOptions::restricted()).await;
-    apply_example_fleet(&admin, &fleet_ns).await;
+    let fleet_admins = FleetAdmins::start().await;
+    apply_example_fleet(&admin, &fleet_ns, &fleet_admins).await;
     wait_example_fleet_logged(&admin, &fleet_ns, || container.logs()).await;
+    assert_eq!(
+        fleet_admins.namespace_count(),
+        12,
+        "every namespace reached its shard\'s admin"
+    );
     http_get(&format!("{base}/readyz"))
         .await
         .expect("/readyz once leading and synced");

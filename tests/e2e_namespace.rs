@@ -383,11 +383,14 @@ async fn deletion_follows_the_reclaim_policy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_shard_moves_its_namespaces() {
+    // One admin per shard: a shared one would serve the namespace from either shard's proxies.
     let admin = AdminServer::start().await;
+    let admin_b = AdminServer::start().await;
     let (client, ns, op) = setup("ns-move", &admin, &[]).await;
     apply_yaml(&client, &ns, PLUGIN).await;
     apply_yaml(&client, &ns, &shard("a", "p", 1, "")).await;
-    apply_yaml(&client, &ns, &shard("b", "p", 1, "")).await;
+    let b = shard("b", "p", 1, "") + &format!("  adminEndpoint: {}\n", admin_b.host_port());
+    apply_yaml(&client, &ns, &b).await;
     apply_yaml(&client, &ns, &namespace("mover", "p", "")).await;
     let n = wait_state(&client, &ns, "mover", "Active", &op).await;
     let from = n.status.unwrap().shard.unwrap();
@@ -415,7 +418,8 @@ async fn a_removed_shard_moves_its_namespaces() {
         }
     })
     .await;
-    assert_eq!(admin.namespaces()["mover"]["prism.io/shard"], to);
+    let target = if to == "b" { &admin_b } else { &admin };
+    assert_eq!(target.namespaces()["mover"]["prism.io/shard"], to);
     let events: Api<Event> = Api::namespaced(client.clone(), &ns);
     let note = format!("moved from shard {from} to {to}");
     let moved = events

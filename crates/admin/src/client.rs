@@ -1,5 +1,6 @@
 //! [`AdminClient`], a timeout-bounded client of `prism.ControlPlane` over plaintext, TLS or
-//! mutual TLS, and [`AdminPool`], which keeps one client per admin endpoint.
+//! mutual TLS, and [`AdminPool`], which keeps one client per admin endpoint and one
+//! [`AdminGroup`] per list of endpoints.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -11,12 +12,17 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
 use super::error::{describe, is_tls_failure, sanitize};
+use super::group::{AdminGroup, parse_endpoints};
 use super::proto::control_plane_client::ControlPlaneClient;
 use super::proto::{
     CreateNamespaceRequest, CreateNamespaceResponse, NamespaceConfig, NamespaceRevocation,
     NamespaceRevocationAck, ProxyRegistration, ProxyRegistrationAck,
 };
 use super::{AdminError, AdminTls};
+
+/// Sees every admin call: its RPC, endpoint, outcome (`"ok"` or the error's reason) and
+/// duration. For metrics; it never sees requests or answers.
+pub type CallObserver = Arc<dyn Fn(&str, &str, &str, Duration) + Send + Sync>;
 
 /// Port prism-admin serves `prism.ControlPlane` on by default; used when an endpoint has none.
 pub const DEFAULT_ADMIN_PORT: u16 = 8981;
@@ -29,9 +35,11 @@ pub const DEFAULT_ADMIN_PORT: u16 = 8981;
 #[derive(Clone)]
 pub struct AdminClient {
     inner: ControlPlaneClient<Channel>,
+    channel: Channel,
     endpoint: Arc<str>,
     timeout: Duration,
     tls: bool,
+    observer: Option<CallObserver>,
 }
 
 impl std::fmt::Debug for AdminClient {
@@ -93,11 +101,24 @@ impl AdminClient {
             .tcp_keepalive_retries(Some(3))
             .connect_lazy();
         Ok(Self {
-            inner: ControlPlaneClient::new(channel),
+            inner: ControlPlaneClient::new(channel.clone()),
+            channel,
             endpoint: uri.into(),
             timeout,
             tls: tls.is_some(),
+            observer: None,
         })
+    }
+
+    /// The same client, reporting every call to `observer`.
+    pub fn observed(mut self, observer: CallObserver) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The HTTP/2 channel, for probes of other gRPC services on the same endpoint.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
     }
 
     /// Whether the client speaks TLS to admin.
@@ -167,6 +188,39 @@ impl AdminClient {
         Ok(response)
     }
 
+    /// A read-only probe: asks `grpc.health.v1.Health/Check`, which upstream prism-admin does
+    /// not serve, so an UNIMPLEMENTED answer proves a gRPC server answered over the configured
+    /// transport (and TLS) without changing anything in admin.
+    pub async fn probe(&self) -> Result<Probe, AdminError> {
+        let channel = self.channel.clone();
+        let answer = self
+            .call(
+                "Health/Check",
+                &[],
+                HealthCheckRequest::default(),
+                |_, request| async move {
+                    let mut grpc = tonic::client::Grpc::new(channel);
+                    grpc.ready()
+                        .await
+                        .map_err(|e| Status::from_error(e.into()))?;
+                    let codec =
+                        tonic_prost::ProstCodec::<HealthCheckRequest, HealthCheckResponse>::default(
+                        );
+                    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+                        "/grpc.health.v1.Health/Check",
+                    );
+                    grpc.unary(request, path, codec).await
+                },
+            )
+            .await;
+        match answer {
+            Ok(response) if response.status == SERVING => Ok(Probe::Serving),
+            Ok(response) => Ok(Probe::NotServing(response.status)),
+            Err(AdminError::Other(tonic::Code::Unimplemented, _)) => Ok(Probe::NoHealthService),
+            Err(error) => Err(error),
+        }
+    }
+
     /// Runs one unary call under the timeout and classifies its failure. Logs the RPC name,
     /// endpoint and outcome only, never the request.
     async fn call<Req, Resp, F, Fut>(
@@ -198,7 +252,12 @@ impl AdminClient {
             },
             Err(_elapsed) => Err(AdminError::timed_out(self.timeout)),
         };
-        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        if let Some(observe) = &self.observer {
+            let outcome = result.as_ref().map_or_else(AdminError::reason, |_| "ok");
+            observe(rpc, &self.endpoint, outcome, elapsed);
+        }
+        let elapsed_ms = elapsed.as_millis() as u64;
         match &result {
             Ok(_) => {
                 tracing::debug!(rpc, endpoint = %self.endpoint, elapsed_ms, "admin call succeeded")
@@ -214,6 +273,34 @@ impl AdminClient {
         }
         result
     }
+}
+
+/// What [`AdminClient::probe`] found at an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// A gRPC health service answered SERVING.
+    Serving,
+    /// A gRPC health service answered with this other status.
+    NotServing(i32),
+    /// A gRPC server answered, without a health service (as upstream prism-admin does).
+    NoHealthService,
+}
+
+/// `grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING`.
+const SERVING: i32 = 1;
+
+/// `grpc.health.v1.HealthCheckRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct HealthCheckRequest {
+    #[prost(string, tag = "1")]
+    service: String,
+}
+
+/// `grpc.health.v1.HealthCheckResponse`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct HealthCheckResponse {
+    #[prost(int32, tag = "1")]
+    status: i32,
 }
 
 /// Every secret value in a namespace configuration, to scrub from server messages.
@@ -277,7 +364,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 /// `http://host:port` from `host[:port]` or `http://host[:port]`; with `tls`,
 /// `https://host:port` from `host[:port]` or `https://host[:port]`.
-fn normalize_endpoint(endpoint: &str, tls: bool) -> Result<String, AdminError> {
+pub(crate) fn normalize_endpoint(endpoint: &str, tls: bool) -> Result<String, AdminError> {
     let invalid = |why: &str| AdminError::InvalidEndpoint(format!("{endpoint:?}: {why}"));
     let trimmed = endpoint.trim();
     if trimmed.is_empty() {
@@ -328,11 +415,23 @@ fn normalize_endpoint(endpoint: &str, tls: bool) -> Result<String, AdminError> {
 
 /// One [`AdminClient`] per admin endpoint, created on first use; clones share the cache.
 /// Every client of a pool speaks plaintext, or TLS with the pool's [`AdminTls`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AdminPool {
     timeout: Duration,
     tls: Option<Arc<AdminTls>>,
     clients: Arc<Mutex<HashMap<String, AdminClient>>>,
+    groups: Arc<Mutex<HashMap<String, AdminGroup>>>,
+    observer: Option<CallObserver>,
+}
+
+impl std::fmt::Debug for AdminPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminPool")
+            .field("timeout", &self.timeout)
+            .field("tls", &self.tls.is_some())
+            .field("clients", &self.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl AdminPool {
@@ -342,7 +441,15 @@ impl AdminPool {
             timeout,
             tls: None,
             clients: Arc::default(),
+            groups: Arc::default(),
+            observer: None,
         }
+    }
+
+    /// The pool, reporting every call of its clients to `observer` (set before first use).
+    pub fn with_observer(mut self, observer: CallObserver) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// An empty pool of clients that speak TLS (mutual TLS when `tls` has a client identity)
@@ -354,6 +461,8 @@ impl AdminPool {
             timeout,
             tls: Some(Arc::new(tls)),
             clients: Arc::default(),
+            groups: Arc::default(),
+            observer: None,
         })
     }
 
@@ -370,18 +479,51 @@ impl AdminPool {
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
-        let client = AdminClient::connect(&key, self.timeout, self.tls.as_deref())?;
+        let mut client = AdminClient::connect(&key, self.timeout, self.tls.as_deref())?;
+        if let Some(observer) = &self.observer {
+            client = client.observed(observer.clone());
+        }
         clients.insert(key, client.clone());
         Ok(client)
     }
 
-    /// Drops the cached client of `endpoint`, if any (callers holding a clone keep it).
+    /// The group of the comma-separated endpoint list `endpoints` (the nodes of one admin,
+    /// one address for a single node), shared by every caller naming the same list, so all
+    /// of them follow one leader. Must be called within a Tokio runtime.
+    pub fn group(&self, endpoints: &str) -> Result<AdminGroup, AdminError> {
+        let normalized = parse_endpoints(endpoints, self.tls.is_some())?;
+        let key = normalized.join(",");
+        if let Some(group) = self
+            .groups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
+            return Ok(group.clone());
+        }
+        let clients = normalized
+            .iter()
+            .map(|e| self.client(e))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(groups
+            .entry(key)
+            .or_insert_with(|| AdminGroup::new(clients))
+            .clone())
+    }
+
+    /// Drops the cached client of `endpoint`, and every group holding it, if any (callers
+    /// holding a clone keep it).
     pub fn forget(&self, endpoint: &str) {
         if let Ok(key) = normalize_endpoint(endpoint, self.tls.is_some()) {
             self.clients
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .remove(&key);
+            self.groups
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|_, g| !g.endpoints().any(|e| e == key));
         }
     }
 

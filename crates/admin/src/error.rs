@@ -40,6 +40,10 @@ pub enum AdminError {
     /// or the endpoint does not speak TLS.
     #[error("TLS handshake with Prism admin failed: {0}")]
     Tls(String),
+    /// Every node of an admin listed with several endpoints failed to accept the call (each
+    /// a follower, down or unreachable): no leader was found.
+    #[error("no Prism admin leader found: {0}")]
+    NoLeader(String),
     /// Any other gRPC status.
     #[error("Prism admin call failed with {0:?}: {1}")]
     Other(Code, String),
@@ -57,6 +61,7 @@ impl AdminError {
             Self::InvalidEndpoint(_) => "InvalidAdminEndpoint",
             Self::InvalidTls(_) => "InvalidAdminTls",
             Self::Tls(_) => "AdminTlsFailed",
+            Self::NoLeader(_) => "AdminNoLeader",
         }
     }
 
@@ -66,7 +71,8 @@ impl AdminError {
             Self::Unavailable(_)
             | Self::FailedPrecondition(_)
             | Self::DeadlineExceeded(_)
-            | Self::Internal(_) => true,
+            | Self::Internal(_)
+            | Self::NoLeader(_) => true,
             // Admin may present a renewed certificate, or start requiring ours, at any time.
             Self::Tls(_) => true,
             Self::Rejected(_) | Self::InvalidEndpoint(_) | Self::InvalidTls(_) => false,

@@ -61,6 +61,8 @@ pub mod condition {
     pub const DEGRADED: &str = "Degraded";
     /// Reconciliation is paused by the `prism.io/reconcile: paused` annotation.
     pub const PAUSED: &str = "ReconciliationPaused";
+    /// A shard is the only one using its Prism admin (shards only).
+    pub const ADMIN_ISOLATED: &str = "AdminIsolated";
 }
 
 /// Annotation that pauses reconciliation of one object when set to `paused`.

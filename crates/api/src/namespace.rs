@@ -243,6 +243,9 @@ pub struct PrismNamespaceStatus {
     /// Proxy Prism admin assigned the namespace to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assigned_proxy: Option<String>,
+    /// The admin endpoint that accepted the last write (the leader, for an HA admin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_endpoint: Option<String>,
     /// Ready, Progressing, Degraded and ReconciliationPaused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "super::conditions_schema")]

@@ -109,12 +109,14 @@ pub struct PrismShardSpec {
     /// How clients reach the shard.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ShardService>,
-    /// Prism admin (`prism.ControlPlane`) endpoint for this shard's namespaces, `host:port`;
-    /// overrides the operator-wide default.
+    /// Prism admin (`prism.ControlPlane`) for this shard's namespaces: `host:port`, or the
+    /// comma-separated `host:port` of every node of an HA admin (writes go to whichever node
+    /// leads). Overrides the operator-wide default. Give each shard its own admin: admin
+    /// spreads namespaces over every proxy registered with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
-        length(min = 1, max = 261),
-        regex(pattern = r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")
+        length(min = 1, max = 1024),
+        regex(pattern = r"^[A-Za-z0-9.-]+:[0-9]{1,5}(,[A-Za-z0-9.-]+:[0-9]{1,5}){0,15}$")
     )]
     pub admin_endpoint: Option<String>,
 }
@@ -230,10 +232,31 @@ pub struct PrismShardStatus {
     /// Plugin versions the shard currently runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plugins: Vec<ShardPluginStatus>,
-    /// Ready, Progressing, Degraded and ReconciliationPaused.
+    /// The Prism admin the shard's namespaces sync to, and who else uses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<ShardAdminStatus>,
+    /// Ready, Progressing, Degraded, AdminIsolated and ReconciliationPaused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "super::conditions_schema")]
     pub conditions: Vec<Condition>,
+}
+
+/// The Prism admin of a shard as the operator sees it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardAdminStatus {
+    /// The admin endpoints (the shard's `spec.adminEndpoint`, else the operator's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<String>,
+    /// Other shards (`namespace/name`) whose admin shares an endpoint with this one's, oldest
+    /// first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_with: Vec<String>,
+    /// Proxies of this shard that admin still knows (registered, or named as a namespace's
+    /// assigned proxy) but whose pods are gone. Upstream admin has no way to deregister a
+    /// proxy, so it keeps assigning partitions to them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stale_proxies: Vec<String>,
 }
 
 /// Traffic figures of a shard.

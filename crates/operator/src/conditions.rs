@@ -72,6 +72,20 @@ pub mod reason {
     pub const REVOKED: &str = "Revoked";
     /// A deleted namespace could not be revoked and was let go.
     pub const REVOKE_ABANDONED: &str = "RevokeAbandoned";
+    /// Prism admin acknowledged a revocation without removing anything (upstream's stub).
+    pub const REVOKE_NOT_IMPLEMENTED: &str = "RevokeNotImplemented";
+    /// Prism admin assigned the namespace to a proxy that is not one of its shard's pods.
+    pub const PLACED_OFF_SHARD: &str = "PlacedOffShard";
+    /// An older PrismNamespace of the same name owns the name in the same admin.
+    pub const NAME_CONFLICT: &str = "NameConflict";
+    /// The shard shares its admin with an older shard and sharing is not allowed.
+    pub const SHARED_ADMIN_REFUSED: &str = "SharedAdminRefused";
+    /// The shard shares its admin with other shards (allowed).
+    pub const SHARED_ADMIN: &str = "SharedAdmin";
+    /// No other shard uses the shard's admin.
+    pub const OWN_ADMIN: &str = "OwnAdmin";
+    /// A different node of an HA admin accepted the write than before.
+    pub const ADMIN_ENDPOINT_CHANGED: &str = "AdminEndpointChanged";
     /// A plugin rollout started.
     pub const ROLLOUT_STARTED: &str = "RolloutStarted";
     /// A shard was given a plugin's new spec.
@@ -146,6 +160,11 @@ impl Cond {
             Some(p) => Self::degraded(p.reason, p.message),
             None => Self::healthy(),
         }
+    }
+
+    /// `AdminIsolated` of a shard: whether it is the only one using its Prism admin.
+    pub fn admin_isolated(isolated: bool, reason: &'static str, message: String) -> Self {
+        Self::new(condition::ADMIN_ISOLATED, isolated, reason, message)
     }
 
     /// The paused condition of the `prism.io/reconcile: paused` annotation.

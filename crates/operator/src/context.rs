@@ -1,7 +1,7 @@
 //! What every reconciler shares: the client, caches of watched objects, the renderer, the
 //! event recorder, metrics, settings and per-object failure counts.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -40,8 +40,12 @@ pub struct Settings {
     pub workload_writes: bool,
     /// Safety-net resync of every object.
     pub resync: Duration,
-    /// Default Prism admin endpoint (`host:port`) for namespace sync.
+    /// Default Prism admin for namespace sync: `host:port`, or a comma-separated list of the
+    /// nodes of an HA admin.
     pub admin_endpoint: Option<String>,
+    /// Let shards share an admin (admin then serves a shard's namespaces from any of their
+    /// proxies); refused by default.
+    pub allow_shared_admin: bool,
     /// Deadline of every call to Prism admin.
     pub admin_timeout: Duration,
     /// TLS (and client certificate) for Prism admin; plaintext when `None`.
@@ -77,8 +81,11 @@ pub struct Ctx {
     /// Objects another writer keeps changing.
     pub contests: Contests,
     failures: Failures,
-    registered: Mutex<HashSet<(String, String)>>,
+    registered: Mutex<Registrations>,
 }
+
+/// Proxies registered with each admin (by its endpoint list): pod UID → (shard key, proxy id).
+type Registrations = HashMap<String, HashMap<String, (String, String)>>;
 
 /// The caches a context is built from.
 pub struct Caches {
@@ -380,12 +387,19 @@ impl Ctx {
             Some(tls) => AdminPool::with_tls(settings.admin_timeout, tls.clone())?,
             None => AdminPool::new(settings.admin_timeout),
         };
+        let metrics = std::sync::Arc::new(Metrics::new());
+        let observed = metrics.clone();
+        let admin = admin.with_observer(std::sync::Arc::new(
+            move |rpc: &str, endpoint: &str, outcome: &str, took: Duration| {
+                observed.admin_call(rpc, endpoint, outcome, took)
+            },
+        ));
         Ok(Self {
             client,
             settings,
             renderer,
             recorder,
-            metrics: std::sync::Arc::new(Metrics::new()),
+            metrics,
             shards: caches.shards,
             plugins: caches.plugins,
             namespaces: caches.namespaces,
@@ -393,33 +407,55 @@ impl Ctx {
             pods: caches.pods,
             admin,
             failures: Failures::default(),
-            registered: Mutex::new(HashSet::new()),
+            registered: Mutex::default(),
             contests: Contests::default(),
         })
     }
 
-    /// Records that pod `uid` is registered with the admin at `endpoint`; false if it already was.
-    pub fn mark_registered(&self, endpoint: &str, uid: &str) -> bool {
+    /// Records that pod `uid` (proxy `proxy` of shard `shard`, `namespace/name`) is registered
+    /// with the admin at `endpoints`; false if it already was.
+    pub fn mark_registered(&self, endpoints: &str, uid: &str, shard: &str, proxy: &str) -> bool {
         self.registered
             .lock()
             .expect("not poisoned")
-            .insert((endpoint.to_string(), uid.to_string()))
+            .entry(endpoints.to_string())
+            .or_default()
+            .insert(uid.to_string(), (shard.to_string(), proxy.to_string()))
+            .is_none()
     }
 
     /// Forgets one registration (it failed).
-    pub fn forget_registered(&self, endpoint: &str, uid: &str) {
-        self.registered
+    pub fn forget_registered(&self, endpoints: &str, uid: &str) {
+        if let Some(pods) = self
+            .registered
             .lock()
             .expect("not poisoned")
-            .remove(&(endpoint.to_string(), uid.to_string()));
+            .get_mut(endpoints)
+        {
+            pods.remove(uid);
+        }
     }
 
-    /// Forgets every registration with `endpoint` (its admin may have lost its state).
-    pub fn forget_endpoint(&self, endpoint: &str) {
+    /// Forgets every registration with the admin at `endpoints` (it may have lost its state).
+    pub fn forget_endpoint(&self, endpoints: &str) {
         self.registered
             .lock()
             .expect("not poisoned")
-            .retain(|(e, _)| e != endpoint);
+            .remove(endpoints);
+    }
+
+    /// Proxies of `shard` (`namespace/name`) this process registered with any admin, sorted.
+    pub fn registered_proxies(&self, shard: &str) -> Vec<String> {
+        let registered = self.registered.lock().expect("not poisoned");
+        let mut proxies: Vec<String> = registered
+            .values()
+            .flat_map(|pods| pods.values())
+            .filter(|(s, _)| s == shard)
+            .map(|(_, proxy)| proxy.clone())
+            .collect();
+        proxies.sort();
+        proxies.dedup();
+        proxies
     }
 }
 

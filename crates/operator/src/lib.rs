@@ -5,6 +5,7 @@
 //! functions, apply through [`children::apply_and_prune`], derive the status with a pure
 //! function, and write it once ([`status::write`]).
 
+pub mod admin;
 pub mod apply;
 pub mod children;
 pub mod conditions;
@@ -14,7 +15,9 @@ pub mod error;
 pub mod metrics;
 pub mod namespace;
 pub mod plugin;
+pub mod preflight;
 pub mod quantity;
+pub mod rbac;
 pub mod rollout;
 pub mod run;
 pub mod server;

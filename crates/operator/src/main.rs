@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use prism_admin::AdminTls;
+use prism_admin::{AdminPool, AdminTls};
 use prism_api::duration_seconds;
 use prism_operator::context::Settings;
+use prism_operator::preflight;
 use prism_operator::run::{RunConfig, run};
 use prism_render::render::DEFAULT_PROXY_IMAGE;
 
@@ -24,6 +25,85 @@ struct Cli {
 enum Command {
     /// Run the controllers until SIGTERM.
     Run(Box<RunArgs>),
+    /// Check, without writing anything, that the operator can run here: the API server and its
+    /// version, the CRDs, every permission of the identity in use, and every configured Prism
+    /// admin endpoint. Exits 0 only when every check passes.
+    Preflight(Box<PreflightArgs>),
+}
+
+#[derive(clap::Args)]
+struct PreflightArgs {
+    /// The namespace the operator watches (all namespaces by default).
+    #[arg(long, env = "PRISM_WATCH_NAMESPACE")]
+    watch_namespace: Option<String>,
+    /// The operator runs in render mode (it applies no workloads).
+    #[arg(long, env = "PRISM_RENDER_MODE")]
+    render_mode: bool,
+    /// The operator elects a leader: check the Lease permissions too.
+    #[arg(long)]
+    leader_elect: bool,
+    /// Namespace of the leader Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "prism-system")]
+    lease_namespace: String,
+    #[command(flatten)]
+    admin: AdminArgs,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "text")]
+    output: Output,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+/// How to reach Prism admin (shared by `run` and `preflight`).
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// Default Prism admin (prism.ControlPlane): host:port, or the comma-separated host:port of
+    /// every node of an HA admin.
+    #[arg(long, env = "PRISM_ADMIN_ENDPOINT")]
+    admin_endpoint: Option<String>,
+    /// CA certificate (PEM) to verify Prism admin with: enables TLS.
+    #[arg(long, env = "PRISM_ADMIN_CA", value_name = "FILE")]
+    admin_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS with Prism admin (needs --admin-ca).
+    #[arg(
+        long,
+        env = "PRISM_ADMIN_CLIENT_CERT",
+        value_name = "FILE",
+        requires = "admin_ca",
+        requires = "admin_client_key"
+    )]
+    admin_client_cert: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS with Prism admin (needs --admin-client-cert).
+    #[arg(
+        long,
+        env = "PRISM_ADMIN_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "admin_client_cert"
+    )]
+    admin_client_key: Option<PathBuf>,
+    /// Deadline of every call to Prism admin.
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    admin_timeout: Duration,
+}
+
+impl AdminArgs {
+    /// The TLS settings, if TLS is configured.
+    fn tls(&self) -> Result<Option<AdminTls>, String> {
+        let Some(ca) = &self.admin_ca else {
+            return Ok(None);
+        };
+        AdminTls::from_files(
+            ca,
+            self.admin_client_cert.as_deref(),
+            self.admin_client_key.as_deref(),
+        )
+        .map(Some)
+        .map_err(|e| format!("Prism admin TLS: {e}"))
+    }
 }
 
 #[derive(clap::Args)]
@@ -59,32 +139,12 @@ struct RunArgs {
     /// Directory of templates replacing the embedded ones by file name.
     #[arg(long, env = "PRISM_TEMPLATES")]
     templates: Option<PathBuf>,
-    /// Default Prism admin (prism.ControlPlane) endpoint, host:port.
-    #[arg(long, env = "PRISM_ADMIN_ENDPOINT")]
-    admin_endpoint: Option<String>,
-    /// CA certificate (PEM) to verify Prism admin with: enables TLS.
-    #[arg(long, env = "PRISM_ADMIN_CA", value_name = "FILE")]
-    admin_ca: Option<PathBuf>,
-    /// Client certificate (PEM) for mutual TLS with Prism admin (needs --admin-ca).
-    #[arg(
-        long,
-        env = "PRISM_ADMIN_CLIENT_CERT",
-        value_name = "FILE",
-        requires = "admin_ca",
-        requires = "admin_client_key"
-    )]
-    admin_client_cert: Option<PathBuf>,
-    /// Client key (PEM) for mutual TLS with Prism admin (needs --admin-client-cert).
-    #[arg(
-        long,
-        env = "PRISM_ADMIN_CLIENT_KEY",
-        value_name = "FILE",
-        requires = "admin_client_cert"
-    )]
-    admin_client_key: Option<PathBuf>,
-    /// Deadline of every call to Prism admin.
-    #[arg(long, default_value = "5s", value_parser = duration)]
-    admin_timeout: Duration,
+    #[command(flatten)]
+    admin: AdminArgs,
+    /// Let several shards sync to one Prism admin. Admin then serves a shard's namespaces from
+    /// any of their proxies; by default only the oldest shard using an admin may.
+    #[arg(long, env = "PRISM_ALLOW_SHARED_ADMIN")]
+    allow_shared_admin: bool,
     /// How long deleting a PrismNamespace waits for Prism admin before letting go.
     #[arg(long, default_value = "10m", value_parser = duration)]
     deletion_deadline: Duration,
@@ -127,29 +187,75 @@ fn init_logging(format: LogFormat, filter: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Command::Run(args) = cli.command;
+    match cli.command {
+        Command::Run(args) => run_operator(*args),
+        Command::Preflight(args) => preflight(*args),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn preflight(args: PreflightArgs) -> ExitCode {
+    let tls = match args.admin.tls() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = runtime();
+    let checks = runtime.block_on(async {
+        let admin = match tls {
+            Some(tls) => AdminPool::with_tls(args.admin.admin_timeout, tls)
+                .expect("TLS settings were checked"),
+            None => AdminPool::new(args.admin.admin_timeout),
+        };
+        let cfg = preflight::Config {
+            watch_namespace: args.watch_namespace,
+            lease_namespace: args.leader_elect.then_some(args.lease_namespace),
+            workload_writes: !args.render_mode,
+            admin_endpoint: args.admin.admin_endpoint,
+            admin,
+        };
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| format!("no Kubernetes client: {e}"));
+        preflight::run(client, &cfg).await
+    });
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    match args.output {
+        Output::Text => print!("{}", preflight::text(&checks)),
+        Output::Json => println!("{}", preflight::json(&checks)),
+    }
+    if checks.iter().all(|c| c.ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn run_operator(args: RunArgs) -> ExitCode {
     init_logging(args.log_format, &args.log_level);
-    let admin_tls = match &args.admin_ca {
-        None => None,
-        Some(ca) => match AdminTls::from_files(
-            ca,
-            args.admin_client_cert.as_deref(),
-            args.admin_client_key.as_deref(),
-        ) {
-            Ok(tls) => Some(tls),
-            Err(e) => {
-                eprintln!("error: Prism admin TLS: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
+    let admin_tls = match args.admin.tls() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     let config = RunConfig {
         settings: Settings {
             watch_namespace: args.watch_namespace,
             workload_writes: !args.render_mode,
             resync: args.resync,
-            admin_endpoint: args.admin_endpoint,
-            admin_timeout: args.admin_timeout,
+            admin_endpoint: args.admin.admin_endpoint,
+            allow_shared_admin: args.allow_shared_admin,
+            admin_timeout: args.admin.admin_timeout,
             admin_tls,
             deletion_deadline: args.deletion_deadline,
         },
@@ -162,10 +268,7 @@ fn main() -> ExitCode {
         identity: args.identity,
         concurrency: args.concurrency.max(1),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = runtime();
     let result = runtime.block_on(run(config));
     // Do not wait on stray blocking work (e.g. a DNS lookup) when shutting down.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));

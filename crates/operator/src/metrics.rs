@@ -34,6 +34,19 @@ struct KindLabels {
     operation: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AdminCallLabels {
+    rpc: String,
+    endpoint: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AdminEndpointLabels {
+    rpc: String,
+    endpoint: String,
+}
+
 fn reconcile_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
@@ -47,6 +60,8 @@ pub struct Metrics {
     active: Family<ControllerLabels, Gauge>,
     writes: Family<KindLabels, Counter>,
     leader: Gauge,
+    admin_calls: Family<AdminCallLabels, Counter>,
+    admin_durations: Family<AdminEndpointLabels, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
@@ -68,6 +83,21 @@ impl Metrics {
         let active = Family::<ControllerLabels, Gauge>::default();
         let writes = Family::<KindLabels, Counter>::default();
         let leader = Gauge::default();
+        let admin_calls = Family::<AdminCallLabels, Counter>::default();
+        let admin_durations =
+            Family::<AdminEndpointLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                reconcile_histogram as fn() -> Histogram,
+            );
+        registry.register(
+            "admin_calls",
+            "Calls to Prism admin by RPC, endpoint and outcome (ok, or the failure's reason)",
+            admin_calls.clone(),
+        );
+        registry.register(
+            "admin_call_duration_seconds",
+            "Time Prism admin took to answer, by RPC and endpoint",
+            admin_durations.clone(),
+        );
         registry.register(
             "reconcile",
             "Reconciliations by controller and result",
@@ -106,7 +136,26 @@ impl Metrics {
             active,
             writes,
             leader,
+            admin_calls,
+            admin_durations,
         }
+    }
+
+    /// Counts one call to Prism admin.
+    pub fn admin_call(&self, rpc: &str, endpoint: &str, outcome: &str, took: std::time::Duration) {
+        self.admin_calls
+            .get_or_create(&AdminCallLabels {
+                rpc: rpc.to_string(),
+                endpoint: endpoint.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        self.admin_durations
+            .get_or_create(&AdminEndpointLabels {
+                rpc: rpc.to_string(),
+                endpoint: endpoint.to_string(),
+            })
+            .observe(took.as_secs_f64());
     }
 
     /// The text exposition format.

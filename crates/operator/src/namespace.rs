@@ -17,11 +17,12 @@ use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 
+use super::admin::{self, Access};
 use super::conditions::{Cond, Outcome, reason, set_outcome};
 use super::context::{Ctx, object_key};
 use super::error::Error;
 use super::status;
-use prism_admin::{AdminError, namespace_config, proto};
+use prism_admin::{Accepted, AdminError, namespace_config, proto};
 use prism_api::{NamespaceState, PrismNamespace, PrismNamespaceStatus, PrismShard, ReclaimPolicy};
 use prism_render::render::contract::{DATA_PORT, image_tag, shard_fullname};
 use prism_render::render::placement::place;
@@ -32,6 +33,22 @@ pub const CONTROLLER: &str = "prismnamespace";
 pub const FINALIZER: &str = "prism.io/namespace-sync";
 /// Annotation that lets a deletion finish without reaching Prism admin.
 pub const FORCE_DELETE: &str = "prism.io/force-delete";
+/// How often a namespace waiting for another one's name looks again.
+const NAME_RECHECK: Duration = Duration::from_secs(10);
+
+/// The answer of a write Prism admin accepted.
+type Synced = Accepted<proto::CreateNamespaceResponse>;
+
+/// Why a placed namespace is not sent to Prism admin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocked {
+    /// CamelCase reason.
+    pub reason: &'static str,
+    /// What is wrong and what to do.
+    pub message: String,
+    /// The state to report.
+    pub state: NamespaceState,
+}
 
 /// Reconciles one namespace.
 #[tracing::instrument(skip_all, fields(object = %object_key(&*ns)))]
@@ -82,18 +99,158 @@ async fn sync(ns: &PrismNamespace, ctx: &Ctx) -> Result<Action, Error> {
         ctx.event(ns, false, reason::REPLACED, note).await;
     }
     let pods = ready_pods(ctx, &ns.namespace().unwrap_or_default(), &placement.shard);
-    let synced = push(ctx, ns, shard, &pods).await;
-    let instances = pods.iter().map(|p| p.name_any()).collect();
-    placed_status(&mut status, &placement.shard, instances, &synced, now);
+    let instances: Vec<String> = pods.iter().map(|p| p.name_any()).collect();
+    let endpoints = admin::endpoints_of(ctx, shard);
+    if let Some(blocked) = endpoints
+        .as_deref()
+        .and_then(|e| blocked(ctx, ns, shard, e))
+    {
+        blocked_status(&mut status, &placement.shard, instances, &blocked, now);
+        if status::write(ctx, ns, &old, &status).await? {
+            ctx.event(ns, true, blocked.reason, blocked.message.clone())
+                .await;
+        }
+        let recheck = match blocked.reason {
+            reason::NAME_CONFLICT => NAME_RECHECK.min(ctx.settings.resync),
+            _ => ctx.settings.resync,
+        };
+        return Ok(Action::requeue(recheck));
+    }
+    let synced = push(ctx, ns, shard, endpoints.as_deref(), &pods).await;
+    let off_shard = synced
+        .as_ref()
+        .ok()
+        .and_then(|s| off_shard(ctx, ns, &placement.shard, &s.answer.assigned_proxy));
+    placed_status(
+        &mut status,
+        &placement.shard,
+        instances,
+        &synced,
+        off_shard.as_deref(),
+        now,
+    );
     let action = match &synced {
-        Ok(_) => Action::requeue(ctx.settings.resync),
+        Ok(accepted) => {
+            let previous = old.admin_endpoint.as_deref();
+            if previous.is_some_and(|p| p != accepted.endpoint) {
+                let note = format!(
+                    "Prism admin {} accepted the write after {} attempt(s); the last one before was {}",
+                    accepted.endpoint,
+                    accepted.attempts,
+                    previous.unwrap_or_default()
+                );
+                ctx.event(ns, false, reason::ADMIN_ENDPOINT_CHANGED, note)
+                    .await;
+            }
+            Action::requeue(ctx.settings.resync)
+        }
         Err(e) => {
-            ctx.event(ns, true, e.reason(), e.to_string()).await;
+            let note = match &endpoints {
+                Some(list) => format!("{e} (admin {list})"),
+                None => e.to_string(),
+            };
+            ctx.event(ns, true, e.reason(), note).await;
             Action::requeue(ctx.backoff(&object_key(ns)))
         }
     };
-    status::write(ctx, ns, &old, &status).await?;
+    if status::write(ctx, ns, &old, &status).await? {
+        if let (Some(why), Ok(_)) = (&off_shard, &synced) {
+            ctx.event(ns, true, reason::PLACED_OFF_SHARD, why.clone())
+                .await;
+        }
+    }
     Ok(action)
+}
+
+/// Why the namespace must not be sent to the admin at `endpoints` of `shard`, if so: the
+/// shard may not use that admin, or another PrismNamespace owns the name there.
+fn blocked(ctx: &Ctx, ns: &PrismNamespace, shard: &PrismShard, endpoints: &str) -> Option<Blocked> {
+    if let Some(Access::Refused { owner, .. }) = admin::access(ctx, shard) {
+        let message = format!(
+            "shard {} shares its Prism admin with the older shard {owner}, and the operator does \
+             not allow shared admins: admin would serve this namespace from the proxies of \
+             either shard. Give the shard its own spec.adminEndpoint, or run the operator with \
+             --allow-shared-admin",
+            shard.name_any()
+        );
+        return Some(Blocked {
+            reason: reason::SHARED_ADMIN_REFUSED,
+            message,
+            state: NamespaceState::Failed,
+        });
+    }
+    let owner = admin::name_owner(ctx, ns, endpoints)?;
+    let message = format!(
+        "the name {} in Prism admin belongs to the older PrismNamespace {owner}: admin keys \
+         namespaces by name alone, so this one is not sent until that one is deleted",
+        ns.name_any()
+    );
+    Some(Blocked {
+        reason: reason::NAME_CONFLICT,
+        message,
+        state: NamespaceState::Pending,
+    })
+}
+
+/// The status of a namespace placed on `shard` that is not sent to admin.
+pub fn blocked_status(
+    status: &mut PrismNamespaceStatus,
+    shard: &str,
+    instances: Vec<String>,
+    blocked: &Blocked,
+    now: Timestamp,
+) {
+    status.shard = Some(shard.to_string());
+    status.prism_instances = instances;
+    status.state = Some(blocked.state);
+    let outcome = Outcome::failed(blocked.reason, blocked.message.clone());
+    set_outcome(
+        &mut status.conditions,
+        outcome,
+        status.observed_generation,
+        now,
+    );
+}
+
+/// Why the proxy admin assigned (`assigned`) does not serve `shard`, if it does not.
+fn off_shard(ctx: &Ctx, ns: &PrismNamespace, shard: &str, assigned: &str) -> Option<String> {
+    if assigned.is_empty() {
+        return None;
+    }
+    let namespace = ns.namespace().unwrap_or_default();
+    let owner = ctx
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| p.name_any() == assigned)
+        .map(|p| {
+            let shard = p.labels().get(INSTANCE_LABEL).cloned().unwrap_or_default();
+            (p.namespace().unwrap_or_default(), shard)
+        })
+        .min_by_key(|(n, _)| *n != namespace);
+    placed_off_shard(shard, &namespace, assigned, owner.as_ref())
+}
+
+/// Why proxy `assigned` (whose pod belongs to shard `owner`, `(namespace, shard)`, or to no
+/// pod) does not serve a namespace placed on `shard` in `namespace`, if it does not. Pure.
+pub fn placed_off_shard(
+    shard: &str,
+    namespace: &str,
+    assigned: &str,
+    owner: Option<&(String, String)>,
+) -> Option<String> {
+    match owner {
+        Some((n, s)) if n == namespace && s == shard => None,
+        Some((n, s)) => Some(format!(
+            "Prism admin assigned it to proxy {assigned} of shard {n}/{s}, not to shard {shard}: \
+             the admin is shared, and it spreads namespaces over every proxy registered with it"
+        )),
+        None => Some(format!(
+            "Prism admin assigned it to proxy {assigned}, which has no pod: admin keeps proxies \
+             registered after their pods are gone (see status.admin.staleProxies of shard \
+             {shard})"
+        )),
+    }
 }
 
 /// The shards in the namespace's Kubernetes namespace that are not being deleted.
@@ -119,12 +276,14 @@ pub fn unschedulable_status(status: &mut PrismNamespaceStatus, why: &str, now: T
 }
 
 /// The status of a namespace placed on `shard` (with proxy pods `instances`) after pushing it
-/// to Prism admin came to `synced`.
+/// to Prism admin came to `synced`; `off_shard` says why the proxy admin assigned does not
+/// serve the shard, if it does not.
 pub fn placed_status(
     status: &mut PrismNamespaceStatus,
     shard: &str,
     instances: Vec<String>,
-    synced: &Result<proto::CreateNamespaceResponse, Error>,
+    synced: &Result<Synced, Error>,
+    off_shard: Option<&str>,
     now: Timestamp,
 ) {
     if status
@@ -134,22 +293,36 @@ pub fn placed_status(
     {
         status.assigned_partition = None;
         status.assigned_proxy = None;
+        status.admin_endpoint = None;
     }
     status.shard = Some(shard.to_string());
     status.prism_instances = instances;
     let outcome = match synced {
-        Ok(resp) => {
-            status.state = Some(NamespaceState::Active);
+        Ok(accepted) => {
+            let resp = &accepted.answer;
             status.assigned_partition = Some(resp.assigned_partition);
             status.assigned_proxy = Some(resp.assigned_proxy.clone()).filter(|p| !p.is_empty());
+            status.admin_endpoint = Some(accepted.endpoint.clone());
             status.health = None;
-            Outcome {
-                ready: Cond::ready(
-                    reason::SYNCED,
-                    format!("synced to Prism admin on shard {shard}"),
-                ),
-                progressing: None,
-                degraded: Cond::not_degraded(reason::SYNCED),
+            match off_shard {
+                Some(why) => {
+                    status.state = Some(NamespaceState::Failed);
+                    Outcome::failed(reason::PLACED_OFF_SHARD, why)
+                }
+                None => {
+                    status.state = Some(NamespaceState::Active);
+                    Outcome {
+                        ready: Cond::ready(
+                            reason::SYNCED,
+                            format!(
+                                "synced to Prism admin {} on shard {shard}",
+                                accepted.endpoint
+                            ),
+                        ),
+                        progressing: None,
+                        degraded: Cond::not_degraded(reason::SYNCED),
+                    }
+                }
             }
         }
         Err(e) => {
@@ -168,6 +341,9 @@ pub fn placed_status(
     );
 }
 
+/// The label that names a proxy pod's shard.
+const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+
 /// Ready proxy pods of `shard`, sorted by name.
 fn ready_pods(ctx: &Ctx, namespace: &str, shard: &str) -> Vec<Arc<Pod>> {
     let mut pods: Vec<Arc<Pod>> = ctx
@@ -175,12 +351,7 @@ fn ready_pods(ctx: &Ctx, namespace: &str, shard: &str) -> Vec<Arc<Pod>> {
         .state()
         .into_iter()
         .filter(|p| p.namespace().as_deref() == Some(namespace))
-        .filter(|p| {
-            p.labels()
-                .get("app.kubernetes.io/instance")
-                .map(String::as_str)
-                == Some(shard)
-        })
+        .filter(|p| p.labels().get(INSTANCE_LABEL).map(String::as_str) == Some(shard))
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter(|p| {
             p.status
@@ -193,25 +364,18 @@ fn ready_pods(ctx: &Ctx, namespace: &str, shard: &str) -> Vec<Arc<Pod>> {
     pods
 }
 
-/// Where the namespace's shard's admin is: the shard's own endpoint, else the operator's.
-fn admin_endpoint(ctx: &Ctx, shard: &PrismShard) -> Option<String> {
-    shard
-        .spec
-        .admin_endpoint
-        .clone()
-        .or_else(|| ctx.settings.admin_endpoint.clone())
-}
-
-/// Upserts the namespace into the Prism admin of `shard`, with the proxies `pods`.
+/// Upserts the namespace into the Prism admin at `endpoints` (of `shard`), with the proxies
+/// `pods`.
 async fn push(
     ctx: &Ctx,
     ns: &PrismNamespace,
     shard: &PrismShard,
+    endpoints: Option<&str>,
     pods: &[Arc<Pod>],
-) -> Result<proto::CreateNamespaceResponse, Error> {
-    let endpoint = admin_endpoint(ctx, shard).ok_or(Error::NoAdminEndpoint)?;
+) -> Result<Synced, Error> {
+    let endpoints = endpoints.ok_or(Error::NoAdminEndpoint)?;
     let connection = connection_string(ctx, ns).await?;
-    Ok(upsert(ctx, ns, shard, &endpoint, pods, connection.as_deref()).await?)
+    Ok(upsert(ctx, ns, shard, endpoints, pods, connection.as_deref()).await?)
 }
 
 /// Reads a Secret-referenced connection string; the value is never logged or reported.
@@ -255,23 +419,25 @@ fn status_reason(e: &kube::Error) -> String {
     }
 }
 
-/// Registers the shard's ready pods as proxies (idempotent), then upserts the namespace.
+/// Registers the shard's ready pods as proxies (idempotent), then upserts the namespace, on
+/// whichever node of the admin at `endpoints` accepts writes.
 async fn upsert(
     ctx: &Ctx,
     ns: &PrismNamespace,
     shard: &PrismShard,
-    endpoint: &str,
+    endpoints: &str,
     pods: &[Arc<Pod>],
     connection: Option<&str>,
-) -> Result<proto::CreateNamespaceResponse, AdminError> {
-    let client = ctx.admin.client(endpoint)?;
+) -> Result<Synced, AdminError> {
+    let group = ctx.admin.group(endpoints)?;
+    let shard_key = admin::key(shard);
     for pod in pods {
         let uid = pod.uid().unwrap_or_default();
-        if !ctx.mark_registered(endpoint, &uid) {
+        if !ctx.mark_registered(endpoints, &uid, &shard_key, &pod.name_any()) {
             continue;
         }
-        if let Err(e) = client.register_proxy(registration(shard, pod)).await {
-            ctx.forget_registered(endpoint, &uid);
+        if let Err(e) = group.register_proxy(registration(shard, pod)).await {
+            ctx.forget_registered(endpoints, &uid);
             return Err(e);
         }
     }
@@ -281,10 +447,10 @@ async fn upsert(
         config: Some(namespace_config(ns, &shard.name_any(), connection)),
         principal: prism_admin::MANAGER.to_string(),
     };
-    match client.create_namespace(request).await {
+    match group.create_namespace(request).await {
         Err(e @ AdminError::FailedPrecondition(_)) => {
             // Admin may have restarted empty: register the proxies again next time.
-            ctx.forget_endpoint(endpoint);
+            ctx.forget_endpoint(endpoints);
             Err(e)
         }
         other => other,
@@ -323,10 +489,13 @@ async fn cleanup(ns: &PrismNamespace, ctx: &Ctx) -> Result<Action, Error> {
         status.state = Some(NamespaceState::Terminating);
         status::write(ctx, ns, &old, &status).await?;
     }
-    let Err(e) = revoke(ctx, ns, &status).await else {
-        let note = "revoked in Prism admin (reclaimPolicy delete)".to_string();
-        ctx.event(ns, false, reason::REVOKED, note).await;
-        return Ok(Action::await_change());
+    let e = match revoke(ctx, ns, &status).await {
+        Ok(accepted) => {
+            let (warning, why, note) = revoke_report(&ns.name_any(), &accepted);
+            ctx.event(ns, warning, why, note).await;
+            return Ok(Action::await_change());
+        }
+        Err(e) => e,
     };
     let deadline = ctx.settings.deletion_deadline;
     match abandon_reason(ns, deadline, Timestamp::now()) {
@@ -346,22 +515,45 @@ async fn cleanup(ns: &PrismNamespace, ctx: &Ctx) -> Result<Action, Error> {
     }
 }
 
+/// What to report about a RevokeNamespace admin answered with success: whether it is a
+/// warning, the reason and the note. Upstream answers "Namespace revocation not yet
+/// implemented" and removes nothing; that is not reported as a revocation.
+pub fn revoke_report(
+    name: &str,
+    accepted: &Accepted<proto::NamespaceRevocationAck>,
+) -> (bool, &'static str, String) {
+    let said = accepted.answer.message.trim();
+    let endpoint = &accepted.endpoint;
+    if said.to_ascii_lowercase().contains("not yet implemented")
+        || said.to_ascii_lowercase().contains("not implemented")
+    {
+        let note = format!(
+            "Prism admin {endpoint} answered RevokeNamespace with {said:?}: it removed nothing, so \
+             {name} stays in admin (upstream prism-admin cannot delete namespaces)"
+        );
+        (true, reason::REVOKE_NOT_IMPLEMENTED, note)
+    } else {
+        let note = format!("revoked in Prism admin {endpoint} (reclaimPolicy delete): {said:?}");
+        (false, reason::REVOKED, note)
+    }
+}
+
 /// Revokes the namespace in the Prism admin of the shard it was placed on (else the
 /// operator's default admin).
 async fn revoke(
     ctx: &Ctx,
     ns: &PrismNamespace,
     status: &PrismNamespaceStatus,
-) -> Result<(), AdminError> {
+) -> Result<Accepted<proto::NamespaceRevocationAck>, AdminError> {
     let shard = status.shard.as_deref().and_then(|s| {
         ctx.shards
             .state()
             .into_iter()
             .find(|x| x.name_any() == s && x.namespace() == ns.namespace())
     });
-    let endpoint = shard
+    let endpoints = shard
         .as_deref()
-        .and_then(|s| admin_endpoint(ctx, s))
+        .and_then(|s| admin::endpoints_of(ctx, s))
         .or_else(|| ctx.settings.admin_endpoint.clone())
         .ok_or_else(|| {
             AdminError::InvalidEndpoint(
@@ -374,10 +566,9 @@ async fn revoke(
         graceful_timeout_seconds: 30,
     };
     ctx.admin
-        .client(&endpoint)?
+        .group(&endpoints)?
         .revoke_namespace(revocation)
         .await
-        .map(drop)
 }
 
 /// Why a deletion stops waiting for Prism admin, if it does: the force-delete annotation, or
@@ -424,12 +615,16 @@ mod tests {
         (c.status.as_str(), c.reason.as_str(), c.message.as_str())
     }
 
-    fn synced(partition: i32, proxy: &str) -> Result<proto::CreateNamespaceResponse, Error> {
-        Ok(proto::CreateNamespaceResponse {
-            success: true,
-            assigned_partition: partition,
-            assigned_proxy: proxy.into(),
-            ..Default::default()
+    fn synced(partition: i32, proxy: &str) -> Result<Synced, Error> {
+        Ok(Accepted {
+            answer: proto::CreateNamespaceResponse {
+                success: true,
+                assigned_partition: partition,
+                assigned_proxy: proxy.into(),
+                ..Default::default()
+            },
+            endpoint: "http://admin-1:8981".into(),
+            attempts: 1,
         })
     }
 
@@ -453,14 +648,22 @@ mod tests {
     fn a_synced_namespace_is_active() {
         let mut status = draft();
         let pods = vec!["prism-a-0".to_string()];
-        placed_status(&mut status, "a", pods, &synced(7, "prism-a-0"), now());
+        placed_status(&mut status, "a", pods, &synced(7, "prism-a-0"), None, now());
         assert_eq!(status.state, Some(NamespaceState::Active));
         assert_eq!(status.shard.as_deref(), Some("a"));
         assert_eq!(status.assigned_partition, Some(7));
         assert_eq!(status.assigned_proxy.as_deref(), Some("prism-a-0"));
         assert_eq!(
+            status.admin_endpoint.as_deref(),
+            Some("http://admin-1:8981")
+        );
+        assert_eq!(
             condition(&status, "Ready"),
-            ("True", "Synced", "synced to Prism admin on shard a")
+            (
+                "True",
+                "Synced",
+                "synced to Prism admin http://admin-1:8981 on shard a"
+            )
         );
         assert_eq!(condition(&status, "Degraded"), ("False", "Synced", ""));
     }
@@ -469,7 +672,7 @@ mod tests {
     fn admin_errors_leave_it_pending_or_failed() {
         let mut status = draft();
         let down = Err(Error::from(AdminError::Unavailable("refused".into())));
-        placed_status(&mut status, "a", vec![], &down, now());
+        placed_status(&mut status, "a", vec![], &down, None, now());
         assert_eq!(status.state, Some(NamespaceState::Pending));
         assert_eq!(
             condition(&status, "Ready"),
@@ -480,11 +683,11 @@ mod tests {
             )
         );
         let rejected = Err(Error::from(AdminError::Rejected("bad config".into())));
-        placed_status(&mut status, "a", vec![], &rejected, now());
+        placed_status(&mut status, "a", vec![], &rejected, None, now());
         assert_eq!(status.state, Some(NamespaceState::Failed));
         assert_eq!(condition(&status, "Degraded").1, "AdminRejected");
         let secret = Err(Error::Secret("Secret orders-db has no key nope".into()));
-        placed_status(&mut status, "a", vec![], &secret, now());
+        placed_status(&mut status, "a", vec![], &secret, None, now());
         assert_eq!(status.state, Some(NamespaceState::Pending));
         assert_eq!(
             condition(&status, "Ready"),
@@ -499,6 +702,7 @@ mod tests {
             "a",
             vec![],
             &Err(Error::NoAdminEndpoint),
+            None,
             now(),
         );
         assert_eq!(status.state, Some(NamespaceState::Failed));
@@ -507,17 +711,103 @@ mod tests {
     #[test]
     fn moving_shards_forgets_the_old_assignment() {
         let mut status = draft();
-        placed_status(&mut status, "a", vec![], &synced(7, "prism-a-0"), now());
+        placed_status(
+            &mut status,
+            "a",
+            vec![],
+            &synced(7, "prism-a-0"),
+            None,
+            now(),
+        );
         let down = Err(Error::from(AdminError::Unavailable("refused".into())));
-        placed_status(&mut status, "b", vec![], &down, now());
+        placed_status(&mut status, "b", vec![], &down, None, now());
         assert_eq!(status.shard.as_deref(), Some("b"));
         assert_eq!(status.assigned_partition, None);
         assert_eq!(status.assigned_proxy, None);
         // Staying on the same shard keeps what admin assigned.
-        placed_status(&mut status, "b", vec![], &synced(9, ""), now());
-        placed_status(&mut status, "b", vec![], &down, now());
+        placed_status(&mut status, "b", vec![], &synced(9, ""), None, now());
+        placed_status(&mut status, "b", vec![], &down, None, now());
         assert_eq!(status.assigned_partition, Some(9));
         assert_eq!(status.assigned_proxy, None);
+    }
+
+    #[test]
+    fn a_namespace_served_by_another_shard_is_not_active() {
+        let mine = ("team-a".to_string(), "a".to_string());
+        assert_eq!(
+            placed_off_shard("a", "team-a", "prism-a-0", Some(&mine)),
+            None
+        );
+        let other = ("team-a".to_string(), "b".to_string());
+        let why = placed_off_shard("a", "team-a", "prism-b-1", Some(&other)).unwrap();
+        assert!(why.contains("proxy prism-b-1 of shard team-a/b"), "{why}");
+        let gone = placed_off_shard("a", "team-a", "prism-a-2", None).unwrap();
+        assert!(gone.contains("prism-a-2, which has no pod"), "{gone}");
+
+        let mut status = draft();
+        let pods = vec!["prism-a-0".to_string()];
+        placed_status(
+            &mut status,
+            "a",
+            pods,
+            &synced(7, "prism-b-1"),
+            Some(&why),
+            now(),
+        );
+        assert_eq!(status.state, Some(NamespaceState::Failed));
+        assert_eq!(status.assigned_proxy.as_deref(), Some("prism-b-1"));
+        assert_eq!(
+            condition(&status, "Ready"),
+            ("False", "PlacedOffShard", why.as_str())
+        );
+        assert_eq!(condition(&status, "Degraded").1, "PlacedOffShard");
+    }
+
+    #[test]
+    fn a_blocked_namespace_says_why_and_keeps_its_placement() {
+        let mut status = draft();
+        let blocked = Blocked {
+            reason: reason::NAME_CONFLICT,
+            message: "the name carts belongs to team-a/carts".into(),
+            state: NamespaceState::Pending,
+        };
+        blocked_status(&mut status, "a", vec!["prism-a-0".into()], &blocked, now());
+        assert_eq!(status.state, Some(NamespaceState::Pending));
+        assert_eq!(status.shard.as_deref(), Some("a"));
+        assert_eq!(
+            condition(&status, "Ready"),
+            (
+                "False",
+                "NameConflict",
+                "the name carts belongs to team-a/carts"
+            )
+        );
+    }
+
+    #[test]
+    fn a_revocation_that_removed_nothing_is_not_reported_as_one() {
+        let ack = |message: &str| Accepted {
+            answer: proto::NamespaceRevocationAck {
+                success: true,
+                message: message.into(),
+                revoked_at: 0,
+            },
+            endpoint: "http://admin-1:8981".into(),
+            attempts: 1,
+        };
+        let (warning, why, note) =
+            revoke_report("carts", &ack("Namespace revocation not yet implemented"));
+        assert!(warning);
+        assert_eq!(why, "RevokeNotImplemented");
+        assert!(
+            note.contains("\"Namespace revocation not yet implemented\""),
+            "{note}"
+        );
+        assert!(note.contains("carts stays in admin"), "{note}");
+        let (warning, why, note) = revoke_report("carts", &ack("revoked"));
+        assert!(!warning);
+        assert_eq!(why, "Revoked");
+        assert!(note.contains("http://admin-1:8981"), "{note}");
     }
 
     #[test]

@@ -343,6 +343,34 @@ fn config(cfg: &RunConfig) -> controller::Config {
     controller::Config::default().concurrency(cfg.concurrency)
 }
 
+/// The objects of a watch whose spec changed (a new generation), that appeared, or that went:
+/// status-only and metadata-only updates are dropped.
+fn spec_changes<K>(
+    events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource + Send + 'static,
+{
+    let mut seen: std::collections::HashMap<String, Option<i64>> = Default::default();
+    events.filter_map(move |event| {
+        let passed = match event {
+            Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
+                let uid = obj.meta().uid.clone().unwrap_or_default();
+                let generation = obj.meta().generation;
+                let changed = seen.insert(uid, generation) != Some(generation);
+                changed.then_some(Ok(obj))
+            }
+            Ok(watcher::Event::Delete(obj)) => {
+                seen.remove(obj.meta().uid.as_deref().unwrap_or_default());
+                Some(Ok(obj))
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+            Err(e) => Some(Err(e)),
+        };
+        futures::future::ready(passed)
+    })
+}
+
 /// Proxy pods (for namespace placement on ready pods).
 fn proxy_pods() -> watcher::Config {
     watcher::Config::default().labels(&format!("app.kubernetes.io/name={PROXY_NAME}"))
@@ -468,21 +496,23 @@ async fn namespace_controller(
     let s = &ctx.settings;
     let by_shard = ctx.namespaces.clone();
     let by_pod = ctx.namespaces.clone();
-    // Everything placed on (or placeable in the namespace of) a changed shard is re-placed.
+    // Everything placed on (or placeable in the namespace of) a shard whose spec changed, or
+    // that came or went, is re-placed. Status writes of shards (every placed namespace changes
+    // the count) trigger nothing: with thousands of namespaces that would re-sync them all.
+    let shard_changes = spec_changes(watcher(
+        api::<PrismShard>(client, s),
+        watcher::Config::default(),
+    ));
     Controller::new(api::<PrismNamespace>(client, s), watcher::Config::default())
-        .watches(
-            api::<PrismShard>(client, s),
-            watcher::Config::default(),
-            move |shard| {
-                let namespace = shard.namespace();
-                by_shard
-                    .state()
-                    .into_iter()
-                    .filter(|n| n.namespace() == namespace)
-                    .map(|n| ObjectRef::from_obj(&*n))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches_stream(shard_changes, move |shard| {
+            let namespace = shard.namespace();
+            by_shard
+                .state()
+                .into_iter()
+                .filter(|n| n.namespace() == namespace)
+                .map(|n| ObjectRef::from_obj(&*n))
+                .collect::<Vec<_>>()
+        })
         .watches(api::<Pod>(client, s), proxy_pods(), move |pod| {
             let namespace = pod.namespace();
             let shard = pod.labels().get("app.kubernetes.io/instance").cloned();

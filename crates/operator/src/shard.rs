@@ -13,6 +13,7 @@ use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 
+use super::admin::{self, Access};
 use super::children;
 use super::conditions::{self, Cond, Degradation, Outcome, reason, set_outcome};
 use super::context::{Ctx, object_key};
@@ -20,7 +21,9 @@ use super::error::Error;
 use super::rollout;
 use super::status;
 use super::storage::VolumeGrowth;
-use prism_api::{PrismPlugin, PrismShard, PrismShardStatus, ShardPluginStatus, condition};
+use prism_api::{
+    PrismPlugin, PrismShard, PrismShardStatus, ShardAdminStatus, ShardPluginStatus, condition,
+};
 use prism_render::render::contract::shard_fullname;
 use prism_render::render::resolve::shard_plugins;
 use prism_render::render::{Object, Renderer};
@@ -77,6 +80,15 @@ async fn reconcile_shard(shard: &PrismShard, ctx: &Ctx) -> Result<Action, Error>
         plugins: &pinned,
     };
     shard_status(&mut status, &seen, degraded, now);
+    let endpoints = admin::endpoints_of(ctx, shard);
+    let access = admin::access(ctx, shard);
+    admin_status(
+        &mut status,
+        endpoints,
+        access,
+        admin::stale_proxies(ctx, shard),
+        now,
+    );
     write_status(ctx, shard, &old, &status).await?;
     Ok(Action::requeue(ctx.settings.resync))
 }
@@ -224,6 +236,73 @@ pub fn shard_status(
     set_outcome(
         &mut status.conditions,
         outcome,
+        status.observed_generation,
+        now,
+    );
+}
+
+/// The shard's admin in status: its endpoints, the shards sharing it, its stale proxies, and
+/// the `AdminIsolated` condition (absent when the shard has no admin).
+pub fn admin_status(
+    status: &mut PrismShardStatus,
+    endpoints: Option<String>,
+    access: Option<Access>,
+    stale_proxies: Vec<String>,
+    now: Timestamp,
+) {
+    let (Some(endpoints), Some(access)) = (endpoints, access) else {
+        status.admin = (!stale_proxies.is_empty()).then(|| ShardAdminStatus {
+            stale_proxies,
+            ..Default::default()
+        });
+        conditions::remove(&mut status.conditions, condition::ADMIN_ISOLATED);
+        return;
+    };
+    let (cond, shared_with) = match access {
+        Access::Own => (
+            Cond::admin_isolated(
+                true,
+                reason::OWN_ADMIN,
+                "no other shard uses this Prism admin".into(),
+            ),
+            Vec::new(),
+        ),
+        Access::Shared(with) => (
+            Cond::admin_isolated(
+                false,
+                reason::SHARED_ADMIN,
+                format!(
+                    "shares its Prism admin with {}: admin spreads namespaces over every proxy \
+                     registered with it, so a namespace placed here may be served by another \
+                     shard's proxy (reported as PlacedOffShard on the namespace). Give each shard \
+                     its own spec.adminEndpoint to keep them apart",
+                    with.join(", ")
+                ),
+            ),
+            with,
+        ),
+        Access::Refused { owner, with } => (
+            Cond::admin_isolated(
+                false,
+                reason::SHARED_ADMIN_REFUSED,
+                format!(
+                    "shares its Prism admin with the older shard {owner}, and the operator does \
+                     not allow shared admins: none of this shard's namespaces are sent to admin. \
+                     Give the shard its own spec.adminEndpoint, or run the operator with \
+                     --allow-shared-admin"
+                ),
+            ),
+            with,
+        ),
+    };
+    status.admin = Some(ShardAdminStatus {
+        endpoints: Some(endpoints),
+        shared_with,
+        stale_proxies,
+    });
+    conditions::set(
+        &mut status.conditions,
+        cond,
         status.observed_generation,
         now,
     );

@@ -5,12 +5,20 @@
 //! It serves plaintext gRPC ([`AdminServer::start`]), or TLS and mutual TLS
 //! ([`AdminServer::start_tls`] with a [`ServerTls`]).
 //!
-//! One deliberate difference: RevokeNamespace removes the namespace here, so tests can see a
-//! finalizer's effect; upstream acknowledges it without changing anything.
+//! As upstream does:
+//! - it partitions namespaces over **every** registered proxy, whichever shard it belongs to,
+//!   and never forgets a proxy;
+//! - names are global: a second create of a name overwrites the first;
+//! - RevokeNamespace answers success with "Namespace revocation not yet implemented" and
+//!   removes nothing;
+//! - as an HA admin ([`AdminServer::start_ha`]), only the leader accepts the writes that go
+//!   through Raft (RegisterProxy, CreateNamespace, RegisterLauncher); a follower answers
+//!   UNAVAILABLE "failed to connect to leader: context deadline exceeded" after
+//!   [`FOLLOWER_DELAY`]. The nodes share one replicated state and the leader can be moved.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -32,6 +40,15 @@ use tonic::{Request, Response, Status};
 
 /// Partitions admin spreads namespaces over.
 const PARTITIONS: i32 = 256;
+
+/// How long an upstream follower tries to forward a write to the leader before it gives up.
+pub const FOLLOWER_DELAY: Duration = Duration::from_secs(2);
+
+/// A follower's answer to a write, as upstream gives it.
+pub const FOLLOWER_MESSAGE: &str = "failed to connect to leader: context deadline exceeded";
+
+/// Upstream's answer to RevokeNamespace.
+pub const REVOKE_MESSAGE: &str = "Namespace revocation not yet implemented";
 
 /// What admin keeps of a namespace: its placement and the request's metadata, nothing else.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,14 +77,21 @@ struct CallLog {
     create_calls: usize,
     last_requests: BTreeMap<String, CreateNamespaceRequest>,
     revoked: Vec<String>,
+    /// Calls by (node, RPC name), answered or not.
+    calls: BTreeMap<(usize, &'static str), usize>,
+    /// Writes a follower refused.
+    follower_answers: usize,
 }
 
+/// The state the nodes of one admin share (one node unless HA).
 #[derive(Default)]
 struct Shared {
     state: Mutex<AdminState>,
     log: Mutex<CallLog>,
     slow_ms: AtomicU64,
     failing: AtomicBool,
+    /// Index of the node that leads.
+    leader: AtomicUsize,
 }
 
 /// Locks `mutex`, ignoring poisoning by a panicked test thread.
@@ -112,6 +136,7 @@ pub struct AdminServer {
     shared: Arc<Shared>,
     running: Mutex<Option<Running>>,
     tls: Option<ServerTls>,
+    node: usize,
 }
 
 impl AdminServer {
@@ -126,19 +151,82 @@ impl AdminServer {
         Self::start_with(Some(tls)).await
     }
 
+    /// Starts an empty plaintext admin on `addr` (a loopback address; port 0 picks one).
+    pub async fn start_on(addr: SocketAddr) -> std::io::Result<AdminServer> {
+        let listener = TcpListener::bind(addr).await?;
+        Ok(Self::node(listener, Arc::default(), None, 0))
+    }
+
     async fn start_with(tls: Option<ServerTls>) -> AdminServer {
-        let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
-            .await
-            .expect("bind a loopback port");
+        Self::node(loopback().await, Arc::default(), tls, 0)
+    }
+
+    /// Starts the `nodes` nodes of an empty plaintext HA admin on ephemeral loopback ports;
+    /// the first one leads. They share one state, as Raft would replicate it.
+    pub async fn start_ha(nodes: usize) -> Vec<AdminServer> {
+        let shared: Arc<Shared> = Arc::default();
+        let mut servers = Vec::with_capacity(nodes);
+        for node in 0..nodes {
+            servers.push(Self::node(loopback().await, shared.clone(), None, node));
+        }
+        servers
+    }
+
+    fn node(
+        listener: TcpListener,
+        shared: Arc<Shared>,
+        tls: Option<ServerTls>,
+        node: usize,
+    ) -> AdminServer {
         let addr = listener.local_addr().expect("local address");
         let server = AdminServer {
             addr,
-            shared: Arc::default(),
+            shared,
             running: Mutex::new(None),
             tls,
+            node,
         };
         server.serve(listener);
         server
+    }
+
+    /// Makes node `node` of this server's admin the leader (every node shares the choice).
+    pub fn set_leader(&self, node: usize) {
+        self.shared.leader.store(node, Ordering::SeqCst);
+    }
+
+    /// The node that leads.
+    pub fn leader(&self) -> usize {
+        self.shared.leader.load(Ordering::SeqCst)
+    }
+
+    /// Calls received by node `node` of this server's admin, by RPC name.
+    pub fn calls_on(&self, node: usize) -> BTreeMap<&'static str, usize> {
+        lock(&self.shared.log)
+            .calls
+            .iter()
+            .filter(|((n, _), _)| *n == node)
+            .map(|((_, rpc), count)| (*rpc, *count))
+            .collect()
+    }
+
+    /// Calls received by every node of this server's admin, by RPC name.
+    pub fn calls(&self) -> BTreeMap<&'static str, usize> {
+        let mut total = BTreeMap::new();
+        for ((_, rpc), count) in lock(&self.shared.log).calls.iter() {
+            *total.entry(*rpc).or_insert(0) += count;
+        }
+        total
+    }
+
+    /// Writes the followers of this server's admin refused.
+    pub fn follower_answers(&self) -> usize {
+        lock(&self.shared.log).follower_answers
+    }
+
+    /// `host:port` of this node, as a shard's `spec.adminEndpoint` takes it.
+    pub fn host_port(&self) -> String {
+        self.addr.to_string()
     }
 
     /// `http://127.0.0.1:<port>`, or `https://…` when serving TLS.
@@ -261,6 +349,7 @@ impl AdminServer {
         let service = Service {
             shared: Arc::clone(&self.shared),
             stopped: stopped.clone(),
+            node: self.node,
         };
         let mut shutdown = stopped;
         let mut builder = Server::builder();
@@ -281,24 +370,57 @@ impl AdminServer {
     }
 }
 
+/// An ephemeral loopback listener.
+async fn loopback() -> TcpListener {
+    TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind a loopback port")
+}
+
 /// The `prism.ControlPlane` implementation of one serving instance.
 struct Service {
     shared: Arc<Shared>,
     stopped: watch::Receiver<bool>,
+    node: usize,
 }
 
 impl Service {
-    /// Applies the slow and failing switches before any RPC answers.
-    async fn gate(&self) -> Result<(), Status> {
+    /// Counts the call, then applies the slow and failing switches.
+    async fn gate(&self, rpc: &'static str) -> Result<(), Status> {
+        *lock(&self.shared.log)
+            .calls
+            .entry((self.node, rpc))
+            .or_insert(0) += 1;
+        self.gate_switches().await
+    }
+
+    /// [`Self::gate`] for a write that goes through Raft: a follower fails it as upstream's
+    /// does, after trying to forward it for [`FOLLOWER_DELAY`].
+    async fn gate_write(&self, rpc: &'static str) -> Result<(), Status> {
+        self.gate(rpc).await?;
+        if self.shared.leader.load(Ordering::SeqCst) != self.node {
+            lock(&self.shared.log).follower_answers += 1;
+            self.sleep(FOLLOWER_DELAY).await?;
+            return Err(Status::unavailable(FOLLOWER_MESSAGE));
+        }
+        Ok(())
+    }
+
+    /// Sleeps `delay`, or answers UNAVAILABLE if the server stops meanwhile.
+    async fn sleep(&self, delay: Duration) -> Result<(), Status> {
+        let mut stopped = self.stopped.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => Ok(()),
+            _ = stopped.wait_for(|stop| *stop) => {
+                Err(Status::unavailable("admin is shutting down"))
+            }
+        }
+    }
+
+    async fn gate_switches(&self) -> Result<(), Status> {
         let delay = Duration::from_millis(self.shared.slow_ms.load(Ordering::SeqCst));
         if !delay.is_zero() {
-            let mut stopped = self.stopped.clone();
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = stopped.wait_for(|stop| *stop) => {
-                    return Err(Status::unavailable("admin is shutting down"));
-                }
-            }
+            self.sleep(delay).await?;
         }
         if self.shared.failing.load(Ordering::SeqCst) {
             return Err(Status::internal(
@@ -351,7 +473,7 @@ impl ControlPlane for Service {
         &self,
         request: Request<ProxyRegistration>,
     ) -> Result<Response<ProxyRegistrationAck>, Status> {
-        self.gate().await?;
+        self.gate_write("RegisterProxy").await?;
         let registration = request.into_inner();
         let mut state = lock(&self.shared.state);
         let proxy_id = registration.proxy_id.clone();
@@ -392,7 +514,7 @@ impl ControlPlane for Service {
         &self,
         _request: Request<NamespaceAssignment>,
     ) -> Result<Response<NamespaceAssignmentAck>, Status> {
-        self.gate().await?;
+        self.gate("AssignNamespace").await?;
         Ok(Response::new(NamespaceAssignmentAck {
             success: true,
             message: "Namespace assignment acknowledged".into(),
@@ -410,7 +532,7 @@ impl ControlPlane for Service {
             log.last_requests
                 .insert(request.namespace.clone(), request.clone());
         }
-        self.gate().await?;
+        self.gate_write("CreateNamespace").await?;
         let partition = partition_of(&request.namespace);
         let mut state = lock(&self.shared.state);
         let Some(proxy) = owner(&state, partition) else {
@@ -440,7 +562,7 @@ impl ControlPlane for Service {
         &self,
         _request: Request<ProxyHeartbeat>,
     ) -> Result<Response<HeartbeatAck>, Status> {
-        self.gate().await?;
+        self.gate("Heartbeat").await?;
         Ok(Response::new(HeartbeatAck {
             success: true,
             message: "Heartbeat received".into(),
@@ -452,17 +574,14 @@ impl ControlPlane for Service {
         &self,
         request: Request<NamespaceRevocation>,
     ) -> Result<Response<NamespaceRevocationAck>, Status> {
-        self.gate().await?;
+        self.gate("RevokeNamespace").await?;
         let revocation = request.into_inner();
         lock(&self.shared.log)
             .revoked
             .push(revocation.namespace.clone());
-        lock(&self.shared.state)
-            .namespaces
-            .remove(&revocation.namespace);
         Ok(Response::new(NamespaceRevocationAck {
             success: true,
-            message: "Namespace revoked".into(),
+            message: REVOKE_MESSAGE.into(),
             revoked_at: now(),
         }))
     }
@@ -471,7 +590,7 @@ impl ControlPlane for Service {
         &self,
         _request: Request<LauncherRegistration>,
     ) -> Result<Response<LauncherRegistrationAck>, Status> {
-        self.gate().await?;
+        self.gate_write("RegisterLauncher").await?;
         Ok(Response::new(LauncherRegistrationAck {
             success: true,
             message: "Launcher registered successfully".into(),
@@ -484,7 +603,7 @@ impl ControlPlane for Service {
         &self,
         _request: Request<ProcessAssignment>,
     ) -> Result<Response<ProcessAssignmentAck>, Status> {
-        self.gate().await?;
+        self.gate("AssignProcess").await?;
         Ok(Response::new(ProcessAssignmentAck {
             success: true,
             message: "Process assignment not yet implemented".into(),
@@ -495,7 +614,7 @@ impl ControlPlane for Service {
         &self,
         _request: Request<LauncherHeartbeatRequest>,
     ) -> Result<Response<HeartbeatAck>, Status> {
-        self.gate().await?;
+        self.gate("LauncherHeartbeat").await?;
         Ok(Response::new(HeartbeatAck {
             success: true,
             message: "Heartbeat received".into(),
@@ -507,7 +626,7 @@ impl ControlPlane for Service {
         &self,
         _request: Request<ProcessRevocation>,
     ) -> Result<Response<ProcessRevocationAck>, Status> {
-        self.gate().await?;
+        self.gate("RevokeProcess").await?;
         Ok(Response::new(ProcessRevocationAck {
             success: true,
             message: "Process revocation not yet implemented".into(),

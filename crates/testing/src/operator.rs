@@ -12,6 +12,7 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::ApiResource;
 use kube::{Client, Resource};
 use prism_api::{NamespaceState, PrismNamespace, PrismPlugin, PrismShard};
+use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use crate::cluster::cluster;
@@ -349,9 +350,68 @@ pub fn kind_of<K: Resource<DynamicType = ()>>() -> String {
     K::kind(&()).to_string()
 }
 
+/// The Prism admins of the example fleet, as test servers on loopback: one per shard, as the
+/// example lays them out, and three nodes for the shard that lists three (the first leads).
+pub struct FleetAdmins {
+    /// The nodes of each shard's admin, by shard name.
+    pub by_shard: std::collections::BTreeMap<String, Vec<crate::admin_server::AdminServer>>,
+}
+
+impl FleetAdmins {
+    /// Starts an admin for every shard of `examples/fleet/shards.yaml`.
+    pub async fn start() -> Self {
+        let mut by_shard = std::collections::BTreeMap::new();
+        for (shard, endpoints) in example_admin_endpoints() {
+            let nodes = endpoints.split(',').count();
+            let servers = match nodes {
+                1 => vec![crate::admin_server::AdminServer::start().await],
+                n => crate::admin_server::AdminServer::start_ha(n).await,
+            };
+            by_shard.insert(shard, servers);
+        }
+        Self { by_shard }
+    }
+
+    /// The `spec.adminEndpoint` of `shard`: its nodes' `host:port`, comma-separated.
+    pub fn endpoints(&self, shard: &str) -> String {
+        self.by_shard[shard]
+            .iter()
+            .map(|s| s.host_port())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Namespaces stored over all admins.
+    pub fn namespace_count(&self) -> usize {
+        self.by_shard
+            .values()
+            .map(|nodes| nodes[0].namespaces().len())
+            .sum()
+    }
+}
+
+/// `(shard, spec.adminEndpoint)` of every example shard.
+fn example_admin_endpoints() -> Vec<(String, String)> {
+    serde_yaml::Deserializer::from_str(&example("fleet/shards.yaml"))
+        .map(|doc| {
+            let shard = serde_yaml::Value::deserialize(doc).expect("example shard parses");
+            let name = shard["metadata"]["name"]
+                .as_str()
+                .expect("a name")
+                .to_string();
+            let endpoints = shard["spec"]["adminEndpoint"]
+                .as_str()
+                .unwrap_or_else(|| panic!("example shard {name} names its admin"))
+                .to_string();
+            (name, endpoints)
+        })
+        .collect()
+}
+
 /// Applies the example fleet (`examples/fleet`) into `namespace` on the cluster's default
-/// storage class, with the Secrets its namespaces reference.
-pub async fn apply_example_fleet(client: &Client, namespace: &str) {
+/// storage class, with the Secrets its namespaces reference, each shard pointing at its admin
+/// in `admins`.
+pub async fn apply_example_fleet(client: &Client, namespace: &str, admins: &FleetAdmins) {
     use k8s_openapi::api::core::v1::Secret;
     use kube::api::PostParams;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
@@ -369,7 +429,10 @@ pub async fn apply_example_fleet(client: &Client, namespace: &str) {
         secrets.create(&PostParams::default(), &s).await.unwrap();
     }
     for f in ["plugins.yaml", "shards.yaml", "namespaces.yaml"] {
-        let text = example(&format!("fleet/{f}")).replace("    storageClassName: ssd\n", "");
+        let mut text = example(&format!("fleet/{f}")).replace("    storageClassName: ssd\n", "");
+        for (shard, endpoints) in example_admin_endpoints() {
+            text = text.replace(&endpoints, &admins.endpoints(&shard));
+        }
         apply_yaml(client, namespace, &text).await;
     }
 }

@@ -1,0 +1,224 @@
+//! [`AdminGroup`]: the nodes of one Prism admin, followed to the one that accepts writes.
+//!
+//! Upstream prism-admin runs Raft: only the leader accepts `RegisterProxy` and
+//! `CreateNamespace`; a follower answers UNAVAILABLE ("failed to connect to leader") after about
+//! two seconds, and no RPC names the leader. A group therefore tries its endpoints in turn,
+//! starting with the one that accepted the last call, and keeps whichever accepts. Every clone
+//! shares that choice, so once the leader is known no call waits on a follower again.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::AdminError;
+use super::client::{AdminClient, normalize_endpoint};
+use super::proto::{
+    CreateNamespaceRequest, CreateNamespaceResponse, NamespaceRevocation, NamespaceRevocationAck,
+    ProxyRegistration, ProxyRegistrationAck,
+};
+
+/// Most endpoints one admin may list.
+pub const MAX_ENDPOINTS: usize = 16;
+
+/// An answer, with the endpoint that gave it and how many endpoints were tried.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted<T> {
+    /// The answer.
+    pub answer: T,
+    /// The normalized endpoint that accepted the call, e.g. `http://admin-1:8981`.
+    pub endpoint: String,
+    /// Calls made, this one included (1 when the known leader answered).
+    pub attempts: usize,
+}
+
+/// The nodes of one Prism admin. Cheap to clone; clones share the clients and the leader.
+#[derive(Clone, Debug)]
+pub struct AdminGroup {
+    clients: Arc<[AdminClient]>,
+    leader: Arc<AtomicUsize>,
+}
+
+impl AdminGroup {
+    pub(crate) fn new(clients: Vec<AdminClient>) -> Self {
+        assert!(!clients.is_empty(), "a group has at least one endpoint");
+        Self {
+            clients: clients.into(),
+            leader: Arc::default(),
+        }
+    }
+
+    /// The normalized endpoints, in the order given.
+    pub fn endpoints(&self) -> impl Iterator<Item = &str> {
+        self.clients.iter().map(AdminClient::endpoint)
+    }
+
+    /// The endpoint that accepted the last call (the first one before any call).
+    pub fn leader(&self) -> &str {
+        self.clients[self.leader.load(Ordering::Relaxed) % self.clients.len()].endpoint()
+    }
+
+    /// The client of every endpoint, in the order given.
+    pub fn clients(&self) -> &[AdminClient] {
+        &self.clients
+    }
+
+    /// `CreateNamespace` on the node that accepts it.
+    pub async fn create_namespace(
+        &self,
+        req: CreateNamespaceRequest,
+    ) -> Result<Accepted<CreateNamespaceResponse>, AdminError> {
+        self.on_leader(|c| {
+            let req = req.clone();
+            async move { c.create_namespace(req).await }
+        })
+        .await
+    }
+
+    /// `RegisterProxy` on the node that accepts it.
+    pub async fn register_proxy(
+        &self,
+        req: ProxyRegistration,
+    ) -> Result<Accepted<ProxyRegistrationAck>, AdminError> {
+        self.on_leader(|c| {
+            let req = req.clone();
+            async move { c.register_proxy(req).await }
+        })
+        .await
+    }
+
+    /// `RevokeNamespace` on the node that accepts it.
+    pub async fn revoke_namespace(
+        &self,
+        req: NamespaceRevocation,
+    ) -> Result<Accepted<NamespaceRevocationAck>, AdminError> {
+        self.on_leader(|c| {
+            let req = req.clone();
+            async move { c.revoke_namespace(req).await }
+        })
+        .await
+    }
+
+    /// Runs `call` on the known leader, then on the other endpoints in order (jumping to a
+    /// leader another call found meanwhile) until one accepts or answers with an error that
+    /// is not about leadership or reachability.
+    async fn on_leader<T, F, Fut>(&self, call: F) -> Result<Accepted<T>, AdminError>
+    where
+        F: Fn(AdminClient) -> Fut,
+        Fut: std::future::Future<Output = Result<T, AdminError>>,
+    {
+        let count = self.clients.len();
+        let mut tried = vec![false; count];
+        let mut failures: Vec<(usize, AdminError)> = Vec::new();
+        let mut next = self.leader.load(Ordering::Relaxed) % count;
+        for attempt in 1..=count {
+            tried[next] = true;
+            match call(self.clients[next].clone()).await {
+                Ok(answer) => {
+                    self.leader.store(next, Ordering::Relaxed);
+                    return Ok(Accepted {
+                        answer,
+                        endpoint: self.clients[next].endpoint().to_string(),
+                        attempts: attempt,
+                    });
+                }
+                Err(error) if count > 1 && moves_on(&error) => failures.push((next, error)),
+                Err(error) => return Err(error),
+            }
+            let known = self.leader.load(Ordering::Relaxed) % count;
+            next = if !tried[known] {
+                known
+            } else {
+                match (1..count).map(|i| (next + i) % count).find(|i| !tried[*i]) {
+                    Some(i) => i,
+                    None => break,
+                }
+            };
+        }
+        Err(self.none_accepted(failures))
+    }
+
+    fn none_accepted(&self, failures: Vec<(usize, AdminError)>) -> AdminError {
+        let summary = failures
+            .iter()
+            .map(|(i, e)| format!("{}: {e}", self.clients[*i].endpoint()))
+            .collect::<Vec<_>>()
+            .join("; ");
+        AdminError::NoLeader(format!(
+            "none of the {} endpoints accepted the call ({summary})",
+            self.clients.len()
+        ))
+    }
+}
+
+/// Whether a failed call is worth trying on another node: the node is a follower, is down or
+/// unreachable, lost leadership while proposing, or cannot be talked to over TLS.
+fn moves_on(error: &AdminError) -> bool {
+    match error {
+        AdminError::Unavailable(_) | AdminError::DeadlineExceeded(_) | AdminError::Tls(_) => true,
+        AdminError::Internal(message) => message.contains("leader"),
+        _ => false,
+    }
+}
+
+/// The normalized endpoints of a comma-separated list, in order, without duplicates.
+pub(crate) fn parse_endpoints(list: &str, tls: bool) -> Result<Vec<String>, AdminError> {
+    let mut endpoints: Vec<String> = Vec::new();
+    for part in list.split(',') {
+        let endpoint = normalize_endpoint(part, tls)?;
+        if !endpoints.contains(&endpoint) {
+            endpoints.push(endpoint);
+        }
+    }
+    if endpoints.len() > MAX_ENDPOINTS {
+        return Err(AdminError::InvalidEndpoint(format!(
+            "{} endpoints; at most {MAX_ENDPOINTS}",
+            endpoints.len()
+        )));
+    }
+    Ok(endpoints)
+}
+
+/// The normalized endpoints of a comma-separated list (`host:port` each, port 8981 by
+/// default), in order and without duplicates: what [`AdminPool::group`](super::AdminPool::group)
+/// would follow.
+pub fn endpoints_of(list: &str, tls: bool) -> Result<Vec<String>, AdminError> {
+    parse_endpoints(list, tls)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_parse_in_order_without_duplicates() {
+        assert_eq!(
+            parse_endpoints("a:1, b:2,a:1,http://c", false).unwrap(),
+            ["http://a:1", "http://b:2", "http://c:8981"]
+        );
+        assert_eq!(parse_endpoints("a:1", true).unwrap(), ["https://a:1"]);
+        for bad in ["", "a:1,", ",a:1", "a:1,,b:2", "a:1,b:x"] {
+            let error = parse_endpoints(bad, false).unwrap_err();
+            assert_eq!(error.reason(), "InvalidAdminEndpoint", "{bad}");
+        }
+        let many = (0..17)
+            .map(|i| format!("a{i}:1"))
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(parse_endpoints(&many, false).is_err());
+    }
+
+    #[test]
+    fn only_leadership_and_reachability_move_on() {
+        assert!(moves_on(&AdminError::Unavailable(
+            "failed to connect to leader: context deadline exceeded".into()
+        )));
+        assert!(moves_on(&AdminError::DeadlineExceeded("2s".into())));
+        assert!(moves_on(&AdminError::Internal(
+            "failed to propose: node is not the leader".into()
+        )));
+        assert!(!moves_on(&AdminError::Internal("disk full".into())));
+        assert!(!moves_on(&AdminError::FailedPrecondition(
+            "no proxies".into()
+        )));
+        assert!(!moves_on(&AdminError::Rejected("bad".into())));
+    }
+}

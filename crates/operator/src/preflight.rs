@@ -1,0 +1,432 @@
+//! `prism-operator preflight`: checks, without writing anything, that the operator can run with
+//! the identity and settings in use: the API server and its version, the three CRDs (installed,
+//! established, and the ones this binary serves), every permission (SelfSubjectAccessReview),
+//! and every configured Prism admin endpoint answering gRPC with the configured TLS.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::rbac::{Needs, Permission, Scope, permissions};
+use prism_admin::{AdminPool, Probe};
+use prism_api::PrismShard;
+
+/// Oldest Kubernetes minor release supported: CRD validation rules (CEL) are GA since 1.29 and
+/// the operator is tested on current releases.
+pub const MIN_KUBERNETES: (u32, u32) = (1, 30);
+
+/// What to check.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Namespace the operator watches (every namespace when `None`).
+    pub watch_namespace: Option<String>,
+    /// Namespace of the leader-election Lease, when electing.
+    pub lease_namespace: Option<String>,
+    /// Workloads are applied (not render mode).
+    pub workload_writes: bool,
+    /// The operator's default admin endpoints.
+    pub admin_endpoint: Option<String>,
+    /// Clients for admin, with the configured timeout and TLS.
+    pub admin: AdminPool,
+}
+
+/// One check's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// What was checked, e.g. `crd prismshards.prism.io`.
+    pub check: String,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What was found.
+    pub message: String,
+}
+
+impl Check {
+    fn pass(check: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            check: check.into(),
+            ok: true,
+            message: message.into(),
+        }
+    }
+
+    fn fail(check: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            check: check.into(),
+            ok: false,
+            message: message.into(),
+        }
+    }
+}
+
+/// Runs every check; `client` is `Err` with why when no client could be built.
+pub async fn run(client: Result<Client, String>, cfg: &Config) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let client = match client {
+        Ok(client) => client,
+        Err(why) => {
+            checks.push(Check::fail("kubernetes-api", why));
+            checks.extend(admin(cfg, &[]).await);
+            return checks;
+        }
+    };
+    let (api, reachable) = api_server(&client).await;
+    checks.push(api);
+    if !reachable {
+        checks.extend(admin(cfg, &[]).await);
+        return checks;
+    }
+    checks.extend(crds(&client).await);
+    checks.push(access(&client, cfg).await);
+    let shards = shards(&client, cfg).await;
+    checks.extend(admin(cfg, &shards).await);
+    checks
+}
+
+/// The API server answers (the flag), with a supported version (the check).
+async fn api_server(client: &Client) -> (Check, bool) {
+    const NAME: &str = "kubernetes-api";
+    let info = match client.apiserver_version().await {
+        Ok(info) => info,
+        Err(e) => return (Check::fail(NAME, format!("unreachable: {e}")), false),
+    };
+    let minor: u32 = info
+        .minor
+        .trim_end_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .unwrap_or(0);
+    let major: u32 = info.major.parse().unwrap_or(0);
+    let (min_major, min_minor) = MIN_KUBERNETES;
+    let version = format!("Kubernetes {}", info.git_version);
+    let check = if (major, minor) >= MIN_KUBERNETES {
+        Check::pass(
+            NAME,
+            format!("{version}, supported (>= {min_major}.{min_minor})"),
+        )
+    } else {
+        Check::fail(
+            NAME,
+            format!("{version} is older than the oldest supported, {min_major}.{min_minor}"),
+        )
+    };
+    (check, true)
+}
+
+/// Each CRD installed, established and identical to this binary's.
+async fn crds(client: &Client) -> Vec<Check> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut checks = Vec::new();
+    for ours in prism_api::crds() {
+        let name = ours.name_any();
+        let check = format!("crd {name}");
+        let theirs = match api.get_opt(&name).await {
+            Ok(Some(crd)) => crd,
+            Ok(None) => {
+                checks.push(Check::fail(
+                    check,
+                    "not installed: kubectl apply -f crds/ (or install the Helm chart)",
+                ));
+                continue;
+            }
+            Err(e) => {
+                checks.push(Check::fail(
+                    check,
+                    format!("cannot read it: {}", api_error(&e)),
+                ));
+                continue;
+            }
+        };
+        let established = theirs
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            });
+        let ours_spec = serde_json::to_value(&ours.spec).expect("CRDs serialize");
+        let theirs_spec = serde_json::to_value(&theirs.spec).expect("CRDs serialize");
+        checks.push(match difference(&ours_spec, &theirs_spec, "spec") {
+            Some(at) => Check::fail(
+                check,
+                format!(
+                    "differs from the one this binary serves, at {at}: apply crds/ of this release"
+                ),
+            ),
+            None if !established => Check::fail(check, "installed but not established yet"),
+            None => Check::pass(check, "installed, established, identical to this binary's"),
+        });
+    }
+    checks
+}
+
+/// The first path where `theirs` differs from `ours`. Fields the API server adds by default
+/// (present only in `theirs`) are allowed, except inside schemas, which must be equal.
+pub fn difference(ours: &Value, theirs: &Value, path: &str) -> Option<String> {
+    let strict = path.ends_with(".schema") || path.contains(".schema.");
+    match (ours, theirs) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (key, value) in a {
+                let here = format!("{path}.{key}");
+                match b.get(key) {
+                    Some(other) => {
+                        if let Some(at) = difference(value, other, &here) {
+                            return Some(at);
+                        }
+                    }
+                    None if value.is_null() => {}
+                    None => return Some(format!("{here} (missing)")),
+                }
+            }
+            if strict {
+                if let Some(key) = b.keys().find(|k| !a.contains_key(*k)) {
+                    return Some(format!("{path}.{key} (not in this binary's)"));
+                }
+            }
+            None
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            if a.len() != b.len() {
+                return Some(format!("{path} ({} items, expected {})", b.len(), a.len()));
+            }
+            a.iter()
+                .zip(b)
+                .enumerate()
+                .find_map(|(i, (x, y))| difference(x, y, &format!("{path}[{i}]")))
+        }
+        (a, b) if a == b => None,
+        _ => Some(path.to_string()),
+    }
+}
+
+/// Every permission granted to the identity in use.
+async fn access(client: &Client, cfg: &Config) -> Check {
+    const NAME: &str = "permissions";
+    let needs = Needs {
+        workload_writes: cfg.workload_writes,
+        leader_election: cfg.lease_namespace.is_some(),
+    };
+    let wanted = permissions(needs);
+    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let mut missing: Vec<String> = Vec::new();
+    for permission in &wanted {
+        let namespace = match permission.scope {
+            Scope::Watched => cfg.watch_namespace.clone(),
+            Scope::Lease => cfg.lease_namespace.clone(),
+            Scope::Cluster => None,
+        };
+        let review = review(permission, namespace.clone());
+        match api.create(&PostParams::default(), &review).await {
+            Ok(answer) if answer.status.as_ref().is_some_and(|s| s.allowed) => {}
+            Ok(_) => missing.push(match namespace {
+                Some(ns) => format!("{permission} in {ns}"),
+                None if permission.scope == Scope::Cluster => permission.to_string(),
+                None => format!("{permission} in all namespaces"),
+            }),
+            Err(e) => {
+                return Check::fail(NAME, format!("cannot review access: {}", api_error(&e)));
+            }
+        }
+    }
+    match missing.len() {
+        0 => Check::pass(NAME, format!("all {} granted", wanted.len())),
+        n => Check::fail(
+            NAME,
+            format!("{n} of {} missing: {}", wanted.len(), missing.join(", ")),
+        ),
+    }
+}
+
+fn review(permission: &Permission, namespace: Option<String>) -> SelfSubjectAccessReview {
+    let (resource, subresource) = match permission.resource.split_once('/') {
+        Some((r, s)) => (r.to_string(), Some(s.to_string())),
+        None => (permission.resource.clone(), None),
+    };
+    SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                group: Some(permission.group.clone()),
+                resource: Some(resource),
+                subresource,
+                verb: Some(permission.verb.clone()),
+                name: permission.name.clone(),
+                namespace,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Shards and their admin endpoints, where they can be listed.
+async fn shards(client: &Client, cfg: &Config) -> Vec<(String, String)> {
+    let api: Api<PrismShard> = match &cfg.watch_namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    api.list(&ListParams::default())
+        .await
+        .map(|list| {
+            list.items
+                .into_iter()
+                .filter_map(|s| {
+                    let endpoints = s.spec.admin_endpoint.clone()?;
+                    Some((
+                        format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any()),
+                        endpoints,
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every configured admin endpoint answers gRPC: the default one(s) and the shards' own.
+async fn admin(cfg: &Config, shards: &[(String, String)]) -> Vec<Check> {
+    let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let lists = cfg
+        .admin_endpoint
+        .iter()
+        .map(|list| ("the default (--admin-endpoint)".to_string(), list.clone()))
+        .chain(shards.iter().cloned());
+    let mut checks = Vec::new();
+    for (user, list) in lists {
+        match prism_admin::endpoints_of(&list, cfg.admin.tls().is_some()) {
+            Ok(endpoints) => {
+                for endpoint in endpoints {
+                    users.entry(endpoint).or_default().push(user.clone());
+                }
+            }
+            Err(e) => checks.push(Check::fail(
+                format!("admin {list}"),
+                format!("{e} (used by {user})"),
+            )),
+        }
+    }
+    if users.is_empty() && checks.is_empty() {
+        checks.push(Check::fail(
+            "admin",
+            "no Prism admin endpoint is configured: set --admin-endpoint, or spec.adminEndpoint on every shard",
+        ));
+    }
+    for (endpoint, used_by) in users {
+        let check = format!("admin {endpoint}");
+        let used_by = used_by.join(", ");
+        let client = match cfg.admin.client(&endpoint) {
+            Ok(client) => client,
+            Err(e) => {
+                checks.push(Check::fail(check, e.to_string()));
+                continue;
+            }
+        };
+        let transport = if client.is_tls() {
+            "over TLS"
+        } else {
+            "in plaintext"
+        };
+        checks.push(match client.probe().await {
+            Ok(Probe::NoHealthService) => Check::pass(
+                check,
+                format!("answers gRPC {transport} (no health service, as prism-admin); used by {used_by}"),
+            ),
+            Ok(Probe::Serving) => Check::pass(
+                check,
+                format!("answers gRPC {transport}, health SERVING; used by {used_by}"),
+            ),
+            Ok(Probe::NotServing(status)) => Check::fail(
+                check,
+                format!("answers gRPC {transport} but its health status is {status}, not SERVING; used by {used_by}"),
+            ),
+            Err(e) => Check::fail(check, format!("{e}; used by {used_by}")),
+        });
+    }
+    checks
+}
+
+/// An API error without its body.
+fn api_error(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({}): {}", s.reason, s.code, s.message),
+        other => other.to_string(),
+    }
+}
+
+/// The checks as text, one line per check, then a summary line.
+pub fn text(checks: &[Check]) -> String {
+    let width = checks.iter().map(|c| c.check.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for c in checks {
+        let mark = if c.ok { "PASS" } else { "FAIL" };
+        out.push_str(&format!("{mark}  {:width$}  {}\n", c.check, c.message));
+    }
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    out.push_str(&format!(
+        "{} checks: {} passed, {failed} failed\n",
+        checks.len(),
+        checks.len() - failed
+    ));
+    out
+}
+
+/// The checks as JSON: `{"ok": bool, "checks": [{"check", "ok", "message"}]}`.
+pub fn json(checks: &[Check]) -> String {
+    let ok = checks.iter().all(|c| c.ok);
+    serde_json::to_string_pretty(&serde_json::json!({"ok": ok, "checks": checks}))
+        .expect("checks serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn server_defaults_pass_and_schema_changes_do_not() {
+        let ours = json!({"names": {"kind": "PrismShard"}, "versions": [{"schema": {"openAPIV3Schema": {"type": "object"}}}]});
+        let defaulted = json!({"names": {"kind": "PrismShard", "listKind": "PrismShardList"}, "conversion": {"strategy": "None"}, "versions": [{"schema": {"openAPIV3Schema": {"type": "object"}}}]});
+        assert_eq!(difference(&ours, &defaulted, "spec"), None);
+        let extra = json!({"names": {"kind": "PrismShard"}, "versions": [{"schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]});
+        assert_eq!(
+            difference(&ours, &extra, "spec").as_deref(),
+            Some(
+                "spec.versions[0].schema.openAPIV3Schema.x-kubernetes-preserve-unknown-fields (not in this binary's)"
+            )
+        );
+        let renamed = json!({"names": {"kind": "Shard"}, "versions": [{"schema": {"openAPIV3Schema": {"type": "object"}}}]});
+        assert_eq!(
+            difference(&ours, &renamed, "spec").as_deref(),
+            Some("spec.names.kind")
+        );
+        let two = json!({"names": {"kind": "PrismShard"}, "versions": [{}, {}]});
+        assert_eq!(
+            difference(&ours, &two, "spec").as_deref(),
+            Some("spec.versions (2 items, expected 1)")
+        );
+    }
+
+    #[test]
+    fn output_is_one_line_per_check_and_a_summary() {
+        let checks = vec![
+            Check::pass("kubernetes-api", "Kubernetes v1.37.2"),
+            Check::fail("crd prismshards.prism.io", "not installed"),
+        ];
+        let text = text(&checks);
+        assert_eq!(text.lines().count(), 3);
+        assert!(
+            text.starts_with("PASS  kubernetes-api            Kubernetes v1.37.2\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("2 checks: 1 passed, 1 failed\n"), "{text}");
+        let json: Value = serde_json::from_str(&json(&checks)).unwrap();
+        assert_eq!(json["ok"], false);
+        assert_eq!(json["checks"][1]["check"], "crd prismshards.prism.io");
+    }
+}

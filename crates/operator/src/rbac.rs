@@ -1,0 +1,182 @@
+//! Every permission the operator uses, in one table: what `prism-operator preflight` checks
+//! with SelfSubjectAccessReviews, and what the chart's roles must grant (a test holds the two
+//! equal).
+
+use super::apply::CHILD_KINDS;
+
+/// One permission: API group, resource (with `/subresource`), verb and, for a cluster-scoped
+/// object, its name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Permission {
+    /// API group (`""` for core).
+    pub group: String,
+    /// Resource, e.g. `statefulsets` or `prismshards/status`.
+    pub resource: String,
+    /// Verb, e.g. `patch`.
+    pub verb: String,
+    /// Name of the one object it is for, if any.
+    pub name: Option<String>,
+    /// Where: the watched namespace (or every namespace), the Lease's, or cluster scope.
+    pub scope: Scope,
+}
+
+/// Where a permission is needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    /// Where Prism resources are watched.
+    Watched,
+    /// The leader-election Lease's namespace.
+    Lease,
+    /// Cluster-scoped objects.
+    Cluster,
+}
+
+/// What the operator is configured to do.
+#[derive(Debug, Clone, Copy)]
+pub struct Needs {
+    /// Applies and prunes workloads (off in render mode).
+    pub workload_writes: bool,
+    /// Takes part in leader election.
+    pub leader_election: bool,
+}
+
+/// The Prism kinds' plurals.
+const PRISM_RESOURCES: [&str; 3] = ["prismshards", "prismplugins", "prismnamespaces"];
+
+/// Every permission needed for `needs`, sorted.
+pub fn permissions(needs: Needs) -> Vec<Permission> {
+    let mut out = Vec::new();
+    let mut add = |group: &str, resource: &str, verbs: &[&str], scope: Scope| {
+        for verb in verbs {
+            out.push(Permission {
+                group: group.into(),
+                resource: resource.into(),
+                verb: (*verb).into(),
+                name: None,
+                scope,
+            });
+        }
+    };
+    for plural in PRISM_RESOURCES {
+        add(
+            prism_api::GROUP,
+            plural,
+            &["get", "list", "watch", "patch"],
+            Scope::Watched,
+        );
+        add(
+            prism_api::GROUP,
+            &format!("{plural}/status"),
+            &["get", "patch"],
+            Scope::Watched,
+        );
+        add(
+            prism_api::GROUP,
+            &format!("{plural}/finalizers"),
+            &["update"],
+            Scope::Watched,
+        );
+    }
+    for (api_version, _, plural) in CHILD_KINDS {
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        add(group, plural, &["get", "list", "watch"], Scope::Watched);
+        if needs.workload_writes {
+            add(
+                group,
+                plural,
+                &["create", "patch", "delete"],
+                Scope::Watched,
+            );
+        }
+    }
+    add(
+        "",
+        "persistentvolumeclaims",
+        &["get", "list", "patch"],
+        Scope::Watched,
+    );
+    add("", "pods", &["get", "list", "watch"], Scope::Watched);
+    add("", "secrets", &["get"], Scope::Watched);
+    add(
+        "events.k8s.io",
+        "events",
+        &["create", "patch"],
+        Scope::Watched,
+    );
+    if needs.leader_election {
+        let verbs = ["get", "list", "watch", "create", "update", "patch"];
+        add("coordination.k8s.io", "leases", &verbs, Scope::Lease);
+    }
+    for crd in prism_api::crds() {
+        out.push(Permission {
+            group: "apiextensions.k8s.io".into(),
+            resource: "customresourcedefinitions".into(),
+            verb: "get".into(),
+            name: crd.metadata.name,
+            scope: Scope::Cluster,
+        });
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+impl std::fmt::Display for Permission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (resource, sub) = match self.resource.split_once('/') {
+            Some((r, s)) => (r, format!("/{s}")),
+            None => (self.resource.as_str(), String::new()),
+        };
+        let group = match self.group.as_str() {
+            "" => String::new(),
+            g => format!(".{g}"),
+        };
+        write!(f, "{} {resource}{group}{sub}", self.verb)?;
+        if let Some(name) = &self.name {
+            write!(f, " {name}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_mode_and_leader_election_change_what_is_needed() {
+        let full = permissions(Needs {
+            workload_writes: true,
+            leader_election: true,
+        });
+        let render = permissions(Needs {
+            workload_writes: false,
+            leader_election: false,
+        });
+        let shown: Vec<String> = full.iter().map(ToString::to_string).collect();
+        for expected in [
+            "create statefulsets.apps",
+            "patch prismshards.prism.io/status",
+            "update leases.coordination.k8s.io",
+            "get secrets",
+            "get customresourcedefinitions.apiextensions.k8s.io prismshards.prism.io",
+        ] {
+            assert!(
+                shown.iter().any(|s| s == expected),
+                "{expected} in {shown:?}"
+            );
+        }
+        assert!(render.len() < full.len());
+        assert!(
+            !render
+                .iter()
+                .any(|p| p.verb == "create" && p.group == "apps")
+        );
+        assert!(!render.iter().any(|p| p.scope == Scope::Lease));
+        assert!(
+            !full
+                .iter()
+                .any(|p| p.resource == "secrets" && p.verb != "get")
+        );
+    }
+}

@@ -1,0 +1,519 @@
+//! Prism admin as upstream really behaves, against the operator on a real control plane: an HA
+//! admin whose leader moves during a run, and shards sharing one admin (refused by default;
+//! when allowed, namespaces served by another shard's proxy or by a gone pod are reported).
+
+use prism_testing as support;
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use prism_admin::partition_of;
+use prism_api::{NamespaceState, PrismNamespace, PrismShard};
+use prism_render::render::contract::shard_fullname;
+use support::admin_server::AdminServer;
+use support::cluster::{self, NamespaceOptions};
+use support::operator::{Operator, apply_yaml, install_crds};
+use support::wait_for;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+const PLUGIN: &str = "apiVersion: prism.io/v1alpha1
+kind: PrismPlugin
+metadata: {name: pg}
+spec:
+  version: 1.0.0
+  source: {registry: ghcr.io/prism/plugins, image: pg-plugin:1.0.0}
+  deployment: {type: sidecar}
+";
+
+fn shard(name: &str, product: &str, replicas: u32) -> String {
+    format!(
+        "apiVersion: prism.io/v1alpha1
+kind: PrismShard
+metadata: {{name: {name}}}
+spec:
+  product: {product}
+  replicas: {replicas}
+  backends: [postgres]
+  plugins: [{{name: pg, version: \"1\"}}]
+"
+    )
+}
+
+fn namespace(name: &str, product: &str) -> PrismNamespace {
+    serde_yaml::from_str(&format!(
+        "apiVersion: prism.io/v1alpha1
+kind: PrismNamespace
+metadata: {{name: {name}}}
+spec:
+  backend: postgres
+  pattern: keyvalue
+  shard: {{product: {product}}}
+"
+    ))
+    .unwrap()
+}
+
+async fn apply_namespace(api: &Api<PrismNamespace>, obj: &PrismNamespace) {
+    api.patch(
+        &obj.name_any(),
+        &PatchParams::apply("prism-tests"),
+        &Patch::Apply(obj),
+    )
+    .await
+    .unwrap();
+}
+
+/// A name whose admin partition lies in `range`, distinct per `seed`.
+fn name_in(range: std::ops::RangeInclusive<i32>, seed: &str) -> String {
+    (0..)
+        .map(|i| format!("{seed}-{i}"))
+        .find(|n| range.contains(&partition_of(n)))
+        .unwrap()
+}
+
+/// How many namespaces are in `state`.
+async fn count(api: &Api<PrismNamespace>, state: NamespaceState) -> usize {
+    api.list(&ListParams::default())
+        .await
+        .map(|l| {
+            l.items
+                .iter()
+                .filter(|n| n.status.as_ref().and_then(|s| s.state) == Some(state))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+async fn wait_count(api: &Api<PrismNamespace>, at_least: usize, op: &Operator) {
+    wait_for(&format!("{at_least} Active"), 5 * MINUTE, || {
+        let api = api.clone();
+        let tail = op.log_tail();
+        async move {
+            let active = count(&api, NamespaceState::Active).await;
+            if active >= at_least {
+                Ok(())
+            } else {
+                Err(format!("{active} Active\n{tail}"))
+            }
+        }
+    })
+    .await;
+}
+
+/// Waits until `name` has a status for which `check` holds, and returns it.
+async fn wait_ns(
+    api: &Api<PrismNamespace>,
+    name: &str,
+    what: &str,
+    op: &Operator,
+    check: impl Fn(&PrismNamespace) -> bool,
+) -> PrismNamespace {
+    wait_for(&format!("{name}: {what}"), 2 * MINUTE, || {
+        let api = api.clone();
+        let tail = op.log_tail();
+        let check = &check;
+        async move {
+            let n = api.get(name).await.map_err(|e| e.to_string())?;
+            if check(&n) {
+                Ok(n)
+            } else {
+                Err(format!("{:?}\n{tail}", n.status))
+            }
+        }
+    })
+    .await
+}
+
+/// Ready=False with `reason`.
+fn not_ready_for(n: &PrismNamespace, reason: &str) -> bool {
+    n.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == reason)
+    })
+}
+
+fn ready_message(n: &PrismNamespace) -> String {
+    let status = n.status.as_ref().unwrap();
+    let c = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    c.message.clone()
+}
+
+async fn events(client: &Client, ns: &str, reason: &str) -> Vec<Event> {
+    let api: Api<Event> = Api::namespaced(client.clone(), ns);
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ha_admin_is_followed_to_its_leader_through_two_moves() {
+    let nodes = AdminServer::start_ha(3).await;
+    let list = nodes
+        .iter()
+        .map(AdminServer::host_port)
+        .collect::<Vec<_>>()
+        .join(",");
+    let (client, ns) =
+        cluster::test_namespace_with("admin-ha", &NamespaceOptions::restricted()).await;
+    install_crds(&client).await;
+    let concurrency = 8;
+    let op = Operator::start(
+        &ns,
+        &[
+            "--admin-endpoint",
+            &list,
+            "--admin-timeout",
+            "5s",
+            "--concurrency",
+            &concurrency.to_string(),
+            "--resync",
+            "10m",
+        ],
+    )
+    .await;
+    apply_yaml(&client, &ns, PLUGIN).await;
+    apply_yaml(&client, &ns, &shard("s", "p", 2)).await;
+    let shards: Api<PrismShard> = Api::namespaced(client.clone(), &ns);
+    wait_shard(&shards, "s", "2 ready proxies", &op, |s| {
+        s.status.as_ref().and_then(|st| st.ready_replicas) == Some(2)
+    })
+    .await;
+    let api: Api<PrismNamespace> = Api::namespaced(client.clone(), &ns);
+    let total = 200;
+    let started = Instant::now();
+    futures::stream::iter(0..total)
+        .map(|i| {
+            let api = api.clone();
+            async move { apply_namespace(&api, &namespace(&format!("ha-{i:03}"), "p")).await }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+
+    // The leader moves twice while the namespaces sync.
+    wait_count(&api, 60, &op).await;
+    nodes[0].set_leader(1);
+    let first_move = count(&api, NamespaceState::Active).await;
+    wait_count(&api, first_move + 60, &op).await;
+    nodes[0].set_leader(2);
+    let second_move = count(&api, NamespaceState::Active).await;
+    assert!(
+        second_move < total,
+        "the second move happened during the run"
+    );
+    wait_count(&api, total, &op).await;
+    let took = started.elapsed();
+    assert_eq!(nodes[2].namespaces().len(), total);
+
+    let calls = nodes[0].calls();
+    let creates = calls["CreateNamespace"];
+    let registers = calls["RegisterProxy"];
+    let refused = nodes[0].follower_answers();
+    println!(
+        "{total} namespaces over an HA admin with two leader moves (at {first_move} and \
+         {second_move} Active): all Active after {took:?}; {creates} CreateNamespace and \
+         {registers} RegisterProxy calls ({:.2} RPCs per namespace), {refused} answered by a \
+         follower",
+        (creates + registers) as f64 / total as f64
+    );
+    // Each move costs at most one follower answer per call in flight; otherwise every call
+    // goes straight to the leader.
+    assert!(
+        refused <= 2 * concurrency,
+        "{refused} calls hit a follower: the leader was not kept"
+    );
+    assert!(
+        (creates + registers) as f64 / (total as f64) <= 2.5,
+        "{creates} creates and {registers} registrations for {total} namespaces"
+    );
+
+    // Status names the node that accepted the write. When the leader moves once more, a
+    // namespace reports the new one on its next sync, with an event.
+    let some = api.get("ha-000").await.unwrap();
+    let synced_by = some.status.unwrap().admin_endpoint.unwrap();
+    let node = nodes
+        .iter()
+        .position(|n| n.endpoint() == synced_by)
+        .unwrap();
+    let next = (node + 1) % nodes.len();
+    nodes[0].set_leader(next);
+    let name = some.metadata.name.unwrap();
+    let mut changed = namespace(&name, "p");
+    changed.spec.rate_limit = Some(serde_json::from_str(r#"{"rps": 50}"#).unwrap());
+    apply_namespace(&api, &changed).await;
+    let leader = nodes[next].endpoint();
+    let n = wait_ns(&api, &name, "synced by the new leader", &op, |n| {
+        n.status.as_ref().and_then(|s| s.admin_endpoint.as_deref()) == Some(leader.as_str())
+            && n.status.as_ref().and_then(|s| s.observed_generation) == n.metadata.generation
+    })
+    .await;
+    assert!(ready_message(&n).contains(&leader), "{}", ready_message(&n));
+    wait_for("an event naming the new endpoint", MINUTE, || {
+        let (client, ns, name, leader) = (client.clone(), ns.clone(), name.clone(), leader.clone());
+        async move {
+            let moved = events(&client, &ns, "AdminEndpointChanged").await;
+            let named = moved.iter().any(|e| {
+                e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name.as_str())
+                    && e.note.as_deref().is_some_and(|t| t.contains(&leader))
+            });
+            match named {
+                true => Ok(()),
+                false => Err(format!("{moved:?}")),
+            }
+        }
+    })
+    .await;
+
+    // The admin call metric carries the endpoint and the outcome.
+    let metrics = op.metrics().await;
+    let ok = format!(
+        "prism_operator_admin_calls_total{{rpc=\"CreateNamespace\",endpoint=\"{leader}\",outcome=\"ok\"}}"
+    );
+    assert!(metrics.contains(&ok), "{ok} in\n{metrics}");
+    assert!(
+        metrics.contains("outcome=\"AdminUnavailable\""),
+        "follower answers are counted"
+    );
+}
+
+/// The proxy pod `ordinal` of shard `name`.
+fn pod(name: &str, ordinal: u32) -> String {
+    format!("{}-{ordinal}", shard_fullname(name))
+}
+
+/// Waits until a shard's status satisfies `check`.
+async fn wait_shard(
+    api: &Api<PrismShard>,
+    name: &str,
+    what: &str,
+    op: &Operator,
+    check: impl Fn(&PrismShard) -> bool,
+) -> PrismShard {
+    wait_for(&format!("shard {name}: {what}"), 2 * MINUTE, || {
+        let api = api.clone();
+        let tail = op.log_tail();
+        let check = &check;
+        async move {
+            let s = api.get(name).await.map_err(|e| e.to_string())?;
+            if check(&s) {
+                Ok(s)
+            } else {
+                Err(format!("{:?}\n{tail}", s.status))
+            }
+        }
+    })
+    .await
+}
+
+fn admin_isolated(s: &PrismShard) -> Option<(String, String, String)> {
+    s.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "AdminIsolated")
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_shard_on_one_admin_is_refused_by_default() {
+    let admin = AdminServer::start().await;
+    let (client, ns) =
+        cluster::test_namespace_with("admin-refuse", &NamespaceOptions::restricted()).await;
+    install_crds(&client).await;
+    let endpoint = admin.endpoint();
+    let op = Operator::start(&ns, &["--admin-endpoint", &endpoint, "--resync", "20s"]).await;
+    apply_yaml(&client, &ns, PLUGIN).await;
+    apply_yaml(&client, &ns, &shard("a", "p", 1)).await;
+    // Creation times have a resolution of one second: make `a` the older one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    apply_yaml(&client, &ns, &shard("b", "q", 1)).await;
+    let api: Api<PrismNamespace> = Api::namespaced(client.clone(), &ns);
+    apply_namespace(&api, &namespace("on-a", "p")).await;
+    apply_namespace(&api, &namespace("on-b", "q")).await;
+
+    wait_ns(&api, "on-a", "Active", &op, |n| {
+        n.status.as_ref().and_then(|s| s.state) == Some(NamespaceState::Active)
+    })
+    .await;
+    let refused = wait_ns(&api, "on-b", "refused", &op, |n| {
+        not_ready_for(n, "SharedAdminRefused")
+    })
+    .await;
+    assert_eq!(
+        refused.status.as_ref().unwrap().state,
+        Some(NamespaceState::Failed)
+    );
+    let why = ready_message(&refused);
+    assert!(why.contains(&format!("older shard {ns}/a")), "{why}");
+    assert!(why.contains("--allow-shared-admin"), "{why}");
+    assert!(
+        !admin.namespaces().contains_key("on-b"),
+        "a refused namespace is never sent"
+    );
+    assert!(
+        !admin.proxies().contains(&pod("b", 0)),
+        "nor are its shard's proxies"
+    );
+
+    let shards: Api<PrismShard> = Api::namespaced(client.clone(), &ns);
+    let b = wait_shard(&shards, "b", "refused", &op, |s| {
+        admin_isolated(s).is_some_and(|c| c.1 == "SharedAdminRefused")
+    })
+    .await;
+    assert_eq!(admin_isolated(&b).unwrap().0, "False");
+    let a = wait_shard(&shards, "a", "sharing reported", &op, |s| {
+        admin_isolated(s).is_some_and(|c| c.1 == "SharedAdmin")
+    })
+    .await;
+    let a_admin = a.status.unwrap().admin.unwrap();
+    assert_eq!(a_admin.shared_with, [format!("{ns}/b")]);
+    assert_eq!(a_admin.endpoints.as_deref(), Some(endpoint.as_str()));
+    wait_for("a SharedAdminRefused warning", MINUTE, || {
+        let client = client.clone();
+        let ns = ns.clone();
+        async move {
+            match events(&client, &ns, "SharedAdminRefused").await.is_empty() {
+                false => Ok(()),
+                true => Err("no event yet".to_string()),
+            }
+        }
+    })
+    .await;
+
+    // Its own admin lifts the refusal.
+    let own = AdminServer::start().await;
+    shards
+        .patch(
+            "b",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"adminEndpoint": own.host_port()}})),
+        )
+        .await
+        .unwrap();
+    wait_ns(&api, "on-b", "Active", &op, |n| {
+        n.status.as_ref().and_then(|s| s.state) == Some(NamespaceState::Active)
+    })
+    .await;
+    assert!(own.namespaces().contains_key("on-b"));
+    wait_shard(&shards, "b", "isolated", &op, |s| {
+        admin_isolated(s).is_some_and(|c| (c.0.as_str(), c.1.as_str()) == ("True", "OwnAdmin"))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_admin_serving_from_the_wrong_proxy_is_reported() {
+    let admin = AdminServer::start().await;
+    let (client, ns) =
+        cluster::test_namespace_with("admin-shared", &NamespaceOptions::restricted()).await;
+    install_crds(&client).await;
+    let endpoint = admin.endpoint();
+    let op = Operator::start(
+        &ns,
+        &[
+            "--admin-endpoint",
+            &endpoint,
+            "--allow-shared-admin",
+            "--resync",
+            "20s",
+        ],
+    )
+    .await;
+    apply_yaml(&client, &ns, PLUGIN).await;
+    apply_yaml(&client, &ns, &shard("a", "p", 2)).await;
+    apply_yaml(&client, &ns, &shard("b", "q", 1)).await;
+    let api: Api<PrismNamespace> = Api::namespaced(client.clone(), &ns);
+    let active = |n: &PrismNamespace| {
+        n.status.as_ref().and_then(|s| s.state) == Some(NamespaceState::Active)
+    };
+
+    // b's proxy registers first; then a's two. Sorted ids split the 256 partitions:
+    // prism-a-0 0–84, prism-a-1 85–169, prism-b-0 170–255.
+    apply_namespace(&api, &namespace("on-b", "q")).await;
+    wait_ns(&api, "on-b", "Active", &op, active).await;
+    let home = name_in(0..=84, "home");
+    apply_namespace(&api, &namespace(&home, "p")).await;
+    wait_ns(&api, &home, "Active on a", &op, |n| {
+        active(n) && n.status.as_ref().unwrap().assigned_proxy == Some(pod("a", 0))
+    })
+    .await;
+    assert_eq!(
+        admin.proxies(),
+        [pod("a", 0), pod("a", 1), pod("b", 0)],
+        "every proxy of both shards is registered"
+    );
+
+    // Placed on a, assigned by admin to b's proxy: not Active.
+    let away = name_in(170..=255, "away");
+    apply_namespace(&api, &namespace(&away, "p")).await;
+    let off = wait_ns(&api, &away, "placed off its shard", &op, |n| {
+        not_ready_for(n, "PlacedOffShard")
+    })
+    .await;
+    let status = off.status.clone().unwrap();
+    assert_eq!(status.shard.as_deref(), Some("a"));
+    assert_eq!(status.state, Some(NamespaceState::Failed));
+    assert_eq!(status.assigned_proxy, Some(pod("b", 0)));
+    let why = ready_message(&off);
+    assert!(
+        why.contains(&format!("proxy {} of shard {ns}/b", pod("b", 0))),
+        "{why}"
+    );
+    wait_for("a PlacedOffShard warning", MINUTE, || {
+        let client = client.clone();
+        let ns = ns.clone();
+        async move {
+            let warned = events(&client, &ns, "PlacedOffShard").await;
+            match warned.iter().any(|e| e.type_.as_deref() == Some("Warning")) {
+                true => Ok(()),
+                false => Err("no event yet".to_string()),
+            }
+        }
+    })
+    .await;
+
+    // Scaling a down leaves prism-a-1 registered: it is reported, and a namespace admin
+    // assigns to it is not Active either.
+    let shards: Api<PrismShard> = Api::namespaced(client.clone(), &ns);
+    shards
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": 1}})),
+        )
+        .await
+        .unwrap();
+    let a = wait_shard(&shards, "a", "its gone proxy reported", &op, |s| {
+        s.status
+            .as_ref()
+            .and_then(|st| st.admin.as_ref())
+            .is_some_and(|adm| adm.stale_proxies == [pod("a", 1)])
+    })
+    .await;
+    let (status, reason, _) = admin_isolated(&a).unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "SharedAdmin"));
+    let orphan = name_in(85..=169, "orphan");
+    apply_namespace(&api, &namespace(&orphan, "p")).await;
+    let gone = wait_ns(&api, &orphan, "assigned to a gone proxy", &op, |n| {
+        not_ready_for(n, "PlacedOffShard")
+    })
+    .await;
+    let why = ready_message(&gone);
+    assert!(
+        why.contains(&format!("{}, which has no pod", pod("a", 1))),
+        "{why}"
+    );
+}
