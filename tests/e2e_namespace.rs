@@ -348,6 +348,36 @@ async fn deletion_follows_the_reclaim_policy() {
         "retain leaves Prism alone; delete revokes"
     );
     assert!(admin.namespaces().contains_key("keep-me"));
+    // Admin answers as upstream does: success, "not yet implemented", nothing removed. That
+    // is reported as it is, never as a revocation.
+    assert!(admin.namespaces().contains_key("drop-me"));
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    let reasons: Vec<(String, String, String)> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("drop-me"))
+        .map(|e| {
+            (
+                e.reason.unwrap_or_default(),
+                e.type_.unwrap_or_default(),
+                e.note.unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(
+        reasons.iter().any(|(r, t, n)| r == "RevokeNotImplemented"
+            && t == "Warning"
+            && n.contains("\"Namespace revocation not yet implemented\"")
+            && n.contains("drop-me stays in admin")),
+        "{reasons:?}"
+    );
+    assert!(
+        !reasons.iter().any(|(r, _, _)| r == "Revoked"),
+        "{reasons:?}"
+    );
 
     // With admin down, deletion waits (Terminating) but not forever: the deadline lets go.
     admin.stop().await;

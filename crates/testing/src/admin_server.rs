@@ -164,12 +164,22 @@ impl AdminServer {
     /// Starts the `nodes` nodes of an empty plaintext HA admin on ephemeral loopback ports;
     /// the first one leads. They share one state, as Raft would replicate it.
     pub async fn start_ha(nodes: usize) -> Vec<AdminServer> {
+        let loopback = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
+        Self::start_ha_on(&vec![loopback; nodes])
+            .await
+            .expect("bind loopback ports")
+    }
+
+    /// Starts the nodes of an empty plaintext HA admin on `addrs` (port 0 picks one); the
+    /// first one leads.
+    pub async fn start_ha_on(addrs: &[SocketAddr]) -> std::io::Result<Vec<AdminServer>> {
         let shared: Arc<Shared> = Arc::default();
-        let mut servers = Vec::with_capacity(nodes);
-        for node in 0..nodes {
-            servers.push(Self::node(loopback().await, shared.clone(), None, node));
+        let mut servers = Vec::with_capacity(addrs.len());
+        for (node, addr) in addrs.iter().enumerate() {
+            let listener = TcpListener::bind(addr).await?;
+            servers.push(Self::node(listener, shared.clone(), None, node));
         }
-        servers
+        Ok(servers)
     }
 
     fn node(

@@ -75,12 +75,13 @@ pub fn operator_binary() -> PathBuf {
             if let Some(path) = std::env::var_os("PRISM_OPERATOR_BIN") {
                 return PathBuf::from(path);
             }
-            // The running test is <target>/<profile>/deps/<name>.
+            // A running test is <target>/<profile>/deps/<name>; a binary <target>/<profile>/<name>.
             let exe = std::env::current_exe().expect("test executable");
-            let profile_dir = exe
-                .parent()
-                .and_then(std::path::Path::parent)
-                .expect("<target>/<profile>");
+            let parent = exe.parent().expect("<target>/<profile>");
+            let profile_dir = match parent.file_name() {
+                Some(name) if name == "deps" => parent.parent().expect("<target>/<profile>"),
+                _ => parent,
+            };
             let target = profile_dir.parent().expect("<target>");
             let mut build =
                 Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
@@ -412,6 +413,15 @@ fn example_admin_endpoints() -> Vec<(String, String)> {
 /// storage class, with the Secrets its namespaces reference, each shard pointing at its admin
 /// in `admins`.
 pub async fn apply_example_fleet(client: &Client, namespace: &str, admins: &FleetAdmins) {
+    apply_example_fleet_with(client, namespace, &|shard| admins.endpoints(shard)).await
+}
+
+/// [`apply_example_fleet`] with the `spec.adminEndpoint` of each shard from `endpoints`.
+pub async fn apply_example_fleet_with(
+    client: &Client,
+    namespace: &str,
+    endpoints: &dyn Fn(&str) -> String,
+) {
     use k8s_openapi::api::core::v1::Secret;
     use kube::api::PostParams;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
@@ -430,8 +440,8 @@ pub async fn apply_example_fleet(client: &Client, namespace: &str, admins: &Flee
     }
     for f in ["plugins.yaml", "shards.yaml", "namespaces.yaml"] {
         let mut text = example(&format!("fleet/{f}")).replace("    storageClassName: ssd\n", "");
-        for (shard, endpoints) in example_admin_endpoints() {
-            text = text.replace(&endpoints, &admins.endpoints(&shard));
+        for (shard, example) in example_admin_endpoints() {
+            text = text.replace(&example, &endpoints(&shard));
         }
         apply_yaml(client, namespace, &text).await;
     }
