@@ -216,7 +216,7 @@ spec:
     let port = support::operator::free_port();
     std::fs::write(
         &nowhere,
-        text.replace(&server, &format!("https://127.0.0.1:{port}")),
+        text.replace(server, &format!("https://127.0.0.1:{port}")),
     )
     .unwrap();
     let (code, out) = preflight(&nowhere, &args);

@@ -153,11 +153,11 @@ async fn sync(ns: &PrismNamespace, ctx: &Ctx) -> Result<Action, Error> {
             Action::requeue(ctx.backoff(&object_key(ns)))
         }
     };
-    if status::write(ctx, ns, &old, &status).await? {
-        if let (Some(why), Ok(_)) = (&off_shard, &synced) {
-            ctx.event(ns, true, reason::PLACED_OFF_SHARD, why.clone())
-                .await;
-        }
+    if status::write(ctx, ns, &old, &status).await?
+        && let (Some(why), Ok(_)) = (&off_shard, &synced)
+    {
+        ctx.event(ns, true, reason::PLACED_OFF_SHARD, why.clone())
+            .await;
     }
     Ok(action)
 }

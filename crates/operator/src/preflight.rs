@@ -185,10 +185,8 @@ pub fn difference(ours: &Value, theirs: &Value, path: &str) -> Option<String> {
                     None => return Some(format!("{here} (missing)")),
                 }
             }
-            if strict {
-                if let Some(key) = b.keys().find(|k| !a.contains_key(*k)) {
-                    return Some(format!("{path}.{key} (not in this binary's)"));
-                }
+            if strict && let Some(key) = b.keys().find(|k| !a.contains_key(*k)) {
+                return Some(format!("{path}.{key} (not in this binary's)"));
             }
             None
         }

@@ -77,7 +77,7 @@ async fn main() -> ExitCode {
     println!("control plane: {}", c.server_url());
     match &admins {
         Some(admins) => {
-            for (shard, _) in &admins.by_shard {
+            for shard in admins.by_shard.keys() {
                 println!("prism admin of {shard}: {}", admins.endpoints(shard));
             }
         }
