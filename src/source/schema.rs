@@ -380,7 +380,7 @@ fn escape_controls(json: &str) -> String {
 
 /// What the patterns of the Prism schemas mean, in words, for messages.
 fn describe_pattern(pattern: &str) -> Option<&'static str> {
-    use crate::api::{DNS_LABEL, DURATION, SEMVER, SEMVER_REQ};
+    use crate::api::{ADMIN_ENDPOINTS, DNS_LABEL, DURATION, SEMVER, SEMVER_REQ};
     Some(match pattern {
         p if p == DURATION => "a duration such as 300s, 5m, 1h30m or 250ms",
         p if p == SEMVER => "a semantic version such as 1.4.2 (no leading v)",
@@ -391,7 +391,9 @@ fn describe_pattern(pattern: &str) -> Option<&'static str> {
         r"^[a-z0-9]([-_a-z0-9]*[a-z0-9])?$" | r"^[a-z0-9]([_a-z0-9]*[a-z0-9])?$" => {
             "made of lower-case letters, digits, '-' and '_', starting and ending with a letter or digit"
         }
-        r"^[A-Za-z0-9.-]+:[0-9]{1,5}$" => "a host:port address",
+        p if p == ADMIN_ENDPOINTS => {
+            "a host:port address, or up to 16 of them separated by commas (the nodes of an HA admin)"
+        }
         r"^[a-z0-9]([-a-z0-9._:]*[a-z0-9])?(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)*$" => {
             "a registry and repository prefix such as ghcr.io/prism/plugins (lower-case)"
         }

@@ -116,7 +116,7 @@ pub struct PrismShardSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(min = 1, max = 1024),
-        regex(pattern = r"^[A-Za-z0-9.-]+:[0-9]{1,5}(,[A-Za-z0-9.-]+:[0-9]{1,5}){0,15}$")
+        regex(pattern = super::ADMIN_ENDPOINTS)
     )]
     pub admin_endpoint: Option<String>,
 }

@@ -551,4 +551,56 @@ mod tests {
             )
         );
     }
+
+    #[test]
+    fn the_admin_of_a_shard_and_who_shares_it_are_in_status() {
+        let mut status = PrismShardStatus::default();
+        let list = Some("http://admin:8981".to_string());
+        admin_status(&mut status, list.clone(), Some(Access::Own), vec![], now());
+        assert_eq!(
+            condition(&status, "AdminIsolated"),
+            ("True", "OwnAdmin", "no other shard uses this Prism admin")
+        );
+        assert_eq!(status.admin.as_ref().unwrap().endpoints, list);
+
+        let refused = Access::Refused {
+            owner: "n/a".into(),
+            with: vec!["n/a".into()],
+        };
+        admin_status(
+            &mut status,
+            list.clone(),
+            Some(refused),
+            vec!["prism-b-3".into()],
+            now(),
+        );
+        let (state, reason, message) = condition(&status, "AdminIsolated");
+        assert_eq!((state, reason), ("False", "SharedAdminRefused"));
+        assert!(
+            message.contains("older shard n/a") && message.contains("--allow-shared-admin"),
+            "{message}"
+        );
+        let admin = status.admin.clone().unwrap();
+        assert_eq!(admin.shared_with, ["n/a"]);
+        assert_eq!(admin.stale_proxies, ["prism-b-3"]);
+
+        admin_status(
+            &mut status,
+            list,
+            Some(Access::Shared(vec!["n/c".into()])),
+            vec![],
+            now(),
+        );
+        let (state, reason, message) = condition(&status, "AdminIsolated");
+        assert_eq!((state, reason), ("False", "SharedAdmin"));
+        assert!(
+            message.contains("n/c") && message.contains("PlacedOffShard"),
+            "{message}"
+        );
+
+        // Without an admin the condition goes; stale proxies are still reported.
+        admin_status(&mut status, None, None, vec!["prism-b-3".into()], now());
+        assert!(!status.conditions.iter().any(|c| c.type_ == "AdminIsolated"));
+        assert_eq!(status.admin.unwrap().stale_proxies, ["prism-b-3"]);
+    }
 }
