@@ -137,21 +137,15 @@ fn main() {
 async fn run(a: Args) {
     let (client, ns) = test_namespace_with("scale", &NamespaceOptions::default()).await;
     install_crds(&client).await;
-    let admin = AdminServer::start().await;
-    let endpoint = admin.endpoint();
+    // One Prism admin per shard, the layout that keeps shards apart (admin spreads namespaces
+    // over every proxy registered with it).
+    let mut admins = Vec::with_capacity(a.shards);
+    for _ in 0..a.shards {
+        admins.push(AdminServer::start().await);
+    }
+    let endpoints: Vec<String> = admins.iter().map(AdminServer::host_port).collect();
     let resync = format!("{}s", a.resync);
-    let op = Operator::start(
-        &ns,
-        &[
-            "--admin-endpoint",
-            &endpoint,
-            "--concurrency",
-            "16",
-            "--resync",
-            &resync,
-        ],
-    )
-    .await;
+    let op = Operator::start(&ns, &["--concurrency", "16", "--resync", &resync]).await;
     apply_yaml(&client, &ns, "apiVersion: prism.io/v1alpha1\nkind: PrismPlugin\nmetadata: {name: pg}\nspec:\n  version: 1.0.0\n  source: {registry: ghcr.io/prism/plugins, image: pg:1.0.0}\n  deployment: {type: sidecar}\n").await;
 
     // Record when each namespace first shows Active.
@@ -182,9 +176,10 @@ async fn run(a: Args) {
     futures::stream::iter(0..a.shards)
         .map(|i| {
             let shards = shards.clone();
+            let endpoint = endpoints[i].clone();
             async move {
                 let obj: PrismShard = serde_yaml::from_str(&format!(
-                    "apiVersion: prism.io/v1alpha1\nkind: PrismShard\nmetadata: {{name: s{i:04}}}\nspec:\n  product: p{}\n  replicas: {}\n  backends: [postgres]\n  plugins: [{{name: pg, version: \"1\"}}]\n",
+                    "apiVersion: prism.io/v1alpha1\nkind: PrismShard\nmetadata: {{name: s{i:04}}}\nspec:\n  product: p{}\n  replicas: {}\n  backends: [postgres]\n  plugins: [{{name: pg, version: \"1\"}}]\n  adminEndpoint: {endpoint}\n",
                     i % 20,
                     a.replicas
                 ))

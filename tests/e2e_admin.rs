@@ -7,27 +7,19 @@ use prism_testing as support;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::events::v1::Event;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::{Client, ResourceExt};
 use prism_admin::partition_of;
 use prism_api::{NamespaceState, PrismNamespace, PrismShard};
 use prism_render::render::contract::shard_fullname;
 use support::admin_server::AdminServer;
 use support::cluster::{self, NamespaceOptions};
-use support::operator::{Operator, apply_yaml, install_crds};
+use support::operator::{
+    Operator, SIDECAR_PLUGIN, apply_yaml, events_with_reason, install_crds, wait_object,
+};
 use support::wait_for;
 
 const MINUTE: Duration = Duration::from_secs(60);
-
-const PLUGIN: &str = "apiVersion: prism.io/v1alpha1
-kind: PrismPlugin
-metadata: {name: pg}
-spec:
-  version: 1.0.0
-  source: {registry: ghcr.io/prism/plugins, image: pg-plugin:1.0.0}
-  deployment: {type: sidecar}
-";
 
 fn shard(name: &str, product: &str, replicas: u32) -> String {
     format!(
@@ -104,30 +96,6 @@ async fn wait_count(api: &Api<PrismNamespace>, at_least: usize, op: &Operator) {
     .await;
 }
 
-/// Waits until `name` has a status for which `check` holds, and returns it.
-async fn wait_ns(
-    api: &Api<PrismNamespace>,
-    name: &str,
-    what: &str,
-    op: &Operator,
-    check: impl Fn(&PrismNamespace) -> bool,
-) -> PrismNamespace {
-    wait_for(&format!("{name}: {what}"), 2 * MINUTE, || {
-        let api = api.clone();
-        let tail = op.log_tail();
-        let check = &check;
-        async move {
-            let n = api.get(name).await.map_err(|e| e.to_string())?;
-            if check(&n) {
-                Ok(n)
-            } else {
-                Err(format!("{:?}\n{tail}", n.status))
-            }
-        }
-    })
-    .await
-}
-
 /// Ready=False with `reason`.
 fn not_ready_for(n: &PrismNamespace, reason: &str) -> bool {
     n.status.as_ref().is_some_and(|s| {
@@ -145,17 +113,6 @@ fn ready_message(n: &PrismNamespace) -> String {
         .find(|c| c.type_ == "Ready")
         .unwrap();
     c.message.clone()
-}
-
-async fn events(client: &Client, ns: &str, reason: &str) -> Vec<Event> {
-    let api: Api<Event> = Api::namespaced(client.clone(), ns);
-    api.list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,15 +141,16 @@ async fn an_ha_admin_is_followed_to_its_leader_through_two_moves() {
         ],
     )
     .await;
-    apply_yaml(&client, &ns, PLUGIN).await;
+    apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
     apply_yaml(&client, &ns, &shard("s", "p", 2)).await;
     let shards: Api<PrismShard> = Api::namespaced(client.clone(), &ns);
-    wait_shard(&shards, "s", "2 ready proxies", &op, |s| {
+    wait_object(&shards, "s", "2 ready proxies", &op, |s| {
         s.status.as_ref().and_then(|st| st.ready_replicas) == Some(2)
     })
     .await;
     let api: Api<PrismNamespace> = Api::namespaced(client.clone(), &ns);
     let total = 200;
+    nodes[0].move_leader_at(&[(60, 1), (130, 2)]);
     let started = Instant::now();
     futures::stream::iter(0..total)
         .map(|i| {
@@ -203,19 +161,11 @@ async fn an_ha_admin_is_followed_to_its_leader_through_two_moves() {
         .collect::<Vec<_>>()
         .await;
 
-    // The leader moves twice while the namespaces sync.
-    wait_count(&api, 60, &op).await;
-    nodes[0].set_leader(1);
-    let first_move = count(&api, NamespaceState::Active).await;
-    wait_count(&api, first_move + 60, &op).await;
-    nodes[0].set_leader(2);
-    let second_move = count(&api, NamespaceState::Active).await;
-    assert!(
-        second_move < total,
-        "the second move happened during the run"
-    );
+    // The leader moves twice while the namespaces sync: right after the 60th and the 130th
+    // write admin accepts, so at least 70 namespaces are still to come at the second move.
     wait_count(&api, total, &op).await;
     let took = started.elapsed();
+    assert_eq!(nodes[0].leader(), 2, "both moves happened");
     assert_eq!(nodes[2].namespaces().len(), total);
 
     let calls = nodes[0].calls();
@@ -223,8 +173,8 @@ async fn an_ha_admin_is_followed_to_its_leader_through_two_moves() {
     let registers = calls["RegisterProxy"];
     let refused = nodes[0].follower_answers();
     println!(
-        "{total} namespaces over an HA admin with two leader moves (at {first_move} and \
-         {second_move} Active): all Active after {took:?}; {creates} CreateNamespace and \
+        "{total} namespaces over an HA admin with two leader moves (after the 60th and 130th \
+         accepted write): all Active after {took:?}; {creates} CreateNamespace and \
          {registers} RegisterProxy calls ({:.2} RPCs per namespace), {refused} answered by a \
          follower",
         (creates + registers) as f64 / total as f64
@@ -255,7 +205,7 @@ async fn an_ha_admin_is_followed_to_its_leader_through_two_moves() {
     changed.spec.rate_limit = Some(serde_json::from_str(r#"{"rps": 50}"#).unwrap());
     apply_namespace(&api, &changed).await;
     let leader = nodes[next].endpoint();
-    let n = wait_ns(&api, &name, "synced by the new leader", &op, |n| {
+    let n = wait_object(&api, &name, "synced by the new leader", &op, |n| {
         n.status.as_ref().and_then(|s| s.admin_endpoint.as_deref()) == Some(leader.as_str())
             && n.status.as_ref().and_then(|s| s.observed_generation) == n.metadata.generation
     })
@@ -264,7 +214,7 @@ async fn an_ha_admin_is_followed_to_its_leader_through_two_moves() {
     wait_for("an event naming the new endpoint", MINUTE, || {
         let (client, ns, name, leader) = (client.clone(), ns.clone(), name.clone(), leader.clone());
         async move {
-            let moved = events(&client, &ns, "AdminEndpointChanged").await;
+            let moved = events_with_reason(&client, &ns, "AdminEndpointChanged").await;
             let named = moved.iter().any(|e| {
                 e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name.as_str())
                     && e.note.as_deref().is_some_and(|t| t.contains(&leader))
@@ -294,30 +244,6 @@ fn pod(name: &str, ordinal: u32) -> String {
     format!("{}-{ordinal}", shard_fullname(name))
 }
 
-/// Waits until a shard's status satisfies `check`.
-async fn wait_shard(
-    api: &Api<PrismShard>,
-    name: &str,
-    what: &str,
-    op: &Operator,
-    check: impl Fn(&PrismShard) -> bool,
-) -> PrismShard {
-    wait_for(&format!("shard {name}: {what}"), 2 * MINUTE, || {
-        let api = api.clone();
-        let tail = op.log_tail();
-        let check = &check;
-        async move {
-            let s = api.get(name).await.map_err(|e| e.to_string())?;
-            if check(&s) {
-                Ok(s)
-            } else {
-                Err(format!("{:?}\n{tail}", s.status))
-            }
-        }
-    })
-    .await
-}
-
 fn admin_isolated(s: &PrismShard) -> Option<(String, String, String)> {
     s.status
         .as_ref()?
@@ -335,7 +261,7 @@ async fn a_second_shard_on_one_admin_is_refused_by_default() {
     install_crds(&client).await;
     let endpoint = admin.endpoint();
     let op = Operator::start(&ns, &["--admin-endpoint", &endpoint, "--resync", "20s"]).await;
-    apply_yaml(&client, &ns, PLUGIN).await;
+    apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
     apply_yaml(&client, &ns, &shard("a", "p", 1)).await;
     // Creation times have a resolution of one second: make `a` the older one.
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -344,11 +270,11 @@ async fn a_second_shard_on_one_admin_is_refused_by_default() {
     apply_namespace(&api, &namespace("on-a", "p")).await;
     apply_namespace(&api, &namespace("on-b", "q")).await;
 
-    wait_ns(&api, "on-a", "Active", &op, |n| {
+    wait_object(&api, "on-a", "Active", &op, |n| {
         n.status.as_ref().and_then(|s| s.state) == Some(NamespaceState::Active)
     })
     .await;
-    let refused = wait_ns(&api, "on-b", "refused", &op, |n| {
+    let refused = wait_object(&api, "on-b", "refused", &op, |n| {
         not_ready_for(n, "SharedAdminRefused")
     })
     .await;
@@ -369,12 +295,12 @@ async fn a_second_shard_on_one_admin_is_refused_by_default() {
     );
 
     let shards: Api<PrismShard> = Api::namespaced(client.clone(), &ns);
-    let b = wait_shard(&shards, "b", "refused", &op, |s| {
+    let b = wait_object(&shards, "b", "refused", &op, |s| {
         admin_isolated(s).is_some_and(|c| c.1 == "SharedAdminRefused")
     })
     .await;
     assert_eq!(admin_isolated(&b).unwrap().0, "False");
-    let a = wait_shard(&shards, "a", "sharing reported", &op, |s| {
+    let a = wait_object(&shards, "a", "sharing reported", &op, |s| {
         admin_isolated(s).is_some_and(|c| c.1 == "SharedAdmin")
     })
     .await;
@@ -385,7 +311,10 @@ async fn a_second_shard_on_one_admin_is_refused_by_default() {
         let client = client.clone();
         let ns = ns.clone();
         async move {
-            match events(&client, &ns, "SharedAdminRefused").await.is_empty() {
+            match events_with_reason(&client, &ns, "SharedAdminRefused")
+                .await
+                .is_empty()
+            {
                 false => Ok(()),
                 true => Err("no event yet".to_string()),
             }
@@ -403,12 +332,12 @@ async fn a_second_shard_on_one_admin_is_refused_by_default() {
         )
         .await
         .unwrap();
-    wait_ns(&api, "on-b", "Active", &op, |n| {
+    wait_object(&api, "on-b", "Active", &op, |n| {
         n.status.as_ref().and_then(|s| s.state) == Some(NamespaceState::Active)
     })
     .await;
     assert!(own.namespaces().contains_key("on-b"));
-    wait_shard(&shards, "b", "isolated", &op, |s| {
+    wait_object(&shards, "b", "isolated", &op, |s| {
         admin_isolated(s).is_some_and(|c| (c.0.as_str(), c.1.as_str()) == ("True", "OwnAdmin"))
     })
     .await;
@@ -432,7 +361,7 @@ async fn a_shared_admin_serving_from_the_wrong_proxy_is_reported() {
         ],
     )
     .await;
-    apply_yaml(&client, &ns, PLUGIN).await;
+    apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
     apply_yaml(&client, &ns, &shard("a", "p", 2)).await;
     apply_yaml(&client, &ns, &shard("b", "q", 1)).await;
     let api: Api<PrismNamespace> = Api::namespaced(client.clone(), &ns);
@@ -443,10 +372,10 @@ async fn a_shared_admin_serving_from_the_wrong_proxy_is_reported() {
     // b's proxy registers first; then a's two. Sorted ids split the 256 partitions:
     // prism-a-0 0–84, prism-a-1 85–169, prism-b-0 170–255.
     apply_namespace(&api, &namespace("on-b", "q")).await;
-    wait_ns(&api, "on-b", "Active", &op, active).await;
+    wait_object(&api, "on-b", "Active", &op, active).await;
     let home = name_in(0..=84, "home");
     apply_namespace(&api, &namespace(&home, "p")).await;
-    wait_ns(&api, &home, "Active on a", &op, |n| {
+    wait_object(&api, &home, "Active on a", &op, |n| {
         active(n) && n.status.as_ref().unwrap().assigned_proxy == Some(pod("a", 0))
     })
     .await;
@@ -459,7 +388,7 @@ async fn a_shared_admin_serving_from_the_wrong_proxy_is_reported() {
     // Placed on a, assigned by admin to b's proxy: not Active.
     let away = name_in(170..=255, "away");
     apply_namespace(&api, &namespace(&away, "p")).await;
-    let off = wait_ns(&api, &away, "placed off its shard", &op, |n| {
+    let off = wait_object(&api, &away, "placed off its shard", &op, |n| {
         not_ready_for(n, "PlacedOffShard")
     })
     .await;
@@ -476,7 +405,7 @@ async fn a_shared_admin_serving_from_the_wrong_proxy_is_reported() {
         let client = client.clone();
         let ns = ns.clone();
         async move {
-            let warned = events(&client, &ns, "PlacedOffShard").await;
+            let warned = events_with_reason(&client, &ns, "PlacedOffShard").await;
             match warned.iter().any(|e| e.type_.as_deref() == Some("Warning")) {
                 true => Ok(()),
                 false => Err("no event yet".to_string()),
@@ -496,7 +425,7 @@ async fn a_shared_admin_serving_from_the_wrong_proxy_is_reported() {
         )
         .await
         .unwrap();
-    let a = wait_shard(&shards, "a", "its gone proxy reported", &op, |s| {
+    let a = wait_object(&shards, "a", "its gone proxy reported", &op, |s| {
         s.status
             .as_ref()
             .and_then(|st| st.admin.as_ref())
@@ -507,7 +436,7 @@ async fn a_shared_admin_serving_from_the_wrong_proxy_is_reported() {
     assert_eq!((status.as_str(), reason.as_str()), ("False", "SharedAdmin"));
     let orphan = name_in(85..=169, "orphan");
     apply_namespace(&api, &namespace(&orphan, "p")).await;
-    let gone = wait_ns(&api, &orphan, "assigned to a gone proxy", &op, |n| {
+    let gone = wait_object(&api, &orphan, "assigned to a gone proxy", &op, |n| {
         not_ready_for(n, "PlacedOffShard")
     })
     .await;

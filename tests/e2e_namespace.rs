@@ -13,19 +13,10 @@ use kube::{Client, ResourceExt};
 use prism_admin::partition_of;
 use prism_api::{NamespaceState, PrismNamespace};
 use support::admin_server::AdminServer;
-use support::operator::{Operator, apply_yaml, install_crds};
+use support::operator::{Operator, SIDECAR_PLUGIN, apply_yaml, install_crds};
 use support::{cluster, wait_for};
 
 const MINUTE: Duration = Duration::from_secs(60);
-
-const PLUGIN: &str = "apiVersion: prism.io/v1alpha1
-kind: PrismPlugin
-metadata: {name: pg}
-spec:
-  version: 1.0.0
-  source: {registry: ghcr.io/prism/plugins, image: pg-plugin:1.0.0}
-  deployment: {type: sidecar}
-";
 
 fn shard(name: &str, product: &str, replicas: u32, extra: &str) -> String {
     format!(
@@ -122,7 +113,7 @@ fn condition(n: &PrismNamespace, type_: &str) -> (String, String, String) {
 async fn namespace_becomes_active_with_its_config_and_follows_updates() {
     let admin = AdminServer::start().await;
     let (client, ns, op) = setup("ns-sync", &admin, &[]).await;
-    apply_yaml(&client, &ns, PLUGIN).await;
+    apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
     apply_yaml(&client, &ns, &shard("play", "playback", 2, "")).await;
     apply_yaml(&client, &ns, &namespace("user-profiles", "playback", "")).await;
 
@@ -205,7 +196,7 @@ async fn namespace_becomes_active_with_its_config_and_follows_updates() {
 async fn no_proxy_yet_then_active_once_pods_are_ready() {
     let admin = AdminServer::start().await;
     let (client, ns, op) = setup("ns-noproxy", &admin, &[]).await;
-    apply_yaml(&client, &ns, PLUGIN).await;
+    apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
     // A paused shard has no pods, so no proxy can register.
     apply_yaml(
         &client,
@@ -237,7 +228,7 @@ async fn no_proxy_yet_then_active_once_pods_are_ready() {
 async fn outages_and_an_emptied_admin_converge() {
     let admin = AdminServer::start().await;
     let (client, ns, op) = setup("ns-outage", &admin, &[]).await;
-    apply_yaml(&client, &ns, PLUGIN).await;
+    apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
     apply_yaml(&client, &ns, &shard("s", "p", 1, "")).await;
     apply_yaml(&client, &ns, &namespace("first", "p", "")).await;
     wait_state(&client, &ns, "first", "Active", &op).await;
@@ -298,7 +289,7 @@ async fn outages_and_an_emptied_admin_converge() {
 async fn deletion_follows_the_reclaim_policy() {
     let admin = AdminServer::start().await;
     let (client, ns, op) = setup("ns-delete", &admin, &["--deletion-deadline", "15s"]).await;
-    apply_yaml(&client, &ns, PLUGIN).await;
+    apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
     apply_yaml(&client, &ns, &shard("s", "p", 1, "")).await;
     apply_yaml(&client, &ns, &namespace("keep-me", "p", "")).await;
     apply_yaml(
@@ -417,7 +408,7 @@ async fn a_removed_shard_moves_its_namespaces() {
     let admin = AdminServer::start().await;
     let admin_b = AdminServer::start().await;
     let (client, ns, op) = setup("ns-move", &admin, &[]).await;
-    apply_yaml(&client, &ns, PLUGIN).await;
+    apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
     apply_yaml(&client, &ns, &shard("a", "p", 1, "")).await;
     let b = shard("b", "p", 1, "") + &format!("  adminEndpoint: {}\n", admin_b.host_port());
     apply_yaml(&client, &ns, &b).await;
@@ -482,7 +473,7 @@ async fn secret_connection_strings_reach_admin_and_nothing_else() {
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();
-    apply_yaml(&client, &ns, PLUGIN).await;
+    apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
     apply_yaml(&client, &ns, &shard("s", "p", 1, "")).await;
     let with_secret = namespace(
         "orders",
@@ -543,7 +534,7 @@ async fn a_thousand_namespaces_all_become_active() {
         &["--concurrency", "16", "--resync", "10m"],
     )
     .await;
-    apply_yaml(&client, &ns, PLUGIN).await;
+    apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
     apply_yaml(&client, &ns, &shard("s", "p", 2, "")).await;
     let api: Api<PrismNamespace> = Api::namespaced(client.clone(), &ns);
     let started = Instant::now();
@@ -629,7 +620,7 @@ async fn namespaces_sync_over_mutual_tls() {
         ],
     )
     .await;
-    apply_yaml(&client, &ns, PLUGIN).await;
+    apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
     apply_yaml(&client, &ns, &shard("s", "p", 1, "")).await;
     apply_yaml(&client, &ns, &namespace("secure", "p", "")).await;
     wait_state(&client, &ns, "secure", "Active", &op).await;

@@ -7,26 +7,18 @@ use prism_testing as support;
 
 use std::time::Duration;
 
-use kube::api::{Api, DeleteParams, ListParams};
+use kube::api::{Api, DeleteParams};
 use prism_admin::keys;
 use prism_api::{NamespaceState, PrismNamespace};
 use support::admin_server::AdminServer;
 use support::cluster::{NamespaceOptions, cluster, test_namespace_with};
-use support::operator::{Operator, apply_yaml, install_crds};
-use support::wait_for;
-
-const MINUTE: Duration = Duration::from_secs(60);
+use support::operator::{
+    Operator, SIDECAR_PLUGIN, apply_yaml, events_with_reason, install_crds, wait_object,
+};
 
 fn team(shard: &str) -> String {
     format!(
-        "apiVersion: prism.io/v1alpha1
-kind: PrismPlugin
-metadata: {{name: pg}}
-spec:
-  version: 1.0.0
-  source: {{registry: ghcr.io/prism/plugins, image: pg-plugin:1.0.0}}
-  deployment: {{type: sidecar}}
----
+        "{SIDECAR_PLUGIN}---
 apiVersion: prism.io/v1alpha1
 kind: PrismShard
 metadata: {{name: {shard}}}
@@ -49,29 +41,6 @@ spec:
   shard: {{product: shop}}
 "
     )
-}
-
-async fn wait_ns(
-    api: &Api<PrismNamespace>,
-    name: &str,
-    what: &str,
-    op: &Operator,
-    check: impl Fn(&PrismNamespace) -> bool,
-) -> PrismNamespace {
-    wait_for(&format!("{name}: {what}"), 2 * MINUTE, || {
-        let api = api.clone();
-        let tail = op.log_tail();
-        let check = &check;
-        async move {
-            let n = api.get(name).await.map_err(|e| e.to_string())?;
-            if check(&n) {
-                Ok(n)
-            } else {
-                Err(format!("{:?}\n{tail}", n.status))
-            }
-        }
-    })
-    .await
 }
 
 fn state(n: &PrismNamespace) -> Option<NamespaceState> {
@@ -111,7 +80,7 @@ async fn the_older_of_two_same_named_namespaces_keeps_the_name_in_admin() {
     let a: Api<PrismNamespace> = Api::namespaced(client.clone(), &team_a);
     let b: Api<PrismNamespace> = Api::namespaced(client.clone(), &team_b);
     apply_yaml(&client, &team_a, &carts(&name)).await;
-    wait_ns(&a, &name, "Active", &op, |n| {
+    wait_object(&a, &name, "Active", &op, |n| {
         state(n) == Some(NamespaceState::Active)
     })
     .await;
@@ -119,7 +88,7 @@ async fn the_older_of_two_same_named_namespaces_keeps_the_name_in_admin() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     apply_yaml(&client, &team_b, &carts(&name)).await;
 
-    let waiting = wait_ns(&b, &name, "NameConflict", &op, |n| {
+    let waiting = wait_object(&b, &name, "NameConflict", &op, |n| {
         n.status.as_ref().is_some_and(|s| {
             s.conditions
                 .iter()
@@ -156,19 +125,14 @@ async fn the_older_of_two_same_named_namespaces_keeps_the_name_in_admin() {
         "never sent"
     );
     assert_eq!(admin.namespaces()[&name][keys::K8S_NAMESPACE], team_a);
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &team_b);
-    let warned = events
-        .list(&ListParams::default())
+    let warned = !events_with_reason(&client, &team_b, "NameConflict")
         .await
-        .unwrap()
-        .items
-        .iter()
-        .any(|e| e.reason.as_deref() == Some("NameConflict"));
+        .is_empty();
     assert!(warned, "a Warning event names the conflict");
 
     // The owner goes (its config stays in admin: reclaimPolicy retain); team-b takes over.
     a.delete(&name, &DeleteParams::default()).await.unwrap();
-    let taken = wait_ns(&b, &name, "Active", &op, |n| {
+    let taken = wait_object(&b, &name, "Active", &op, |n| {
         state(n) == Some(NamespaceState::Active)
     })
     .await;

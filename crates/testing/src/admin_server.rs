@@ -92,6 +92,10 @@ struct Shared {
     failing: AtomicBool,
     /// Index of the node that leads.
     leader: AtomicUsize,
+    /// Scheduled leader moves: (accepted CreateNamespace calls, new leader), soonest first.
+    moves: Mutex<Vec<(usize, usize)>>,
+    /// CreateNamespace calls accepted so far.
+    accepted_creates: AtomicUsize,
 }
 
 /// Locks `mutex`, ignoring poisoning by a panicked test thread.
@@ -203,6 +207,14 @@ impl AdminServer {
     /// Makes node `node` of this server's admin the leader (every node shares the choice).
     pub fn set_leader(&self, node: usize) {
         self.shared.leader.store(node, Ordering::SeqCst);
+    }
+
+    /// Moves the lead while calls are in flight: right after the `n`-th accepted
+    /// CreateNamespace (counted from the start), node `node` leads, for each `(n, node)`.
+    pub fn move_leader_at(&self, moves: &[(usize, usize)]) {
+        let mut scheduled = moves.to_vec();
+        scheduled.sort();
+        *lock(&self.shared.moves) = scheduled;
     }
 
     /// The node that leads.
@@ -560,6 +572,13 @@ impl ControlPlane for Service {
                 principal: request.principal,
             },
         );
+        drop(state);
+        let accepted = self.shared.accepted_creates.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut moves = lock(&self.shared.moves);
+        while moves.first().is_some_and(|(at, _)| *at <= accepted) {
+            let (_, node) = moves.remove(0);
+            self.shared.leader.store(node, Ordering::SeqCst);
+        }
         Ok(Response::new(CreateNamespaceResponse {
             success: true,
             message: "Namespace created successfully".into(),

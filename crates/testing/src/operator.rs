@@ -489,3 +489,58 @@ pub async fn wait_example_fleet_logged(
     })
     .await;
 }
+
+/// A sidecar PrismPlugin `pg` at 1.0.0, for shards that list `{name: pg, version: "1"}`.
+pub const SIDECAR_PLUGIN: &str = "apiVersion: prism.io/v1alpha1
+kind: PrismPlugin
+metadata: {name: pg}
+spec:
+  version: 1.0.0
+  source: {registry: ghcr.io/prism/plugins, image: pg-plugin:1.0.0}
+  deployment: {type: sidecar}
+";
+
+/// Waits up to two minutes until the object `name` satisfies `check` and returns it; the
+/// timeout message has its status and the operator's log tail.
+pub async fn wait_object<K>(
+    api: &Api<K>,
+    name: &str,
+    what: &str,
+    op: &Operator,
+    check: impl Fn(&K) -> bool,
+) -> K
+where
+    K: Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    wait_for(&format!("{name}: {what}"), Duration::from_secs(120), || {
+        let api = api.clone();
+        let tail = op.log_tail();
+        let check = &check;
+        async move {
+            let obj = api.get(name).await.map_err(|e| e.to_string())?;
+            if check(&obj) {
+                Ok(obj)
+            } else {
+                let status = serde_json::to_value(&obj).unwrap_or_default()["status"].clone();
+                Err(format!("status {status}\n{tail}"))
+            }
+        }
+    })
+    .await
+}
+
+/// The events in `namespace` with `reason`.
+pub async fn events_with_reason(
+    client: &Client,
+    namespace: &str,
+    reason: &str,
+) -> Vec<k8s_openapi::api::events::v1::Event> {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), namespace);
+    api.list(&kube::api::ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .collect()
+}
