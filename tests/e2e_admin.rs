@@ -168,6 +168,12 @@ async fn an_ha_admin_is_followed_to_its_leader_through_two_moves() {
     assert_eq!(nodes[0].leader(), 2, "both moves happened");
     assert_eq!(nodes[2].namespaces().len(), total);
 
+    let per_name = nodes[0].creates_by_name();
+    let mut histogram = std::collections::BTreeMap::new();
+    for n in per_name.values() {
+        *histogram.entry(*n).or_insert(0) += 1;
+    }
+    println!("CreateNamespace calls per namespace: {histogram:?} (calls: namespaces)");
     let calls = nodes[0].calls();
     let creates = calls["CreateNamespace"];
     let registers = calls["RegisterProxy"];
@@ -185,10 +191,14 @@ async fn an_ha_admin_is_followed_to_its_leader_through_two_moves() {
         refused <= 2 * concurrency,
         "{refused} calls hit a follower: the leader was not kept"
     );
+    // One upsert per namespace, plus one per follower answer: a namespace is not sent again
+    // while nothing admin would see changed (its own status write, say), and at most a few
+    // more come from pods or shards changing meanwhile.
     assert!(
-        (creates + registers) as f64 / (total as f64) <= 2.5,
-        "{creates} creates and {registers} registrations for {total} namespaces"
+        creates <= total + refused + 10,
+        "{creates} creates for {total} namespaces: {histogram:?}"
     );
+    assert!(registers <= 2 * 2, "{registers} registrations of 2 proxies");
 
     // Status names the node that accepted the write. When the leader moves once more, a
     // namespace reports the new one on its next sync, with an event.
@@ -373,6 +383,11 @@ async fn a_shared_admin_serving_from_the_wrong_proxy_is_reported() {
     // prism-a-0 0–84, prism-a-1 85–169, prism-b-0 170–255.
     apply_namespace(&api, &namespace("on-b", "q")).await;
     wait_object(&api, "on-b", "Active", &op, active).await;
+    let shards: Api<PrismShard> = Api::namespaced(client.clone(), &ns);
+    wait_object(&shards, "a", "2 ready proxies", &op, |s| {
+        s.status.as_ref().and_then(|st| st.ready_replicas) == Some(2)
+    })
+    .await;
     let home = name_in(0..=84, "home");
     apply_namespace(&api, &namespace(&home, "p")).await;
     wait_object(&api, &home, "Active on a", &op, |n| {
@@ -416,7 +431,6 @@ async fn a_shared_admin_serving_from_the_wrong_proxy_is_reported() {
 
     // Scaling a down leaves prism-a-1 registered: it is reported, and a namespace admin
     // assigns to it is not Active either.
-    let shards: Api<PrismShard> = Api::namespaced(client.clone(), &ns);
     shards
         .patch(
             "a",

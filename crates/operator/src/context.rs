@@ -82,6 +82,7 @@ pub struct Ctx {
     pub contests: Contests,
     failures: Failures,
     registered: Mutex<Registrations>,
+    pushed: Mutex<HashMap<String, (u64, std::time::Instant)>>,
 }
 
 /// Proxies registered with each admin (by its endpoint list): pod UID → (shard key, proxy id).
@@ -408,6 +409,7 @@ impl Ctx {
             admin,
             failures: Failures::default(),
             registered: Mutex::default(),
+            pushed: Mutex::default(),
             contests: Contests::default(),
         })
     }
@@ -442,6 +444,28 @@ impl Ctx {
             .lock()
             .expect("not poisoned")
             .remove(endpoints);
+    }
+
+    /// Records that the namespace `key` was upserted into admin with `inputs` (a fingerprint).
+    pub fn record_push(&self, key: &str, inputs: u64) {
+        self.pushed
+            .lock()
+            .expect("not poisoned")
+            .insert(key.to_string(), (inputs, std::time::Instant::now()));
+    }
+
+    /// Forgets the last upsert of the namespace `key` (it is being deleted).
+    pub fn forget_push(&self, key: &str) {
+        self.pushed.lock().expect("not poisoned").remove(key);
+    }
+
+    /// Whether the namespace `key` was upserted with the same `inputs` less than `within` ago.
+    pub fn pushed_recently(&self, key: &str, inputs: u64, within: Duration) -> bool {
+        self.pushed
+            .lock()
+            .expect("not poisoned")
+            .get(key)
+            .is_some_and(|(last, at)| *last == inputs && at.elapsed() < within)
     }
 
     /// Proxies of `shard` (`namespace/name`) this process registered with any admin, sorted.

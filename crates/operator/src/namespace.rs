@@ -116,6 +116,15 @@ async fn sync(ns: &PrismNamespace, ctx: &Ctx) -> Result<Action, Error> {
         };
         return Ok(Action::requeue(recheck));
     }
+    let key = object_key(ns);
+    let inputs = push_inputs(ns, shard, endpoints.as_deref(), &pods);
+    if status.observed_generation == old.observed_generation
+        && ctx.pushed_recently(&key, inputs, ctx.settings.resync)
+    {
+        // Nothing admin would see changed since the last upsert within the resync period (this
+        // reconcile came from our own status write, say): no call.
+        return Ok(Action::requeue(ctx.settings.resync));
+    }
     let synced = push(ctx, ns, shard, endpoints.as_deref(), &pods).await;
     let off_shard = synced
         .as_ref()
@@ -159,7 +168,30 @@ async fn sync(ns: &PrismNamespace, ctx: &Ctx) -> Result<Action, Error> {
         ctx.event(ns, true, reason::PLACED_OFF_SHARD, why.clone())
             .await;
     }
+    if synced.is_ok() {
+        ctx.record_push(&key, inputs);
+    }
     Ok(action)
+}
+
+/// A fingerprint of everything an upsert sends or depends on, but the Secret's value (read at
+/// each upsert; a changed Secret reaches admin with the next resync): the namespace's spec
+/// generation, its shard and the shard's spec generation, the admin endpoints and the ready
+/// proxy pods.
+fn push_inputs(
+    ns: &PrismNamespace,
+    shard: &PrismShard,
+    endpoints: Option<&str>,
+    pods: &[Arc<Pod>],
+) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (ns.uid(), ns.metadata.generation).hash(&mut hasher);
+    (shard.uid(), shard.metadata.generation, endpoints).hash(&mut hasher);
+    for pod in pods {
+        (pod.name_any(), pod.uid()).hash(&mut hasher);
+    }
+    hasher.finish()
 }
 
 /// Why the namespace must not be sent to the admin at `endpoints` of `shard`, if so: the
@@ -479,6 +511,7 @@ fn registration(shard: &PrismShard, pod: &Pod) -> proto::ProxyRegistration {
 }
 
 async fn cleanup(ns: &PrismNamespace, ctx: &Ctx) -> Result<Action, Error> {
+    ctx.forget_push(&object_key(ns));
     if ns.spec.reclaim_policy.unwrap_or_default() == ReclaimPolicy::Retain {
         let note = "reclaimPolicy is retain: the namespace stays in Prism".to_string();
         ctx.event(ns, false, reason::RETAINED, note).await;

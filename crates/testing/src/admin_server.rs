@@ -75,6 +75,7 @@ struct AdminState {
 #[derive(Default)]
 struct CallLog {
     create_calls: usize,
+    creates_by_name: BTreeMap<String, usize>,
     last_requests: BTreeMap<String, CreateNamespaceRequest>,
     revoked: Vec<String>,
     /// Calls by (node, RPC name), answered or not.
@@ -279,6 +280,11 @@ impl AdminServer {
     /// Everything admin stored about one namespace.
     pub fn namespace(&self, name: &str) -> Option<StoredNamespace> {
         lock(&self.shared.state).namespaces.get(name).cloned()
+    }
+
+    /// CreateNamespace calls received for each name, failed ones included.
+    pub fn creates_by_name(&self) -> BTreeMap<String, usize> {
+        lock(&self.shared.log).creates_by_name.clone()
     }
 
     /// CreateNamespace calls received, failed ones included.
@@ -551,6 +557,9 @@ impl ControlPlane for Service {
         {
             let mut log = lock(&self.shared.log);
             log.create_calls += 1;
+            *log.creates_by_name
+                .entry(request.namespace.clone())
+                .or_insert(0) += 1;
             log.last_requests
                 .insert(request.namespace.clone(), request.clone());
         }
