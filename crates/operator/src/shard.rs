@@ -80,7 +80,10 @@ async fn reconcile_shard(shard: &PrismShard, ctx: &Ctx) -> Result<Action, Error>
         plugins: &pinned,
     };
     shard_status(&mut status, &seen, degraded, now);
-    let endpoints = admin::endpoints_of(ctx, shard);
+    let endpoints = admin::endpoints_of(ctx, shard).map(|list| AdminOf {
+        default: shard.spec.admin_endpoint.is_none(),
+        endpoints: list,
+    });
     let access = admin::access(ctx, shard);
     admin_status(
         &mut status,
@@ -241,11 +244,20 @@ pub fn shard_status(
     );
 }
 
+/// A shard's admin endpoints, and whether they are the operator's default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminOf {
+    /// The comma-separated endpoints.
+    pub endpoints: String,
+    /// They are the operator's `--admin-endpoint` (the shard has no `spec.adminEndpoint`).
+    pub default: bool,
+}
+
 /// The shard's admin in status: its endpoints, the shards sharing it, its stale proxies, and
 /// the `AdminIsolated` condition (absent when the shard has no admin).
 pub fn admin_status(
     status: &mut PrismShardStatus,
-    endpoints: Option<String>,
+    endpoints: Option<AdminOf>,
     access: Option<Access>,
     stale_proxies: Vec<String>,
     now: Timestamp,
@@ -258,7 +270,21 @@ pub fn admin_status(
         conditions::remove(&mut status.conditions, condition::ADMIN_ISOLATED);
         return;
     };
+    let which = match endpoints.default {
+        true => "the operator's default Prism admin (--admin-endpoint)",
+        false => "its Prism admin",
+    };
     let (cond, shared_with) = match access {
+        Access::Own if endpoints.default => (
+            Cond::admin_isolated(
+                true,
+                reason::OWN_ADMIN,
+                "uses the operator's default Prism admin (--admin-endpoint), and no other shard \
+                 does: another shard without its own spec.adminEndpoint would share it"
+                    .into(),
+            ),
+            Vec::new(),
+        ),
         Access::Own => (
             Cond::admin_isolated(
                 true,
@@ -272,7 +298,7 @@ pub fn admin_status(
                 false,
                 reason::SHARED_ADMIN,
                 format!(
-                    "shares its Prism admin with {}: admin spreads namespaces over every proxy \
+                    "shares {which} with {}: admin spreads namespaces over every proxy \
                      registered with it, so a namespace placed here may be served by another \
                      shard's proxy (reported as PlacedOffShard on the namespace). Give each shard \
                      its own spec.adminEndpoint to keep them apart",
@@ -286,7 +312,7 @@ pub fn admin_status(
                 false,
                 reason::SHARED_ADMIN_REFUSED,
                 format!(
-                    "shares its Prism admin with the older shard {owner}, and the operator does \
+                    "shares {which} with the older shard {owner}, and the operator does \
                      not allow shared admins: none of this shard's namespaces are sent to admin. \
                      Give the shard its own spec.adminEndpoint, or run the operator with \
                      --allow-shared-admin"
@@ -296,7 +322,7 @@ pub fn admin_status(
         ),
     };
     status.admin = Some(ShardAdminStatus {
-        endpoints: Some(endpoints),
+        endpoints: Some(endpoints.endpoints),
         shared_with,
         stale_proxies,
     });
@@ -555,13 +581,38 @@ mod tests {
     #[test]
     fn the_admin_of_a_shard_and_who_shares_it_are_in_status() {
         let mut status = PrismShardStatus::default();
-        let list = Some("http://admin:8981".to_string());
+        let list = Some(AdminOf {
+            endpoints: "http://admin:8981".into(),
+            default: false,
+        });
         admin_status(&mut status, list.clone(), Some(Access::Own), vec![], now());
         assert_eq!(
             condition(&status, "AdminIsolated"),
             ("True", "OwnAdmin", "no other shard uses this Prism admin")
         );
-        assert_eq!(status.admin.as_ref().unwrap().endpoints, list);
+        assert_eq!(
+            status.admin.as_ref().unwrap().endpoints.as_deref(),
+            Some("http://admin:8981")
+        );
+        let default = list.clone().map(|a| AdminOf { default: true, ..a });
+        admin_status(
+            &mut status,
+            default.clone(),
+            Some(Access::Own),
+            vec![],
+            now(),
+        );
+        let (_, _, message) = condition(&status, "AdminIsolated");
+        assert!(message.contains("default Prism admin"), "{message}");
+        let shared = Some(Access::Shared(vec!["n/c".into()]));
+        admin_status(&mut status, default, shared, vec![], now());
+        let (_, _, message) = condition(&status, "AdminIsolated");
+        assert!(
+            message.starts_with(
+                "shares the operator's default Prism admin (--admin-endpoint) with n/c"
+            ),
+            "{message}"
+        );
 
         let refused = Access::Refused {
             owner: "n/a".into(),
