@@ -15,38 +15,15 @@ use prism_render::render::contract::shard_fullname;
 use support::admin_server::AdminServer;
 use support::cluster::{self, NamespaceOptions};
 use support::operator::{
-    Operator, SIDECAR_PLUGIN, apply_yaml, events_with_reason, install_crds, wait_object,
+    Operator, SIDECAR_PLUGIN, apply_yaml, events_with_reason, install_crds, namespace_yaml,
+    shard_yaml, wait_object,
 };
 use support::wait_for;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-fn shard(name: &str, product: &str, replicas: u32) -> String {
-    format!(
-        "apiVersion: prism.io/v1alpha1
-kind: PrismShard
-metadata: {{name: {name}}}
-spec:
-  product: {product}
-  replicas: {replicas}
-  backends: [postgres]
-  plugins: [{{name: pg, version: \"1\"}}]
-"
-    )
-}
-
 fn namespace(name: &str, product: &str) -> PrismNamespace {
-    serde_yaml::from_str(&format!(
-        "apiVersion: prism.io/v1alpha1
-kind: PrismNamespace
-metadata: {{name: {name}}}
-spec:
-  backend: postgres
-  pattern: keyvalue
-  shard: {{product: {product}}}
-"
-    ))
-    .unwrap()
+    serde_yaml::from_str(&namespace_yaml(name, product)).unwrap()
 }
 
 async fn apply_namespace(api: &Api<PrismNamespace>, obj: &PrismNamespace) {
@@ -142,7 +119,7 @@ async fn an_ha_admin_is_followed_to_its_leader_through_two_moves() {
     )
     .await;
     apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
-    apply_yaml(&client, &ns, &shard("s", "p", 2)).await;
+    apply_yaml(&client, &ns, &shard_yaml("s", "p", 2)).await;
     let shards: Api<PrismShard> = Api::namespaced(client.clone(), &ns);
     wait_object(&shards, "s", "2 ready proxies", &op, |s| {
         s.status.as_ref().and_then(|st| st.ready_replicas) == Some(2)
@@ -272,10 +249,10 @@ async fn a_second_shard_on_one_admin_is_refused_by_default() {
     let endpoint = admin.endpoint();
     let op = Operator::start(&ns, &["--admin-endpoint", &endpoint, "--resync", "20s"]).await;
     apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
-    apply_yaml(&client, &ns, &shard("a", "p", 1)).await;
+    apply_yaml(&client, &ns, &shard_yaml("a", "p", 1)).await;
     // Creation times have a resolution of one second: make `a` the older one.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    apply_yaml(&client, &ns, &shard("b", "q", 1)).await;
+    apply_yaml(&client, &ns, &shard_yaml("b", "q", 1)).await;
     let api: Api<PrismNamespace> = Api::namespaced(client.clone(), &ns);
     apply_namespace(&api, &namespace("on-a", "p")).await;
     apply_namespace(&api, &namespace("on-b", "q")).await;
@@ -372,8 +349,8 @@ async fn a_shared_admin_serving_from_the_wrong_proxy_is_reported() {
     )
     .await;
     apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
-    apply_yaml(&client, &ns, &shard("a", "p", 2)).await;
-    apply_yaml(&client, &ns, &shard("b", "q", 1)).await;
+    apply_yaml(&client, &ns, &shard_yaml("a", "p", 2)).await;
+    apply_yaml(&client, &ns, &shard_yaml("b", "q", 1)).await;
     let api: Api<PrismNamespace> = Api::namespaced(client.clone(), &ns);
     let active = |n: &PrismNamespace| {
         n.status.as_ref().and_then(|s| s.state) == Some(NamespaceState::Active)

@@ -13,24 +13,10 @@ use kube::{Client, ResourceExt};
 use prism_admin::partition_of;
 use prism_api::{NamespaceState, PrismNamespace};
 use support::admin_server::AdminServer;
-use support::operator::{Operator, SIDECAR_PLUGIN, apply_yaml, install_crds};
+use support::operator::{Operator, SIDECAR_PLUGIN, apply_yaml, install_crds, shard_yaml};
 use support::{cluster, wait_for};
 
 const MINUTE: Duration = Duration::from_secs(60);
-
-fn shard(name: &str, product: &str, replicas: u32, extra: &str) -> String {
-    format!(
-        "apiVersion: prism.io/v1alpha1
-kind: PrismShard
-metadata: {{name: {name}{extra}}}
-spec:
-  product: {product}
-  replicas: {replicas}
-  backends: [postgres]
-  plugins: [{{name: pg, version: \"1\"}}]
-"
-    )
-}
 
 fn namespace(name: &str, product: &str, extra: &str) -> String {
     format!(
@@ -114,7 +100,7 @@ async fn namespace_becomes_active_with_its_config_and_follows_updates() {
     let admin = AdminServer::start().await;
     let (client, ns, op) = setup("ns-sync", &admin, &[]).await;
     apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
-    apply_yaml(&client, &ns, &shard("play", "playback", 2, "")).await;
+    apply_yaml(&client, &ns, &shard_yaml("play", "playback", 2)).await;
     apply_yaml(&client, &ns, &namespace("user-profiles", "playback", "")).await;
 
     wait_state(&client, &ns, "user-profiles", "Active", &op).await;
@@ -201,11 +187,9 @@ async fn no_proxy_yet_then_active_once_pods_are_ready() {
     apply_yaml(
         &client,
         &ns,
-        &shard(
-            "later",
-            "p",
-            1,
-            ", annotations: {prism.io/reconcile: paused}",
+        &shard_yaml("later", "p", 1).replace(
+            "{name: later}",
+            "{name: later, annotations: {prism.io/reconcile: paused}}",
         ),
     )
     .await;
@@ -218,7 +202,7 @@ async fn no_proxy_yet_then_active_once_pods_are_ready() {
         "{message}"
     );
     // Unpause: pods come up, get registered, and the namespace goes live.
-    apply_yaml(&client, &ns, &shard("later", "p", 1, "")).await;
+    apply_yaml(&client, &ns, &shard_yaml("later", "p", 1)).await;
     let n = wait_state(&client, &ns, "orders", "Active", &op).await;
     assert_eq!(n.status.unwrap().prism_instances, ["prism-later-0"]);
     assert!(admin.namespaces().contains_key("orders"));
@@ -229,7 +213,7 @@ async fn outages_and_an_emptied_admin_converge() {
     let admin = AdminServer::start().await;
     let (client, ns, op) = setup("ns-outage", &admin, &[]).await;
     apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
-    apply_yaml(&client, &ns, &shard("s", "p", 1, "")).await;
+    apply_yaml(&client, &ns, &shard_yaml("s", "p", 1)).await;
     apply_yaml(&client, &ns, &namespace("first", "p", "")).await;
     wait_state(&client, &ns, "first", "Active", &op).await;
 
@@ -290,7 +274,7 @@ async fn deletion_follows_the_reclaim_policy() {
     let admin = AdminServer::start().await;
     let (client, ns, op) = setup("ns-delete", &admin, &["--deletion-deadline", "15s"]).await;
     apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
-    apply_yaml(&client, &ns, &shard("s", "p", 1, "")).await;
+    apply_yaml(&client, &ns, &shard_yaml("s", "p", 1)).await;
     apply_yaml(&client, &ns, &namespace("keep-me", "p", "")).await;
     apply_yaml(
         &client,
@@ -409,8 +393,8 @@ async fn a_removed_shard_moves_its_namespaces() {
     let admin_b = AdminServer::start().await;
     let (client, ns, op) = setup("ns-move", &admin, &[]).await;
     apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
-    apply_yaml(&client, &ns, &shard("a", "p", 1, "")).await;
-    let b = shard("b", "p", 1, "") + &format!("  adminEndpoint: {}\n", admin_b.host_port());
+    apply_yaml(&client, &ns, &shard_yaml("a", "p", 1)).await;
+    let b = shard_yaml("b", "p", 1) + &format!("  adminEndpoint: {}\n", admin_b.host_port());
     apply_yaml(&client, &ns, &b).await;
     apply_yaml(&client, &ns, &namespace("mover", "p", "")).await;
     let n = wait_state(&client, &ns, "mover", "Active", &op).await;
@@ -474,7 +458,7 @@ async fn secret_connection_strings_reach_admin_and_nothing_else() {
         .await
         .unwrap();
     apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
-    apply_yaml(&client, &ns, &shard("s", "p", 1, "")).await;
+    apply_yaml(&client, &ns, &shard_yaml("s", "p", 1)).await;
     let with_secret = namespace(
         "orders",
         "p",
@@ -535,7 +519,7 @@ async fn a_thousand_namespaces_all_become_active() {
     )
     .await;
     apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
-    apply_yaml(&client, &ns, &shard("s", "p", 2, "")).await;
+    apply_yaml(&client, &ns, &shard_yaml("s", "p", 2)).await;
     let api: Api<PrismNamespace> = Api::namespaced(client.clone(), &ns);
     let started = Instant::now();
     let creates = futures::stream::iter(0..1000).map(|i| {
@@ -621,7 +605,7 @@ async fn namespaces_sync_over_mutual_tls() {
     )
     .await;
     apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
-    apply_yaml(&client, &ns, &shard("s", "p", 1, "")).await;
+    apply_yaml(&client, &ns, &shard_yaml("s", "p", 1)).await;
     apply_yaml(&client, &ns, &namespace("secure", "p", "")).await;
     wait_state(&client, &ns, "secure", "Active", &op).await;
     assert!(admin.namespaces().contains_key("secure"));

@@ -13,34 +13,13 @@ use prism_api::{NamespaceState, PrismNamespace};
 use support::admin_server::AdminServer;
 use support::cluster::{NamespaceOptions, cluster, test_namespace_with};
 use support::operator::{
-    Operator, SIDECAR_PLUGIN, apply_yaml, events_with_reason, install_crds, wait_object,
+    Operator, SIDECAR_PLUGIN, apply_yaml, events_with_reason, install_crds, namespace_yaml,
+    shard_yaml, wait_object,
 };
 
+/// A team's plugin and its one shop shard.
 fn team(shard: &str) -> String {
-    format!(
-        "{SIDECAR_PLUGIN}---
-apiVersion: prism.io/v1alpha1
-kind: PrismShard
-metadata: {{name: {shard}}}
-spec:
-  product: shop
-  backends: [postgres]
-  plugins: [{{name: pg, version: \"1\"}}]
-"
-    )
-}
-
-fn carts(name: &str) -> String {
-    format!(
-        "apiVersion: prism.io/v1alpha1
-kind: PrismNamespace
-metadata: {{name: {name}}}
-spec:
-  backend: postgres
-  pattern: keyvalue
-  shard: {{product: shop}}
-"
-    )
+    format!("{SIDECAR_PLUGIN}---\n{}", shard_yaml(shard, "shop", 1))
 }
 
 fn state(n: &PrismNamespace) -> Option<NamespaceState> {
@@ -79,14 +58,14 @@ async fn the_older_of_two_same_named_namespaces_keeps_the_name_in_admin() {
         .unwrap();
     let a: Api<PrismNamespace> = Api::namespaced(client.clone(), &team_a);
     let b: Api<PrismNamespace> = Api::namespaced(client.clone(), &team_b);
-    apply_yaml(&client, &team_a, &carts(&name)).await;
+    apply_yaml(&client, &team_a, &namespace_yaml(&name, "shop")).await;
     wait_object(&a, &name, "Active", &op, |n| {
         state(n) == Some(NamespaceState::Active)
     })
     .await;
     // Creation times have a resolution of one second: team-b's is the younger.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    apply_yaml(&client, &team_b, &carts(&name)).await;
+    apply_yaml(&client, &team_b, &namespace_yaml(&name, "shop")).await;
 
     let waiting = wait_object(&b, &name, "NameConflict", &op, |n| {
         n.status.as_ref().is_some_and(|s| {

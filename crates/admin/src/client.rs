@@ -12,7 +12,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
 use super::error::{describe, is_tls_failure, sanitize};
-use super::group::{AdminGroup, parse_endpoints};
+use super::group::{AdminGroup, endpoints_of};
 use super::proto::control_plane_client::ControlPlaneClient;
 use super::proto::{
     CreateNamespaceRequest, CreateNamespaceResponse, NamespaceConfig, NamespaceRevocation,
@@ -114,11 +114,6 @@ impl AdminClient {
     pub fn observed(mut self, observer: CallObserver) -> Self {
         self.observer = Some(observer);
         self
-    }
-
-    /// The HTTP/2 channel, for probes of other gRPC services on the same endpoint.
-    pub fn channel(&self) -> Channel {
-        self.channel.clone()
     }
 
     /// Whether the client speaks TLS to admin.
@@ -466,6 +461,15 @@ impl AdminPool {
         })
     }
 
+    /// A pool of clients that speak TLS when `tls` is given (see [`Self::with_tls`]), else
+    /// plaintext.
+    pub fn configured(timeout: Duration, tls: Option<AdminTls>) -> Result<Self, AdminError> {
+        match tls {
+            Some(tls) => Self::with_tls(timeout, tls),
+            None => Ok(Self::new(timeout)),
+        }
+    }
+
     /// The pool's TLS settings, if its clients speak TLS.
     pub fn tls(&self) -> Option<&AdminTls> {
         self.tls.as_deref()
@@ -491,7 +495,7 @@ impl AdminPool {
     /// one address for a single node), shared by every caller naming the same list, so all
     /// of them follow one leader. Must be called within a Tokio runtime.
     pub fn group(&self, endpoints: &str) -> Result<AdminGroup, AdminError> {
-        let normalized = parse_endpoints(endpoints, self.tls.is_some())?;
+        let normalized = endpoints_of(endpoints, self.tls.is_some())?;
         let key = normalized.join(",");
         if let Some(group) = self
             .groups

@@ -56,11 +56,6 @@ impl AdminGroup {
         self.clients[self.leader.load(Ordering::Relaxed) % self.clients.len()].endpoint()
     }
 
-    /// The client of every endpoint, in the order given.
-    pub fn clients(&self) -> &[AdminClient] {
-        &self.clients
-    }
-
     /// `CreateNamespace` on the node that accepts it.
     pub async fn create_namespace(
         &self,
@@ -159,8 +154,10 @@ fn moves_on(error: &AdminError) -> bool {
     }
 }
 
-/// The normalized endpoints of a comma-separated list, in order, without duplicates.
-pub(crate) fn parse_endpoints(list: &str, tls: bool) -> Result<Vec<String>, AdminError> {
+/// The normalized endpoints of a comma-separated list (`host:port` each, port 8981 by
+/// default), in order and without duplicates: what [`AdminPool::group`](super::AdminPool::group)
+/// follows.
+pub fn endpoints_of(list: &str, tls: bool) -> Result<Vec<String>, AdminError> {
     let mut endpoints: Vec<String> = Vec::new();
     for part in list.split(',') {
         let endpoint = normalize_endpoint(part, tls)?;
@@ -177,13 +174,6 @@ pub(crate) fn parse_endpoints(list: &str, tls: bool) -> Result<Vec<String>, Admi
     Ok(endpoints)
 }
 
-/// The normalized endpoints of a comma-separated list (`host:port` each, port 8981 by
-/// default), in order and without duplicates: what [`AdminPool::group`](super::AdminPool::group)
-/// would follow.
-pub fn endpoints_of(list: &str, tls: bool) -> Result<Vec<String>, AdminError> {
-    parse_endpoints(list, tls)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,19 +181,19 @@ mod tests {
     #[test]
     fn lists_parse_in_order_without_duplicates() {
         assert_eq!(
-            parse_endpoints("a:1, b:2,a:1,http://c", false).unwrap(),
+            endpoints_of("a:1, b:2,a:1,http://c", false).unwrap(),
             ["http://a:1", "http://b:2", "http://c:8981"]
         );
-        assert_eq!(parse_endpoints("a:1", true).unwrap(), ["https://a:1"]);
+        assert_eq!(endpoints_of("a:1", true).unwrap(), ["https://a:1"]);
         for bad in ["", "a:1,", ",a:1", "a:1,,b:2", "a:1,b:x"] {
-            let error = parse_endpoints(bad, false).unwrap_err();
+            let error = endpoints_of(bad, false).unwrap_err();
             assert_eq!(error.reason(), "InvalidAdminEndpoint", "{bad}");
         }
         let many = (0..17)
             .map(|i| format!("a{i}:1"))
             .collect::<Vec<_>>()
             .join(",");
-        assert!(parse_endpoints(&many, false).is_err());
+        assert!(endpoints_of(&many, false).is_err());
     }
 
     #[test]

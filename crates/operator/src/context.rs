@@ -384,10 +384,7 @@ impl Ctx {
         recorder: Recorder,
         caches: Caches,
     ) -> Result<Self, prism_admin::AdminError> {
-        let admin = match &settings.admin_tls {
-            Some(tls) => AdminPool::with_tls(settings.admin_timeout, tls.clone())?,
-            None => AdminPool::new(settings.admin_timeout),
-        };
+        let admin = AdminPool::configured(settings.admin_timeout, settings.admin_tls.clone())?;
         let metrics = std::sync::Arc::new(Metrics::new());
         let observed = metrics.clone();
         let admin = admin.with_observer(std::sync::Arc::new(

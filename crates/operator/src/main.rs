@@ -210,11 +210,8 @@ fn preflight(args: PreflightArgs) -> ExitCode {
     };
     let runtime = runtime();
     let checks = runtime.block_on(async {
-        let admin = match tls {
-            Some(tls) => AdminPool::with_tls(args.admin.admin_timeout, tls)
-                .expect("TLS settings were checked"),
-            None => AdminPool::new(args.admin.admin_timeout),
-        };
+        let admin = AdminPool::configured(args.admin.admin_timeout, tls)
+            .expect("TLS settings were checked");
         let cfg = preflight::Config {
             watch_namespace: args.watch_namespace,
             lease_namespace: args.leader_elect.then_some(args.lease_namespace),

@@ -156,12 +156,6 @@ impl AdminServer {
         Self::start_with(Some(tls)).await
     }
 
-    /// Starts an empty plaintext admin on `addr` (a loopback address; port 0 picks one).
-    pub async fn start_on(addr: SocketAddr) -> std::io::Result<AdminServer> {
-        let listener = TcpListener::bind(addr).await?;
-        Ok(Self::node(listener, Arc::default(), None, 0))
-    }
-
     async fn start_with(tls: Option<ServerTls>) -> AdminServer {
         Self::node(loopback().await, Arc::default(), tls, 0)
     }

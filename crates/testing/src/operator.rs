@@ -500,6 +500,35 @@ spec:
   deployment: {type: sidecar}
 ";
 
+/// A PrismShard `name` of `product` with `replicas` proxies, loading [`SIDECAR_PLUGIN`].
+pub fn shard_yaml(name: &str, product: &str, replicas: u32) -> String {
+    format!(
+        "apiVersion: prism.io/v1alpha1
+kind: PrismShard
+metadata: {{name: {name}}}
+spec:
+  product: {product}
+  replicas: {replicas}
+  backends: [postgres]
+  plugins: [{{name: pg, version: \"1\"}}]
+"
+    )
+}
+
+/// A keyvalue-on-postgres PrismNamespace `name` placed by `product`.
+pub fn namespace_yaml(name: &str, product: &str) -> String {
+    format!(
+        "apiVersion: prism.io/v1alpha1
+kind: PrismNamespace
+metadata: {{name: {name}}}
+spec:
+  backend: postgres
+  pattern: keyvalue
+  shard: {{product: {product}}}
+"
+    )
+}
+
 /// Waits up to two minutes until the object `name` satisfies `check` and returns it; the
 /// timeout message has its status and the operator's log tail.
 pub async fn wait_object<K>(
