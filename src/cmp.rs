@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use crate::error::{Diagnostic, Diagnostics};
+use crate::render::contract::{SHARD_LABEL, missing_crd};
 use crate::render::{self, Object, RenderOptions};
 use crate::snapshot::{Render, TemplateSource};
 use crate::source::tree::{DiskTree, FileTree, normalize};
@@ -91,6 +92,8 @@ pub struct Settings {
     pub templates: Option<TemplatesDir>,
     /// Normalised paths inside the app directory to render (the root by default).
     pub paths: Vec<PathBuf>,
+    /// NetworkPolicies for shards that do not say (the sidecar's `--network-policies`).
+    pub network_policies: bool,
 }
 
 impl Settings {
@@ -101,6 +104,7 @@ impl Settings {
             proxy_image,
             templates: templates.map(TemplatesDir::Plugin),
             paths: vec![PathBuf::new()],
+            network_policies: false,
         }
     }
 }
@@ -413,6 +417,7 @@ pub fn generate(base: Settings, app: &AppEnv) -> Result<String, Diagnostics> {
         namespace: s.namespace.clone(),
         options: RenderOptions {
             proxy_image: s.proxy_image.clone(),
+            network_policies: s.network_policies,
         },
     };
     let rendered = render.run()?;
@@ -453,8 +458,7 @@ fn major_minor(version: &str) -> Option<(u64, u64)> {
 }
 
 /// Checks the objects against the target cluster Argo CD describes: its version must be new
-/// enough and, for built-in kinds, every `apiVersion`/`kind` must be served. Prism kinds are
-/// not checked: their CRDs may be installed by the same sync.
+/// enough and every `apiVersion`/`kind` must be served ([`check_api_versions`]).
 pub fn check_cluster(
     objects: &[Object],
     kube_version: Option<&str>,
@@ -481,46 +485,65 @@ pub fn check_cluster(
             Some(_) => {}
         }
     }
-    if let Some(list) = api_versions.filter(|v| !v.trim().is_empty()) {
-        let served: std::collections::BTreeSet<&str> = list
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
-        // Kind-level entries (`apps/v1/StatefulSet`, `v1/Service`) are the precise ones; a
-        // bare `group/version` is enough only when the list names no kinds of it.
-        let names_kinds = |gv: &str| {
-            served.iter().any(|s| {
-                s.strip_prefix(gv)
-                    .and_then(|r| r.strip_prefix('/'))
-                    .is_some_and(|k| k.starts_with(|c: char| c.is_ascii_uppercase()))
-            })
-        };
-        let mut missing: BTreeMap<String, String> = BTreeMap::new();
-        for o in objects {
-            let group = o.api_version.rsplit_once('/').map_or("", |(g, _)| g);
-            if group == crate::api::GROUP {
-                continue;
-            }
-            let gvk = format!("{}/{}", o.api_version, o.kind);
-            let ok = served.contains(gvk.as_str())
-                || (served.contains(o.api_version.as_str()) && !names_kinds(&o.api_version));
-            if !ok {
-                missing
-                    .entry(format!("{} {}", o.api_version, o.kind))
-                    .or_insert_with(|| format!("{}/{}", o.namespace, o.name));
-            }
-        }
-        for (gvk, example) in missing {
-            problems.push(Diagnostic::new(
-                "KUBE_API_VERSIONS",
-                0,
-                "",
-                format!("the cluster does not serve {gvk}, which {example} needs"),
-            ));
-        }
+    if let Some(list) = api_versions {
+        problems
+            .0
+            .extend(check_api_versions(objects, list, "KUBE_API_VERSIONS").0);
     }
     problems.into_result(())
+}
+
+/// Checks that the cluster serves every object's `apiVersion` and `kind`, as `list` (Argo
+/// CD's `KUBE_API_VERSIONS` form: comma-separated `group/version` and `group/version/Kind`)
+/// says; `source` names the list in messages. Prism kinds are not checked: their CRDs may be
+/// installed by the same sync. A kind served by another project's CRD (GRPCRoute) names that
+/// CRD. An empty list checks nothing.
+pub fn check_api_versions(objects: &[Object], list: &str, source: &str) -> Diagnostics {
+    let mut problems = Diagnostics::default();
+    let served: std::collections::BTreeSet<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if served.is_empty() {
+        return problems;
+    }
+    // Kind-level entries (`apps/v1/StatefulSet`, `v1/Service`) are the precise ones; a bare
+    // `group/version` is enough only when the list names no kinds of it.
+    let names_kinds = |gv: &str| {
+        served.iter().any(|s| {
+            s.strip_prefix(gv)
+                .and_then(|r| r.strip_prefix('/'))
+                .is_some_and(|k| k.starts_with(|c: char| c.is_ascii_uppercase()))
+        })
+    };
+    let mut missing: BTreeMap<String, (String, &Object)> = BTreeMap::new();
+    for o in objects {
+        let group = o.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        if group == crate::api::GROUP {
+            continue;
+        }
+        let gvk = format!("{}/{}", o.api_version, o.kind);
+        let ok = served.contains(gvk.as_str())
+            || (served.contains(o.api_version.as_str()) && !names_kinds(&o.api_version));
+        if !ok {
+            missing
+                .entry(format!("{} {}", o.api_version, o.kind))
+                .or_insert_with(|| (o.kind.clone(), o));
+        }
+    }
+    for (gvk, (kind, o)) in missing {
+        let object = format!("{}/{}", o.namespace, o.name);
+        let owner = o.value["metadata"]["labels"][SHARD_LABEL]
+            .as_str()
+            .map(|shard| format!("{kind} {object} (of PrismShard {}/{shard})", o.namespace));
+        let message = match missing_crd(&kind, owner.as_deref().unwrap_or(&object)) {
+            Some(m) => m,
+            None => format!("the cluster does not serve {gvk}, which {object} needs"),
+        };
+        problems.push(Diagnostic::new(source, 0, "", message));
+    }
+    problems
 }
 
 /// Makes SIGTERM end the process at once, even when the parent started it with SIGTERM ignored

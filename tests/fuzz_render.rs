@@ -19,9 +19,11 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use prism_api::{PrismNamespace, PrismPlugin, PrismShard};
 use prism_render::error::Diagnostics;
+use prism_render::render::gateway::GrpcRoute;
 use prism_render::render::{Object, Renderer, objects::sort_keys, to_json_list, to_yaml_stream};
 use prism_render::source::fleet_from_files;
 use proptest::prelude::*;
@@ -182,6 +184,9 @@ fn check_objects(objects: &[Object]) -> Result<(), TestCaseError> {
             "Deployment" => round_trip::<Deployment>(&id, &o.value)?,
             "PodDisruptionBudget" => round_trip::<PodDisruptionBudget>(&id, &o.value)?,
             "HorizontalPodAutoscaler" => round_trip::<HorizontalPodAutoscaler>(&id, &o.value)?,
+            "Ingress" => round_trip::<Ingress>(&id, &o.value)?,
+            "NetworkPolicy" => round_trip::<NetworkPolicy>(&id, &o.value)?,
+            "GRPCRoute" => round_trip::<GrpcRoute>(&id, &o.value)?,
             "PrismShard" => round_trip::<PrismShard>(&id, &o.value)?,
             "PrismPlugin" => round_trip::<PrismPlugin>(&id, &o.value)?,
             "PrismNamespace" => round_trip::<PrismNamespace>(&id, &o.value)?,
@@ -348,7 +353,7 @@ fn example(path: &str) -> String {
     std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
-/// The ADR-037 samples and the example fleet, one text each.
+/// The ADR-037 samples, the example fleet and the network example, one text each.
 fn valid_texts() -> Vec<String> {
     vec![
         [
@@ -363,6 +368,11 @@ fn valid_texts() -> Vec<String> {
         ["plugins.yaml", "shards.yaml", "namespaces.yaml"]
             .iter()
             .map(|f| example(&format!("examples/fleet/{f}")))
+            .collect::<Vec<_>>()
+            .join("---\n"),
+        ["plugins.yaml", "shards.yaml", "namespaces.yaml"]
+            .iter()
+            .map(|f| example(&format!("examples/network/{f}")))
             .collect::<Vec<_>>()
             .join("---\n"),
     ]

@@ -489,3 +489,77 @@ fn symbolic_links_in_a_revision_are_followed_like_on_disk() {
     let rev = run_in(&f.repo(), &["render", "--rev", "HEAD", "apps/eu"]);
     assert_eq!(stdout(&rev), stdout(&disk), "{}", stderr(&rev));
 }
+
+#[test]
+fn exposing_and_protecting_a_shard_shows_the_route_and_policy_added() {
+    let f = fixture();
+    let repo = Repository::open(f.repo()).unwrap();
+    let exposed = format!(
+        "{SHARDS}{}",
+        r#"  expose:
+    grpcRoute:
+      parentRefs:
+      - {name: public, namespace: gateways}
+      hostnames: [playback.example.com]
+  networkPolicy:
+    enabled: true
+    clients:
+    - namespaceSelector:
+        matchLabels: {prism.io/client: "true"}
+"#
+    );
+    // On top of the fixture's head (search shard, postgres 1.4.3), which the tree still has.
+    write(
+        &f.repo(),
+        "fleet/shards.yaml",
+        &format!("{exposed}{SEARCH_SHARD}"),
+    );
+    let head = commit(&repo, "expose and protect playback").to_string();
+    let base = f.head.to_string();
+
+    let stat = run_in(&f.repo(), &["diff", "--stat", &base, &head, "--", "fleet"]);
+    assert_eq!(stat.status.code(), Some(1), "{}", stderr(&stat));
+    let summary = stdout(&stat);
+    let listed: Vec<String> = summary
+        .lines()
+        .filter_map(|l| l.split('|').next())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| l.starts_with("added") || l.starts_with("changed") || l.starts_with("removed"))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "added gateway.networking.k8s.io/v1/GRPCRoute/prism/prism-playback",
+            "added networking.k8s.io/v1/NetworkPolicy/prism/prism-playback",
+            "changed prism.io/v1alpha1/PrismShard/prism/playback",
+        ],
+        "{summary}"
+    );
+    assert!(
+        summary.ends_with("3 objects differ: 2 added, 0 removed, 1 changed\n"),
+        "{summary}"
+    );
+
+    let out = run_in(&f.repo(), &["diff", &base, &head, "--", "fleet"]);
+    let text = stdout(&out);
+    for line in [
+        "+++ b/gateway.networking.k8s.io/v1/GRPCRoute/prism/prism-playback",
+        "+  hostnames:",
+        "+  - playback.example.com",
+        "+    name: public",
+        "+    namespace: gateways",
+        "+      name: prism-playback",
+        "+      port: 8980",
+        "+++ b/networking.k8s.io/v1/NetworkPolicy/prism/prism-playback",
+        "+          prism.io/client: 'true'",
+        "+    - port: 8980",
+        "+    - port: 9090",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    // Only what changed: the StatefulSet and the Services are untouched.
+    assert!(!text.contains("StatefulSet/prism/prism-playback"), "{text}");
+}

@@ -65,6 +65,98 @@ fn example_fleet_matches_golden_output() {
 }
 
 #[test]
+fn network_example_matches_golden_output() {
+    let out = run(&["render", "examples/network"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    golden("network.yaml", &stdout(&out));
+}
+
+/// What `kubectl api-versions` lists on a cluster without the Gateway API, kinds included.
+const WITHOUT_GATEWAY_API: &str = "v1,v1/ConfigMap,v1/Service,apps/v1,apps/v1/Deployment,apps/v1/StatefulSet,policy/v1,policy/v1/PodDisruptionBudget,autoscaling/v2,autoscaling/v2/HorizontalPodAutoscaler,networking.k8s.io/v1,networking.k8s.io/v1/Ingress,networking.k8s.io/v1/NetworkPolicy";
+
+#[test]
+fn a_cluster_without_the_gateway_api_is_named_with_the_crd_to_install() {
+    for command in ["render", "validate"] {
+        let out = run(&[
+            command,
+            "examples/network",
+            "--kube-api-versions",
+            WITHOUT_GATEWAY_API,
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        assert!(stdout(&out).is_empty(), "nothing on stdout on error");
+        assert_eq!(
+            stderr(&out),
+            "error: --kube-api-versions: GRPCRoute edge/prism-checkout (of PrismShard edge/checkout) \
+             needs the CustomResourceDefinition grpcroutes.gateway.networking.k8s.io (Gateway API, \
+             standard channel), which the cluster does not serve; install it, or remove \
+             spec.expose.grpcRoute\n"
+        );
+    }
+    // With the Gateway API (as a group version or as the kind) it renders, byte for byte as
+    // without the check; a fleet without routes needs none.
+    let plain = run(&["render", "examples/network"]);
+    for served in [
+        format!("{WITHOUT_GATEWAY_API},gateway.networking.k8s.io/v1"),
+        format!("{WITHOUT_GATEWAY_API},gateway.networking.k8s.io/v1/GRPCRoute"),
+    ] {
+        let out = run(&["render", "examples/network", "--kube-api-versions", &served]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&out), stdout(&plain));
+    }
+    let fleet = run(&[
+        "render",
+        "examples/fleet",
+        "--kube-api-versions",
+        WITHOUT_GATEWAY_API,
+    ]);
+    assert!(fleet.status.success(), "{}", stderr(&fleet));
+    // Argo CD's variable is read the same way.
+    let out = bin()
+        .args(["render", "examples/network"])
+        .current_dir(root())
+        .env("KUBE_API_VERSIONS", WITHOUT_GATEWAY_API)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("grpcroutes.gateway.networking.k8s.io"));
+}
+
+#[test]
+fn network_policies_follow_the_shard_then_the_default() {
+    let kinds = |args: &[&str]| -> Vec<String> {
+        let out = run(args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+            .split("---\n")
+            .filter(|d| d.contains("kind: NetworkPolicy\n"))
+            .filter_map(|d| {
+                d.lines()
+                    .find(|l| l.starts_with("  name: "))
+                    .map(|l| l["  name: ".len()..].to_string())
+            })
+            .collect()
+    };
+    // Off by default; on for every shard (and the remote plugin they use) with the default.
+    assert!(kinds(&["render", "examples/fleet"]).is_empty());
+    assert_eq!(
+        kinds(&["render", "examples/fleet", "--network-policies"]),
+        [
+            "prism-analytics-batch",
+            "prism-notifications",
+            "prism-playback-live",
+            "prism-playback-vod",
+            "prism-plugin-kafka",
+        ]
+    );
+    // The network example enables them per shard: the default changes nothing there.
+    assert_eq!(
+        kinds(&["render", "examples/network"]),
+        kinds(&["render", "examples/network", "--network-policies"])
+    );
+}
+
+#[test]
 fn adr_samples_match_golden_output() {
     let out = run(&["render", "examples/adr-037"]);
     assert!(out.status.success(), "{}", stderr(&out));

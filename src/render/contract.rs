@@ -127,7 +127,30 @@ pub const CHILD_KINDS: &[(&str, &str, &str)] = &[
         "HorizontalPodAutoscaler",
         "horizontalpodautoscalers",
     ),
+    ("networking.k8s.io/v1", "Ingress", "ingresses"),
+    ("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
+    ("gateway.networking.k8s.io/v1", "GRPCRoute", "grpcroutes"),
 ];
+
+/// Child kinds served only where their CRD is installed: (kind, CRD name, what provides it,
+/// the shard field that asks for one).
+pub const CRD_CHILD_KINDS: &[(&str, &str, &str, &str)] = &[(
+    "GRPCRoute",
+    crate::render::gateway::GRPCROUTE_CRD,
+    "Gateway API, standard channel",
+    "spec.expose.grpcRoute",
+)];
+
+/// Why an object of `kind` cannot be applied where its CRD is missing, naming the CRD; `None`
+/// for kinds every cluster serves. The operator's condition and `prism-render
+/// --kube-api-versions` say the same.
+pub fn missing_crd(kind: &str, object: &str) -> Option<String> {
+    let (_, crd, from, field) = CRD_CHILD_KINDS.iter().find(|(k, ..)| *k == kind)?;
+    Some(format!(
+        "{object} needs the CustomResourceDefinition {crd} ({from}), which the cluster does \
+         not serve; install it, or remove {field}"
+    ))
+}
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@
 //! the same inputs always give the same objects, whichever tool calls it.
 
 pub mod contract;
+pub mod gateway;
 pub mod objects;
 pub mod placement;
 pub mod resolve;
@@ -36,12 +37,15 @@ pub const DEFAULT_PROXY_IMAGE: &str = "ghcr.io/prism/prism-proxy:0.1.0";
 pub struct RenderOptions {
     /// Proxy image for shards without `spec.image`.
     pub proxy_image: String,
+    /// NetworkPolicies for shards that do not set `spec.networkPolicy.enabled`.
+    pub network_policies: bool,
 }
 
 impl Default for RenderOptions {
     fn default() -> Self {
         Self {
             proxy_image: DEFAULT_PROXY_IMAGE.into(),
+            network_policies: false,
         }
     }
 }
@@ -96,14 +100,20 @@ impl Renderer {
         objects::parse_rendered(template, &text)
     }
 
-    /// The objects of one shard: ConfigMap, Services, StatefulSet, PDB and (with autoscaling)
-    /// HPA. `plugins` are the plugins at the versions this shard should run.
+    /// The objects of one shard: ConfigMap, Services, StatefulSet, PDB, and as asked HPA,
+    /// Ingress or GRPCRoute, and NetworkPolicy. `plugins` are the plugins at the versions this
+    /// shard should run.
     pub fn render_shard(
         &self,
         shard: &PrismShard,
         plugins: &[PluginUse<'_>],
     ) -> Result<Vec<Object>, RenderError> {
-        let ctx = values::shard_context(shard, plugins, &self.options.proxy_image);
+        let ctx = values::shard_context(
+            shard,
+            plugins,
+            &self.options.proxy_image,
+            self.options.network_policies,
+        );
         let config = self.render("shard-configmap.yaml", &ctx)?;
         let mut sts = self.render("shard-statefulset.yaml", &ctx)?;
         objects::stamp_config_hash(&mut sts, &[&config.value["data"]]);
@@ -117,13 +127,29 @@ impl Renderer {
         if shard.spec.autoscaling.as_ref().is_some_and(|a| a.enabled) {
             out.push(self.render("shard-hpa.yaml", &ctx)?);
         }
+        if let Some(expose) = &shard.spec.expose {
+            if expose.ingress.is_some() {
+                out.push(self.render("shard-ingress.yaml", &ctx)?);
+            }
+            if expose.grpc_route.is_some() {
+                out.push(self.render("shard-grpcroute.yaml", &ctx)?);
+            }
+        }
+        if values::wants_network_policies(shard, self.options.network_policies) {
+            out.push(self.render("shard-networkpolicy.yaml", &ctx)?);
+        }
         sort_objects(&mut out);
         Ok(out)
     }
 
-    /// The objects of one remote plugin: Deployment, Service and PDB.
-    pub fn render_remote_plugin(&self, plugin: &PrismPlugin) -> Result<Vec<Object>, RenderError> {
-        let ctx = values::plugin_context(plugin);
+    /// The objects of one remote plugin: Deployment, Service, PDB and, when protected,
+    /// NetworkPolicy. `users` are the shards of its namespace that list it.
+    pub fn render_remote_plugin(
+        &self,
+        plugin: &PrismPlugin,
+        users: &[&PrismShard],
+    ) -> Result<Vec<Object>, RenderError> {
+        let ctx = values::plugin_context(plugin, users, self.options.network_policies);
         let mut deploy = self.render("plugin-deployment.yaml", &ctx)?;
         objects::stamp_config_hash(&mut deploy, &[]);
         let mut out = vec![
@@ -131,6 +157,9 @@ impl Renderer {
             self.render("plugin-service.yaml", &ctx)?,
             self.render("plugin-pdb.yaml", &ctx)?,
         ];
+        if ctx.protected() {
+            out.push(self.render("plugin-networkpolicy.yaml", &ctx)?);
+        }
         sort_objects(&mut out);
         Ok(out)
     }
@@ -153,7 +182,8 @@ impl Renderer {
             out.push((custom_resource(&plugin.value), &plugin.origin));
         }
         for plugin in &resolved.remote_plugins {
-            match self.render_remote_plugin(&plugin.value) {
+            let users = users_of(fleet, &plugin.value);
+            match self.render_remote_plugin(&plugin.value, &users) {
                 Ok(objs) => out.extend(objs.into_iter().map(|o| (o, &*plugin.origin))),
                 Err(e) => problems.push(plugin.diagnostic("", e.to_string())),
             }
@@ -174,6 +204,18 @@ impl Renderer {
         sort_objects(&mut objects);
         problems.into_result(objects)
     }
+}
+
+/// The shards of `plugin`'s namespace that list it.
+pub fn users_of<'a>(fleet: &'a Fleet, plugin: &PrismPlugin) -> Vec<&'a PrismShard> {
+    let name = plugin.name_any();
+    fleet
+        .shards
+        .iter()
+        .map(|s| &s.value)
+        .filter(|s| s.namespace() == plugin.namespace())
+        .filter(|s| s.spec.plugins.iter().any(|p| p.name == name))
+        .collect()
 }
 
 /// An input custom resource as it is emitted: without status and server-set metadata.

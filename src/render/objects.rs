@@ -5,12 +5,14 @@
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::gateway::GrpcRoute;
 use crate::api::CONFIG_HASH_ANNOTATION;
 
 /// One rendered Kubernetes object.
@@ -78,6 +80,9 @@ pub(crate) fn parse_rendered(template: &str, text: &str) -> Result<Object, Rende
         "Deployment" => round_trip::<Deployment>(&original),
         "PodDisruptionBudget" => round_trip::<PodDisruptionBudget>(&original),
         "HorizontalPodAutoscaler" => round_trip::<HorizontalPodAutoscaler>(&original),
+        "Ingress" => round_trip::<Ingress>(&original),
+        "NetworkPolicy" => round_trip::<NetworkPolicy>(&original),
+        "GRPCRoute" => round_trip::<GrpcRoute>(&original),
         other => Err(format!("renders unsupported kind {other:?}")),
     }
     .map_err(|m| RenderError::new(template, m))?;

@@ -274,6 +274,8 @@ mod tests {
                 storage: None,
                 service: None,
                 admin_endpoint: None,
+                expose: None,
+                network_policy: None,
             },
         );
         s.metadata.namespace = Some("prod".into());

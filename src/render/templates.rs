@@ -14,9 +14,13 @@ pub const TEMPLATE_NAMES: &[&str] = &[
     "shard-statefulset.yaml",
     "shard-pdb.yaml",
     "shard-hpa.yaml",
+    "shard-ingress.yaml",
+    "shard-grpcroute.yaml",
+    "shard-networkpolicy.yaml",
     "plugin-deployment.yaml",
     "plugin-service.yaml",
     "plugin-pdb.yaml",
+    "plugin-networkpolicy.yaml",
 ];
 
 /// Template sources by name.
@@ -51,6 +55,22 @@ impl Templates {
             (
                 "shard-hpa.yaml",
                 include_str!("../../templates/shard-hpa.yaml"),
+            ),
+            (
+                "shard-ingress.yaml",
+                include_str!("../../templates/shard-ingress.yaml"),
+            ),
+            (
+                "shard-grpcroute.yaml",
+                include_str!("../../templates/shard-grpcroute.yaml"),
+            ),
+            (
+                "shard-networkpolicy.yaml",
+                include_str!("../../templates/shard-networkpolicy.yaml"),
+            ),
+            (
+                "plugin-networkpolicy.yaml",
+                include_str!("../../templates/plugin-networkpolicy.yaml"),
             ),
             (
                 "plugin-deployment.yaml",

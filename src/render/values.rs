@@ -109,17 +109,76 @@ pub struct ShardContext {
     storage: Value,
     service: Value,
     autoscaling: Option<Value>,
+    expose: Value,
+    network_policy: Option<Value>,
     sidecars: Vec<Value>,
     installs: Vec<Value>,
     /// The proxy's configuration file (`proxy.yaml` in the ConfigMap).
     pub config_data: String,
 }
 
-/// Builds the shard context. `plugins` must already be resolved and checked.
+/// Whether `shard` gets NetworkPolicies: its own `networkPolicy.enabled`, else `default`.
+pub fn wants_network_policies(shard: &PrismShard, default: bool) -> bool {
+    shard
+        .spec
+        .network_policy
+        .as_ref()
+        .and_then(|p| p.enabled)
+        .unwrap_or(default)
+}
+
+/// What the expose templates see: `ingress` or `grpc_route` (null when the shard has none).
+fn expose_json(shard: &PrismShard) -> Value {
+    let Some(expose) = shard.spec.expose.as_ref() else {
+        return Value::Null;
+    };
+    json!({
+        "ingress": expose.ingress.as_ref().map(|i| json!({
+            "class_name": i.class_name,
+            "hosts": i.hosts,
+            "tls_secret_name": i.tls_secret_name,
+            "annotations": i.annotations,
+        })),
+        "grpc_route": expose.grpc_route.as_ref().map(|r| json!({
+            "parent_refs": r.parent_refs.iter().map(|p| json!({
+                "name": p.name,
+                "namespace": p.namespace,
+                "section_name": p.section_name,
+                "port": p.port,
+            })).collect::<Vec<_>>(),
+            "hostnames": r.hostnames,
+            "annotations": r.annotations,
+        })),
+    })
+}
+
+/// What the shard's NetworkPolicy template sees, when it has one.
+fn network_policy_json(shard: &PrismShard) -> Value {
+    let policy = shard.spec.network_policy.clone().unwrap_or_default();
+    let clients = match policy.clients.is_empty() {
+        // Pods of the shard's own namespace.
+        true => json!([{"podSelector": {}}]),
+        false => serde_json::to_value(&policy.clients).expect("peers serialize"),
+    };
+    let mut types = vec!["Ingress"];
+    if policy.egress.is_some() {
+        types.push("Egress");
+    }
+    json!({
+        "clients": clients,
+        "monitoring_namespace": policy.monitoring_namespace.as_deref().unwrap_or("monitoring"),
+        "policy_types": types,
+        "egress": policy.egress,
+    })
+}
+
+/// Builds the shard context. `plugins` must already be resolved and checked;
+/// `network_policies` is the default for shards that do not say.
 pub fn shard_context(
     shard: &PrismShard,
     plugins: &[PluginUse<'_>],
     default_image: &str,
+    network_policies: bool,
 ) -> ShardContext {
     let name = shard.name_any();
     let namespace = shard.namespace().unwrap_or_default();
@@ -265,6 +324,9 @@ pub fn shard_context(
             "annotations": service.map(|s| s.annotations.clone()).unwrap_or_default(),
         }),
         autoscaling,
+        expose: expose_json(shard),
+        network_policy: wants_network_policies(shard, network_policies)
+            .then(|| network_policy_json(shard)),
         sidecars,
         installs,
         config_data: serde_yaml::to_string(&config).expect("config serializes"),
@@ -288,15 +350,36 @@ pub struct PluginContext {
     period_seconds: u64,
     timeout_seconds: u64,
     resources: Value,
+    network_policy: Option<Value>,
 }
 
-/// Builds the context of a remote plugin.
-pub fn plugin_context(plugin: &PrismPlugin) -> PluginContext {
+impl PluginContext {
+    /// Whether the plugin gets a NetworkPolicy.
+    pub fn protected(&self) -> bool {
+        self.network_policy.is_some()
+    }
+}
+
+/// Builds the context of a remote plugin used by the shards `users` (every shard of its
+/// namespace listing it). It gets a NetworkPolicy when one of them wants policies, or, used by
+/// none, when that is the default.
+pub fn plugin_context(
+    plugin: &PrismPlugin,
+    users: &[&PrismShard],
+    network_policies: bool,
+) -> PluginContext {
     let name = plugin.name_any();
     let mut labels = labels("prism-plugin", &name, &plugin.spec.version, "plugin");
     labels.insert(PLUGIN_LABEL.into(), name.clone());
     let port = plugin_port(plugin);
     let (period, timeout) = probe_timing(plugin);
+    let protected = match users.is_empty() {
+        true => network_policies,
+        false => users
+            .iter()
+            .any(|s| wants_network_policies(s, network_policies)),
+    };
+    let shards: std::collections::BTreeSet<String> = users.iter().map(|s| s.name_any()).collect();
     PluginContext {
         namespace: plugin.namespace().unwrap_or_default(),
         fullname: plugin_fullname(&name),
@@ -311,5 +394,6 @@ pub fn plugin_context(plugin: &PrismPlugin) -> PluginContext {
         period_seconds: period,
         timeout_seconds: timeout,
         resources: resources_json(&plugin.spec.deployment.resources),
+        network_policy: protected.then(|| json!({"proxy_name": PROXY_NAME, "shards": shards})),
     }
 }

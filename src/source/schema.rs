@@ -380,7 +380,7 @@ fn escape_controls(json: &str) -> String {
 
 /// What the patterns of the Prism schemas mean, in words, for messages.
 fn describe_pattern(pattern: &str) -> Option<&'static str> {
-    use crate::api::{ADMIN_ENDPOINTS, DNS_LABEL, DURATION, SEMVER, SEMVER_REQ};
+    use crate::api::{ADMIN_ENDPOINTS, DNS_LABEL, DURATION, HOSTNAME, SEMVER, SEMVER_REQ};
     Some(match pattern {
         p if p == DURATION => "a duration such as 300s, 5m, 1h30m or 250ms",
         p if p == SEMVER => "a semantic version such as 1.4.2 (no leading v)",
@@ -390,6 +390,12 @@ fn describe_pattern(pattern: &str) -> Option<&'static str> {
         }
         r"^[a-z0-9]([-_a-z0-9]*[a-z0-9])?$" | r"^[a-z0-9]([_a-z0-9]*[a-z0-9])?$" => {
             "made of lower-case letters, digits, '-' and '_', starting and ending with a letter or digit"
+        }
+        r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$" => {
+            "a DNS subdomain name: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit"
+        }
+        p if p == HOSTNAME => {
+            "a lower-case DNS host name such as grpc.example.com, or *.example.com"
         }
         p if p == ADMIN_ENDPOINTS => {
             "a host:port address, or up to 16 of them separated by commas (the nodes of an HA admin)"

@@ -6,6 +6,9 @@
 #
 #   monitoring.coreos.com_servicemonitors.yaml   github.com/prometheus-operator/prometheus-operator
 #                                                example/prometheus-operator-crd/
+#   gateway.networking.k8s.io_*.yaml             sigs.k8s.io/gateway-api config/crd/standard/
+#                                                (the standard channel: GatewayClass, Gateway,
+#                                                GRPCRoute, HTTPRoute, ReferenceGrant)
 #
 # Output: the directory holding the CRD files on the last line of stdout; progress on stderr.
 # Cache:  ${PRISM_CRDS_CACHE:-$HOME/.cache/prism-operator/crds}/<key>/bin (see ../gobuild.sh).
@@ -18,11 +21,13 @@ source "$here/../gobuild.sh"
 log_prefix="prism crds"
 modules=(upstream)
 # Bump when build_into below produces other files: the cache key does not hash this script.
-recipe=1
+recipe=2
 go_needed_by="the wrapper module needs"
 cache_dir=${PRISM_CRDS_CACHE:-$cache_root/crds}
 executables=()
+gateway_kinds=(gatewayclasses gateways grpcroutes httproutes referencegrants)
 data_files=(monitoring.coreos.com_servicemonitors.yaml)
+for plural in "${gateway_kinds[@]}"; do data_files+=("gateway.networking.k8s.io_$plural.yaml"); done
 what="the upstream CRDs"
 # Module sources only: a few MiB.
 headroom_kb=$((64 * 1024))
@@ -31,11 +36,19 @@ cold_build_kb=0
 min_free_var=
 
 build_into() {
-	local stage=$1 prometheus_operator=github.com/prometheus-operator/prometheus-operator dir
-	(cd "$here/upstream" && "$go_bin" mod download "$prometheus_operator")
+	local stage=$1 prometheus_operator=github.com/prometheus-operator/prometheus-operator
+	local gateway_api=sigs.k8s.io/gateway-api dir plural
+	(cd "$here/upstream" && "$go_bin" mod download "$prometheus_operator" "$gateway_api")
 	dir=$(mod_dir upstream "$prometheus_operator")
 	install -m 0644 "$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$stage/"
-	printf 'prometheus-operator: %s\n' "$(mod_version upstream "$prometheus_operator")" >"$stage/versions.txt"
+	dir=$(mod_dir upstream "$gateway_api")
+	for plural in "${gateway_kinds[@]}"; do
+		install -m 0644 "$dir/config/crd/standard/gateway.networking.k8s.io_$plural.yaml" "$stage/"
+	done
+	{
+		printf 'prometheus-operator: %s\n' "$(mod_version upstream "$prometheus_operator")"
+		printf 'gateway-api: %s (standard channel)\n' "$(mod_version upstream "$gateway_api")"
+	} >"$stage/versions.txt"
 }
 
 gobuild

@@ -16,6 +16,9 @@ pub const SEMVER_REQ: &str = r"^[\^~=<>*0-9A-Za-z., +-]+$";
 pub const DURATION: &str = r"^([0-9]+(ms|s|m|h))+$";
 /// Pattern of an admin endpoint list: `host:port`, or up to 16 separated by commas.
 pub const ADMIN_ENDPOINTS: &str = r"^[A-Za-z0-9.-]+:[0-9]{1,5}(,[A-Za-z0-9.-]+:[0-9]{1,5}){0,15}$";
+/// A DNS host name, optionally with a leading `*.` wildcard, lower case.
+pub const HOSTNAME: &str =
+    r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 
 /// Longest name of a shard or plugin: leaves room for `prism-`/`prism-plugin-` prefixes,
 /// `-headless` suffixes and the controller-revision hash within the 63-character label limit.

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::networking::v1::{NetworkPolicyEgressRule, NetworkPolicyPeer};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
@@ -119,6 +120,14 @@ pub struct PrismShardSpec {
         regex(pattern = super::ADMIN_ENDPOINTS)
     )]
     pub admin_endpoint: Option<String>,
+    /// How clients outside the cluster reach the shard: an Ingress or a Gateway API GRPCRoute
+    /// in front of its client Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expose: Option<ShardExpose>,
+    /// NetworkPolicies for the shard's proxies and the remote plugins it uses; off unless
+    /// enabled here or by the operator's default (`--network-policies`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<ShardNetworkPolicy>,
 }
 
 fn default_replicas() -> i32 {
@@ -198,6 +207,133 @@ pub struct ShardService {
     /// Annotations for the Service (e.g. load-balancer settings).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+}
+
+/// How a shard is exposed outside the cluster: exactly one of `ingress` and `grpcRoute`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new("has(self.ingress) != has(self.grpcRoute)").message("expose needs exactly one of ingress and grpcRoute"))]
+pub struct ShardExpose {
+    /// A `networking.k8s.io/v1` Ingress routing every path of its hosts to the shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<ShardIngress>,
+    /// A Gateway API `GRPCRoute` (`gateway.networking.k8s.io/v1`, standard channel) attaching
+    /// the shard to existing Gateways.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_route: Option<ShardGrpcRoute>,
+}
+
+/// An Ingress in front of a shard. gRPC needs HTTP/2 to the proxies: most controllers want an
+/// annotation for that (see the README for the common ones).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShardIngress {
+    /// IngressClass; the cluster's default class when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub class_name: Option<String>,
+    /// Host names clients use.
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    #[schemars(
+        length(min = 1, max = 16),
+        inner(length(min = 1, max = 253), regex(pattern = super::HOSTNAME))
+    )]
+    pub hosts: Vec<String>,
+    /// Secret (`kubernetes.io/tls`, in the shard's namespace) with the certificate for every
+    /// host; plaintext when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub tls_secret_name: Option<String>,
+    /// Annotations of the Ingress (controller settings such as the backend protocol).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A GRPCRoute attaching a shard to Gateways.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShardGrpcRoute {
+    /// The Gateways (or their listeners) the route attaches to.
+    #[x_kube(merge_strategy = ListMerge::Atomic)]
+    #[schemars(length(min = 1, max = 32))]
+    pub parent_refs: Vec<GatewayRef>,
+    /// Host names the route matches; every host name of the listeners when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    #[schemars(
+        length(max = 16),
+        inner(length(min = 1, max = 253), regex(pattern = super::HOSTNAME))
+    )]
+    pub hostnames: Vec<String>,
+    /// Annotations of the GRPCRoute.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A Gateway (optionally one listener of it) a route attaches to.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GatewayRef {
+    /// Name of the Gateway.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// Namespace of the Gateway; the shard's own when unset. Its listener must allow routes
+    /// from the shard's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub namespace: Option<String>,
+    /// Listener of the Gateway; every listener that allows the route when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub section_name: Option<String>,
+    /// Port of the listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+}
+
+/// NetworkPolicies of a shard. With them, the proxies accept their data port only from
+/// `clients` and their metrics port only from the monitoring namespace; plugin sidecar ports
+/// are not reachable from outside the pod; remote plugins accept their gRPC port only from the
+/// proxies of the shards that use them. Egress stays open unless `egress` is given.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShardNetworkPolicy {
+    /// Render the policies; the operator's default (`--network-policies`) when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Who may reach the proxies' gRPC port (8980): NetworkPolicy peers (namespace and pod
+    /// selectors, IP blocks). Pods in the shard's own namespace when empty. An Ingress
+    /// controller or Gateway in front of the shard must be listed too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Atomic)]
+    #[schemars(length(max = 32))]
+    pub clients: Vec<NetworkPolicyPeer>,
+    /// Namespace whose pods may scrape the metrics port (9090); `monitoring` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub monitoring_namespace: Option<String>,
+    /// Egress rules of the proxies. Unset: egress is not restricted. Set (even empty): only
+    /// these destinations are allowed, so include DNS, Prism admin and the backends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(merge_strategy = ListMerge::Atomic)]
+    #[schemars(length(max = 32))]
+    pub egress: Option<Vec<NetworkPolicyEgressRule>>,
 }
 
 /// Kinds of client Service a shard can have.

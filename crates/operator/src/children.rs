@@ -19,7 +19,7 @@ use super::context::{Ctx, owner_ref};
 use super::error::Error;
 use prism_api::{PrismPlugin, PrismShard};
 use prism_render::render::Object;
-use prism_render::render::contract::{PLUGIN_LABEL, SHARD_LABEL};
+use prism_render::render::contract::{PLUGIN_LABEL, SHARD_LABEL, missing_crd};
 
 /// Annotation that allows pruning every object of an owner.
 pub const ALLOW_EMPTY_PRUNE: &str = "prism.io/allow-empty-prune";
@@ -83,6 +83,11 @@ pub async fn apply_and_prune<K: Owner>(
         let Some(ar) = apply::api_resource(&obj.api_version, &obj.kind) else {
             continue;
         };
+        if !ctx.served.has(&obj.kind) {
+            let why = missing_crd(&obj.kind, &obj.id()).unwrap_or_default();
+            degraded = Some(Degradation::new(reason::CRD_MISSING, why));
+            continue;
+        }
         let desired = apply::desired(obj, &reference);
         let live = ctx.child(&obj.kind, &ns, &obj.name).map(|o| as_json(&o));
         let live = match hook.before_apply(ctx, obj, &desired, live).await {

@@ -40,6 +40,8 @@ pub mod reason {
     pub const UNSCHEDULABLE: &str = "Unschedulable";
     /// Another writer keeps changing fields the operator sets.
     pub const FIELD_CONFLICT: &str = "FieldConflict";
+    /// A child's kind needs a CRD the cluster does not serve (e.g. GRPCRoute).
+    pub const CRD_MISSING: &str = "CRDMissing";
     /// The volumes of a shard would have to shrink.
     pub const STORAGE_SHRINK_REFUSED: &str = "StorageShrinkRefused";
     /// Growing the volumes of a shard failed.

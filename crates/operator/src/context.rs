@@ -21,6 +21,7 @@ use super::apply::{CHILD_KINDS, FIELD_MANAGER, api_resource};
 use super::children::Contests;
 use super::error::Error;
 use super::metrics::Metrics;
+use super::served::Served;
 use k8s_openapi::api::core::v1::Pod;
 
 use prism_admin::AdminPool;
@@ -80,6 +81,8 @@ pub struct Ctx {
     pub admin: AdminPool,
     /// Objects another writer keeps changing.
     pub contests: Contests,
+    /// The CRD child kinds the cluster serves.
+    pub served: Served,
     failures: Failures,
     registered: Mutex<Registrations>,
     pushed: Mutex<HashMap<String, (u64, std::time::Instant)>>,
@@ -100,6 +103,8 @@ pub struct Caches {
     pub pods: Store<Pod>,
     /// Child kinds.
     pub children: ChildStores,
+    /// The CRD child kinds the cluster serves (their caches start once they are).
+    pub served: Served,
 }
 
 impl Ctx {
@@ -352,10 +357,12 @@ pub fn managed_children() -> watcher::Config {
     watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"))
 }
 
-/// Reflectors of every child kind, labelled as managed by us.
+/// Reflectors of every child kind, labelled as managed by us. Those of kinds that need a CRD
+/// start watching once `served` says the cluster serves them.
 pub fn reflect_children(
     client: &Client,
     settings: &Settings,
+    served: &Served,
 ) -> (ChildStores, Vec<futures::future::BoxFuture<'static, ()>>) {
     let mut stores = BTreeMap::new();
     let mut tasks = Vec::new();
@@ -364,7 +371,8 @@ pub fn reflect_children(
         let api = dynamic_api(client, settings, &ar);
         let writer = reflector::store::Writer::new(ar.clone());
         let reader = writer.as_reader();
-        let stream = watcher(api, managed_children())
+        let stream = futures::stream::once(served.until(kind))
+            .flat_map(move |()| watcher(api.clone(), managed_children()))
             .default_backoff()
             .modify(|o| o.managed_fields_mut().clear())
             .reflect(writer)
@@ -408,6 +416,7 @@ impl Ctx {
             registered: Mutex::default(),
             pushed: Mutex::default(),
             contests: Contests::default(),
+            served: caches.served,
         })
     }
 

@@ -20,6 +20,7 @@ pub mod quantity;
 pub mod rbac;
 pub mod rollout;
 pub mod run;
+pub mod served;
 pub mod server;
 pub mod shard;
 pub mod status;

@@ -139,6 +139,10 @@ struct RunArgs {
     /// Directory of templates replacing the embedded ones by file name.
     #[arg(long, env = "PRISM_TEMPLATES")]
     templates: Option<PathBuf>,
+    /// Render NetworkPolicies for shards that do not set spec.networkPolicy.enabled (and for
+    /// the remote plugins they use).
+    #[arg(long, env = "PRISM_NETWORK_POLICIES")]
+    network_policies: bool,
     #[command(flatten)]
     admin: AdminArgs,
     /// Let several shards sync to one Prism admin. Admin then serves a shard's namespaces from
@@ -257,6 +261,7 @@ fn run_operator(args: RunArgs) -> ExitCode {
             deletion_deadline: args.deletion_deadline,
         },
         proxy_image: args.proxy_image,
+        network_policies: args.network_policies,
         templates: args.templates,
         metrics_addr: args.metrics_addr,
         leader_election: args.leader_elect,

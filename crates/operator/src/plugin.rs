@@ -179,7 +179,9 @@ async fn apply_remote(ctx: &Ctx, plugin: &PrismPlugin) -> Result<Remote, Error> 
             degraded: None,
         });
     }
-    let objects = match ctx.renderer.render_remote_plugin(plugin) {
+    let users = users_of(ctx, plugin);
+    let users: Vec<&PrismShard> = users.iter().map(|s| &**s).collect();
+    let objects = match ctx.renderer.render_remote_plugin(plugin, &users) {
         Ok(objects) => objects,
         Err(e) => {
             ctx.event(plugin, true, reason::RENDER_FAILED, e.to_string())
@@ -193,6 +195,20 @@ async fn apply_remote(ctx: &Ctx, plugin: &PrismPlugin) -> Result<Remote, Error> 
     let ready = remote_available(ctx, plugin, &objects);
     let degraded = children::apply_and_prune(ctx, plugin, &objects, &()).await?;
     Ok(Remote { ready, degraded })
+}
+
+/// The shards of the plugin's namespace that list it.
+fn users_of(ctx: &Ctx, plugin: &PrismPlugin) -> Vec<Arc<PrismShard>> {
+    let name = plugin.name_any();
+    let mut users: Vec<Arc<PrismShard>> = ctx
+        .shards
+        .state()
+        .into_iter()
+        .filter(|s| s.namespace() == plugin.namespace())
+        .filter(|s| s.spec.plugins.iter().any(|p| p.name == name))
+        .collect();
+    users.sort_by_key(|s| s.name_any());
+    users
 }
 
 /// Whether the live Deployment among `objects` is available and updated on every replica.

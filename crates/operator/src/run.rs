@@ -15,7 +15,7 @@ use kube::api::ListParams;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
@@ -25,9 +25,10 @@ use super::apply::{CHILD_KINDS, api_resource};
 use super::context::{
     Caches, Ctx, Settings, api, dynamic_api, managed_children, reflect, reflect_children,
 };
+use super::served::{self, Served};
 use super::server::{Health, serve};
 use super::{namespace, plugin, shard};
-use prism_api::{PrismNamespace, PrismPlugin, PrismShard};
+use prism_api::{PluginDeploymentType, PrismNamespace, PrismPlugin, PrismShard};
 use prism_render::render::RenderOptions;
 use prism_render::render::contract::{PROXY_NAME, SHARD_LABEL};
 
@@ -41,6 +42,8 @@ pub struct RunConfig {
     pub settings: Settings,
     /// Proxy image for shards without `spec.image`.
     pub proxy_image: String,
+    /// NetworkPolicies for shards that do not say.
+    pub network_policies: bool,
     /// Templates replacing the embedded ones.
     pub templates: Option<PathBuf>,
     /// Address of `/metrics`, `/healthz`, `/readyz`.
@@ -67,6 +70,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         cfg.templates.as_deref(),
         RenderOptions {
             proxy_image: cfg.proxy_image.clone(),
+            network_policies: cfg.network_policies,
         },
     )
     .map_err(|e| anyhow::anyhow!("templates: {e}"))?;
@@ -74,7 +78,10 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let stop = Stop(stop_rx);
     tokio::spawn(signal_stop(stop_tx.clone()));
 
-    let (caches, cache_tasks) = caches(&client, &cfg.settings);
+    let served = Served::default();
+    served::discover(&client, &served).await;
+    tokio::spawn(served::keep_discovering(client.clone(), served.clone()));
+    let (caches, cache_tasks) = caches(&client, &cfg.settings, served);
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -135,7 +142,11 @@ impl Stop {
 }
 
 /// The caches every reconciler reads, and the tasks that keep them fed (not started yet).
-fn caches(client: &Client, settings: &Settings) -> (Caches, Vec<BoxFuture<'static, ()>>) {
+fn caches(
+    client: &Client,
+    settings: &Settings,
+    served: Served,
+) -> (Caches, Vec<BoxFuture<'static, ()>>) {
     let (shards, shards_task) = reflect(
         api::<PrismShard>(client, settings),
         watcher::Config::default(),
@@ -148,7 +159,7 @@ fn caches(client: &Client, settings: &Settings) -> (Caches, Vec<BoxFuture<'stati
         api::<PrismNamespace>(client, settings),
         watcher::Config::default(),
     );
-    let (children, child_tasks) = reflect_children(client, settings);
+    let (children, child_tasks) = reflect_children(client, settings, &served);
     let (pods, pods_task) = reflect(api::<Pod>(client, settings), proxy_pods());
     let caches = Caches {
         shards,
@@ -156,6 +167,7 @@ fn caches(client: &Client, settings: &Settings) -> (Caches, Vec<BoxFuture<'stati
         namespaces,
         pods,
         children,
+        served,
     };
     let tasks = [shards_task, plugins_task, namespaces_task, pods_task]
         .into_iter()
@@ -220,8 +232,11 @@ async fn sync_caches(ctx: &Ctx, health: &Health) -> anyhow::Result<()> {
         .await
         .context("PrismNamespace cache")?;
     ctx.pods.wait_until_ready().await.context("Pod cache")?;
-    for (_, store) in ctx.children.values() {
-        store.wait_until_ready().await.context("child cache")?;
+    // Kinds whose CRD is missing have no cache yet: it fills once they are served.
+    for (kind, (_, store)) in &ctx.children {
+        if ctx.served.has(kind) {
+            store.wait_until_ready().await.context("child cache")?;
+        }
     }
     health.ready.store(true, Ordering::Relaxed);
     tracing::info!("caches synced; reconciling");
@@ -393,7 +408,13 @@ where
         .fold(controller, |c, (version, kind, _)| {
             let ar = api_resource(version, kind).expect("child kinds are known");
             let api = dynamic_api(&ctx.client, &ctx.settings, &ar);
-            c.owns_with(api, ar, managed_children())
+            if !served::needs_crd(kind) {
+                return c.owns_with(api, ar, managed_children());
+            }
+            // Watched from the moment the cluster serves the kind.
+            let changes = futures::stream::once(ctx.served.until(kind))
+                .flat_map(move |()| watcher(api.clone(), managed_children()).touched_objects());
+            c.owns_stream_with(changes, ar)
         })
 }
 
@@ -433,6 +454,7 @@ async fn shard_controller(
                     .map(|shard| ObjectRef::<PrismShard>::new(&shard).within(&namespace))
             },
         )
+        .reconcile_all_on(ctx.served.arrivals())
         .with_config(config(cfg))
         .trigger_backoff(trigger_backoff())
         .graceful_shutdown_on(stop)
@@ -460,6 +482,7 @@ async fn plugin_controller(
     let client = &ctx.client;
     let s = &ctx.settings;
     let store = ctx.shards.clone();
+    let remote = ctx.plugins.clone();
     let controller = Controller::new(api::<PrismPlugin>(client, s), watcher::Config::default());
     owns_children(controller, ctx)
         .watches(
@@ -477,8 +500,22 @@ async fn plugin_controller(
         .watches(
             api::<PrismShard>(client, s),
             watcher::Config::default(),
-            |sh| plugins_of(&sh),
+            move |sh| {
+                // Its plugins, and every remote plugin of its namespace: a shard that stopped
+                // listing one must leave that plugin's NetworkPolicy at once.
+                let mut refs = plugins_of(&sh);
+                refs.extend(
+                    remote
+                        .state()
+                        .iter()
+                        .filter(|p| p.namespace() == sh.namespace())
+                        .filter(|p| p.spec.deployment.type_ == PluginDeploymentType::Remote)
+                        .map(|p| ObjectRef::from_obj(&**p)),
+                );
+                refs
+            },
         )
+        .reconcile_all_on(ctx.served.arrivals())
         .with_config(config(cfg))
         .trigger_backoff(trigger_backoff())
         .graceful_shutdown_on(stop)

@@ -108,27 +108,30 @@ pub async fn write<K: Reconciled>(
         return Ok(false);
     }
     ctx.patch_status(obj, new).await?;
-    if let Some(message) = conflict_begun(old.conditions(), new.conditions()) {
-        ctx.event(obj, true, reason::FIELD_CONFLICT, message.to_string())
-            .await;
+    if let Some((why, message)) = problem_begun(old.conditions(), new.conditions()) {
+        ctx.event(obj, true, why, message.to_string()).await;
     }
     Ok(true)
 }
 
-/// The message of a field conflict that `new` reports and `old` did not (or with another
-/// message): a conflict is announced once when it begins, not on every reconcile it lasts.
-pub fn conflict_begun<'a>(old: &[Condition], new: &'a [Condition]) -> Option<&'a str> {
-    fn conflict(cs: &[Condition]) -> Option<&str> {
+/// Degradations announced by a Warning event when they begin.
+const ANNOUNCED: &[&str] = &[reason::FIELD_CONFLICT, reason::CRD_MISSING];
+
+/// The reason and message of an announced degradation (a field conflict, a missing CRD) that
+/// `new` reports and `old` did not (or with another message): it is announced once when it
+/// begins, not on every reconcile it lasts.
+pub fn problem_begun<'a>(old: &[Condition], new: &'a [Condition]) -> Option<(&'a str, &'a str)> {
+    fn problem(cs: &[Condition]) -> Option<(&str, &str)> {
         cs.iter()
             .find(|c| {
                 c.type_ == condition::DEGRADED
                     && c.status == "True"
-                    && c.reason == reason::FIELD_CONFLICT
+                    && ANNOUNCED.contains(&c.reason.as_str())
             })
-            .map(|c| c.message.as_str())
+            .map(|c| (c.reason.as_str(), c.message.as_str()))
     }
-    let now = conflict(new)?;
-    (conflict(old) != Some(now)).then_some(now)
+    let now = problem(new)?;
+    (problem(old) != Some(now)).then_some(now)
 }
 
 #[cfg(test)]
@@ -154,7 +157,7 @@ mod tests {
     }
 
     #[test]
-    fn a_field_conflict_is_announced_when_it_begins_only() {
+    fn conflicts_and_missing_crds_are_announced_when_they_begin_only() {
         let now = jiff::Timestamp::from_second(1_000).unwrap();
         let with = |degraded: Option<Degradation>| {
             let mut status = PrismShardStatus::default();
@@ -176,10 +179,20 @@ mod tests {
             "rival owns y",
         )));
         let refused = with(Some(Degradation::new(reason::PRUNE_REFUSED, "no")));
-        assert_eq!(conflict_begun(&healthy, &rival), Some("rival owns x"));
-        assert_eq!(conflict_begun(&refused, &rival), Some("rival owns x"));
-        assert_eq!(conflict_begun(&rival, &rival), None);
-        assert_eq!(conflict_begun(&rival, &other), Some("rival owns y"));
-        assert_eq!(conflict_begun(&rival, &healthy), None);
+        let missing = with(Some(Degradation::new(reason::CRD_MISSING, "no CRD")));
+        let x = Some((reason::FIELD_CONFLICT, "rival owns x"));
+        assert_eq!(problem_begun(&healthy, &rival), x);
+        assert_eq!(problem_begun(&refused, &rival), x);
+        assert_eq!(problem_begun(&rival, &rival), None);
+        assert_eq!(
+            problem_begun(&rival, &other),
+            Some((reason::FIELD_CONFLICT, "rival owns y"))
+        );
+        assert_eq!(problem_begun(&rival, &healthy), None);
+        assert_eq!(
+            problem_begun(&healthy, &missing),
+            Some((reason::CRD_MISSING, "no CRD"))
+        );
+        assert_eq!(problem_begun(&refused, &healthy), None);
     }
 }

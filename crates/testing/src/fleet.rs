@@ -386,6 +386,8 @@ fn shard(rng: &mut Lcg, i: usize, ns: &str, catalogue: &[PluginInfo]) -> PrismSh
                 None
             },
             admin_endpoint: None,
+            expose: None,
+            network_policy: None,
         },
     );
     s.metadata.namespace = Some(ns.to_string());
@@ -712,6 +714,7 @@ spec:
     port: 8980
     targetPort: grpc
     protocol: TCP
+    appProtocol: kubernetes.io/h2c
 ",
     ),
     (

@@ -41,6 +41,16 @@ struct Cli {
     /// Proxy image for shards that do not set spec.image.
     #[arg(long, global = true, value_name = "IMAGE", default_value = render::DEFAULT_PROXY_IMAGE, env = "PRISM_PROXY_IMAGE")]
     proxy_image: String,
+    /// Render NetworkPolicies for shards that do not set spec.networkPolicy.enabled (and the
+    /// remote plugins they use), as the operator's --network-policies does.
+    #[arg(long, global = true, env = "PRISM_NETWORK_POLICIES")]
+    network_policies: bool,
+    /// API versions the target cluster serves (comma-separated `group/version` and
+    /// `group/version/Kind`, as `kubectl api-versions` prints them or Argo CD passes them):
+    /// rendering a kind it does not serve is an error, naming the CRD to install for kinds
+    /// such as GRPCRoute. Unset: not checked.
+    #[arg(long, global = true, env = "KUBE_API_VERSIONS", value_name = "LIST")]
+    kube_api_versions: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -166,10 +176,6 @@ struct GenerateArgs {
     /// Target cluster's Kubernetes version: older than 1.30 is an error.
     #[arg(long, env = "KUBE_VERSION", value_name = "VERSION")]
     kube_version: Option<String>,
-    /// API versions the target cluster serves (comma-separated `group/version` and
-    /// `group/version/Kind`): rendering a built-in kind it does not serve is an error.
-    #[arg(long, env = "KUBE_API_VERSIONS", value_name = "LIST")]
-    kube_api_versions: Option<String>,
     /// Plugin env entry, as Argo CD passes `ARGOCD_ENV_<NAME>` (repeatable; wins over the
     /// environment).
     #[arg(long = "env", value_name = "NAME=VALUE")]
@@ -246,6 +252,11 @@ fn plain(message: String) -> Diagnostics {
 fn run(args: Cli) -> Result<Done, Diagnostics> {
     let options = RenderOptions {
         proxy_image: args.proxy_image.clone(),
+        network_policies: args.network_policies,
+    };
+    let served = |objects: &[render::Object]| match &args.kube_api_versions {
+        Some(list) => cmp::check_api_versions(objects, list, "--kube-api-versions").into_result(()),
+        None => Ok(()),
     };
     let common = Common {
         namespace: args.namespace.clone(),
@@ -287,6 +298,7 @@ fn run(args: Cli) -> Result<Done, Diagnostics> {
                     rendered.objects
                 }
             };
+            served(&objects)?;
             match out_dir {
                 Some(dir) => {
                     output::write_dir_atomically(&dir, &output::object_files(&objects))
@@ -302,11 +314,12 @@ fn run(args: Cli) -> Result<Done, Diagnostics> {
         }
         Command::Diff(d) => diff_command(&common, options, d),
         Command::Cmp { command } => {
-            let base = Settings::new(
+            let mut base = Settings::new(
                 args.namespace.clone(),
                 args.proxy_image.clone(),
                 args.templates.clone(),
             );
+            base.network_policies = args.network_policies;
             match command {
                 CmpCommand::Generate(g) => {
                     let mut app = AppEnv {
@@ -315,7 +328,7 @@ fn run(args: Cli) -> Result<Done, Diagnostics> {
                         revision: g.revision,
                         source_path: g.source_path,
                         kube_version: g.kube_version,
-                        kube_api_versions: g.kube_api_versions,
+                        kube_api_versions: args.kube_api_versions.clone(),
                         parameters: g.parameters,
                         ..Default::default()
                     };
@@ -333,6 +346,7 @@ fn run(args: Cli) -> Result<Done, Diagnostics> {
             let renderer = source::renderer(args.templates.as_deref(), options)?;
             let fleet = source::load_fleet(&inputs(paths), &args.namespace)?;
             let objects = renderer.render_fleet(&fleet)?;
+            served(&objects)?;
             Ok(format!(
                 "valid: {} shards, {} plugins, {} namespaces -> {} objects\n",
                 fleet.shards.len(),
