@@ -528,6 +528,7 @@ async fn kubectl_columns_are_useful() {
                 "Ready-Replicas",
                 "Namespaces",
                 "Ready",
+                "RPS",
                 "Age",
             ],
         ),

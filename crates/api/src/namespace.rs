@@ -34,6 +34,13 @@ use super::ValueSource;
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
+    printcolumn(name = "RPS", type_ = "integer", json_path = ".status.metrics.rps"),
+    printcolumn(
+        name = "P99",
+        type_ = "string",
+        json_path = ".status.metrics.p99Latency"
+    ),
+    printcolumn(name = "Health", type_ = "string", json_path = ".status.health"),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -231,10 +238,11 @@ pub struct PrismNamespaceStatus {
     /// Proxy pods of that shard.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prism_instances: Vec<String>,
-    /// `Healthy`, `Degraded` or `Unhealthy`, when known.
+    /// From traffic (with `--prometheus-url`): `Healthy`, `Degraded` (p99 above the shard's
+    /// SLA tier, or too many errors) or `Unknown` (no data). Also the `Healthy` condition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,
-    /// Traffic figures, when known.
+    /// Traffic figures from Prometheus, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<NamespaceMetrics>,
     /// Partition (0–255) Prism admin assigned.

@@ -47,6 +47,11 @@ use super::PluginDeploymentType;
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
     printcolumn(
+        name = "RPS",
+        type_ = "integer",
+        json_path = ".status.aggregateMetrics.totalRPS"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -399,11 +404,12 @@ pub struct ShardAdminStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AggregateMetrics {
-    /// Requests per second over all namespaces.
+    /// Requests per second over all the shard's proxies.
     #[serde(rename = "totalRPS", default, skip_serializing_if = "Option::is_none")]
     #[schemars(rename = "totalRPS")]
     pub total_rps: Option<i64>,
-    /// Mean of the namespaces' p99 latencies, e.g. `9ms`.
+    /// Mean over the shard's proxy replicas of each replica's p99 latency (over all its
+    /// requests in the query window), e.g. `9ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avg_p99_latency: Option<String>,
 }

@@ -10,7 +10,9 @@ use prism_admin::{AdminPool, AdminTls};
 use prism_api::duration_seconds;
 use prism_operator::context::Settings;
 use prism_operator::preflight;
-use prism_operator::run::{RunConfig, run};
+use prism_operator::prometheus::PrometheusConfig;
+use prism_operator::run::{RunConfig, Traffic, run};
+use prism_operator::traffic::{Queries, TrafficSettings};
 use prism_render::render::DEFAULT_PROXY_IMAGE;
 
 /// Reconciles PrismShard, PrismPlugin and PrismNamespace resources in a Kubernetes cluster.
@@ -106,6 +108,72 @@ impl AdminArgs {
     }
 }
 
+/// Traffic figures in status, from Prometheus.
+#[derive(clap::Args)]
+struct TrafficArgs {
+    /// Prometheus HTTP API for traffic figures and health in status, e.g.
+    /// `http://prometheus.monitoring.svc:9090`; none: those fields stay empty.
+    #[arg(long, env = "PRISM_PROMETHEUS_URL", value_name = "URL")]
+    prometheus_url: Option<String>,
+    /// CA bundle (PEM) for an https Prometheus URL; the system's roots when unset.
+    #[arg(long, value_name = "FILE", requires = "prometheus_url")]
+    prometheus_ca: Option<PathBuf>,
+    /// File with a bearer token for Prometheus (read at every query).
+    #[arg(long, value_name = "FILE", requires = "prometheus_url")]
+    prometheus_token_file: Option<PathBuf>,
+    /// Deadline of one Prometheus query.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    prometheus_timeout: Duration,
+    /// YAML file replacing the default PromQL (keys namespaceRPS … see the README).
+    #[arg(long, value_name = "FILE", requires = "prometheus_url")]
+    prometheus_queries: Option<PathBuf>,
+    /// Time between two rounds of traffic queries.
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    metrics_interval: Duration,
+    /// Relative change a figure needs before its status is written again.
+    #[arg(long, default_value_t = 0.1, value_parser = fraction)]
+    metrics_threshold: f64,
+    /// Error ratio above which a namespace's health is Degraded.
+    #[arg(long, default_value_t = 0.01, value_parser = fraction)]
+    max_error_ratio: f64,
+}
+
+impl TrafficArgs {
+    /// The Prometheus client and settings, when a URL is given.
+    fn config(&self) -> Result<Option<Traffic>, String> {
+        let Some(url) = self.prometheus_url.clone() else {
+            return Ok(None);
+        };
+        let queries = match &self.prometheus_queries {
+            Some(file) => Queries::from_file(file)?,
+            None => Queries::default(),
+        };
+        let prometheus = PrometheusConfig {
+            url,
+            ca_file: self.prometheus_ca.clone(),
+            token_file: self.prometheus_token_file.clone(),
+            timeout: self.prometheus_timeout,
+        };
+        let settings = TrafficSettings {
+            queries,
+            interval: self.metrics_interval.max(Duration::from_secs(1)),
+            threshold: self.metrics_threshold,
+            max_error_ratio: self.max_error_ratio,
+        };
+        Ok(Some(Traffic {
+            prometheus,
+            settings,
+        }))
+    }
+}
+
+fn fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("{s:?} is not a fraction between 0 and 1, e.g. 0.1")),
+    }
+}
+
 #[derive(clap::Args)]
 struct RunArgs {
     /// Watch only this namespace (all namespaces by default).
@@ -143,6 +211,8 @@ struct RunArgs {
     /// the remote plugins they use).
     #[arg(long, env = "PRISM_NETWORK_POLICIES")]
     network_policies: bool,
+    #[command(flatten)]
+    traffic: TrafficArgs,
     #[command(flatten)]
     admin: AdminArgs,
     /// Let several shards sync to one Prism admin. Admin then serves a shard's namespaces from
@@ -249,7 +319,15 @@ fn run_operator(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let traffic = match args.traffic.config() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = RunConfig {
+        traffic,
         settings: Settings {
             watch_namespace: args.watch_namespace,
             workload_writes: !args.render_mode,

@@ -60,6 +60,7 @@ pub struct Metrics {
     active: Family<ControllerLabels, Gauge>,
     writes: Family<KindLabels, Counter>,
     leader: Gauge,
+    prometheus_up: Gauge,
     admin_calls: Family<AdminCallLabels, Counter>,
     admin_durations: Family<AdminEndpointLabels, Histogram, fn() -> Histogram>,
 }
@@ -83,6 +84,7 @@ impl Metrics {
         let active = Family::<ControllerLabels, Gauge>::default();
         let writes = Family::<KindLabels, Counter>::default();
         let leader = Gauge::default();
+        let prometheus_up = Gauge::default();
         let admin_calls = Family::<AdminCallLabels, Counter>::default();
         let admin_durations =
             Family::<AdminEndpointLabels, Histogram, fn() -> Histogram>::new_with_constructor(
@@ -128,6 +130,11 @@ impl Metrics {
             "1 while this replica leads",
             leader.clone(),
         );
+        registry.register(
+            "prometheus_up",
+            "1 when the last round of traffic queries to Prometheus succeeded",
+            prometheus_up.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -136,6 +143,7 @@ impl Metrics {
             active,
             writes,
             leader,
+            prometheus_up,
             admin_calls,
             admin_durations,
         }
@@ -192,6 +200,11 @@ impl Metrics {
     /// Records whether this replica leads.
     pub fn set_leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
+    }
+
+    /// Records whether the last round of traffic queries succeeded.
+    pub fn prometheus_up(&self, up: bool) {
+        self.prometheus_up.set(i64::from(up));
     }
 }
 

@@ -25,8 +25,10 @@ use super::apply::{CHILD_KINDS, api_resource};
 use super::context::{
     Caches, Ctx, Settings, api, dynamic_api, managed_children, reflect, reflect_children,
 };
+use super::prometheus::{Prometheus, PrometheusConfig};
 use super::served::{self, Served};
 use super::server::{Health, serve};
+use super::traffic::{self, TrafficSettings};
 use super::{namespace, plugin, shard};
 use prism_api::{PluginDeploymentType, PrismNamespace, PrismPlugin, PrismShard};
 use prism_render::render::RenderOptions;
@@ -58,10 +60,25 @@ pub struct RunConfig {
     pub identity: String,
     /// Reconciliations running at once per controller.
     pub concurrency: u16,
+    /// Traffic figures from Prometheus, when configured.
+    pub traffic: Option<Traffic>,
+}
+
+/// Where traffic figures come from, and how they are written.
+#[derive(Debug, Clone)]
+pub struct Traffic {
+    /// The Prometheus API.
+    pub prometheus: PrometheusConfig,
+    /// Queries, interval and thresholds.
+    pub settings: TrafficSettings,
 }
 
 /// Runs until a shutdown signal; an error when the operator could not run or lost leadership.
 pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
+    let prometheus = match &cfg.traffic {
+        Some(t) => Some(Prometheus::new(t.prometheus.clone()).context("Prometheus")?),
+        None => None,
+    };
     let client = Client::try_default()
         .await
         .context("connecting to the Kubernetes API")?;
@@ -111,6 +128,14 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
             rx,
             stop_tx.clone(),
             lost.clone(),
+        )));
+    }
+    if let (Some(prometheus), Some(t)) = (prometheus, &cfg.traffic) {
+        tracing::info!(url = prometheus.url(), interval = ?t.settings.interval, "traffic figures from Prometheus");
+        background.push(tokio::spawn(traffic::run(
+            ctx.clone(),
+            prometheus,
+            t.settings.clone(),
         )));
     }
     run_controllers(&ctx, &cfg, &stop).await;

@@ -2,7 +2,8 @@
 //! lazily started local control plane ([`cluster`]), a wire-compatible Prism admin server
 //! ([`admin_server`]), throw-away PKI ([`pki`]), the operator as a process ([`operator`]),
 //! generated fleets ([`fleet`]), helm and service-account tokens ([`helm`]), the project's
-//! images and containers ([`podman`]) and bounded polling ([`wait_for`]).
+//! images and containers ([`podman`]), a real Prometheus scraping known traffic
+//! ([`prometheus`]) and bounded polling ([`wait_for`]).
 
 pub mod admin_server;
 pub mod cluster;
@@ -11,6 +12,7 @@ pub mod helm;
 pub mod operator;
 pub mod pki;
 pub mod podman;
+pub mod prometheus;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -1,0 +1,267 @@
+//! A real Prometheus (Debian's `prometheus` package, or `PRISM_PROMETHEUS`) on loopback,
+//! scraping a [`TrafficExporter`] that serves, for each proxy pod, the series a Prism proxy is
+//! expected to expose: `prism_requests_total{prism_namespace, code}` and the histogram
+//! `prism_request_duration_seconds{prism_namespace}`, with known rates, error shares and
+//! latencies. Prometheus labels each pod's series with `namespace` and `pod`, as a PodMonitor
+//! would.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+
+/// Bucket bounds (seconds) of the latency histogram, as the proxy is expected to use.
+pub const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
+/// Traffic of one PrismNamespace on one pod.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Load {
+    /// Requests per second.
+    pub rps: f64,
+    /// Share of them that fail (code `UNAVAILABLE`).
+    pub error_share: f64,
+    /// Latency of every request, in seconds.
+    pub latency: f64,
+}
+
+impl Load {
+    /// The p99 Prometheus computes from this load's histogram: every request falls in one
+    /// bucket (lower, upper], and `histogram_quantile` interpolates linearly inside it.
+    pub fn p99(&self) -> f64 {
+        let upper = BUCKETS
+            .iter()
+            .position(|b| *b >= self.latency)
+            .expect("latency within the buckets");
+        let lower = if upper == 0 { 0.0 } else { BUCKETS[upper - 1] };
+        lower + (BUCKETS[upper] - lower) * 0.99
+    }
+}
+
+/// Counters of one series set, moving at `load` since `since`.
+#[derive(Debug, Clone)]
+struct Series {
+    load: Load,
+    since: Instant,
+    ok: f64,
+    failed: f64,
+}
+
+impl Series {
+    fn totals(&self, now: Instant) -> (f64, f64) {
+        let t = now.duration_since(self.since).as_secs_f64();
+        let requests = self.load.rps * t;
+        (
+            self.ok + requests * (1.0 - self.load.error_share),
+            self.failed + requests * self.load.error_share,
+        )
+    }
+}
+
+type Pods = BTreeMap<(String, String), BTreeMap<String, Series>>;
+
+/// Serves `/pods/<namespace>/<pod>` on 127.0.0.1 with the series of that pod.
+pub struct TrafficExporter {
+    pods: Arc<Mutex<Pods>>,
+    port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TrafficExporter {
+    /// Starts the exporter on a free loopback port.
+    pub async fn start() -> Self {
+        let pods: Arc<Mutex<Pods>> = Arc::default();
+        let app = Router::new()
+            .route("/pods/{namespace}/{pod}", get(exposition))
+            .with_state(pods.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { pods, port, task }
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Sets the traffic of `prism_namespace` on pod `namespace/pod` from now on (counters keep
+    /// counting from where they are).
+    pub fn set(&self, namespace: &str, pod: &str, prism_namespace: &str, load: Load) {
+        let now = Instant::now();
+        let mut pods = self.pods.lock().unwrap();
+        let series = pods
+            .entry((namespace.to_string(), pod.to_string()))
+            .or_default();
+        let (ok, failed) = series
+            .get(prism_namespace)
+            .map_or((0.0, 0.0), |s| s.totals(now));
+        series.insert(
+            prism_namespace.to_string(),
+            Series {
+                load,
+                since: now,
+                ok,
+                failed,
+            },
+        );
+    }
+}
+
+impl Drop for TrafficExporter {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The text exposition of one pod.
+async fn exposition(
+    State(pods): State<Arc<Mutex<Pods>>>,
+    Path((namespace, pod)): Path<(String, String)>,
+) -> String {
+    let now = Instant::now();
+    let pods = pods.lock().unwrap();
+    let mut out = String::from(
+        "# TYPE prism_requests_total counter\n# TYPE prism_request_duration_seconds histogram\n",
+    );
+    for (name, series) in pods.get(&(namespace, pod)).into_iter().flatten() {
+        let (ok, failed) = series.totals(now);
+        out.push_str(&format!(
+            "prism_requests_total{{prism_namespace=\"{name}\",code=\"OK\"}} {ok}\n"
+        ));
+        out.push_str(&format!(
+            "prism_requests_total{{prism_namespace=\"{name}\",code=\"UNAVAILABLE\"}} {failed}\n"
+        ));
+        let total = ok + failed;
+        let latency = series.load.latency;
+        for bound in BUCKETS {
+            let count = if latency <= bound { total } else { 0.0 };
+            out.push_str(&format!(
+                "prism_request_duration_seconds_bucket{{prism_namespace=\"{name}\",le=\"{bound}\"}} {count}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "prism_request_duration_seconds_bucket{{prism_namespace=\"{name}\",le=\"+Inf\"}} {total}\n"
+        ));
+        out.push_str(&format!(
+            "prism_request_duration_seconds_sum{{prism_namespace=\"{name}\"}} {}\n",
+            total * latency
+        ));
+        out.push_str(&format!(
+            "prism_request_duration_seconds_count{{prism_namespace=\"{name}\"}} {total}\n"
+        ));
+    }
+    out
+}
+
+/// A Prometheus server on loopback scraping pods of a [`TrafficExporter`] every second.
+pub struct PrometheusServer {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+/// The Prometheus binary: `PRISM_PROMETHEUS`, else Debian's `/usr/bin/prometheus`.
+pub fn prometheus_binary() -> PathBuf {
+    let path = std::env::var_os("PRISM_PROMETHEUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/prometheus"));
+    assert!(
+        path.exists(),
+        "{} not found: install Debian's prometheus package (.ci/run does) or set PRISM_PROMETHEUS",
+        path.display()
+    );
+    path
+}
+
+impl PrometheusServer {
+    /// Starts Prometheus scraping `pods` (Kubernetes namespace, pod name) from the exporter on
+    /// `exporter_port`; returns once it is ready.
+    pub async fn start(exporter_port: u16, pods: &[(String, String)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = String::from(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n",
+        );
+        for (namespace, pod) in pods {
+            config.push_str(&format!(
+                "- job_name: {namespace}-{pod}\n  metrics_path: /pods/{namespace}/{pod}\n  static_configs:\n  - targets: ['127.0.0.1:{exporter_port}']\n    labels: {{namespace: {namespace}, pod: {pod}}}\n"
+            ));
+        }
+        std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+        let mut server = Self {
+            child: None,
+            port: crate::operator::free_port(),
+            dir,
+        };
+        server.run().await;
+        server
+    }
+
+    /// Its base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn run(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("prometheus.log")).unwrap();
+        let child = Command::new(prometheus_binary())
+            .arg(format!(
+                "--config.file={}",
+                self.dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                self.dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("prometheus starts");
+        self.child = Some(child);
+        let url = format!("{}/-/ready", self.url());
+        let started = Instant::now();
+        while crate::operator::http_get(&url).await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "Prometheus not ready within 60 s:\n{}",
+                self.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The end of its log.
+    pub fn log_tail(&self) -> String {
+        let text =
+            std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// Stops it (its port is closed when this returns).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port with the same data.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.run().await;
+    }
+}
+
+impl Drop for PrometheusServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
