@@ -94,6 +94,8 @@ pub struct Settings {
     pub paths: Vec<PathBuf>,
     /// NetworkPolicies for shards that do not say (the sidecar's `--network-policies`).
     pub network_policies: bool,
+    /// Prometheus for KEDA triggers (the sidecar's `--prometheus-url`).
+    pub prometheus_url: Option<String>,
 }
 
 impl Settings {
@@ -105,6 +107,7 @@ impl Settings {
             templates: templates.map(TemplatesDir::Plugin),
             paths: vec![PathBuf::new()],
             network_policies: false,
+            prometheus_url: None,
         }
     }
 }
@@ -418,6 +421,7 @@ pub fn generate(base: Settings, app: &AppEnv) -> Result<String, Diagnostics> {
         options: RenderOptions {
             proxy_image: s.proxy_image.clone(),
             network_policies: s.network_policies,
+            prometheus_url: s.prometheus_url.clone(),
         },
     };
     let rendered = render.run()?;

@@ -187,6 +187,19 @@ fn degraded(shard: &PrismShard) -> Option<(String, String, String)> {
 async fn routes_wait_for_their_crd_and_policies_select_exactly_their_pods() {
     let (client, ns) = test_namespace("edge").await;
     install_crds(&client).await;
+    // The example's PodMonitor needs prometheus-operator's CRD; the Gateway API comes later.
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let podmonitors = upstream_crds().join("monitoring.coreos.com_podmonitors.yaml");
+    let crd: CustomResourceDefinition =
+        serde_yaml::from_str(&std::fs::read_to_string(&podmonitors).unwrap()).unwrap();
+    crds.patch(
+        &crd.name_any(),
+        &PatchParams::apply("prism-tests").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .unwrap();
+    wait_crd_established(&client, "podmonitors.monitoring.coreos.com").await;
     let op = Operator::start(&ns, &["--resync", "60s"]).await;
     apply_yaml(&client, &ns, &network_example()).await;
     let shards: Api<PrismShard> = Api::namespaced(client.clone(), &ns);
@@ -239,7 +252,6 @@ async fn routes_wait_for_their_crd_and_policies_select_exactly_their_pods() {
 
     // 2. The Gateway API CRDs (standard channel) from their Go module: the running operator
     //    notices within its discovery interval and applies the route.
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let installed = std::time::Instant::now();
     for plural in GATEWAY_CRDS {
         let file = upstream_crds().join(format!("gateway.networking.k8s.io_{plural}.yaml"));
@@ -321,6 +333,20 @@ async fn routes_wait_for_their_crd_and_policies_select_exactly_their_pods() {
     let events = wait_pods(&client, &ns, "app.kubernetes.io/instance=events", 2).await;
     let reports = wait_pods(&client, &ns, "app.kubernetes.io/instance=reports", 2).await;
     let kafka = wait_pods(&client, &ns, "app.kubernetes.io/instance=kafka", 2).await;
+    // The plugin's probes as admitted: readiness asks its gRPC health service, liveness only
+    // that it accepts connections, and tolerates longer.
+    let deploy = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), &ns)
+        .get("prism-plugin-kafka")
+        .await
+        .unwrap();
+    let plugin = &deploy.spec.template.spec.unwrap().containers[0];
+    let (ready, live) = (
+        plugin.readiness_probe.clone().unwrap(),
+        plugin.liveness_probe.clone().unwrap(),
+    );
+    assert_eq!(ready.grpc.unwrap().service.as_deref(), Some("kafka"));
+    assert_eq!(live.tcp_socket.unwrap().port, IntOrString::Int(50300));
+    assert!(live.grpc.is_none() && live.failure_threshold > ready.failure_threshold);
     let (_, apps) = test_namespace("apps").await;
     let (_, others) = test_namespace("others").await;
     let (_, monitoring) = test_namespace("monitoring").await;

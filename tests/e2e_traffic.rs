@@ -12,6 +12,7 @@ use kube::Client;
 use kube::api::Api;
 use prism_api::{PrismNamespace, PrismShard};
 use prism_operator::traffic::Queries;
+use prism_render::render::contract::{REQUESTS_SERIES, RPS_POD_METRIC};
 use support::admin_server::AdminServer;
 use support::cluster::test_namespace;
 use support::operator::{Operator, SIDECAR_PLUGIN, apply_yaml, install_crds, wait_object};
@@ -46,25 +47,36 @@ spec: {{backend: postgres, pattern: keyvalue, shard: {{product: shop}}}}
 /// The default queries with 10 s windows instead of 2 minutes, so changes show within seconds
 /// (and the queries file is exercised).
 fn queries_file(dir: &std::path::Path) -> std::path::PathBuf {
-    let q = Queries::default();
-    let yaml = [
-        ("namespaceRPS", &q.namespace_rps),
-        ("namespaceP99", &q.namespace_p99),
-        ("namespaceErrorRatio", &q.namespace_error_ratio),
-        ("shardRPS", &q.shard_rps),
-        ("shardAvgP99", &q.shard_avg_p99),
-    ]
-    .iter()
-    .map(|(k, v)| {
-        format!(
-            "{k}: {}\n",
-            serde_json::to_string(&v.replace("[2m]", "[10s]")).unwrap()
-        )
-    })
-    .collect::<String>();
     let path = dir.join("queries.yaml");
-    std::fs::write(&path, yaml).unwrap();
+    std::fs::write(&path, Queries::default().with_window("10s").to_yaml()).unwrap();
     path
+}
+
+/// The one custom rule of the prometheus-adapter values in `examples/`.
+fn adapter_rule() -> serde_json::Value {
+    let file = support::workspace_root().join("examples/prometheus-adapter/values.yaml");
+    let values: serde_json::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    values["rules"]["custom"][0].clone()
+}
+
+/// An instant query's result vector.
+async fn query(url: &str, promql: &str) -> Vec<serde_json::Value> {
+    let body = support::operator::http_get(&format!(
+        "{url}/api/v1/query?query={}",
+        promql
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    ))
+    .await
+    .unwrap();
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["status"], "success", "{promql}: {answer}");
+    answer["data"]["result"].as_array().unwrap().clone()
 }
 
 /// Milliseconds of a status latency such as `9.9ms`.
@@ -176,6 +188,7 @@ async fn status_shows_traffic_and_health_from_prometheus() {
     }
     let pods: Vec<(String, String)> = PODS.iter().map(|p| (ns.clone(), p.to_string())).collect();
     let mut prometheus = PrometheusServer::start(exporter.port(), &pods).await;
+    let scraping_since = std::time::Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let queries = queries_file(dir.path());
     let url = prometheus.url();
@@ -266,7 +279,43 @@ async fn status_shows_traffic_and_health_from_prometheus() {
         "{shown}"
     );
 
-    // 2. Steady traffic: no status writes over several rounds.
+    // The prometheus-adapter rule (examples/prometheus-adapter) serves the HPA's pods metric
+    // from the same series: its queries, as the adapter expands them, on this Prometheus.
+    let rule = adapter_rule();
+    assert_eq!(rule["name"]["as"], RPS_POD_METRIC);
+    assert_eq!(rule["name"]["matches"], format!("^{REQUESTS_SERIES}$"));
+    let series = query(&url, rule["seriesQuery"].as_str().unwrap()).await;
+    // Two pods × two namespaces × two codes, each with the labels the rule maps to resources.
+    assert_eq!(series.len(), 8, "{series:?}");
+    assert!(
+        series
+            .iter()
+            .all(|s| s["metric"]["namespace"] == ns.as_str() && s["metric"]["pod"].is_string()),
+        "{series:?}"
+    );
+    let pod_rps = rule["metricsQuery"]
+        .as_str()
+        .unwrap()
+        .replace("<<.Series>>", REQUESTS_SERIES)
+        .replace(
+            "<<.LabelMatchers>>",
+            &format!(r#"namespace="{ns}",pod=~"prism-shop-0|prism-shop-1""#),
+        )
+        .replace("<<.GroupBy>>", "pod")
+        // The test's data spans seconds, not the rule's two minutes.
+        .replace("[2m]", "[10s]");
+    let per_pod = query(&url, &pod_rps).await;
+    assert_eq!(per_pod.len(), 2, "{per_pod:?}");
+    for sample in &per_pod {
+        let value: f64 = sample["value"][1].as_str().unwrap().parse().unwrap();
+        assert!(near(value, 50.0, 0.1), "pod rps {value}: {sample}");
+    }
+
+    // 2. Steady traffic: no status writes over several rounds, once the 10 s windows hold
+    //    only full traffic (rates rise over the first window after Prometheus starts).
+    let full = Duration::from_secs(14);
+    tokio::time::sleep(full.saturating_sub(scraping_since.elapsed())).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let settled = traffic_writes(&op).await;
     tokio::time::sleep(Duration::from_secs(8)).await;
     assert_eq!(
@@ -375,4 +424,137 @@ async fn status_shows_traffic_and_health_from_prometheus() {
             .await
             .contains("prism_operator_prometheus_up 1")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keda_scales_and_a_pod_monitor_scrapes_a_shard() {
+    let (client, ns) = test_namespace("keda").await;
+    install_crds(&client).await;
+    // KEDA's ScaledObject CRD and prometheus-operator's PodMonitor CRD, from their Go modules.
+    for file in [
+        "keda.sh_scaledobjects.yaml",
+        "monitoring.coreos.com_podmonitors.yaml",
+    ] {
+        install_upstream_crd(&client, file).await;
+    }
+    let op = Operator::start(
+        &ns,
+        &[
+            "--prometheus-url",
+            "http://127.0.0.1:1",
+            "--metrics-interval",
+            "60s",
+        ],
+    )
+    .await;
+    apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
+    let scaled = shard().replace(
+        "  replicas: 2\n",
+        "  replicas: 2\n  autoscaling: {enabled: true, provider: keda, minReplicas: 2, maxReplicas: 8, targetRPS: 500, targetCPUUtilization: 70}\n  monitoring: {podMonitor: {interval: 15s, labels: {release: prometheus}}}\n",
+    );
+    apply_yaml(&client, &ns, &scaled).await;
+    let get =
+        |kind: &'static str, group: &'static str, version: &'static str, plural: &'static str| {
+            let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+                client.clone(),
+                &ns,
+                &kube::core::ApiResource::from_gvk_with_plural(
+                    &kube::core::GroupVersionKind::gvk(group, version, kind),
+                    plural,
+                ),
+            );
+            async move {
+                support::wait_for(
+                    &format!("{kind} prism-shop"),
+                    Duration::from_secs(90),
+                    || {
+                        let api = api.clone();
+                        async move {
+                            api.get_opt("prism-shop")
+                                .await
+                                .map_err(|e| e.to_string())?
+                                .ok_or_else(|| "not yet".to_string())
+                        }
+                    },
+                )
+                .await
+            }
+        };
+    let so = get("ScaledObject", "keda.sh", "v1alpha1", "scaledobjects").await;
+    let spec = &so.data["spec"];
+    assert_eq!(spec["scaleTargetRef"]["kind"], "StatefulSet");
+    assert_eq!(
+        (
+            spec["minReplicaCount"].clone(),
+            spec["maxReplicaCount"].clone()
+        ),
+        (2.into(), 8.into())
+    );
+    let prometheus = &spec["triggers"][0];
+    assert_eq!(prometheus["type"], "prometheus");
+    assert_eq!(
+        prometheus["metadata"]["serverAddress"],
+        "http://127.0.0.1:1"
+    );
+    assert_eq!(prometheus["metadata"]["threshold"], "500");
+    assert_eq!(
+        prometheus["metadata"]["query"],
+        format!(
+            r#"sum(rate(prism_requests_total{{namespace="{ns}",pod=~"prism-shop-[0-9]+"}}[2m]))"#
+        )
+    );
+    assert_eq!(spec["triggers"][1]["type"], "cpu");
+    let monitor = get("PodMonitor", "monitoring.coreos.com", "v1", "podmonitors").await;
+    assert_eq!(
+        monitor.metadata.labels.as_ref().unwrap()["release"],
+        "prometheus"
+    );
+    assert_eq!(
+        monitor.data["spec"]["podMetricsEndpoints"][0]["port"],
+        "metrics"
+    );
+    assert_eq!(
+        monitor.data["spec"]["podMetricsEndpoints"][0]["interval"],
+        "15s"
+    );
+    // KEDA owns the count: no replicas in the StatefulSet, and no HPA of ours.
+    let sts: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::namespaced(client.clone(), &ns);
+    let sts = sts.get("prism-shop").await.unwrap();
+    let hpas: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler> =
+        Api::namespaced(client.clone(), &ns);
+    assert!(hpas.get_opt("prism-shop").await.unwrap().is_none());
+    let managed = sts.metadata.managed_fields.unwrap_or_default();
+    let ours = managed
+        .iter()
+        .find(|m| m.manager.as_deref() == Some("prism-operator"))
+        .unwrap();
+    assert!(
+        !ours
+            .fields_v1
+            .as_ref()
+            .unwrap()
+            .0
+            .to_string()
+            .contains("f:replicas"),
+        "the operator does not own replicas"
+    );
+    drop(op);
+}
+
+/// Installs one CRD fetched by tests/crds/build.sh and waits until it is established.
+async fn install_upstream_crd(client: &Client, file: &str) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let path = support::helm::upstream_crds().join(file);
+    let crd: CustomResourceDefinition =
+        serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let name = crd.metadata.name.clone().unwrap();
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .patch(
+            &name,
+            &kube::api::PatchParams::apply("prism-tests").force(),
+            &kube::api::Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
+    support::operator::wait_crd_established(client, &name).await;
 }

@@ -24,6 +24,8 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use prism_api::{PrismNamespace, PrismPlugin, PrismShard};
 use prism_render::error::Diagnostics;
 use prism_render::render::gateway::GrpcRoute;
+use prism_render::render::keda::ScaledObject;
+use prism_render::render::podmonitor::PodMonitor;
 use prism_render::render::{Object, Renderer, objects::sort_keys, to_json_list, to_yaml_stream};
 use prism_render::source::fleet_from_files;
 use proptest::prelude::*;
@@ -187,6 +189,8 @@ fn check_objects(objects: &[Object]) -> Result<(), TestCaseError> {
             "Ingress" => round_trip::<Ingress>(&id, &o.value)?,
             "NetworkPolicy" => round_trip::<NetworkPolicy>(&id, &o.value)?,
             "GRPCRoute" => round_trip::<GrpcRoute>(&id, &o.value)?,
+            "ScaledObject" => round_trip::<ScaledObject>(&id, &o.value)?,
+            "PodMonitor" => round_trip::<PodMonitor>(&id, &o.value)?,
             "PrismShard" => round_trip::<PrismShard>(&id, &o.value)?,
             "PrismPlugin" => round_trip::<PrismPlugin>(&id, &o.value)?,
             "PrismNamespace" => round_trip::<PrismNamespace>(&id, &o.value)?,

@@ -71,8 +71,9 @@ fn network_example_matches_golden_output() {
     golden("network.yaml", &stdout(&out));
 }
 
-/// What `kubectl api-versions` lists on a cluster without the Gateway API, kinds included.
-const WITHOUT_GATEWAY_API: &str = "v1,v1/ConfigMap,v1/Service,apps/v1,apps/v1/Deployment,apps/v1/StatefulSet,policy/v1,policy/v1/PodDisruptionBudget,autoscaling/v2,autoscaling/v2/HorizontalPodAutoscaler,networking.k8s.io/v1,networking.k8s.io/v1/Ingress,networking.k8s.io/v1/NetworkPolicy";
+/// What `kubectl api-versions` lists on a cluster with prometheus-operator but without the
+/// Gateway API, kinds included.
+const WITHOUT_GATEWAY_API: &str = "v1,v1/ConfigMap,v1/Service,apps/v1,apps/v1/Deployment,apps/v1/StatefulSet,policy/v1,policy/v1/PodDisruptionBudget,autoscaling/v2,autoscaling/v2/HorizontalPodAutoscaler,networking.k8s.io/v1,networking.k8s.io/v1/Ingress,networking.k8s.io/v1/NetworkPolicy,monitoring.coreos.com/v1,monitoring.coreos.com/v1/PodMonitor";
 
 #[test]
 fn a_cluster_without_the_gateway_api_is_named_with_the_crd_to_install() {
@@ -120,6 +121,96 @@ fn a_cluster_without_the_gateway_api_is_named_with_the_crd_to_install() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("grpcroutes.gateway.networking.k8s.io"));
+}
+
+/// A shard scaled by KEDA on its request rate, on stdin.
+const KEDA_SHARD: &str = "apiVersion: prism.io/v1alpha1
+kind: PrismShard
+metadata: {name: shop, namespace: prod}
+spec:
+  product: shop
+  autoscaling: {enabled: true, provider: keda, minReplicas: 1, maxReplicas: 4, targetRPS: 800}
+";
+
+fn render_stdin(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = bin()
+        .args(args)
+        .current_dir(root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn keda_replaces_the_hpa_and_needs_a_prometheus() {
+    let out = render_stdin(&["render", "-"], KEDA_SHARD);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).is_empty());
+    assert!(
+        stderr(&out).contains("provider keda with targetRPS needs the Prometheus KEDA reads the request rate from: set --prometheus-url"),
+        "{}",
+        stderr(&out)
+    );
+    let out = render_stdin(
+        &[
+            "render",
+            "-",
+            "--prometheus-url",
+            "http://prometheus.monitoring.svc:9090",
+        ],
+        KEDA_SHARD,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("kind: ScaledObject\n"), "{text}");
+    assert!(!text.contains("kind: HorizontalPodAutoscaler"), "{text}");
+    for line in [
+        "      query: sum(rate(prism_requests_total{namespace=\"prod\",pod=~\"prism-shop-[0-9]+\"}[2m]))",
+        "      serverAddress: http://prometheus.monitoring.svc:9090",
+        "      threshold: '800'",
+        "  maxReplicaCount: 4",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    let sts = text
+        .split("---\n")
+        .find(|d| d.contains("kind: StatefulSet"))
+        .unwrap();
+    assert!(
+        !sts.contains("\n  replicas:"),
+        "KEDA owns the count:\n{sts}"
+    );
+    // Without the KEDA CRD in the cluster, named like the Gateway API's.
+    let out = render_stdin(
+        &[
+            "render",
+            "-",
+            "--prometheus-url",
+            "http://p:9090",
+            "--kube-api-versions",
+            WITHOUT_GATEWAY_API,
+        ],
+        KEDA_SHARD,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("needs the CustomResourceDefinition scaledobjects.keda.sh (KEDA), which the cluster does not serve; install it, or set spec.autoscaling.provider to hpa"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -23,6 +23,24 @@ pub const SHARD_LABEL: &str = "prism.io/shard";
 /// Label naming the remote plugin an object belongs to.
 pub const PLUGIN_LABEL: &str = "prism.io/plugin";
 
+/// Counter of requests a proxy is expected to expose, labelled `prism_namespace` and `code`
+/// (`OK` for success).
+pub const REQUESTS_SERIES: &str = "prism_requests_total";
+/// Histogram of request latency (seconds) a proxy is expected to expose, labelled
+/// `prism_namespace`.
+pub const LATENCY_SERIES: &str = "prism_request_duration_seconds";
+/// The pods metric an HPA scales on (served by prometheus-adapter, see the README).
+pub const RPS_POD_METRIC: &str = "prism_requests_per_second";
+
+/// PromQL of a shard's requests per second, as scraped with `namespace` and `pod` target
+/// labels (a PodMonitor, or Prometheus's Kubernetes pod discovery).
+pub fn shard_rps_query(namespace: &str, shard: &str) -> String {
+    format!(
+        "sum(rate({REQUESTS_SERIES}{{namespace=\"{namespace}\",pod=~\"{}-[0-9]+\"}}[2m]))",
+        shard_fullname(shard)
+    )
+}
+
 /// Prefix of the pod-template annotations naming each plugin's version and spec fingerprint.
 pub const PLUGIN_ANNOTATION_PREFIX: &str = "plugin.prism.io/";
 
@@ -130,25 +148,41 @@ pub const CHILD_KINDS: &[(&str, &str, &str)] = &[
     ("networking.k8s.io/v1", "Ingress", "ingresses"),
     ("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
     ("gateway.networking.k8s.io/v1", "GRPCRoute", "grpcroutes"),
+    ("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
+    ("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),
 ];
 
 /// Child kinds served only where their CRD is installed: (kind, CRD name, what provides it,
-/// the shard field that asks for one).
-pub const CRD_CHILD_KINDS: &[(&str, &str, &str, &str)] = &[(
-    "GRPCRoute",
-    crate::render::gateway::GRPCROUTE_CRD,
-    "Gateway API, standard channel",
-    "spec.expose.grpcRoute",
-)];
+/// how a shard does without).
+pub const CRD_CHILD_KINDS: &[(&str, &str, &str, &str)] = &[
+    (
+        "GRPCRoute",
+        crate::render::gateway::GRPCROUTE_CRD,
+        "Gateway API, standard channel",
+        "remove spec.expose.grpcRoute",
+    ),
+    (
+        "ScaledObject",
+        crate::render::keda::SCALEDOBJECT_CRD,
+        "KEDA",
+        "set spec.autoscaling.provider to hpa",
+    ),
+    (
+        "PodMonitor",
+        crate::render::podmonitor::PODMONITOR_CRD,
+        "prometheus-operator",
+        "remove spec.monitoring.podMonitor",
+    ),
+];
 
 /// Why an object of `kind` cannot be applied where its CRD is missing, naming the CRD; `None`
 /// for kinds every cluster serves. The operator's condition and `prism-render
 /// --kube-api-versions` say the same.
 pub fn missing_crd(kind: &str, object: &str) -> Option<String> {
-    let (_, crd, from, field) = CRD_CHILD_KINDS.iter().find(|(k, ..)| *k == kind)?;
+    let (_, crd, from, without) = CRD_CHILD_KINDS.iter().find(|(k, ..)| *k == kind)?;
     Some(format!(
         "{object} needs the CustomResourceDefinition {crd} ({from}), which the cluster does \
-         not serve; install it, or remove {field}"
+         not serve; install it, or {without}"
     ))
 }
 

@@ -5,8 +5,10 @@
 
 pub mod contract;
 pub mod gateway;
+pub mod keda;
 pub mod objects;
 pub mod placement;
+pub mod podmonitor;
 pub mod resolve;
 pub mod templates;
 pub mod values;
@@ -25,7 +27,7 @@ pub use resolve::{Resolved, resolve};
 pub use templates::Templates;
 pub use values::PluginUse;
 
-use crate::api::{PrismPlugin, PrismShard, SHARD_ANNOTATION};
+use crate::api::{AutoscalingProvider, PrismPlugin, PrismShard, SHARD_ANNOTATION};
 use crate::error::{Diagnostic, Diagnostics};
 use crate::source::{Document, Fleet};
 
@@ -39,6 +41,8 @@ pub struct RenderOptions {
     pub proxy_image: String,
     /// NetworkPolicies for shards that do not set `spec.networkPolicy.enabled`.
     pub network_policies: bool,
+    /// Prometheus that KEDA ScaledObjects read the request rate from.
+    pub prometheus_url: Option<String>,
 }
 
 impl Default for RenderOptions {
@@ -46,6 +50,7 @@ impl Default for RenderOptions {
         Self {
             proxy_image: DEFAULT_PROXY_IMAGE.into(),
             network_policies: false,
+            prometheus_url: None,
         }
     }
 }
@@ -113,6 +118,7 @@ impl Renderer {
             plugins,
             &self.options.proxy_image,
             self.options.network_policies,
+            self.options.prometheus_url.as_deref(),
         );
         let config = self.render("shard-configmap.yaml", &ctx)?;
         let mut sts = self.render("shard-statefulset.yaml", &ctx)?;
@@ -124,8 +130,27 @@ impl Renderer {
             sts,
             self.render("shard-pdb.yaml", &ctx)?,
         ];
-        if shard.spec.autoscaling.as_ref().is_some_and(|a| a.enabled) {
-            out.push(self.render("shard-hpa.yaml", &ctx)?);
+        if let Some(a) = shard.spec.autoscaling.as_ref().filter(|a| a.enabled) {
+            match a.provider {
+                AutoscalingProvider::Hpa => out.push(self.render("shard-hpa.yaml", &ctx)?),
+                AutoscalingProvider::Keda => {
+                    if a.target_rps.is_some() && self.options.prometheus_url.is_none() {
+                        return Err(RenderError::new(
+                            "shard-scaledobject.yaml",
+                            "spec.autoscaling: provider keda with targetRPS needs the Prometheus KEDA reads the request rate from: set --prometheus-url",
+                        ));
+                    }
+                    out.push(self.render("shard-scaledobject.yaml", &ctx)?);
+                }
+            }
+        }
+        if shard
+            .spec
+            .monitoring
+            .as_ref()
+            .is_some_and(|m| m.pod_monitor.is_some())
+        {
+            out.push(self.render("shard-podmonitor.yaml", &ctx)?);
         }
         if let Some(expose) = &shard.spec.expose {
             if expose.ingress.is_some() {
@@ -451,6 +476,34 @@ mod tests {
             }
         }
         assert!(checked >= 10, "checked {checked} containers");
+    }
+
+    #[test]
+    fn plugin_liveness_tolerates_what_readiness_reports() {
+        let objects = Renderer::embedded().render_fleet(&example_fleet()).unwrap();
+        let mut checked = 0;
+        for o in objects
+            .iter()
+            .filter(|o| matches!(o.kind.as_str(), "StatefulSet" | "Deployment"))
+        {
+            let containers = o.value["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .unwrap();
+            for c in containers
+                .iter()
+                .filter(|c| c["readinessProbe"]["grpc"].is_object())
+            {
+                let (ready, live) = (&c["readinessProbe"], &c["livenessProbe"]);
+                // Readiness asks the plugin's own health service (NOT_SERVING while its
+                // backend is down); liveness only that the process accepts connections.
+                assert!(ready["grpc"]["service"].is_string(), "{}", o.id());
+                assert_eq!(live["tcpSocket"]["port"], ready["grpc"]["port"]);
+                assert!(live.get("grpc").is_none());
+                assert!(live["failureThreshold"].as_i64() > ready["failureThreshold"].as_i64());
+                checked += 1;
+            }
+        }
+        assert!(checked >= 5, "checked {checked} plugin containers");
     }
 
     #[test]

@@ -13,6 +13,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::gateway::GrpcRoute;
+use super::keda::ScaledObject;
+use super::podmonitor::PodMonitor;
 use crate::api::CONFIG_HASH_ANNOTATION;
 
 /// One rendered Kubernetes object.
@@ -83,6 +85,8 @@ pub(crate) fn parse_rendered(template: &str, text: &str) -> Result<Object, Rende
         "Ingress" => round_trip::<Ingress>(&original),
         "NetworkPolicy" => round_trip::<NetworkPolicy>(&original),
         "GRPCRoute" => round_trip::<GrpcRoute>(&original),
+        "ScaledObject" => round_trip::<ScaledObject>(&original),
+        "PodMonitor" => round_trip::<PodMonitor>(&original),
         other => Err(format!("renders unsupported kind {other:?}")),
     }
     .map_err(|m| RenderError::new(template, m))?;

@@ -276,6 +276,7 @@ mod tests {
                 admin_endpoint: None,
                 expose: None,
                 network_policy: None,
+                monitoring: None,
             },
         );
         s.metadata.namespace = Some("prod".into());

@@ -14,6 +14,8 @@ pub const TEMPLATE_NAMES: &[&str] = &[
     "shard-statefulset.yaml",
     "shard-pdb.yaml",
     "shard-hpa.yaml",
+    "shard-scaledobject.yaml",
+    "shard-podmonitor.yaml",
     "shard-ingress.yaml",
     "shard-grpcroute.yaml",
     "shard-networkpolicy.yaml",
@@ -55,6 +57,14 @@ impl Templates {
             (
                 "shard-hpa.yaml",
                 include_str!("../../templates/shard-hpa.yaml"),
+            ),
+            (
+                "shard-scaledobject.yaml",
+                include_str!("../../templates/shard-scaledobject.yaml"),
+            ),
+            (
+                "shard-podmonitor.yaml",
+                include_str!("../../templates/shard-podmonitor.yaml"),
             ),
             (
                 "shard-ingress.yaml",

@@ -109,6 +109,7 @@ pub struct ShardContext {
     storage: Value,
     service: Value,
     autoscaling: Option<Value>,
+    monitoring: Option<Value>,
     expose: Value,
     network_policy: Option<Value>,
     sidecars: Vec<Value>,
@@ -173,12 +174,14 @@ fn network_policy_json(shard: &PrismShard) -> Value {
 }
 
 /// Builds the shard context. `plugins` must already be resolved and checked;
-/// `network_policies` is the default for shards that do not say.
+/// `network_policies` is the default for shards that do not say; `prometheus_url` is where
+/// KEDA reads the request rate.
 pub fn shard_context(
     shard: &PrismShard,
     plugins: &[PluginUse<'_>],
     default_image: &str,
     network_policies: bool,
+    prometheus_url: Option<&str>,
 ) -> ShardContext {
     let name = shard.name_any();
     let namespace = shard.namespace().unwrap_or_default();
@@ -278,8 +281,22 @@ pub fn shard_context(
             "max_replicas": a.max_replicas,
             "target_rps": a.target_rps,
             "target_cpu": a.target_cpu_utilization,
+            "rps_query": shard_rps_query(&namespace, &name),
+            "prometheus_url": prometheus_url,
         })
     });
+    let monitoring = spec
+        .monitoring
+        .as_ref()
+        .and_then(|m| m.pod_monitor.as_ref())
+        .map(|p| {
+            let mut monitor_labels = labels.clone();
+            monitor_labels.extend(p.labels.clone());
+            json!({
+                "interval": p.interval.as_deref().unwrap_or("30s"),
+                "labels": monitor_labels,
+            })
+        });
     let storage = spec.storage.as_ref();
     let service = spec.service.as_ref();
     let config = json!({
@@ -324,6 +341,7 @@ pub fn shard_context(
             "annotations": service.map(|s| s.annotations.clone()).unwrap_or_default(),
         }),
         autoscaling,
+        monitoring,
         expose: expose_json(shard),
         network_policy: wants_network_policies(shard, network_policies)
             .then(|| network_policy_json(shard)),

@@ -9,6 +9,8 @@
 #   gateway.networking.k8s.io_*.yaml             sigs.k8s.io/gateway-api config/crd/standard/
 #                                                (the standard channel: GatewayClass, Gateway,
 #                                                GRPCRoute, HTTPRoute, ReferenceGrant)
+#   monitoring.coreos.com_podmonitors.yaml       github.com/prometheus-operator/prometheus-operator
+#   keda.sh_scaledobjects.yaml                   github.com/kedacore/keda/v2 config/crd/bases/
 #
 # Output: the directory holding the CRD files on the last line of stdout; progress on stderr.
 # Cache:  ${PRISM_CRDS_CACHE:-$HOME/.cache/prism-operator/crds}/<key>/bin (see ../gobuild.sh).
@@ -21,12 +23,12 @@ source "$here/../gobuild.sh"
 log_prefix="prism crds"
 modules=(upstream)
 # Bump when build_into below produces other files: the cache key does not hash this script.
-recipe=2
+recipe=3
 go_needed_by="the wrapper module needs"
 cache_dir=${PRISM_CRDS_CACHE:-$cache_root/crds}
 executables=()
 gateway_kinds=(gatewayclasses gateways grpcroutes httproutes referencegrants)
-data_files=(monitoring.coreos.com_servicemonitors.yaml)
+data_files=(monitoring.coreos.com_servicemonitors.yaml monitoring.coreos.com_podmonitors.yaml keda.sh_scaledobjects.yaml)
 for plural in "${gateway_kinds[@]}"; do data_files+=("gateway.networking.k8s.io_$plural.yaml"); done
 what="the upstream CRDs"
 # Module sources only: a few MiB.
@@ -37,10 +39,13 @@ min_free_var=
 
 build_into() {
 	local stage=$1 prometheus_operator=github.com/prometheus-operator/prometheus-operator
-	local gateway_api=sigs.k8s.io/gateway-api dir plural
-	(cd "$here/upstream" && "$go_bin" mod download "$prometheus_operator" "$gateway_api")
+	local gateway_api=sigs.k8s.io/gateway-api keda=github.com/kedacore/keda/v2 dir plural
+	(cd "$here/upstream" && "$go_bin" mod download "$prometheus_operator" "$gateway_api" "$keda")
 	dir=$(mod_dir upstream "$prometheus_operator")
 	install -m 0644 "$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$stage/"
+	install -m 0644 "$dir/example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml" "$stage/"
+	dir=$(mod_dir upstream "$keda")
+	install -m 0644 "$dir/config/crd/bases/keda.sh_scaledobjects.yaml" "$stage/"
 	dir=$(mod_dir upstream "$gateway_api")
 	for plural in "${gateway_kinds[@]}"; do
 		install -m 0644 "$dir/config/crd/standard/gateway.networking.k8s.io_$plural.yaml" "$stage/"
@@ -48,6 +53,7 @@ build_into() {
 	{
 		printf 'prometheus-operator: %s\n' "$(mod_version upstream "$prometheus_operator")"
 		printf 'gateway-api: %s (standard channel)\n' "$(mod_version upstream "$gateway_api")"
+		printf 'keda: %s\n' "$(mod_version upstream "$keda")"
 	} >"$stage/versions.txt"
 }
 

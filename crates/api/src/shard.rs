@@ -105,6 +105,9 @@ pub struct PrismShardSpec {
     /// Horizontal autoscaling of the proxies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<Autoscaling>,
+    /// Scraping of the proxies by prometheus-operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<ShardMonitoring>,
     /// Proxy container image; defaults to the operator's configured proxy image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
@@ -135,6 +138,10 @@ pub struct PrismShardSpec {
     pub network_policy: Option<ShardNetworkPolicy>,
 }
 
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
 fn default_replicas() -> i32 {
     1
 }
@@ -160,15 +167,52 @@ pub struct ShardPlugin {
     pub deployment: Option<PluginDeploymentType>,
 }
 
+/// Who scales a shard's proxies.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoscalingProvider {
+    /// A HorizontalPodAutoscaler; `targetRPS` needs a metrics adapter serving the pods metric
+    /// `prism_requests_per_second` (see the README).
+    #[default]
+    Hpa,
+    /// A KEDA ScaledObject with a Prometheus trigger (KEDA must be installed).
+    Keda,
+}
+
+/// How a shard's proxies are scraped.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShardMonitoring {
+    /// A prometheus-operator PodMonitor for the proxies' metrics port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_monitor: Option<PodMonitorSpec>,
+}
+
+/// The PodMonitor of a shard.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodMonitorSpec {
+    /// Scrape interval; `30s` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = super::DURATION))]
+    pub interval: Option<String>,
+    /// Labels of the PodMonitor, e.g. what a Prometheus's `podMonitorSelector` asks for.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
 /// Horizontal pod autoscaling of a shard (autoscaling/v2).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("minReplicas must not exceed maxReplicas"))]
 #[x_kube(validation = Rule::new("!self.enabled || has(self.targetRPS) || has(self.targetCPUUtilization)").message("autoscaling needs targetRPS or targetCPUUtilization"))]
 pub struct Autoscaling {
-    /// Whether an HPA is rendered.
+    /// Whether the proxies are autoscaled.
     #[serde(default)]
     pub enabled: bool,
+    /// `hpa` (default) or `keda`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub provider: AutoscalingProvider,
     /// Lower bound of replicas.
     #[schemars(range(min = 1, max = 1000))]
     pub min_replicas: i32,

@@ -88,6 +88,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         RenderOptions {
             proxy_image: cfg.proxy_image.clone(),
             network_policies: cfg.network_policies,
+            prometheus_url: cfg.traffic.as_ref().map(|t| t.prometheus.url.clone()),
         },
     )
     .map_err(|e| anyhow::anyhow!("templates: {e}"))?;

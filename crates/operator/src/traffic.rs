@@ -25,6 +25,7 @@ use serde_json::json;
 use super::context::Ctx;
 use super::prometheus::{Prometheus, QueryError, Sample};
 use prism_api::{AggregateMetrics, NamespaceMetrics, PrismNamespace, PrismShard};
+use prism_render::render::contract::{LATENCY_SERIES, REQUESTS_SERIES};
 
 /// Field manager of the traffic figures (apart from the reconcilers' status).
 pub const FIELD_MANAGER: &str = "prism-operator-traffic";
@@ -35,7 +36,7 @@ pub const METRICS_AVAILABLE: &str = "MetricsAvailable";
 
 /// The PromQL of one round. Every query returns an instant vector labelled `namespace` (the
 /// Kubernetes namespace) and `prism_namespace` (the PrismNamespace) or `shard`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Queries {
     /// Requests per second of each namespace.
@@ -63,25 +64,25 @@ fn with_shard(expr: &str) -> String {
 }
 
 fn default_namespace_rps() -> String {
-    format!("sum by (namespace, prism_namespace) (rate(prism_requests_total{{{PROXY_PODS}}}[2m]))")
+    format!("sum by (namespace, prism_namespace) (rate({REQUESTS_SERIES}{{{PROXY_PODS}}}[2m]))")
 }
 
 fn default_namespace_p99() -> String {
     format!(
-        "histogram_quantile(0.99, sum by (namespace, prism_namespace, le) (rate(prism_request_duration_seconds_bucket{{{PROXY_PODS}}}[2m])))"
+        "histogram_quantile(0.99, sum by (namespace, prism_namespace, le) (rate({LATENCY_SERIES}_bucket{{{PROXY_PODS}}}[2m])))"
     )
 }
 
 fn default_namespace_error_ratio() -> String {
     format!(
-        r#"sum by (namespace, prism_namespace) (rate(prism_requests_total{{{PROXY_PODS}, code!="OK"}}[2m])) / sum by (namespace, prism_namespace) (rate(prism_requests_total{{{PROXY_PODS}}}[2m]))"#
+        r#"sum by (namespace, prism_namespace) (rate({REQUESTS_SERIES}{{{PROXY_PODS}, code!="OK"}}[2m])) / sum by (namespace, prism_namespace) (rate({REQUESTS_SERIES}{{{PROXY_PODS}}}[2m]))"#
     )
 }
 
 fn default_shard_rps() -> String {
     format!(
         "sum by (namespace, shard) ({})",
-        with_shard(&format!("rate(prism_requests_total{{{PROXY_PODS}}}[2m])"))
+        with_shard(&format!("rate({REQUESTS_SERIES}{{{PROXY_PODS}}}[2m])"))
     )
 }
 
@@ -89,7 +90,7 @@ fn default_shard_avg_p99() -> String {
     format!(
         "avg by (namespace, shard) ({})",
         with_shard(&format!(
-            "histogram_quantile(0.99, sum by (namespace, pod, le) (rate(prism_request_duration_seconds_bucket{{{PROXY_PODS}}}[2m])))"
+            "histogram_quantile(0.99, sum by (namespace, pod, le) (rate({LATENCY_SERIES}_bucket{{{PROXY_PODS}}}[2m])))"
         ))
     )
 }
@@ -107,6 +108,23 @@ impl Default for Queries {
 }
 
 impl Queries {
+    /// The same queries over `window` (e.g. `10s`) instead of the defaults' two minutes.
+    pub fn with_window(&self, window: &str) -> Self {
+        let w = |q: &String| q.replace("[2m]", &format!("[{window}]"));
+        Self {
+            namespace_rps: w(&self.namespace_rps),
+            namespace_p99: w(&self.namespace_p99),
+            namespace_error_ratio: w(&self.namespace_error_ratio),
+            shard_rps: w(&self.shard_rps),
+            shard_avg_p99: w(&self.shard_avg_p99),
+        }
+    }
+
+    /// The queries as the YAML `--prometheus-queries` reads.
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).expect("queries serialize")
+    }
+
     /// Reads queries from a YAML file (keys as in [`Queries`]); missing keys keep their default.
     pub fn from_file(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -400,6 +418,12 @@ async fn write_round(ctx: &Ctx, round: &Round, settings: &TrafficSettings) {
         let (metrics, health) =
             namespace_view(round.namespaces.get(&key), sla, settings.max_error_ratio);
         if namespace_needs_write(&ns, metrics.as_ref(), &health, settings.threshold) {
+            tracing::debug!(
+                namespace = %key.0, name = %key.1,
+                written = ?ns.status.as_ref().and_then(|s| s.metrics.as_ref()),
+                now = ?metrics, health = health.health,
+                "traffic figures moved"
+            );
             namespace_writes.push((ns, metrics, health));
         }
     }
@@ -634,6 +658,12 @@ mod tests {
             assert!(query.contains(&format!("by (namespace, {by}")), "{query}");
         }
         assert!(q.namespace_rps.contains("prism_requests_total"));
+        let short = q.with_window("10s");
+        assert!(short.shard_avg_p99.contains("[10s]") && !short.shard_avg_p99.contains("[2m]"));
+        assert_eq!(
+            serde_yaml::from_str::<Queries>(&short.to_yaml()).unwrap(),
+            short
+        );
         assert!(
             q.namespace_p99
                 .contains("prism_request_duration_seconds_bucket")

@@ -349,6 +349,7 @@ fn shard(rng: &mut Lcg, i: usize, ns: &str, catalogue: &[PluginInfo]) -> PrismSh
         let cpu = rng.chance(40);
         Autoscaling {
             enabled: true,
+            provider: Default::default(),
             min_replicas: 2,
             max_replicas: rng.range(10, 30) as i32,
             target_rps: (!cpu || rng.chance(50)).then(|| rng.range(2, 20) * 500),
@@ -388,6 +389,7 @@ fn shard(rng: &mut Lcg, i: usize, ns: &str, catalogue: &[PluginInfo]) -> PrismSh
             admin_endpoint: None,
             expose: None,
             network_policy: None,
+            monitoring: None,
         },
     );
     s.metadata.namespace = Some(ns.to_string());

@@ -45,6 +45,10 @@ struct Cli {
     /// remote plugins they use), as the operator's --network-policies does.
     #[arg(long, global = true, env = "PRISM_NETWORK_POLICIES")]
     network_policies: bool,
+    /// Prometheus that KEDA ScaledObjects (spec.autoscaling.provider: keda) read the request
+    /// rate from, as the operator's --prometheus-url.
+    #[arg(long, global = true, env = "PRISM_PROMETHEUS_URL", value_name = "URL")]
+    prometheus_url: Option<String>,
     /// API versions the target cluster serves (comma-separated `group/version` and
     /// `group/version/Kind`, as `kubectl api-versions` prints them or Argo CD passes them):
     /// rendering a kind it does not serve is an error, naming the CRD to install for kinds
@@ -253,6 +257,7 @@ fn run(args: Cli) -> Result<Done, Diagnostics> {
     let options = RenderOptions {
         proxy_image: args.proxy_image.clone(),
         network_policies: args.network_policies,
+        prometheus_url: args.prometheus_url.clone(),
     };
     let served = |objects: &[render::Object]| match &args.kube_api_versions {
         Some(list) => cmp::check_api_versions(objects, list, "--kube-api-versions").into_result(()),
@@ -320,6 +325,7 @@ fn run(args: Cli) -> Result<Done, Diagnostics> {
                 args.templates.clone(),
             );
             base.network_policies = args.network_policies;
+            base.prometheus_url = args.prometheus_url.clone();
             match command {
                 CmpCommand::Generate(g) => {
                     let mut app = AppEnv {
