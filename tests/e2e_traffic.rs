@@ -558,3 +558,107 @@ async fn install_upstream_crd(client: &Client, file: &str) {
         .unwrap();
     support::operator::wait_crd_established(client, &name).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_over_tls_is_trusted_only_with_its_ca() {
+    let exporter = TrafficExporter::start().await;
+    let ca = support::pki::Ca::new("prometheus-ca");
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("ca.pem");
+    let other = dir.path().join("other-ca.pem");
+    std::fs::write(&good, &ca.pem).unwrap();
+    std::fs::write(&other, &support::pki::Ca::new("someone-else").pem).unwrap();
+    let (client, trusted) = test_namespace("tls-trusted").await;
+    let (_, untrusted) = test_namespace("tls-untrusted").await;
+    install_crds(&client).await;
+    let pods: Vec<(String, String)> = [&trusted, &untrusted]
+        .iter()
+        .map(|ns| (ns.to_string(), "prism-shop-0".to_string()))
+        .collect();
+    for (ns, pod) in &pods {
+        exporter.set(
+            ns,
+            pod,
+            "carts",
+            Load {
+                rps: 30.0,
+                error_share: 0.0,
+                latency: 0.004,
+            },
+        );
+    }
+    let prometheus = PrometheusServer::start_tls(exporter.port(), &pods, &ca.server()).await;
+    let url = prometheus.url();
+    assert!(url.starts_with("https://"));
+    let queries = queries_file(dir.path());
+    let mut operators = Vec::new();
+    for (ns, ca_file) in [(&trusted, &good), (&untrusted, &other)] {
+        let op = Operator::start(
+            ns,
+            &[
+                "--prometheus-url",
+                &url,
+                "--prometheus-ca",
+                ca_file.to_str().unwrap(),
+                "--prometheus-queries",
+                queries.to_str().unwrap(),
+                "--metrics-interval",
+                "2s",
+            ],
+        )
+        .await;
+        apply_yaml(&client, ns, SIDECAR_PLUGIN).await;
+        apply_yaml(&client, ns, &shard().replace("replicas: 2", "replicas: 1")).await;
+        apply_yaml(&client, ns, &namespace("carts")).await;
+        operators.push(op);
+    }
+    let available = |s: &PrismShard| {
+        s.status.as_ref().and_then(|st| {
+            st.conditions
+                .iter()
+                .find(|c| c.type_ == "MetricsAvailable")
+                .map(|c| (c.status.clone(), c.message.clone()))
+        })
+    };
+    // With its CA: figures flow.
+    let namespaces: Api<PrismNamespace> = Api::namespaced(client.clone(), &trusted);
+    wait_object(
+        &namespaces,
+        "carts",
+        "figures over TLS",
+        &operators[0],
+        |n| {
+            n.status
+                .as_ref()
+                .and_then(|s| s.metrics.as_ref())
+                .and_then(|m| m.rps)
+                .is_some_and(|r| near(r as f64, 30.0, 0.1))
+        },
+    )
+    .await;
+    // With another CA: refused, and the shard says why.
+    let shards: Api<PrismShard> = Api::namespaced(client.clone(), &untrusted);
+    let refused = wait_object(
+        &shards,
+        "shop",
+        "MetricsAvailable=False",
+        &operators[1],
+        |s| available(s).is_some_and(|(st, _)| st == "False"),
+    )
+    .await;
+    let (_, message) = available(&refused).unwrap();
+    assert!(
+        message.contains(&url) && message.contains("certificate"),
+        "{message}"
+    );
+    let untrusted_ns: Api<PrismNamespace> = Api::namespaced(client.clone(), &untrusted);
+    assert!(
+        untrusted_ns
+            .get("carts")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.metrics)
+            .is_none()
+    );
+}

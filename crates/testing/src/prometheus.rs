@@ -165,6 +165,7 @@ pub struct PrometheusServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    tls: bool,
 }
 
 /// The Prometheus binary: `PRISM_PROMETHEUS`, else Debian's `/usr/bin/prometheus`.
@@ -184,7 +185,35 @@ impl PrometheusServer {
     /// Starts Prometheus scraping `pods` (Kubernetes namespace, pod name) from the exporter on
     /// `exporter_port`; returns once it is ready.
     pub async fn start(exporter_port: u16, pods: &[(String, String)]) -> Self {
+        Self::start_with(exporter_port, pods, None).await
+    }
+
+    /// Like [`start`](Self::start), serving its API over TLS with `leaf` (a loopback serving
+    /// certificate).
+    pub async fn start_tls(
+        exporter_port: u16,
+        pods: &[(String, String)],
+        leaf: &crate::pki::Leaf,
+    ) -> Self {
+        Self::start_with(exporter_port, pods, Some(leaf)).await
+    }
+
+    async fn start_with(
+        exporter_port: u16,
+        pods: &[(String, String)],
+        tls: Option<&crate::pki::Leaf>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        if let Some(leaf) = tls {
+            std::fs::write(dir.path().join("tls.crt"), &leaf.cert).unwrap();
+            std::fs::write(dir.path().join("tls.key"), &leaf.key).unwrap();
+            let web = format!(
+                "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+                dir.path().join("tls.crt").display(),
+                dir.path().join("tls.key").display()
+            );
+            std::fs::write(dir.path().join("web.yml"), web).unwrap();
+        }
         let mut config = String::from(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n",
         );
@@ -198,6 +227,7 @@ impl PrometheusServer {
             child: None,
             port: crate::operator::free_port(),
             dir,
+            tls: tls.is_some(),
         };
         server.run().await;
         server
@@ -205,12 +235,20 @@ impl PrometheusServer {
 
     /// Its base URL.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     async fn run(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("prometheus.log")).unwrap();
-        let child = Command::new(prometheus_binary())
+        let mut command = Command::new(prometheus_binary());
+        if self.tls {
+            command.arg(format!(
+                "--web.config.file={}",
+                self.dir.path().join("web.yml").display()
+            ));
+        }
+        let child = command
             .arg(format!(
                 "--config.file={}",
                 self.dir.path().join("prometheus.yml").display()
@@ -225,9 +263,19 @@ impl PrometheusServer {
             .spawn()
             .expect("prometheus starts");
         self.child = Some(child);
-        let url = format!("{}/-/ready", self.url());
+        // Over TLS, a listening port is the sign (the probe client speaks plain HTTP only).
+        let ready = |port: u16, tls: bool| async move {
+            match tls {
+                true => tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok(),
+                false => crate::operator::http_get(&format!("http://127.0.0.1:{port}/-/ready"))
+                    .await
+                    .is_ok(),
+            }
+        };
         let started = Instant::now();
-        while crate::operator::http_get(&url).await.is_err() {
+        while !ready(self.port, self.tls).await {
             assert!(
                 started.elapsed() < Duration::from_secs(60),
                 "Prometheus not ready within 60 s:\n{}",
