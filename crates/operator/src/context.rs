@@ -190,6 +190,25 @@ impl Ctx {
         K: Resource<Scope = kube::core::NamespaceResourceScope>,
         S: Serialize,
     {
+        self.patch_status_as(obj, status, FIELD_MANAGER, "status")
+            .await
+    }
+
+    /// [`patch_status`](Self::patch_status) as field manager `manager`, counted as `operation`
+    /// in the write metric: the fields `status` holds are this manager's, others stay as they
+    /// are.
+    pub async fn patch_status_as<K, S>(
+        &self,
+        obj: &K,
+        status: &S,
+        manager: &str,
+        operation: &str,
+    ) -> Result<(), Error>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+        K: Resource<Scope = kube::core::NamespaceResourceScope>,
+        S: Serialize,
+    {
         let api: Api<K> =
             Api::namespaced(self.client.clone(), &obj.namespace().unwrap_or_default());
         let body = serde_json::json!({
@@ -199,11 +218,11 @@ impl Ctx {
         });
         api.patch_status(
             &obj.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
+            &PatchParams::apply(manager).force(),
             &Patch::Apply(body),
         )
         .await?;
-        self.metrics.write(&K::kind(&()), "status");
+        self.metrics.write(&K::kind(&()), operation);
         Ok(())
     }
 

@@ -17,12 +17,13 @@ use std::time::Duration;
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{Api, Patch, PatchParams};
+
 use kube::{Resource, ResourceExt};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::context::Ctx;
+use super::error::Error;
 use super::prometheus::{Prometheus, QueryError, Sample};
 use prism_api::{AggregateMetrics, NamespaceMetrics, PrismNamespace, PrismShard};
 use prism_render::render::contract::{LATENCY_SERIES, REQUESTS_SERIES};
@@ -509,14 +510,8 @@ async fn write_namespace(
         ns.meta().generation,
         now,
     );
-    let body = json!({
-        "apiVersion": PrismNamespace::api_version(&()),
-        "kind": PrismNamespace::kind(&()),
-        "status": {"metrics": metrics, "health": health.health, "conditions": [cond]},
-    });
-    let api: Api<PrismNamespace> =
-        Api::namespaced(ctx.client.clone(), &ns.namespace().unwrap_or_default());
-    apply_status(ctx, &api, &ns.name_any(), body, "PrismNamespace").await;
+    let status = json!({"metrics": metrics, "health": health.health, "conditions": [cond]});
+    apply_status(ctx, &*ns, &status).await;
 }
 
 async fn write_shard(
@@ -559,25 +554,25 @@ async fn write_shard(
         }
         Some(m) => status["aggregateMetrics"] = json!(m),
     }
-    let body = json!({
-        "apiVersion": PrismShard::api_version(&()),
-        "kind": PrismShard::kind(&()),
-        "status": status,
-    });
-    let api: Api<PrismShard> =
-        Api::namespaced(ctx.client.clone(), &shard.namespace().unwrap_or_default());
-    apply_status(ctx, &api, &shard.name_any(), body, "PrismShard").await;
+    apply_status(ctx, &*shard, &status).await;
 }
 
-async fn apply_status<K>(ctx: &Ctx, api: &Api<K>, name: &str, body: serde_json::Value, kind: &str)
+/// Writes `status` of `obj` as this manager; an object gone meanwhile is no error.
+async fn apply_status<K>(ctx: &Ctx, obj: &K, status: &serde_json::Value)
 where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    match api.patch_status(name, &params, &Patch::Apply(body)).await {
-        Ok(_) => ctx.metrics.write(kind, "traffic"),
-        Err(kube::Error::Api(e)) if e.code == 404 => {}
-        Err(e) => tracing::warn!(error = %e, kind, name, "writing traffic figures failed"),
+    match ctx
+        .patch_status_as(obj, status, FIELD_MANAGER, "traffic")
+        .await
+    {
+        Ok(()) => {}
+        Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => {}
+        Err(e) => {
+            let (kind, name) = (K::kind(&()), obj.name_any());
+            tracing::warn!(error = %e, %kind, %name, "writing traffic figures failed");
+        }
     }
 }
 
