@@ -13,6 +13,8 @@
 #          --kustomize-max N      largest size kustomize runs at (default 100: at 1,000 shards
 #                                 one kustomize build takes about 18 minutes here)
 #          --cold-runs N          processes for the cold-start figure (default 30)
+#          --rss-sizes "10 100 1000 5000"  shard counts of prism-render's memory curve (3 runs
+#                                 each; table rss.tsv and plot rss.svg in the results)
 #          --profile NAME         cargo profile of prism-render (default release; dev with --smoke)
 #          --results DIR          where fleets, outputs and results.tsv go
 #                                 (default target/bench-compare)
@@ -29,6 +31,7 @@ sizes="10 100 1000"
 runs=5
 kustomize_max=100
 cold_runs=30
+rss_sizes="10 100 1000 5000"
 profile=
 results=$root/target/bench-compare
 smoke=0
@@ -39,15 +42,16 @@ while (($#)); do
 	--runs) runs=$2; shift ;;
 	--kustomize-max) kustomize_max=$2; shift ;;
 	--cold-runs) cold_runs=$2; shift ;;
+	--rss-sizes) rss_sizes=$2; shift ;;
 	--profile) profile=$2; shift ;;
 	--results) results=$2; shift ;;
-	-h | --help) sed -n '2,22p' "${BASH_SOURCE[0]}"; exit 0 ;;
+	-h | --help) sed -n '2,24p' "${BASH_SOURCE[0]}"; exit 0 ;;
 	*) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
 done
 if ((smoke)); then
-	sizes=4 runs=1 cold_runs=3 kustomize_max=4
+	sizes=4 runs=1 cold_runs=3 kustomize_max=4 rss_sizes=4
 	profile=${profile:-dev}
 fi
 profile=${profile:-release}
@@ -142,14 +146,15 @@ report=$(awk -F'\t' '
 		return count % 2 ? v[(count + 1) / 2] : (v[count / 2] + v[count / 2 + 1]) / 2
 	}
 	END {
-		printf "%-7s %-13s %5s %10s %10s %9s %9s %9s %11s %9s\n", "shards", "tool", "runs", "median s", "cpu s", "MiB RSS", "objects", "MiB out", "objects/s", "vs prism"
+		printf "%-7s %-13s %5s %10s %10s %9s %9s %9s %11s %9s %9s\n", "shards", "tool", "runs", "median s", "cpu s", "MiB RSS", "objects", "MiB out", "objects/s", "vs prism", "cpu vs"
 		split("prism-render helm kustomize", tools, " ")
 		for (s = 1; s <= ns; s++) {
 			size = sizes[s]; base = median(wall, size SUBSEP "prism-render", n[size, "prism-render"])
+			cpu_base = median(cpu, size SUBSEP "prism-render", n[size, "prism-render"])
 			for (t = 1; t <= 3; t++) {
 				key = size SUBSEP tools[t]; if (!(key in n)) continue
 				m = median(wall, key, n[key])
-				printf "%-7s %-13s %5d %10.3f %10.2f %9.1f %9d %9.1f %11.0f %8.1fx\n", size, tools[t], n[key], m, median(cpu, key, n[key]), median(rss, key, n[key]) / 1024, objects[key], bytes[key] / 1048576, objects[key] / m, m / base
+				printf "%-7s %-13s %5d %10.3f %10.2f %9.1f %9d %9.1f %11.0f %8.1fx %8.1fx\n", size, tools[t], n[key], m, median(cpu, key, n[key]), median(rss, key, n[key]) / 1024, objects[key], bytes[key] / 1048576, objects[key] / m, m / base, (cpu_base > 0 ? median(cpu, key, n[key]) / cpu_base : 0)
 			}
 		}
 	}' "$tsv")
@@ -162,6 +167,28 @@ echo
 echo "prism-render peak memory, $largest shards: /usr/bin/time -v $prism render $results/fleet-$largest/fleet"
 /usr/bin/time -v "$prism" render "$results/fleet-$largest/fleet" 2>"$results/time-v.txt" >/dev/null
 grep -E 'Maximum resident set size|Elapsed \(wall clock\)' "$results/time-v.txt" | sed 's/^\s*/  /' | tee -a "$results/summary.txt"
+
+# Peak memory against fleet size: prism-render alone, 3 runs per size, the median.
+rss_tsv=$results/rss.tsv
+printf 'shards\tobjects\toutput_bytes\twall_s\tcpu_s\tmax_rss_kb\n' >"$rss_tsv"
+for n in ${rss_sizes//,/ }; do
+	dir=$results/fleet-$n
+	[[ -d $dir/fleet ]] || "$gen" --out "$dir" --shards "$n" 2>/dev/null
+	for r in 1 2 3; do
+		start=$EPOCHREALTIME
+		/usr/bin/time -f '%M %U %S' -o "$dir/time" "$prism" render "$dir/fleet" >"$dir/out-rss.yaml"
+		end=$EPOCHREALTIME
+		read -r rss user sys <"$dir/time"
+		printf '%s\t%s\t%s\t%s\t%s\n' "$(grep -c '^kind:' "$dir/out-rss.yaml")" "$(wc -c <"$dir/out-rss.yaml")" \
+			"$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.3f", b - a}')" \
+			"$(awk -v u="$user" -v s="$sys" 'BEGIN {printf "%.2f", u + s}')" "$rss"
+	done | sort -t$'\t' -k5,5n | sed -n 2p | sed "s/^/$n\t/" >>"$rss_tsv"
+	rm -f "$dir/out-rss.yaml"
+done
+echo
+echo "prism-render peak RSS by fleet size (median of 3): $rss_tsv, plot $results/rss.svg"
+column -t "$rss_tsv" | sed 's/^/  /' | tee -a "$results/summary.txt"
+python3 benches/plot_rss.py "$rss_tsv" >"$results/rss.svg"
 
 smallest=$(tr ' ' '\n' <<<"$sizes" | sort -n | head -n 1)
 cold=$results/fleet-cold

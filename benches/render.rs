@@ -3,7 +3,8 @@
 //!
 //! - `pipeline`: input YAML text → the output YAML stream, everything `prism-render render`
 //!   does except reading files and writing stdout (split, strict parse, schema and CEL
-//!   validation, plugin resolution, placement, templates, typed round trip, hashes, order);
+//!   validation, plugin resolution, placement, templates, typed round trip, hashes, the
+//!   spool, order), on every core;
 //! - `parse`: input text → validated fleet (throughput in input resources and input bytes);
 //! - `render`: validated fleet → ordered objects;
 //! - `serialize`: objects → the YAML stream.
@@ -18,6 +19,7 @@ use std::time::Duration;
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use fleet::{Fleet, FleetParams};
 use prism_render::render::{Renderer, to_yaml_stream};
+use prism_render::snapshot::YamlStream;
 use prism_render::source::fleet_from_files;
 
 fn sizes() -> &'static [usize] {
@@ -28,12 +30,14 @@ fn sizes() -> &'static [usize] {
     }
 }
 
+/// What `prism-render render` does: the streaming render into a spool, then its text.
 fn pipeline(renderer: &Renderer, files: Vec<(String, String)>) -> String {
     let parsed = fleet_from_files(files, "default").expect("generated fleets are valid");
-    let objects = renderer
-        .render_fleet(&parsed)
-        .expect("generated fleets render");
-    to_yaml_stream(&objects)
+    YamlStream::render(renderer, &parsed)
+        .expect("generated fleets render")
+        .spool
+        .into_string()
+        .expect("the spool reads back")
 }
 
 fn benches(c: &mut Criterion) {

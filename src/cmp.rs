@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use crate::error::{Diagnostic, Diagnostics};
-use crate::render::contract::{SHARD_LABEL, missing_crd};
-use crate::render::{self, Object, RenderOptions};
-use crate::snapshot::{Render, TemplateSource};
+use crate::render::contract::missing_crd;
+use crate::render::{ObjectId, RenderOptions};
+use crate::snapshot::{Render, TemplateSource, YamlStream};
 use crate::source::tree::{DiskTree, FileTree, normalize};
 
 /// Parameter: namespace for resources that set none.
@@ -397,7 +397,7 @@ fn shown_prefix(app: &AppEnv) -> String {
 /// `cmp generate`: renders the app directory (the current directory) with the Argo CD
 /// environment into a YAML stream, exactly as `prism-render render` renders the same files with
 /// the same settings. No objects is an error: Argo CD would prune everything.
-pub fn generate(base: Settings, app: &AppEnv) -> Result<String, Diagnostics> {
+pub fn generate(base: Settings, app: &AppEnv) -> Result<YamlStream, Diagnostics> {
     let s = settings(base, app).map_err(|m| problem("prism-render", m))?;
     let prefix = shown_prefix(app);
     let tree = DiskTree::new(".", prefix.clone());
@@ -424,7 +424,7 @@ pub fn generate(base: Settings, app: &AppEnv) -> Result<String, Diagnostics> {
             prometheus_url: s.prometheus_url.clone(),
         },
     };
-    let rendered = render.run()?;
+    let rendered = render.run_yaml()?;
     if let Some(missing) = rendered.missing.first() {
         return Err(problem(&tree.name(missing), "no such file or directory"));
     }
@@ -436,7 +436,7 @@ pub fn generate(base: Settings, app: &AppEnv) -> Result<String, Diagnostics> {
             format!("no YAML files found: nothing to render for {app_name}"),
         ));
     }
-    if rendered.objects.is_empty() {
+    if rendered.objects.ids.is_empty() {
         return Err(problem(
             &tree.name(&PathBuf::new()),
             format!(
@@ -445,11 +445,11 @@ pub fn generate(base: Settings, app: &AppEnv) -> Result<String, Diagnostics> {
         ));
     }
     check_cluster(
-        &rendered.objects,
+        &rendered.objects.ids,
         app.kube_version.as_deref(),
         app.kube_api_versions.as_deref(),
     )?;
-    Ok(render::to_yaml_stream(&rendered.objects))
+    Ok(rendered.objects)
 }
 
 /// Parses `1.31.2`, `v1.31.2+k3s1` … into (major, minor).
@@ -464,7 +464,7 @@ fn major_minor(version: &str) -> Option<(u64, u64)> {
 /// Checks the objects against the target cluster Argo CD describes: its version must be new
 /// enough and every `apiVersion`/`kind` must be served ([`check_api_versions`]).
 pub fn check_cluster(
-    objects: &[Object],
+    objects: &[ObjectId],
     kube_version: Option<&str>,
     api_versions: Option<&str>,
 ) -> Result<(), Diagnostics> {
@@ -502,7 +502,7 @@ pub fn check_cluster(
 /// says; `source` names the list in messages. Prism kinds are not checked: their CRDs may be
 /// installed by the same sync. A kind served by another project's CRD (GRPCRoute) names that
 /// CRD. An empty list checks nothing.
-pub fn check_api_versions(objects: &[Object], list: &str, source: &str) -> Diagnostics {
+pub fn check_api_versions(objects: &[ObjectId], list: &str, source: &str) -> Diagnostics {
     let mut problems = Diagnostics::default();
     let served: std::collections::BTreeSet<&str> = list
         .split(',')
@@ -521,7 +521,7 @@ pub fn check_api_versions(objects: &[Object], list: &str, source: &str) -> Diagn
                 .is_some_and(|k| k.starts_with(|c: char| c.is_ascii_uppercase()))
         })
     };
-    let mut missing: BTreeMap<String, (String, &Object)> = BTreeMap::new();
+    let mut missing: BTreeMap<String, (String, &ObjectId)> = BTreeMap::new();
     for o in objects {
         let group = o.api_version.rsplit_once('/').map_or("", |(g, _)| g);
         if group == crate::api::GROUP {
@@ -538,8 +538,9 @@ pub fn check_api_versions(objects: &[Object], list: &str, source: &str) -> Diagn
     }
     for (gvk, (kind, o)) in missing {
         let object = format!("{}/{}", o.namespace, o.name);
-        let owner = o.value["metadata"]["labels"][SHARD_LABEL]
-            .as_str()
+        let owner = o
+            .shard
+            .as_ref()
             .map(|shard| format!("{kind} {object} (of PrismShard {}/{shard})", o.namespace));
         let message = match missing_crd(&kind, owner.as_deref().unwrap_or(&object)) {
             Some(m) => m,
@@ -635,10 +636,10 @@ mod tests {
 
     #[test]
     fn cluster_checks() {
-        let objects = vec![Object::from_value(json!({
+        let objects = vec![ObjectId::of(&crate::render::Object::from_value(json!({
             "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
             "metadata": {"name": "h", "namespace": "prism"}
-        }))];
+        })))];
         assert!(check_cluster(&objects, Some("1.31.0"), Some("v1,autoscaling/v2")).is_ok());
         assert!(check_cluster(&objects, Some("v1.30.4+k3s1"), None).is_ok());
         let e = check_cluster(&objects, Some("1.29.9"), Some("v1,autoscaling/v1"))

@@ -13,3 +13,4 @@ pub mod git;
 pub mod render;
 pub mod snapshot;
 pub mod source;
+pub mod spool;

@@ -5,11 +5,13 @@
 //! `cmp generate` together.
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 
-use crate::error::Diagnostics;
-use crate::render::{Object, RenderOptions};
+use crate::error::{Diagnostic, Diagnostics};
+use crate::render::{self, Object, ObjectId, OrderKey, RenderOptions, Renderer};
 use crate::source::tree::{self, FileTree};
-use crate::source::{fleet_from_files, tree_renderer};
+use crate::source::{Fleet, fleet_from_files, tree_renderer};
+use crate::spool::Spool;
 
 /// Where the templates of a render come from.
 pub enum TemplateSource<'a> {
@@ -36,13 +38,49 @@ pub struct Render<'a> {
 }
 
 /// A render's objects, and the requested paths that did not exist.
-pub struct Rendered {
+pub struct Rendered<T = Vec<Object>> {
     /// The objects in output order.
-    pub objects: Vec<Object>,
+    pub objects: T,
     /// Input files read.
     pub files: usize,
     /// Requested paths missing from the tree.
     pub missing: Vec<PathBuf>,
+}
+
+/// A render as a YAML stream waiting to be written, and the ids of its objects in output order.
+pub struct YamlStream {
+    /// The documents.
+    pub spool: Spool,
+    /// What they are.
+    pub ids: Vec<ObjectId>,
+}
+
+impl YamlStream {
+    /// Renders `fleet` into a stream; nothing of it is written until the caller writes it.
+    pub fn render(renderer: &Renderer, fleet: &Fleet) -> Result<Self, Diagnostics> {
+        let spool = Mutex::new(Ok(Spool::default()));
+        let ids = renderer.render_fleet_to(fleet, |o| {
+            // Written outside the lock, so that threads write YAML side by side.
+            let mut doc = Vec::new();
+            render::write_yaml_document(&mut doc, &o);
+            let key = OrderKey::new(&o.kind, &o.namespace, &o.name);
+            let mut spool = spool.lock().expect("not poisoned");
+            if let Ok(s) = spool.as_mut()
+                && let Err(e) = s.push(key, &doc)
+            {
+                *spool = Err(e);
+            }
+        })?;
+        let spool = spool.into_inner().expect("not poisoned").map_err(|e| {
+            Diagnostics::from(Diagnostic::new(
+                "prism-render",
+                0,
+                "",
+                format!("holding the output in a temporary file: {e}"),
+            ))
+        })?;
+        Ok(Self { spool, ids })
+    }
 }
 
 impl Render<'_> {
@@ -50,6 +88,25 @@ impl Render<'_> {
     /// [`Rendered::missing`]; no input file at all gives no objects (callers decide if that
     /// is an error).
     pub fn run(&self) -> Result<Rendered, Diagnostics> {
+        self.run_with(Vec::new, |renderer, fleet| renderer.render_fleet(fleet))
+    }
+
+    /// [`Render::run`] into a YAML stream held until it is written.
+    pub fn run_yaml(&self) -> Result<Rendered<YamlStream>, Diagnostics> {
+        self.run_with(
+            || YamlStream {
+                spool: Spool::default(),
+                ids: Vec::new(),
+            },
+            YamlStream::render,
+        )
+    }
+
+    fn run_with<T>(
+        &self,
+        nothing: impl FnOnce() -> T,
+        render: impl FnOnce(&Renderer, &Fleet) -> Result<T, Diagnostics>,
+    ) -> Result<Rendered<T>, Diagnostics> {
         let (templates, skip) = match &self.templates {
             TemplateSource::Embedded => (None, None),
             TemplateSource::Inside(dir) => (Some((self.tree, dir.as_path())), Some(dir.as_path())),
@@ -59,14 +116,14 @@ impl Render<'_> {
         let found = tree::read_files(self.tree, &self.paths, skip)?;
         if found.files.is_empty() {
             return Ok(Rendered {
-                objects: Vec::new(),
+                objects: nothing(),
                 files: 0,
                 missing: found.missing,
             });
         }
         let files = found.files.len();
         let fleet = fleet_from_files(found.files, &self.namespace)?;
-        let objects = renderer.render_fleet(&fleet)?;
+        let objects = render(&renderer, &fleet)?;
         Ok(Rendered {
             objects,
             files,

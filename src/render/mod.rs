@@ -10,26 +10,30 @@ pub mod objects;
 pub mod placement;
 pub mod podmonitor;
 pub mod resolve;
+pub mod template_yaml;
 pub mod templates;
 pub mod values;
+pub mod yaml;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use kube::ResourceExt;
 use minijinja::Environment;
+use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use objects::{Object, RenderError, sort_objects};
+pub use objects::{Object, ObjectId, OrderKey, RenderError, sort_objects};
 pub use placement::{Placement, place};
 pub use resolve::{Resolved, resolve};
 pub use templates::Templates;
 pub use values::PluginUse;
 
-use crate::api::{AutoscalingProvider, PrismPlugin, PrismShard, SHARD_ANNOTATION};
+use crate::api::{AutoscalingProvider, PrismNamespace, PrismPlugin, PrismShard, SHARD_ANNOTATION};
 use crate::error::{Diagnostic, Diagnostics};
-use crate::source::{Document, Fleet};
+use crate::source::{Document, Fleet, Located};
 
 /// Proxy image used when a shard does not name one.
 pub const DEFAULT_PROXY_IMAGE: &str = "ghcr.io/prism/prism-proxy:0.1.0";
@@ -192,43 +196,134 @@ impl Renderer {
     /// Renders a whole fleet: its custom resources (namespaces annotated with their shard)
     /// followed by everything they become, in install order.
     pub fn render_fleet(&self, fleet: &Fleet) -> Result<Vec<Object>, Diagnostics> {
-        let resolved = resolve(fleet)?;
-        let mut problems = Diagnostics::default();
-        // Every object with the document of the resource it was rendered from.
-        let mut out: Vec<(Object, &Document)> = Vec::new();
-        for (shard, uses) in &resolved.shards {
-            match self.render_shard(&shard.value, uses) {
-                Ok(objs) => out.extend(objs.into_iter().map(|o| (o, &*shard.origin))),
-                Err(e) => problems.push(shard.diagnostic("", e.to_string())),
-            }
-            out.push((custom_resource(&shard.value), &shard.origin));
-        }
-        for plugin in &fleet.plugins {
-            out.push((custom_resource(&plugin.value), &plugin.origin));
-        }
-        for plugin in &resolved.remote_plugins {
-            let users = users_of(fleet, &plugin.value);
-            match self.render_remote_plugin(&plugin.value, &users) {
-                Ok(objs) => out.extend(objs.into_iter().map(|o| (o, &*plugin.origin))),
-                Err(e) => problems.push(plugin.diagnostic("", e.to_string())),
-            }
-        }
-        for (ns, placement) in &resolved.placements {
-            let mut obj = custom_resource(&ns.value);
-            let annotations = obj.value["metadata"]
-                .as_object_mut()
-                .expect("metadata")
-                .entry("annotations")
-                .or_insert_with(|| Value::Object(Default::default()));
-            annotations[SHARD_ANNOTATION] = Value::String(placement.shard.clone());
-            obj.value = objects::sort_keys(obj.value);
-            out.push((obj, &ns.origin));
-        }
-        check_unique(&out, &mut problems);
-        let mut objects: Vec<Object> = out.into_iter().map(|(o, _)| o).collect();
+        let all = std::sync::Mutex::new(Vec::new());
+        self.render_fleet_to(fleet, |o| all.lock().expect("not poisoned").push(o))?;
+        let mut objects = all.into_inner().expect("not poisoned");
         sort_objects(&mut objects);
-        problems.into_result(objects)
+        Ok(objects)
     }
+
+    /// Renders a whole fleet like [`Renderer::render_fleet`], handing each object to `sink` as
+    /// soon as it is rendered, in no particular order and from several threads; returns the ids
+    /// of every object in output order. Objects reach `sink` before the fleet is known to be
+    /// good: whoever writes them must wait for `Ok`.
+    pub fn render_fleet_to(
+        &self,
+        fleet: &Fleet,
+        sink: impl Fn(Object) + Sync,
+    ) -> Result<Vec<ObjectId>, Diagnostics> {
+        let resolved = resolve(fleet)?;
+        let mut units: Vec<Unit<'_>> = Vec::new();
+        units.extend(resolved.shards.iter().map(|(s, uses)| Unit::Shard(s, uses)));
+        units.extend(fleet.plugins.iter().map(Unit::Plugin));
+        units.extend(
+            resolved
+                .remote_plugins
+                .iter()
+                .map(|p| Unit::RemotePlugin(p)),
+        );
+        units.extend(
+            resolved
+                .placements
+                .chunks(NAMESPACES_PER_UNIT)
+                .map(Unit::Namespaces),
+        );
+        let render = |unit: &Unit<'_>| {
+            let mut ids = Vec::new();
+            let mut put = |o: Object, doc: &Arc<Document>| {
+                ids.push((ObjectId::of(&o), Arc::clone(doc)));
+                sink(o);
+            };
+            let problem = self.render_unit(fleet, unit, &mut put);
+            (ids, problem)
+        };
+        let done: Vec<_> = if units.len() < PARALLEL_UNITS {
+            units.iter().map(render).collect()
+        } else {
+            units.par_iter().map(render).collect()
+        };
+        let mut problems = Diagnostics::default();
+        let mut ids = Vec::new();
+        for (unit_ids, problem) in done {
+            ids.extend(unit_ids);
+            problems.0.extend(problem);
+        }
+        let ids = in_order_and_unique(ids, &mut problems);
+        problems.into_result(ids)
+    }
+
+    /// Renders one unit, handing its objects to `put` in the order the resources came.
+    fn render_unit(
+        &self,
+        fleet: &Fleet,
+        unit: &Unit<'_>,
+        put: &mut dyn FnMut(Object, &Arc<Document>),
+    ) -> Option<Diagnostic> {
+        match unit {
+            Unit::Shard(shard, uses) => {
+                let problem = match self.render_shard(&shard.value, uses) {
+                    Ok(objs) => {
+                        objs.into_iter().for_each(|o| put(o, &shard.origin));
+                        None
+                    }
+                    Err(e) => Some(shard.diagnostic("", e.to_string())),
+                };
+                put(custom_resource(&shard.value), &shard.origin);
+                problem
+            }
+            Unit::Plugin(plugin) => {
+                put(custom_resource(&plugin.value), &plugin.origin);
+                None
+            }
+            Unit::RemotePlugin(plugin) => {
+                let users = users_of(fleet, &plugin.value);
+                match self.render_remote_plugin(&plugin.value, &users) {
+                    Ok(objs) => {
+                        objs.into_iter().for_each(|o| put(o, &plugin.origin));
+                        None
+                    }
+                    Err(e) => Some(plugin.diagnostic("", e.to_string())),
+                }
+            }
+            Unit::Namespaces(placed) => {
+                for (ns, shard) in *placed {
+                    put(placed_namespace(&ns.value, shard), &ns.origin);
+                }
+                None
+            }
+        }
+    }
+}
+
+/// Below this many units a render stays on one thread: starting more costs more than it saves.
+const PARALLEL_UNITS: usize = 64;
+
+/// PrismNamespaces rendered together as one unit of work.
+const NAMESPACES_PER_UNIT: usize = 256;
+
+/// One piece of a fleet render, independent of the others.
+enum Unit<'a> {
+    /// A shard's objects and its custom resource.
+    Shard(&'a Located<PrismShard>, &'a [PluginUse<'a>]),
+    /// A plugin's custom resource.
+    Plugin(&'a Located<PrismPlugin>),
+    /// A remote plugin's objects.
+    RemotePlugin(&'a Located<PrismPlugin>),
+    /// Placed namespaces' custom resources.
+    Namespaces(&'a [(&'a Located<PrismNamespace>, String)]),
+}
+
+/// A PrismNamespace as it is emitted: annotated with the shard it is placed on.
+fn placed_namespace(ns: &PrismNamespace, shard: &str) -> Object {
+    let mut obj = custom_resource(ns);
+    let annotations = obj.value["metadata"]
+        .as_object_mut()
+        .expect("metadata")
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(Default::default()));
+    annotations[SHARD_ANNOTATION] = Value::String(shard.to_string());
+    obj.value = objects::sort_keys(obj.value);
+    obj
 }
 
 /// The shards of `plugin`'s namespace that list it.
@@ -260,17 +355,30 @@ fn custom_resource<K: Serialize + ResourceExt>(k: &K) -> Object {
     Object::from_value(objects::sort_keys(value))
 }
 
-/// Two resources rendering the same object would overwrite each other: report it, once per
-/// pair of resources, naming the first object they share.
-fn check_unique(objects: &[(Object, &Document)], problems: &mut Diagnostics) {
-    let mut seen: BTreeMap<String, &Document> = BTreeMap::new();
+/// The ids of `objects` (in the order they were rendered) in output order. Two resources
+/// rendering the same object would overwrite each other: that is reported once per pair of
+/// resources, naming the first object they share, in the order they were rendered.
+fn in_order_and_unique(
+    objects: Vec<(ObjectId, Arc<Document>)>,
+    problems: &mut Diagnostics,
+) -> Vec<ObjectId> {
+    let mut objects: Vec<(usize, ObjectId, Arc<Document>)> = objects
+        .into_iter()
+        .enumerate()
+        .map(|(i, (id, doc))| (i, id, doc))
+        .collect();
+    objects.sort_unstable_by(|a, b| (a.1.order(), a.0).cmp(&(b.1.order(), b.0)));
+    // Each repeat with the one rendered just before it.
+    let mut repeats: Vec<(usize, usize)> = (1..objects.len())
+        .filter(|&i| objects[i - 1].1.order() == objects[i].1.order())
+        .map(|i| (i, i - 1))
+        .collect();
+    repeats.sort_unstable_by_key(|&(again, _)| objects[again].0);
     let mut reported = std::collections::BTreeSet::new();
-    for (o, doc) in objects {
-        if let Some(first) = seen.insert(o.id(), doc) {
-            let pair = (&*doc.file, doc.line, &*first.file, first.line);
-            if !reported.insert(pair) {
-                continue;
-            }
+    for (again, before) in repeats {
+        let (_, o, doc) = &objects[again];
+        let first = &objects[before].2;
+        if reported.insert((&*doc.file, doc.line, &*first.file, first.line)) {
             problems.push(doc.diagnostic(
                 "metadata.name",
                 format!(
@@ -282,6 +390,7 @@ fn check_unique(objects: &[(Object, &Document)], problems: &mut Diagnostics) {
             ));
         }
     }
+    objects.into_iter().map(|(_, id, _)| id).collect()
 }
 
 /// A minijinja error on one line, with the template line when known.
@@ -302,10 +411,15 @@ fn template_error(e: &minijinja::Error) -> String {
 pub fn to_yaml_stream(objects: &[Object]) -> String {
     let mut out = Vec::new();
     for o in objects {
-        out.extend_from_slice(b"---\n");
-        serde_yaml::to_writer(&mut out, &o.value).expect("objects serialize");
+        write_yaml_document(&mut out, o);
     }
     String::from_utf8(out).expect("YAML is UTF-8")
+}
+
+/// One object as a document of a YAML stream: `---` and its YAML.
+pub fn write_yaml_document(out: &mut Vec<u8>, o: &Object) {
+    out.extend_from_slice(b"---\n");
+    yaml::write_document(out, &o.value);
 }
 
 /// The whole fleet as a `v1` `List` in JSON.

@@ -51,6 +51,93 @@ impl Object {
     }
 }
 
+/// What names a rendered object, orders it in the output and says where it came from, kept
+/// when the object itself is already written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectId {
+    /// `apiVersion`.
+    pub api_version: String,
+    /// `kind`.
+    pub kind: String,
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// The shard it belongs to (its `prism.io/shard` label), if any.
+    pub shard: Option<String>,
+}
+
+impl ObjectId {
+    /// The id of `o`.
+    pub fn of(o: &Object) -> Self {
+        Self {
+            api_version: o.api_version.clone(),
+            kind: o.kind.clone(),
+            namespace: o.namespace.clone(),
+            name: o.name.clone(),
+            shard: o.value["metadata"]["labels"][super::contract::SHARD_LABEL]
+                .as_str()
+                .map(str::to_string),
+        }
+    }
+
+    /// `Kind namespace/name`, for messages.
+    pub fn id(&self) -> String {
+        format!("{} {}/{}", self.kind, self.namespace, self.name)
+    }
+
+    /// The output order: [`sort_objects`]'s.
+    pub fn order(&self) -> OrderKey<'_> {
+        OrderKey::new(&self.kind, &self.namespace, &self.name)
+    }
+}
+
+/// Where an object goes in the output: Helm's install order of its kind, then namespace and
+/// name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OrderKey<'a> {
+    rank: usize,
+    kind: &'a str,
+    namespace: &'a str,
+    name: &'a str,
+}
+
+impl<'a> OrderKey<'a> {
+    /// The key of an object of `kind` named `namespace/name`.
+    pub fn new(kind: &'a str, namespace: &'a str, name: &'a str) -> Self {
+        let rank = INSTALL_ORDER
+            .iter()
+            .position(|o| *o == kind)
+            .unwrap_or(INSTALL_ORDER.len());
+        Self {
+            rank,
+            kind,
+            namespace,
+            name,
+        }
+    }
+
+    /// Position of the kind in the install order.
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> &'a str {
+        self.kind
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &'a str {
+        self.namespace
+    }
+
+    /// The name.
+    pub fn name(&self) -> &'a str {
+        self.name
+    }
+}
+
 /// A template produced something that is not a valid object.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("template {template}: {message}")]
@@ -72,8 +159,20 @@ impl RenderError {
 
 /// Parses one template's output into a checked object.
 pub(crate) fn parse_rendered(template: &str, text: &str) -> Result<Object, RenderError> {
-    let original: Value = serde_yaml::from_str(text)
-        .map_err(|e| RenderError::new(template, format!("output is not valid YAML: {e}")))?;
+    let original: Value = match super::template_yaml::parse(text) {
+        Some(v) => {
+            #[cfg(test)]
+            assert_eq!(
+                Ok(&v),
+                serde_yaml::from_str::<Value>(text)
+                    .as_ref()
+                    .map_err(|e| e.to_string())
+            );
+            v
+        }
+        None => serde_yaml::from_str(text)
+            .map_err(|e| RenderError::new(template, format!("output is not valid YAML: {e}")))?,
+    };
     let kind = original["kind"].as_str().unwrap_or_default().to_string();
     let typed = match kind.as_str() {
         "ConfigMap" => round_trip::<ConfigMap>(&original),
@@ -242,20 +341,10 @@ const INSTALL_ORDER: &[&str] = &[
 
 /// Sorts objects by install order of their kind, then namespace, then name.
 pub fn sort_objects(objects: &mut [Object]) {
-    let rank = |k: &str| {
-        INSTALL_ORDER
-            .iter()
-            .position(|o| *o == k)
-            .unwrap_or(INSTALL_ORDER.len())
-    };
-    objects.sort_by(|a, b| {
-        (rank(&a.kind), &a.kind, &a.namespace, &a.name).cmp(&(
-            rank(&b.kind),
-            &b.kind,
-            &b.namespace,
-            &b.name,
-        ))
-    });
+    fn key(o: &Object) -> OrderKey<'_> {
+        OrderKey::new(&o.kind, &o.namespace, &o.name)
+    }
+    objects.sort_by(|a, b| key(a).cmp(&key(b)));
 }
 
 #[cfg(test)]

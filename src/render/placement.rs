@@ -125,6 +125,47 @@ pub fn score(ns: &PrismNamespace, shard: &str) -> u64 {
     u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
+/// The name of the shard [`place`] chooses, without the record of how.
+pub fn choose(ns: &PrismNamespace, shards: &[&PrismShard]) -> Result<String, String> {
+    let mut fitting = shards.iter().filter(|s| fits(ns, s));
+    let Some(first) = fitting.next() else {
+        return place(ns, shards.iter().copied()).map(|p| p.shard);
+    };
+    let mut best = (first.name_any(), None::<u64>);
+    for shard in fitting {
+        let name = shard.name_any();
+        let best_score = *best.1.get_or_insert_with(|| score(ns, &best.0));
+        let s = score(ns, &name);
+        if s > best_score || (s == best_score && name < best.0) {
+            best = (name, Some(s));
+        }
+    }
+    Ok(best.0)
+}
+
+/// Whether `shard` can host `ns`: [`mismatch`] without the explanation.
+fn fits(ns: &PrismNamespace, shard: &PrismShard) -> bool {
+    if ns.metadata.namespace != shard.metadata.namespace {
+        return false;
+    }
+    if let Some(sel) = &ns.spec.shard {
+        let s = &shard.spec;
+        let checks = [
+            (sel.name.as_deref(), shard.metadata.name.as_deref()),
+            (sel.product.as_deref(), Some(s.product.as_str())),
+            (sel.feature.as_deref(), s.feature.as_deref()),
+            (sel.sla_tier.as_deref(), s.sla_tier.as_deref()),
+        ];
+        if checks
+            .iter()
+            .any(|(want, have)| want.is_some() && have != want)
+        {
+            return false;
+        }
+    }
+    shard.spec.backends.is_empty() || shard.spec.backends.contains(&ns.spec.backend)
+}
+
 /// Places `ns` on one of `shards`, or explains why none can host it.
 pub fn place<'a>(
     ns: &PrismNamespace,
@@ -362,5 +403,36 @@ mod tests {
             err.contains("serves backends [redis], not postgres"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn choose_agrees_with_place() {
+        let mut shards: Vec<PrismShard> = (0..6)
+            .map(|i| shard(&format!("s{i}"), ["p", "q"][i % 2]))
+            .collect();
+        shards[1].spec.backends = vec!["redis".into()];
+        shards[2].spec.feature = Some("vod".into());
+        let mut other_namespace = shard("elsewhere", "p");
+        other_namespace.metadata.namespace = Some("other".into());
+        shards.push(other_namespace);
+        let refs: Vec<&PrismShard> = shards.iter().collect();
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..300 {
+            let mut ns = namespace(
+                &format!("n{i}"),
+                [None, Some("p"), Some("q"), Some("x")][i % 4],
+            );
+            if i % 5 == 0 {
+                ns.spec.backend = "redis".into();
+            }
+            if i % 7 == 0 {
+                ns.spec.shard.get_or_insert_default().feature = Some("vod".into());
+            }
+            let want = place(&ns, refs.iter().copied()).map(|p| p.shard);
+            assert_eq!(choose(&ns, &refs), want, "{i}");
+            seen.insert(format!("{want:?}"));
+        }
+        // Every outcome: each shard that can win, and errors.
+        assert!(seen.len() >= 5, "{seen:?}");
     }
 }

@@ -8,7 +8,7 @@ use kube::ResourceExt;
 use semver::{Version, VersionReq};
 
 use super::contract::{DATA_PORT, METRICS_PORT};
-use super::placement::{Placement, place};
+use super::placement::choose;
 use super::values::PluginUse;
 use crate::api::{PluginDeploymentType, PrismNamespace, PrismPlugin, PrismShard, ShardPlugin};
 use crate::error::Diagnostics;
@@ -138,8 +138,8 @@ pub fn resolve(fleet: &Fleet) -> Result<Resolved<'_>, Diagnostics> {
         let shards = shards_by_namespace
             .get(&ns.value.namespace())
             .map_or(&[][..], Vec::as_slice);
-        match place(&ns.value, shards.iter().copied()) {
-            Ok(p) => placements.push((ns, p)),
+        match choose(&ns.value, shards) {
+            Ok(shard) => placements.push((ns, shard)),
             Err(why) => {
                 let field = if ns.value.spec.shard.is_some() {
                     "spec.shard"
@@ -164,8 +164,8 @@ pub struct Resolved<'a> {
     pub shards: Vec<(&'a Located<PrismShard>, Vec<PluginUse<'a>>)>,
     /// Plugins that run remotely (their own Deployment).
     pub remote_plugins: Vec<&'a Located<PrismPlugin>>,
-    /// Each namespace with its placement.
-    pub placements: Vec<(&'a Located<PrismNamespace>, Placement)>,
+    /// Each namespace with the shard it is placed on.
+    pub placements: Vec<(&'a Located<PrismNamespace>, String)>,
 }
 
 /// Checks one shard plugin entry against its PrismPlugin; returns the effective deployment.

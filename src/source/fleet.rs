@@ -1,9 +1,10 @@
 //! Strict parsing of documents into the three Prism kinds, with every problem located.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use kube::ResourceExt;
+use rayon::prelude::*;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -64,27 +65,30 @@ const METADATA_FIELDS: &[&str] = &[
 ];
 
 /// Parses every document into the fleet; objects without a namespace get `default_namespace`.
-/// All problems of all documents are reported together.
+/// All problems of all documents are reported together, in document order. Large inputs are
+/// parsed on every core.
 pub fn parse_fleet(docs: Vec<Document>, default_namespace: &str) -> Result<Fleet, Diagnostics> {
     let schemas = Schemas::new();
-    let mut fleet = Fleet::default();
+    let parse = |doc: Document| parse_one(Arc::new(doc), &schemas, default_namespace);
+    let parsed: Vec<Parsed> = if docs.len() < PARALLEL_DOCUMENTS {
+        docs.into_iter().map(parse).collect()
+    } else {
+        docs.into_par_iter().map(parse).collect()
+    };
+    let count = |k: &str| parsed.iter().filter(|p| p.kind() == Some(k)).count();
+    let mut fleet = Fleet {
+        shards: Vec::with_capacity(count("PrismShard")),
+        plugins: Vec::with_capacity(count("PrismPlugin")),
+        namespaces: Vec::with_capacity(count("PrismNamespace")),
+    };
     let mut problems = Diagnostics::default();
-    let mut seen: BTreeMap<(String, String, String), String> = BTreeMap::new();
-    for doc in docs {
-        let doc = Arc::new(doc);
-        let before = problems.0.len();
-        let Some((kind, value)) = parse_document(&doc, &schemas, default_namespace, &mut problems)
-        else {
+    let mut seen: HashMap<(String, String, String), String> = HashMap::new();
+    for p in parsed {
+        problems.0.extend(p.problems);
+        let Some((kind, ns, name)) = p.identity else {
             continue;
         };
-        let ns = value["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let name = value["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let doc = p.origin;
         let here = format!("{}:{}", doc.file, doc.line);
         if let Some(first) = seen.insert((kind.clone(), ns.clone(), name.clone()), here) {
             problems.push(doc.diagnostic(
@@ -93,42 +97,103 @@ pub fn parse_fleet(docs: Vec<Document>, default_namespace: &str) -> Result<Fleet
             ));
             continue;
         }
-        if problems.0.len() > before {
-            continue;
+        match p.typed {
+            None => {}
+            Some(Err(d)) => problems.push(d),
+            Some(Ok(Typed::Shard(v))) => fleet.shards.push(Located {
+                value: *v,
+                origin: doc,
+            }),
+            Some(Ok(Typed::Plugin(v))) => fleet.plugins.push(Located {
+                value: *v,
+                origin: doc,
+            }),
+            Some(Ok(Typed::Namespace(v))) => fleet.namespaces.push(Located {
+                value: *v,
+                origin: doc,
+            }),
         }
-        match kind.as_str() {
-            "PrismShard" => typed(&doc, value, &mut problems).map(|v| fleet.shards.push(v)),
-            "PrismPlugin" => typed(&doc, value, &mut problems).map(|v| fleet.plugins.push(v)),
-            _ => typed(&doc, value, &mut problems).map(|v| fleet.namespaces.push(v)),
-        };
     }
-    fleet.shards.sort_by_key(key);
-    fleet.plugins.sort_by_key(key);
-    fleet.namespaces.sort_by_key(key);
+    fleet.shards.sort_unstable_by(by_key);
+    fleet.plugins.sort_unstable_by(by_key);
+    fleet.namespaces.sort_unstable_by(by_key);
     problems.into_result(fleet)
 }
 
-fn key<K: ResourceExt>(l: &Located<K>) -> (String, String) {
-    (l.value.namespace().unwrap_or_default(), l.value.name_any())
+/// Below this many documents parsing stays on one thread.
+const PARALLEL_DOCUMENTS: usize = 256;
+
+/// One document parsed on its own, before it meets the others.
+struct Parsed {
+    origin: Arc<Document>,
+    /// Kind, namespace and name, when the document got that far.
+    identity: Option<(String, String, String)>,
+    /// Its problems.
+    problems: Vec<Diagnostic>,
+    /// The typed object, when it has no problems so far.
+    typed: Option<Result<Typed, Diagnostic>>,
 }
 
-fn typed<K: DeserializeOwned>(
-    doc: &Arc<Document>,
-    value: Value,
-    problems: &mut Diagnostics,
-) -> Option<Located<K>> {
-    match serde_path_to_error::deserialize::<_, K>(value) {
-        Ok(value) => Some(Located {
-            value,
-            origin: doc.clone(),
-        }),
-        Err(e) => {
-            let path = e.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            problems.push(doc.diagnostic(&path, e.into_inner().to_string()));
-            None
+impl Parsed {
+    fn kind(&self) -> Option<&str> {
+        match &self.typed {
+            Some(Ok(_)) => self.identity.as_ref().map(|(k, _, _)| k.as_str()),
+            _ => None,
         }
     }
+}
+
+/// A typed Prism object (boxed: they are large, and move through vectors).
+enum Typed {
+    Shard(Box<PrismShard>),
+    Plugin(Box<PrismPlugin>),
+    Namespace(Box<PrismNamespace>),
+}
+
+fn parse_one(doc: Arc<Document>, schemas: &Schemas, default_namespace: &str) -> Parsed {
+    let mut problems = Diagnostics::default();
+    let parsed = parse_document(&doc, schemas, default_namespace, &mut problems);
+    let mut out = Parsed {
+        origin: doc,
+        identity: None,
+        problems: problems.0,
+        typed: None,
+    };
+    let Some((kind, value)) = parsed else {
+        return out;
+    };
+    let field = |f: &str| {
+        value["metadata"][f]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let identity = (kind, field("namespace"), field("name"));
+    if out.problems.is_empty() {
+        let doc = &out.origin;
+        out.typed = Some(match identity.0.as_str() {
+            "PrismShard" => typed(doc, value).map(Typed::Shard),
+            "PrismPlugin" => typed(doc, value).map(Typed::Plugin),
+            _ => typed(doc, value).map(Typed::Namespace),
+        });
+    }
+    out.identity = Some(identity);
+    out
+}
+
+fn by_key<K: ResourceExt>(a: &Located<K>, b: &Located<K>) -> std::cmp::Ordering {
+    let (a, b) = (a.value.meta(), b.value.meta());
+    (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name))
+}
+
+fn typed<K: DeserializeOwned>(doc: &Document, value: Value) -> Result<Box<K>, Diagnostic> {
+    serde_path_to_error::deserialize::<_, K>(value)
+        .map(Box::new)
+        .map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            doc.diagnostic(&path, e.into_inner().to_string())
+        })
 }
 
 /// Parses and validates one document; returns its kind and JSON form when it is usable.

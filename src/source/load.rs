@@ -13,9 +13,10 @@ use crate::render::{RenderOptions, Renderer};
 
 /// Parses source files into a fleet.
 pub fn fleet_from_files(files: Vec<SourceFile>, namespace: &str) -> Result<Fleet, Diagnostics> {
+    // Each file's text goes as soon as it is split: its documents hold their own.
     let docs = files
-        .iter()
-        .flat_map(|(name, text)| super::split_documents(name, text))
+        .into_iter()
+        .flat_map(|(name, text)| super::split_documents(&name, &text))
         .collect();
     super::parse_fleet(docs, namespace)
 }

@@ -23,7 +23,7 @@ pub struct SchemaError {
 pub struct Schemas {
     kinds: BTreeMap<String, (Value, CompiledSchema)>,
     validator: Validator,
-    regexes: std::cell::RefCell<HashMap<String, Option<Regex>>>,
+    regexes: std::sync::Mutex<HashMap<String, Option<Regex>>>,
 }
 
 impl Default for Schemas {
@@ -298,7 +298,7 @@ impl Schemas {
             return err(format!("must be at most {max} characters, is {chars}"));
         }
         if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
-            let mut cache = self.regexes.borrow_mut();
+            let mut cache = self.regexes.lock().expect("not poisoned");
             let re = cache
                 .entry(pattern.to_string())
                 .or_insert_with(|| Regex::new(pattern).ok());

@@ -8,18 +8,43 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 mod output;
 
+/// Rendering allocates and frees many small values on every core; mimalloc does that with less
+/// work and less contention than the system allocator. Built without transparent huge pages
+/// (`no_thp`): taking memory in 2 MiB steps only raises a short render's peak.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_purge_delay` in the `mi_option_e` of the mimalloc that libmimalloc-sys bundles
+/// (Cargo.lock pins it; a test checks the number still names the option).
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
+unsafe extern "C" {
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+    #[cfg(test)]
+    fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
+}
+
+/// mimalloc gives memory it no longer uses back to the system after a second; a render frees
+/// and allocates so fast that freed pages would pile up into its peak (70 MB instead of 57 at
+/// 1,000 shards). After 10 ms they do not, at no measurable cost in time.
+fn tune_allocator() {
+    // SAFETY: mi_option_set stores an integer in mimalloc's option table.
+    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 10) }
+}
+
 use output::Format;
 use prism_render::api;
 use prism_render::cmp::{self, AppEnv, Settings};
 use prism_render::diff::{self, Style};
 use prism_render::error::{Diagnostic, Diagnostics};
 use prism_render::git::Repo;
-use prism_render::render::{self, RenderOptions};
-use prism_render::snapshot::{Render, Rendered, TemplateSource};
+use prism_render::render::{self, ObjectId, RenderOptions};
+use prism_render::snapshot::{Render, Rendered, TemplateSource, YamlStream};
 use prism_render::source::{
     self,
     tree::{DiskTree, FileTree},
 };
+use prism_render::spool::Spool;
 
 /// Render PrismShard, PrismPlugin and PrismNamespace resources into the Kubernetes objects
 /// they become: the same objects the prism-operator applies in the cluster.
@@ -197,17 +222,47 @@ struct GenerateArgs {
 
 /// What a successful command prints and its exit code.
 struct Done {
-    out: String,
+    out: Out,
     code: u8,
+}
+
+/// What goes to stdout.
+enum Out {
+    Text(String),
+    /// A render held until now, written in output order.
+    Stream(Spool),
+}
+
+impl Out {
+    fn write(self, out: &mut impl Write) -> std::io::Result<()> {
+        match self {
+            Out::Text(text) => out.write_all(text.as_bytes()),
+            Out::Stream(spool) => spool.write_to(out),
+        }?;
+        out.flush()
+    }
 }
 
 impl From<String> for Done {
     fn from(out: String) -> Self {
-        Self { out, code: 0 }
+        Self {
+            out: Out::Text(out),
+            code: 0,
+        }
+    }
+}
+
+impl From<YamlStream> for Done {
+    fn from(stream: YamlStream) -> Self {
+        Self {
+            out: Out::Stream(stream.spool),
+            code: 0,
+        }
     }
 }
 
 fn main() -> ExitCode {
+    tune_allocator();
     cmp::default_sigterm();
     let args = Cli::parse();
     // Like `git diff --exit-code`: 1 means "different", so errors are 2.
@@ -218,11 +273,10 @@ fn main() -> ExitCode {
     };
     match run(args) {
         Ok(done) => {
-            let mut stdout = std::io::stdout().lock();
-            match stdout
-                .write_all(done.out.as_bytes())
-                .and_then(|_| stdout.flush())
-            {
+            let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            let written = done.out.write(&mut stdout);
+            // Everything rendered is freed with the process.
+            match written {
                 Ok(()) => ExitCode::from(done.code),
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(done.code),
                 Err(e) => {
@@ -259,7 +313,7 @@ fn run(args: Cli) -> Result<Done, Diagnostics> {
         network_policies: args.network_policies,
         prometheus_url: args.prometheus_url.clone(),
     };
-    let served = |objects: &[render::Object]| match &args.kube_api_versions {
+    let served = |objects: &[ObjectId]| match &args.kube_api_versions {
         Some(list) => cmp::check_api_versions(objects, list, "--kube-api-versions").into_result(()),
         None => Ok(()),
     };
@@ -275,46 +329,47 @@ fn run(args: Cli) -> Result<Done, Diagnostics> {
             rev,
             repo,
         } => {
+            let yaml = out_dir.is_none() && output == Format::Yaml;
+            let load = |paths: &[PathBuf]| -> Result<_, Diagnostics> {
+                let renderer = source::renderer(args.templates.as_deref(), options.clone())?;
+                let fleet = source::load_fleet(&inputs(paths.to_vec()), &args.namespace)?;
+                Ok((renderer, fleet))
+            };
+            if yaml {
+                let stream = match rev {
+                    None => {
+                        let (renderer, fleet) = load(&paths)?;
+                        YamlStream::render(&renderer, &fleet)?
+                    }
+                    Some(rev) => revision(&rev, repo.as_deref(), &paths, |repo, paths| {
+                        render_side(repo, Some(&rev), paths, &common, options.clone(), |r| {
+                            r.run_yaml()
+                        })
+                    })?,
+                };
+                served(&stream.ids)?;
+                return Ok(stream.into());
+            }
             let objects = match rev {
                 None => {
-                    let renderer = source::renderer(args.templates.as_deref(), options)?;
-                    let fleet = source::load_fleet(&inputs(paths), &args.namespace)?;
+                    let (renderer, fleet) = load(&paths)?;
                     renderer.render_fleet(&fleet)?
                 }
-                Some(rev) => {
-                    let repo = Repo::open(repo.as_deref()).map_err(plain)?;
-                    let paths = repo_paths(&repo, &paths)?;
-                    let rendered = render_side(&repo, Some(&rev), &paths, &common, options)?;
-                    if let Some(missing) = rendered.missing.first() {
-                        return Err(plain(format!(
-                            "{rev}:{}: no such file or directory in the revision",
-                            missing.display()
-                        )));
-                    }
-                    if rendered.files == 0 {
-                        let shown: Vec<String> = paths
-                            .iter()
-                            .map(|p| format!("{rev}:{}", p.display()))
-                            .collect();
-                        return Err(
-                            Diagnostic::new(shown.join(" "), 0, "", "no YAML files found").into(),
-                        );
-                    }
-                    rendered.objects
-                }
+                Some(rev) => revision(&rev, repo.as_deref(), &paths, |repo, paths| {
+                    render_side(repo, Some(&rev), paths, &common, options.clone(), |r| {
+                        r.run()
+                    })
+                })?,
             };
-            served(&objects)?;
+            let ids: Vec<ObjectId> = objects.iter().map(ObjectId::of).collect();
+            served(&ids)?;
             match out_dir {
                 Some(dir) => {
                     output::write_dir_atomically(&dir, &output::object_files(&objects))
                         .map_err(plain)?;
                     Ok(String::new().into())
                 }
-                None => Ok(match output {
-                    Format::Yaml => render::to_yaml_stream(&objects),
-                    Format::Json => render::to_json_list(&objects),
-                }
-                .into()),
+                None => Ok(render::to_json_list(&objects).into()),
             }
         }
         Command::Diff(d) => diff_command(&common, options, d),
@@ -351,7 +406,7 @@ fn run(args: Cli) -> Result<Done, Diagnostics> {
         Command::Validate { paths } => {
             let renderer = source::renderer(args.templates.as_deref(), options)?;
             let fleet = source::load_fleet(&inputs(paths), &args.namespace)?;
-            let objects = renderer.render_fleet(&fleet)?;
+            let objects = renderer.render_fleet_to(&fleet, drop)?;
             served(&objects)?;
             Ok(format!(
                 "valid: {} shards, {} plugins, {} namespaces -> {} objects\n",
@@ -419,14 +474,42 @@ fn repo_paths(repo: &Repo, paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostic
         .collect()
 }
 
-/// Renders `paths` of revision `rev`, or of the working tree when `rev` is `None`.
-fn render_side(
+/// `render --rev`: the revision's files of `paths` (repository paths of the user's paths),
+/// rendered by `render`; a path missing from the revision or no YAML file is an error.
+fn revision<T>(
+    rev: &str,
+    repo: Option<&Path>,
+    paths: &[PathBuf],
+    render: impl FnOnce(&Repo, &[PathBuf]) -> Result<Rendered<T>, Diagnostics>,
+) -> Result<T, Diagnostics> {
+    let repo = Repo::open(repo).map_err(plain)?;
+    let paths = repo_paths(&repo, paths)?;
+    let rendered = render(&repo, &paths)?;
+    if let Some(missing) = rendered.missing.first() {
+        return Err(plain(format!(
+            "{rev}:{}: no such file or directory in the revision",
+            missing.display()
+        )));
+    }
+    if rendered.files == 0 {
+        let shown: Vec<String> = paths
+            .iter()
+            .map(|p| format!("{rev}:{}", p.display()))
+            .collect();
+        return Err(Diagnostic::new(shown.join(" "), 0, "", "no YAML files found").into());
+    }
+    Ok(rendered.objects)
+}
+
+/// Renders `paths` of revision `rev`, or of the working tree when `rev` is `None`, with `run`.
+fn render_side<T>(
     repo: &Repo,
     rev: Option<&str>,
     paths: &[PathBuf],
     common: &Common,
     options: RenderOptions,
-) -> Result<Rendered, Diagnostics> {
+    run: impl FnOnce(&Render<'_>) -> Result<Rendered<T>, Diagnostics>,
+) -> Result<Rendered<T>, Diagnostics> {
     let git_tree;
     let disk_tree;
     let tree: &dyn FileTree = match rev {
@@ -454,14 +537,13 @@ fn render_side(
         }
         Some(dir) => TemplateSource::Inside(repo.repo_path(dir).map_err(plain)?),
     };
-    Render {
+    run(&Render {
         tree,
         paths: paths.to_vec(),
         templates,
         namespace: common.namespace.clone(),
         options,
-    }
-    .run()
+    })
 }
 
 /// Settings every render of one invocation shares.
@@ -483,7 +565,7 @@ fn diff_command(common: &Common, options: RenderOptions, d: DiffArgs) -> Result<
     };
     let paths = repo_paths(&repo, &d.paths)?;
     let side = |rev: Option<&str>| {
-        render_side(&repo, rev, &paths, common, options.clone()).map_err(|e| {
+        render_side(&repo, rev, &paths, common, options.clone(), |r| r.run()).map_err(|e| {
             // `diff BASE dir` most likely meant a path: say how to give one.
             match rev {
                 Some(rev)
@@ -526,7 +608,24 @@ fn diff_command(common: &Common, options: RenderOptions, d: DiffArgs) -> Result<
         (false, false) => diff::patch(&diffs, style),
     };
     Ok(Done {
-        out,
+        out: Out::Text(out),
         code: u8::from(!diffs.is_empty()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_purge_delay_option_is_the_one_tuned() {
+        // 1,000 ms is the bundled mimalloc's default of mi_option_purge_delay; another option
+        // at that number would have another default.
+        // SAFETY: reading and writing mimalloc's option table.
+        unsafe {
+            assert_eq!(mi_option_get(MI_OPTION_PURGE_DELAY), 1000);
+            tune_allocator();
+            assert_eq!(mi_option_get(MI_OPTION_PURGE_DELAY), 10);
+        }
+    }
 }

@@ -25,10 +25,7 @@ pub fn object_files(objects: &[Object]) -> Vec<(String, String)> {
                 o.namespace,
                 o.name
             );
-            (
-                name,
-                serde_yaml::to_string(&o.value).expect("objects serialize"),
-            )
+            (name, prism_render::render::yaml::to_string(&o.value))
         })
         .collect()
 }
