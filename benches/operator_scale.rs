@@ -14,7 +14,7 @@ use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
-use prism_api::{NamespaceState, PrismNamespace, PrismShard};
+use prism_api::{NamespaceState, PrismNamespace, PrismPlugin, PrismShard};
 use support::admin_server::AdminServer;
 use support::cluster::{NamespaceOptions, test_namespace_with};
 use support::operator::{Operator, apply_yaml, install_crds};
@@ -245,14 +245,52 @@ async fn run(a: Args) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let converged = started.elapsed();
+    // Then until the counts the operator derives from the namespaces (each shard's
+    // `status.namespaces`, the plugin's `status.namespacesUsing`) have caught up with the last
+    // namespaces placed: until then the operator is still converging, not idle.
+    let plugins: Api<PrismPlugin> = Api::namespaced(client.clone(), &ns);
+    loop {
+        let lp = ListParams::default();
+        let counted = shards
+            .list(&lp)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter(|s| {
+                let k: usize = s.name_any()[1..].parse().unwrap_or(usize::MAX);
+                let placed = (0..a.namespaces).filter(|i| i % a.shards == k).count();
+                s.status.as_ref().and_then(|st| st.namespaces) == Some(placed as i32)
+            })
+            .count();
+        let using = plugins
+            .get("pg")
+            .await
+            .ok()
+            .and_then(|p| p.status)
+            .and_then(|st| st.namespaces_using);
+        if counted == a.shards && using == Some(a.namespaces as i32) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "counts not caught up: {counted}/{} shards, plugin {using:?}/{}\n{}",
+            a.shards,
+            a.namespaces,
+            op.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let settled = started.elapsed();
     let after_create = requests_by_verb(&client).await;
-    let writes_create = op.writes().await;
+    let writes_create = op.writes_by_kind().await;
     let (rss_create, cpu_create) = usage(op.pid());
+    let log_at_converge = std::fs::metadata(&op.log).map(|m| m.len()).unwrap_or(0);
 
     // One full idle resync.
     tokio::time::sleep(Duration::from_secs(a.resync + 5)).await;
     let after_idle = requests_by_verb(&client).await;
-    let idle_writes = op.writes().await - writes_create;
+    let idle_writes = delta(&op.writes_by_kind().await, &writes_create);
     let (rss_peak, cpu_total) = usage(op.pid());
     recorder.abort();
 
@@ -280,6 +318,10 @@ async fn run(a: Args) {
         converged.as_secs_f64()
     );
     println!(
+        "| shards' and plugin's namespace counts caught up | {:.1} s |",
+        settled.as_secs_f64()
+    );
+    println!(
         "| namespace create -> Active p50 / p99 | {:.2} s / {:.2} s |",
         percentile(&latencies, 0.5).as_secs_f64(),
         percentile(&latencies, 0.99).as_secs_f64()
@@ -300,5 +342,34 @@ async fn run(a: Args) {
         a.resync + 5,
         delta(&after_idle, &after_create)
     );
-    println!("| operator writes during the idle resync (its own counter) | {idle_writes} |");
+    println!(
+        "| operator writes during the idle resync (its own counter, by kind and operation) | {idle_writes} |"
+    );
+    if idle_writes != "none" {
+        // Which objects: the operator's own log lines of what it wrote since convergence.
+        let log = std::fs::read(&op.log).unwrap_or_default();
+        let since =
+            String::from_utf8_lossy(&log[(log_at_converge as usize).min(log.len())..]).into_owned();
+        let wrote: Vec<&str> = since
+            .lines()
+            .filter(|l| {
+                [
+                    "applied",
+                    "status written",
+                    "status changed",
+                    "deleted",
+                    "event",
+                ]
+                .iter()
+                .any(|w| l.contains(w))
+            })
+            .collect();
+        eprintln!(
+            "operator writes after convergence ({} log lines, last 60):",
+            wrote.len()
+        );
+        for line in &wrote[wrote.len().saturating_sub(60)..] {
+            eprintln!("  {line}");
+        }
+    }
 }

@@ -22,6 +22,7 @@ use super::children::Contests;
 use super::error::Error;
 use super::metrics::Metrics;
 use super::served::Served;
+use super::shared::{self, Changes};
 use k8s_openapi::api::core::v1::Pod;
 
 use prism_admin::AdminPool;
@@ -31,6 +32,25 @@ use prism_render::render::contract::MANAGED_BY;
 
 /// Caches of the child kinds, by kind.
 pub type ChildStores = BTreeMap<String, (ApiResource, Store<DynamicObject>)>;
+
+/// Changes of the child kinds, by kind.
+pub type ChildChanges = BTreeMap<String, Changes<DynamicObject>>;
+
+/// What the controllers trigger on: the changes of every cached kind, so that no controller
+/// keeps a watch (and a cache) of its own.
+#[derive(Clone)]
+pub struct Feeds {
+    /// PrismShards.
+    pub shards: Changes<PrismShard>,
+    /// PrismPlugins.
+    pub plugins: Changes<PrismPlugin>,
+    /// PrismNamespaces.
+    pub namespaces: Changes<PrismNamespace>,
+    /// Proxy pods.
+    pub pods: Changes<Pod>,
+    /// Child kinds.
+    pub children: ChildChanges,
+}
 
 /// Operator settings (from flags).
 #[derive(Debug, Clone)]
@@ -83,6 +103,8 @@ pub struct Ctx {
     pub contests: Contests,
     /// The CRD child kinds the cluster serves.
     pub served: Served,
+    /// Changes of every cached kind, for the controllers' triggers.
+    pub feeds: Feeds,
     failures: Failures,
     registered: Mutex<Registrations>,
     pushed: Mutex<HashMap<String, (u64, std::time::Instant)>>,
@@ -105,18 +127,16 @@ pub struct Caches {
     pub children: ChildStores,
     /// The CRD child kinds the cluster serves (their caches start once they are).
     pub served: Served,
+    /// Changes of every cached kind.
+    pub feeds: Feeds,
 }
 
 impl Ctx {
     /// Looks up a cached child object.
-    pub fn child(
-        &self,
-        kind: &str,
-        namespace: &str,
-        name: &str,
-    ) -> Option<std::sync::Arc<DynamicObject>> {
+    pub fn child(&self, kind: &str, namespace: &str, name: &str) -> Option<DynamicObject> {
         let (ar, store) = self.children.get(kind)?;
-        store.get(&ObjectRef::new_with(name, ar.clone()).within(namespace))
+        let cached = store.get(&ObjectRef::new_with(name, ar.clone()).within(namespace))?;
+        Some(shared::expand_child(&cached))
     }
 
     /// A cached child as its typed object, e.g. a `StatefulSet`.
@@ -126,7 +146,7 @@ impl Ctx {
     {
         let kind = K::kind(&());
         let obj = self.child(&kind, namespace, name)?;
-        match (*obj).clone().try_parse::<K>() {
+        match obj.try_parse::<K>() {
             Ok(typed) => Some(typed),
             Err(e) => {
                 tracing::warn!(error = %e, %kind, namespace, name, "cached object does not parse");
@@ -135,7 +155,8 @@ impl Ctx {
         }
     }
 
-    /// Cached children of `owner_uid` in `namespace` labelled `label=value`, across all kinds.
+    /// Cached children of `owner_uid` in `namespace` labelled `label=value`, across all kinds
+    /// (their metadata).
     pub fn owned(
         &self,
         namespace: &str,
@@ -150,7 +171,7 @@ impl Ctx {
                     && obj.labels().get(label).map(String::as_str) == Some(value)
                     && obj.owner_references().iter().any(|o| o.uid == owner_uid);
                 if matches {
-                    out.push((ar.clone(), (*obj).clone()));
+                    out.push((ar.clone(), shared::child_meta(&obj)));
                 }
             }
         }
@@ -223,6 +244,7 @@ impl Ctx {
         )
         .await?;
         self.metrics.write(&K::kind(&()), operation);
+        tracing::debug!(kind = %K::kind(&()), name = %obj.name_any(), operation, "status written");
         Ok(())
     }
 
@@ -348,11 +370,17 @@ pub fn dynamic_api(client: &Client, settings: &Settings, ar: &ApiResource) -> Ap
     }
 }
 
-/// A reflector (cache + the future that keeps it fed) of `api`.
+/// A reflector of `api`: the cache, its changes (see [`shared`](super::shared)) and the future
+/// that keeps both fed. `strip` drops what no reconciler reads before an object is cached.
 pub fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
-) -> (Store<K>, futures::future::BoxFuture<'static, ()>)
+    strip: impl FnMut(&mut K) + Send + 'static,
+) -> (
+    Store<K>,
+    Changes<K>,
+    futures::future::BoxFuture<'static, ()>,
+)
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -362,13 +390,8 @@ where
         + Sync
         + 'static,
 {
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, config)
-        .default_backoff()
-        .modify(|o| o.managed_fields_mut().clear())
-        .reflect(writer)
-        .for_each(|_| futures::future::ready(()));
-    (reader, Box::pin(stream))
+    let events = watcher(api, config).default_backoff();
+    shared::reflect(reflector::store::Writer::default(), (), events, strip)
 }
 
 /// Watches of the operator's children: objects labelled as managed by us.
@@ -376,30 +399,34 @@ pub fn managed_children() -> watcher::Config {
     watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"))
 }
 
-/// Reflectors of every child kind, labelled as managed by us. Those of kinds that need a CRD
-/// start watching once `served` says the cluster serves them.
+/// Reflectors of every child kind, labelled as managed by us, and their changes. Those of
+/// kinds that need a CRD start watching once `served` says the cluster serves them.
 pub fn reflect_children(
     client: &Client,
     settings: &Settings,
     served: &Served,
-) -> (ChildStores, Vec<futures::future::BoxFuture<'static, ()>>) {
+) -> (
+    ChildStores,
+    ChildChanges,
+    Vec<futures::future::BoxFuture<'static, ()>>,
+) {
     let mut stores = BTreeMap::new();
+    let mut changes = BTreeMap::new();
     let mut tasks = Vec::new();
     for (version, kind, _) in CHILD_KINDS {
         let ar = api_resource(version, kind).expect("child kinds are known");
         let api = dynamic_api(client, settings, &ar);
         let writer = reflector::store::Writer::new(ar.clone());
-        let reader = writer.as_reader();
-        let stream = futures::stream::once(served.until(kind))
+        let events = futures::stream::once(served.until(kind))
             .flat_map(move |()| watcher(api.clone(), managed_children()))
-            .default_backoff()
-            .modify(|o| o.managed_fields_mut().clear())
-            .reflect(writer)
-            .for_each(|_| futures::future::ready(()));
+            .default_backoff();
+        let (reader, feed, task) =
+            shared::reflect(writer, ar.clone(), events, shared::strip_child(kind));
         stores.insert(kind.to_string(), (ar, reader));
-        tasks.push(Box::pin(stream) as futures::future::BoxFuture<'static, ()>);
+        changes.insert(kind.to_string(), feed);
+        tasks.push(task);
     }
-    (stores, tasks)
+    (stores, changes, tasks)
 }
 
 impl Ctx {
@@ -436,6 +463,7 @@ impl Ctx {
             pushed: Mutex::default(),
             contests: Contests::default(),
             served: caches.served,
+            feeds: caches.feeds,
         })
     }
 

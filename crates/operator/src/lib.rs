@@ -24,6 +24,7 @@ pub mod run;
 pub mod served;
 pub mod server;
 pub mod shard;
+pub mod shared;
 pub mod status;
 pub mod storage;
 pub mod traffic;

@@ -267,6 +267,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// Makes glibc's malloc keep one arena for all threads (before any thread starts). By default
+/// each thread that allocates gets an arena of its own; the operator's tasks move between the
+/// runtime's threads, so an object is often freed on another thread than the one that made it
+/// and every arena keeps free memory the others cannot use. With the runtime's two threads on a
+/// two-core machine that was about 7 % of the operator's heap, for no measurable CPU.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn one_malloc_arena() {
+    const M_ARENA_MAX: std::ffi::c_int = -8;
+    unsafe extern "C" {
+        fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+    }
+    // SAFETY: mallopt only changes allocator settings; it is called before other threads exist.
+    unsafe {
+        mallopt(M_ARENA_MAX, 1);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn one_malloc_arena() {}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -311,6 +331,7 @@ fn preflight(args: PreflightArgs) -> ExitCode {
 }
 
 fn run_operator(args: RunArgs) -> ExitCode {
+    one_malloc_arena();
     init_logging(args.log_format, &args.log_level);
     let admin_tls = match args.admin.tls() {
         Ok(tls) => tls,

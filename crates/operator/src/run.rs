@@ -9,25 +9,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context as _, bail};
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::apply::{CHILD_KINDS, api_resource};
-use super::context::{
-    Caches, Ctx, Settings, api, dynamic_api, managed_children, reflect, reflect_children,
-};
+use super::context::{Caches, Ctx, Feeds, Settings, api, reflect, reflect_children};
 use super::prometheus::{Prometheus, PrometheusConfig};
 use super::served::{self, Served};
 use super::server::{Health, serve};
+use super::shared::{Change, applied, child_meta, pod_meta, strip_meta, strip_pod, touched};
 use super::traffic::{self, TrafficSettings};
 use super::{namespace, plugin, shard};
 use prism_api::{PluginDeploymentType, PrismNamespace, PrismPlugin, PrismShard};
@@ -173,20 +171,24 @@ fn caches(
     settings: &Settings,
     served: Served,
 ) -> (Caches, Vec<BoxFuture<'static, ()>>) {
-    let (shards, shards_task) = reflect(
+    let (shards, shard_changes, shards_task) = reflect(
         api::<PrismShard>(client, settings),
         watcher::Config::default(),
+        strip_meta,
     );
-    let (plugins, plugins_task) = reflect(
+    let (plugins, plugin_changes, plugins_task) = reflect(
         api::<PrismPlugin>(client, settings),
         watcher::Config::default(),
+        strip_meta,
     );
-    let (namespaces, namespaces_task) = reflect(
+    let (namespaces, namespace_changes, namespaces_task) = reflect(
         api::<PrismNamespace>(client, settings),
         watcher::Config::default(),
+        strip_meta,
     );
-    let (children, child_tasks) = reflect_children(client, settings, &served);
-    let (pods, pods_task) = reflect(api::<Pod>(client, settings), proxy_pods());
+    let (children, child_changes, child_tasks) = reflect_children(client, settings, &served);
+    let (pods, pod_changes, pods_task) =
+        reflect(api::<Pod>(client, settings), proxy_pods(), strip_pod);
     let caches = Caches {
         shards,
         plugins,
@@ -194,6 +196,13 @@ fn caches(
         pods,
         children,
         served,
+        feeds: Feeds {
+            shards: shard_changes,
+            plugins: plugin_changes,
+            namespaces: namespace_changes,
+            pods: pod_changes,
+            children: child_changes,
+        },
     };
     let tasks = [shards_task, plugins_task, namespaces_task, pods_task]
         .into_iter()
@@ -384,29 +393,27 @@ fn config(cfg: &RunConfig) -> controller::Config {
     controller::Config::default().concurrency(cfg.concurrency)
 }
 
-/// The objects of a watch whose spec changed (a new generation), that appeared, or that went:
+/// The objects whose spec changed (a new generation), that appeared, or that went:
 /// status-only and metadata-only updates are dropped.
 fn spec_changes<K>(
-    events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    changes: impl futures::Stream<Item = Change<K>> + Send + 'static,
 ) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
-    K: Resource + Send + 'static,
+    K: Resource + Clone + Send + Sync + 'static,
 {
     let mut seen: std::collections::HashMap<String, Option<i64>> = Default::default();
-    events.filter_map(move |event| {
-        let passed = match event {
-            Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
+    changes.filter_map(move |change| {
+        let passed = match change {
+            Change::Applied(obj) => {
                 let uid = obj.meta().uid.clone().unwrap_or_default();
                 let generation = obj.meta().generation;
                 let changed = seen.insert(uid, generation) != Some(generation);
-                changed.then_some(Ok(obj))
+                changed.then(|| Ok((*obj).clone()))
             }
-            Ok(watcher::Event::Delete(obj)) => {
+            Change::Deleted(obj) => {
                 seen.remove(obj.meta().uid.as_deref().unwrap_or_default());
-                Some(Ok(obj))
+                Some(Ok((*obj).clone()))
             }
-            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
-            Err(e) => Some(Err(e)),
         };
         futures::future::ready(passed)
     })
@@ -418,7 +425,8 @@ fn proxy_pods() -> watcher::Config {
 }
 
 /// `controller` reconciles its owner when any of its children changes: each kind the renderer
-/// produces ([`CHILD_KINDS`]) is watched, and a child triggers the owner it names.
+/// produces ([`CHILD_KINDS`]) is followed through the children's caches (kinds that need a CRD
+/// from the moment the cluster serves them), and a child triggers the owner it names.
 fn owns_children<K>(controller: Controller<K>, ctx: &Ctx) -> Controller<K>
 where
     K: Resource<DynamicType = ()>
@@ -433,14 +441,8 @@ where
         .iter()
         .fold(controller, |c, (version, kind, _)| {
             let ar = api_resource(version, kind).expect("child kinds are known");
-            let api = dynamic_api(&ctx.client, &ctx.settings, &ar);
-            if !served::needs_crd(kind) {
-                return c.owns_with(api, ar, managed_children());
-            }
-            // Watched from the moment the cluster serves the kind.
-            let changes = futures::stream::once(ctx.served.until(kind))
-                .flat_map(move |()| watcher(api.clone(), managed_children()).touched_objects());
-            c.owns_stream_with(changes, ar)
+            let changes = ctx.feeds.children[*kind].subscribe();
+            c.owns_stream_with(touched(changes, child_meta), ar)
         })
 }
 
@@ -449,14 +451,12 @@ async fn shard_controller(
     cfg: &RunConfig,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = &ctx.client;
-    let s = &ctx.settings;
     let store = ctx.shards.clone();
-    let controller = Controller::new(api::<PrismShard>(client, s), watcher::Config::default());
+    let feeds = &ctx.feeds;
+    let controller = Controller::for_stream(applied(feeds.shards.subscribe()), store.clone());
     owns_children(controller, ctx)
-        .watches(
-            api::<PrismPlugin>(client, s),
-            watcher::Config::default(),
+        .watches_stream(
+            touched(feeds.plugins.subscribe(), PrismPlugin::clone),
             move |plugin| {
                 let name = plugin.name_any();
                 store
@@ -470,9 +470,8 @@ async fn shard_controller(
                     .collect::<Vec<_>>()
             },
         )
-        .watches(
-            api::<PrismNamespace>(client, s),
-            watcher::Config::default(),
+        .watches_stream(
+            touched(feeds.namespaces.subscribe(), PrismNamespace::clone),
             |ns| {
                 let namespace = ns.namespace().unwrap_or_default();
                 ns.status
@@ -505,15 +504,14 @@ async fn plugin_controller(
     cfg: &RunConfig,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = &ctx.client;
-    let s = &ctx.settings;
     let store = ctx.shards.clone();
     let remote = ctx.plugins.clone();
-    let controller = Controller::new(api::<PrismPlugin>(client, s), watcher::Config::default());
+    let feeds = &ctx.feeds;
+    let controller = Controller::for_stream(applied(feeds.plugins.subscribe()), remote.clone());
+    let sets = api_resource("apps/v1", "StatefulSet").expect("a child kind");
     owns_children(controller, ctx)
-        .watches(
-            api::<StatefulSet>(client, s),
-            managed_children(),
+        .watches_stream_with(
+            touched(feeds.children["StatefulSet"].subscribe(), child_meta),
             move |sts| {
                 let namespace = sts.namespace().unwrap_or_default();
                 let shard = sts.labels().get(SHARD_LABEL).cloned().unwrap_or_default();
@@ -522,10 +520,10 @@ async fn plugin_controller(
                     .map(|sh| plugins_of(&sh))
                     .unwrap_or_default()
             },
+            sets,
         )
-        .watches(
-            api::<PrismShard>(client, s),
-            watcher::Config::default(),
+        .watches_stream(
+            touched(feeds.shards.subscribe(), PrismShard::clone),
             move |sh| {
                 // Its plugins, and every remote plugin of its namespace: a shard that stopped
                 // listing one must leave that plugin's NetworkPolicy at once.
@@ -555,44 +553,43 @@ async fn namespace_controller(
     cfg: &RunConfig,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = &ctx.client;
-    let s = &ctx.settings;
     let by_shard = ctx.namespaces.clone();
     let by_pod = ctx.namespaces.clone();
     // Everything placed on (or placeable in the namespace of) a shard whose spec changed, or
     // that came or went, is re-placed. Status writes of shards (every placed namespace changes
     // the count) trigger nothing: with thousands of namespaces that would re-sync them all.
-    let shard_changes = spec_changes(watcher(
-        api::<PrismShard>(client, s),
-        watcher::Config::default(),
-    ));
-    Controller::new(api::<PrismNamespace>(client, s), watcher::Config::default())
-        .watches_stream(shard_changes, move |shard| {
-            let namespace = shard.namespace();
-            by_shard
-                .state()
-                .into_iter()
-                .filter(|n| n.namespace() == namespace)
-                .map(|n| ObjectRef::from_obj(&*n))
-                .collect::<Vec<_>>()
-        })
-        .watches(api::<Pod>(client, s), proxy_pods(), move |pod| {
-            let namespace = pod.namespace();
-            let shard = pod.labels().get("app.kubernetes.io/instance").cloned();
-            by_pod
-                .state()
-                .into_iter()
-                .filter(|n| n.namespace() == namespace)
-                .filter(|n| {
-                    n.status.as_ref().and_then(|st| st.shard.clone()) == shard || n.status.is_none()
-                })
-                .map(|n| ObjectRef::from_obj(&*n))
-                .collect::<Vec<_>>()
-        })
-        .with_config(config(cfg))
-        .trigger_backoff(trigger_backoff())
-        .graceful_shutdown_on(stop)
-        .run(namespace::reconcile, namespace::error_policy, ctx.clone())
-        .for_each(log_errors("namespace"))
-        .await;
+    let feeds = &ctx.feeds;
+    let shard_changes = spec_changes(feeds.shards.subscribe());
+    Controller::for_stream(
+        applied(feeds.namespaces.subscribe()),
+        ctx.namespaces.clone(),
+    )
+    .watches_stream(shard_changes, move |shard| {
+        let namespace = shard.namespace();
+        by_shard
+            .state()
+            .into_iter()
+            .filter(|n| n.namespace() == namespace)
+            .map(|n| ObjectRef::from_obj(&*n))
+            .collect::<Vec<_>>()
+    })
+    .watches_stream(touched(feeds.pods.subscribe(), pod_meta), move |pod| {
+        let namespace = pod.namespace();
+        let shard = pod.labels().get("app.kubernetes.io/instance").cloned();
+        by_pod
+            .state()
+            .into_iter()
+            .filter(|n| n.namespace() == namespace)
+            .filter(|n| {
+                n.status.as_ref().and_then(|st| st.shard.clone()) == shard || n.status.is_none()
+            })
+            .map(|n| ObjectRef::from_obj(&*n))
+            .collect::<Vec<_>>()
+    })
+    .with_config(config(cfg))
+    .trigger_backoff(trigger_backoff())
+    .graceful_shutdown_on(stop)
+    .run(namespace::reconcile, namespace::error_policy, ctx.clone())
+    .for_each(log_errors("namespace"))
+    .await;
 }

@@ -107,11 +107,60 @@ pub async fn write<K: Reconciled>(
     if old == new {
         return Ok(false);
     }
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        tracing::debug!(fields = %changed_fields(old, new), "status changed");
+    }
     ctx.patch_status(obj, new).await?;
     if let Some((why, message)) = problem_begun(old.conditions(), new.conditions()) {
         ctx.event(obj, true, why, message.to_string()).await;
     }
     Ok(true)
+}
+
+/// The top-level fields of a status that differ between `old` and `new` (conditions by type),
+/// for the log.
+fn changed_fields<S: Serialize>(old: &S, new: &S) -> String {
+    let (old, new) = (
+        serde_json::to_value(old).unwrap_or_default(),
+        serde_json::to_value(new).unwrap_or_default(),
+    );
+    let empty = serde_json::Map::new();
+    let (o, n) = (
+        old.as_object().unwrap_or(&empty),
+        new.as_object().unwrap_or(&empty),
+    );
+    let mut changed: Vec<String> = o
+        .keys()
+        .chain(n.keys().filter(|k| !o.contains_key(*k)))
+        .filter(|k| o.get(*k) != n.get(*k))
+        .map(|k| match (k.as_str(), o.get(k), n.get(k)) {
+            ("conditions", Some(a), Some(b)) => {
+                let by_type = |v: &serde_json::Value, t: &serde_json::Value| {
+                    v.as_array()
+                        .and_then(|cs| cs.iter().find(|c| &c["type"] == t).cloned())
+                };
+                let types: Vec<String> = b
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| by_type(a, &c["type"]).as_ref() != Some(*c))
+                    .map(|c| c["type"].as_str().unwrap_or_default().to_string())
+                    .collect();
+                format!("conditions[{}]", types.join(","))
+            }
+            (_, a, b) => format!("{k}: {} -> {}", short(a), short(b)),
+        })
+        .collect();
+    changed.sort();
+    changed.join("; ")
+}
+
+fn short(v: Option<&serde_json::Value>) -> String {
+    let text = v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+    match text.char_indices().nth(80) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text,
+    }
 }
 
 /// Degradations announced by a Warning event when they begin.
