@@ -181,7 +181,20 @@ async fn main() {
     // let the windows fill, then count steady rounds.
     let settled = Duration::from_secs(window + 2 * a.interval);
     tokio::time::sleep(settled.saturating_sub(scraping_since.elapsed())).await;
-    tokio::time::sleep(Duration::from_secs(a.interval)).await;
+    // On a busy machine scrapes lag and the windows fill later: wait until two rounds pass
+    // without a write. An operator that wrote unchanged figures every round never gets there.
+    let quiet_by = Instant::now() + Duration::from_secs(120);
+    loop {
+        let before = writes(&op).await;
+        tokio::time::sleep(Duration::from_secs(2 * a.interval)).await;
+        if writes(&op).await == before {
+            break;
+        }
+        assert!(
+            Instant::now() < quiet_by,
+            "figures never settled while traffic was steady"
+        );
+    }
     let before_steady = writes(&op).await;
     tokio::time::sleep(Duration::from_secs(a.interval * a.rounds)).await;
     let steady = writes(&op).await - before_steady;
