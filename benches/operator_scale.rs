@@ -245,9 +245,10 @@ async fn run(a: Args) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let converged = started.elapsed();
-    // Then until the counts the operator derives from the namespaces (each shard's
-    // `status.namespaces`, the plugin's `status.namespacesUsing`) have caught up with the last
-    // namespaces placed: until then the operator is still converging, not idle.
+    // Then until what the operator derives from them has caught up: the counts of the last
+    // namespaces placed (each shard's `status.namespaces`, the plugin's `status.namespacesUsing`)
+    // and the plugin's verdict on its shards (installed and Ready once the last shard is). Until
+    // then the operator is still converging, not idle.
     let plugins: Api<PrismPlugin> = Api::namespaced(client.clone(), &ns);
     loop {
         let lp = ListParams::default();
@@ -263,18 +264,21 @@ async fn run(a: Args) {
                 s.status.as_ref().and_then(|st| st.namespaces) == Some(placed as i32)
             })
             .count();
-        let using = plugins
-            .get("pg")
-            .await
-            .ok()
-            .and_then(|p| p.status)
-            .and_then(|st| st.namespaces_using);
-        if counted == a.shards && using == Some(a.namespaces as i32) {
+        let plugin = plugins.get("pg").await.ok().and_then(|p| p.status);
+        let using = plugin.as_ref().and_then(|st| st.namespaces_using);
+        let installed = plugin.as_ref().is_some_and(|st| {
+            st.installed
+                && st
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+        });
+        if counted == a.shards && using == Some(a.namespaces as i32) && installed {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "counts not caught up: {counted}/{} shards, plugin {using:?}/{}\n{}",
+            "not caught up: {counted}/{} shards' counts, plugin {using:?}/{} namespaces, installed and Ready {installed}\n{}",
             a.shards,
             a.namespaces,
             op.log_tail()
@@ -318,7 +322,7 @@ async fn run(a: Args) {
         converged.as_secs_f64()
     );
     println!(
-        "| shards' and plugin's namespace counts caught up | {:.1} s |",
+        "| shards' and plugin's namespace counts caught up, plugin installed | {:.1} s |",
         settled.as_secs_f64()
     );
     println!(

@@ -295,8 +295,9 @@ impl Renderer {
     }
 }
 
-/// Below this many units a render stays on one thread: starting more costs more than it saves.
-const PARALLEL_UNITS: usize = 64;
+/// Below this many units a render stays on one thread: starting more costs more than it saves
+/// (a shard's unit takes a few hundred microseconds).
+const PARALLEL_UNITS: usize = 8;
 
 /// PrismNamespaces rendered together as one unit of work.
 const NAMESPACES_PER_UNIT: usize = 256;

@@ -1,14 +1,13 @@
 //! Offline validation of an input document against the CRD schema the API server enforces:
 //! structure, unknown fields, types, enums, patterns, bounds, and the CEL rules (via kube's
-//! client-side CEL evaluator). One source of truth: the schema generated from `src/api`.
+//! client-side CEL evaluator). One source of truth: the schema derived from `crates/api`, as
+//! checked in under `crds/` and embedded at build time.
 
 use std::collections::{BTreeMap, HashMap};
 
 use kube::core::cel::{CompiledSchema, Validator, compile_schema};
 use regex::Regex;
 use serde_json::Value;
-
-use crate::api;
 
 /// A problem found by schema validation: the field path and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,27 +31,33 @@ impl Default for Schemas {
     }
 }
 
+/// Each kind's OpenAPI schema as JSON, converted from `crds/*.yaml` by the build script.
+const EMBEDDED: &str = include_str!(concat!(env!("OUT_DIR"), "/crd_schemas.json"));
+
 impl Schemas {
-    /// Builds the schemas from the CRD types.
+    /// Builds the schemas from the checked-in CRDs (embedded at build time; equal to the ones
+    /// derived from the CRD types, which a test checks).
     pub fn new() -> Self {
-        let mut kinds = BTreeMap::new();
-        for crd in api::crds() {
-            let schema = crd.spec.versions[0]
-                .schema
-                .as_ref()
-                .and_then(|s| s.open_api_v3_schema.as_ref())
-                .map(|s| serde_json::to_value(s).expect("schema serializes"))
-                .expect("derived CRDs have a schema");
-            // The API server checks the envelope itself; describe it so the walk accepts it.
-            let mut schema = schema;
-            if let Some(props) = schema["properties"].as_object_mut() {
-                props.insert("apiVersion".into(), serde_json::json!({"type": "string"}));
-                props.insert("kind".into(), serde_json::json!({"type": "string"}));
-                props.insert("metadata".into(), serde_json::json!({"type": "object"}));
-            }
-            let compiled = compile_schema(&schema);
-            kinds.insert(crd.spec.names.kind.clone(), (schema, compiled));
-        }
+        let embedded: BTreeMap<String, Value> =
+            serde_json::from_str(EMBEDDED).expect("the embedded CRD schemas are JSON");
+        Self::from_openapi(embedded)
+    }
+
+    /// Builds the schemas from each kind's `openAPIV3Schema`.
+    fn from_openapi(schemas: BTreeMap<String, Value>) -> Self {
+        let kinds = schemas
+            .into_iter()
+            .map(|(kind, mut schema)| {
+                // The API server checks the envelope itself; describe it so the walk accepts it.
+                if let Some(props) = schema["properties"].as_object_mut() {
+                    props.insert("apiVersion".into(), serde_json::json!({"type": "string"}));
+                    props.insert("kind".into(), serde_json::json!({"type": "string"}));
+                    props.insert("metadata".into(), serde_json::json!({"type": "object"}));
+                }
+                let compiled = compile_schema(&schema);
+                (kind, (schema, compiled))
+            })
+            .collect();
         Self {
             kinds,
             validator: Validator::new(),
@@ -480,6 +485,37 @@ fn strsim(a: &str, b: &str) -> usize {
 mod crd_tests {
     use super::*;
     use kube::CustomResourceExt;
+
+    /// The schemas a render embeds are those the CRD types derive.
+    #[test]
+    fn embedded_schemas_match_the_types() {
+        let derived: BTreeMap<String, Value> = crate::api::crds()
+            .into_iter()
+            .map(|crd| {
+                let schema = crd.spec.versions[0]
+                    .schema
+                    .as_ref()
+                    .and_then(|s| s.open_api_v3_schema.as_ref())
+                    .expect("derived CRDs have a schema");
+                let schema = serde_json::to_value(schema).expect("schema serializes");
+                (crd.spec.names.kind, schema)
+            })
+            .collect();
+        let embedded: BTreeMap<String, Value> = serde_json::from_str(EMBEDDED).unwrap();
+        assert_eq!(
+            embedded.keys().collect::<Vec<_>>(),
+            ["PrismNamespace", "PrismPlugin", "PrismShard"]
+        );
+        assert!(
+            embedded == derived,
+            "crds/ is out of date with crates/api: run `prism-render crds --out-dir crds`"
+        );
+        let (from_types, from_files) = (Schemas::from_openapi(derived), Schemas::new());
+        assert_eq!(from_types.kinds.len(), from_files.kinds.len());
+        for (kind, (schema, _)) in &from_types.kinds {
+            assert_eq!(&from_files.kinds[kind].0, schema, "{kind}");
+        }
+    }
 
     #[test]
     fn backends_are_a_set() {

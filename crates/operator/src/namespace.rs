@@ -465,13 +465,12 @@ async fn upsert(
     let shard_key = admin::key(shard);
     for pod in pods {
         let uid = pod.uid().unwrap_or_default();
-        if !ctx.mark_registered(endpoints, &uid, &shard_key, &pod.name_any()) {
-            continue;
-        }
-        if let Err(e) = group.register_proxy(registration(shard, pod)).await {
-            ctx.forget_registered(endpoints, &uid);
-            return Err(e);
-        }
+        ctx.registration(endpoints, &uid, &shard_key, &pod.name_any())
+            .ensure(|| async {
+                group.register_proxy(registration(shard, pod)).await?;
+                Ok(())
+            })
+            .await?;
     }
     let request = proto::CreateNamespaceRequest {
         namespace: ns.name_any(),
