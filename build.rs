@@ -11,6 +11,7 @@ use serde_json::Value;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = Path::new("crds");
+    // A directory is scanned whole: any file added, removed or changed reruns the script.
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files: Vec<PathBuf> = fs::read_dir(dir)?
         .map(|entry| entry.map(|e| e.path()))
@@ -19,7 +20,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     files.sort();
     let mut schemas = BTreeMap::new();
     for file in files {
-        println!("cargo:rerun-if-changed={}", file.display());
         let text = fs::read_to_string(&file)?;
         let crd: Value = serde_yaml::from_str(&text)
             .map_err(|e| format!("{}: not a CRD: {e}", file.display()))?;

@@ -14,7 +14,8 @@ use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
-use prism_api::{NamespaceState, PrismNamespace, PrismPlugin, PrismShard};
+use prism_api::{NamespaceState, PrismNamespace, PrismPlugin, PrismShard, condition};
+use prism_operator::conditions::is_true;
 use support::admin_server::AdminServer;
 use support::cluster::{NamespaceOptions, test_namespace_with};
 use support::operator::{Operator, apply_yaml, install_crds};
@@ -224,10 +225,7 @@ async fn run(a: Args) {
             .filter(|s| {
                 s.status.as_ref().is_some_and(|st| {
                     st.ready_replicas == Some(a.replicas as i32)
-                        && st
-                            .conditions
-                            .iter()
-                            .any(|c| c.type_ == "Ready" && c.status == "True")
+                        && is_true(&st.conditions, condition::READY)
                 })
             })
             .count();
@@ -266,13 +264,9 @@ async fn run(a: Args) {
             .count();
         let plugin = plugins.get("pg").await.ok().and_then(|p| p.status);
         let using = plugin.as_ref().and_then(|st| st.namespaces_using);
-        let installed = plugin.as_ref().is_some_and(|st| {
-            st.installed
-                && st
-                    .conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-        });
+        let installed = plugin
+            .as_ref()
+            .is_some_and(|st| st.installed && is_true(&st.conditions, condition::READY));
         if counted == a.shards && using == Some(a.namespaces as i32) && installed {
             break;
         }
