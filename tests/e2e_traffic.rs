@@ -339,13 +339,16 @@ async fn status_shows_traffic_and_health_from_prometheus() {
     for pod in PODS {
         exporter.set(&ns, pod, "orders", slow);
     }
+    // The p99 is written when health turns, while the 10 s window still mixes fast and slow
+    // requests (a tenth slow gives 23.5 ms of the 24.85 ms to come), and again only when it moves
+    // by more than the write threshold (10 %): what status holds is within that of the truth.
     let degraded = wait_object(&namespaces, "orders", "Degraded by latency", &op, |n| {
         health(n) == Some("Degraded")
             && n.status
                 .as_ref()
                 .and_then(|s| s.metrics.as_ref())
                 .and_then(|m| m.p99_latency.as_deref())
-                .is_some_and(|p| near(ms(p), slow.p99() * 1000.0, 0.05))
+                .is_some_and(|p| near(ms(p), slow.p99() * 1000.0, 0.1))
     })
     .await;
     assert_eq!(
