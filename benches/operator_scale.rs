@@ -15,7 +15,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use prism_api::{NamespaceState, PrismNamespace, PrismPlugin, PrismShard, condition};
-use prism_operator::conditions::is_true;
+use prism_operator::kit::outcome::is_true;
 use support::admin_server::AdminServer;
 use support::cluster::{NamespaceOptions, test_namespace_with};
 use support::operator::{Operator, apply_yaml, install_crds};

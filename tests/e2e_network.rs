@@ -314,7 +314,7 @@ async fn routes_wait_for_their_crd_and_policies_select_exactly_their_pods() {
         .iter()
         .filter(|o| !o.api_version.starts_with("prism.io/"))
     {
-        let ar = prism_operator::apply::api_resource(&o.api_version, &o.kind).unwrap();
+        let ar = prism_operator::kit::apply::api_resource(&o.api_version, &o.kind).unwrap();
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
         let mut params = PatchParams::apply("prism-dry-run").force();
         params.dry_run = true;

@@ -12,7 +12,7 @@ use std::process::Command;
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use prism_operator::rbac::{Needs, permissions};
+use prism_operator::preflight::rbac::{Needs, permissions};
 use support::admin_server::AdminServer;
 use support::cluster::{NamespaceOptions, cluster, test_namespace_with};
 use support::helm::{documents, helm, service_account_kubeconfig};

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use prism_api::reason;
 use thiserror::Error;
 use tonic::{Code, Status};
 
@@ -53,15 +54,15 @@ impl AdminError {
     /// CamelCase reason for a status condition or an event.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Unavailable(_) => "AdminUnavailable",
-            Self::FailedPrecondition(_) => "NoProxyRegistered",
-            Self::DeadlineExceeded(_) => "AdminTimeout",
-            Self::Internal(_) | Self::Other(..) => "AdminError",
-            Self::Rejected(_) => "AdminRejected",
-            Self::InvalidEndpoint(_) => "InvalidAdminEndpoint",
-            Self::InvalidTls(_) => "InvalidAdminTls",
-            Self::Tls(_) => "AdminTlsFailed",
-            Self::NoLeader(_) => "AdminNoLeader",
+            Self::Unavailable(_) => reason::ADMIN_UNAVAILABLE,
+            Self::FailedPrecondition(_) => reason::NO_PROXY_REGISTERED,
+            Self::DeadlineExceeded(_) => reason::ADMIN_TIMEOUT,
+            Self::Internal(_) | Self::Other(..) => reason::ADMIN_ERROR,
+            Self::Rejected(_) => reason::ADMIN_REJECTED,
+            Self::InvalidEndpoint(_) => reason::INVALID_ADMIN_ENDPOINT,
+            Self::InvalidTls(_) => reason::INVALID_ADMIN_TLS,
+            Self::Tls(_) => reason::ADMIN_TLS_FAILED,
+            Self::NoLeader(_) => reason::ADMIN_NO_LEADER,
         }
     }
 

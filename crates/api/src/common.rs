@@ -68,6 +68,32 @@ pub mod condition {
     pub const PAUSED: &str = "ReconciliationPaused";
     /// A shard is the only one using its Prism admin (shards only).
     pub const ADMIN_ISOLATED: &str = "AdminIsolated";
+    /// A namespace's traffic is within its shard's SLA and error budget (namespaces only).
+    pub const HEALTHY: &str = "Healthy";
+    /// Prometheus answers the traffic queries (shards only, when traffic is configured).
+    pub const METRICS_AVAILABLE: &str = "MetricsAvailable";
+}
+
+/// What a namespace's traffic says about it: `status.health`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Latency and errors within bounds.
+    Healthy,
+    /// Latency above the SLA, or too many errors.
+    Degraded,
+    /// No traffic figures.
+    Unknown,
+}
+
+impl Health {
+    /// The word written to `status.health`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Healthy => "Healthy",
+            Self::Degraded => "Degraded",
+            Self::Unknown => "Unknown",
+        }
+    }
 }
 
 /// Annotation that pauses reconciliation of one object when set to `paused`.

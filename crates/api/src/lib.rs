@@ -7,6 +7,7 @@
 mod common;
 mod namespace;
 mod plugin;
+pub mod reason;
 mod shard;
 
 pub use common::*;

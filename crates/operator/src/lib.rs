@@ -1,30 +1,25 @@
 //! The thin in-cluster reconciler: watches Prism resources, renders them with the same
 //! renderer as `prism-render`, applies the result with server-side apply, and reports status.
 //!
-//! Every controller runs the same short pipeline: observe the caches, decide with pure
-//! functions, apply through [`children::apply_and_prune`], derive the status with a pure
-//! function, and write it once ([`status::write`]).
+//! Every controller runs the same short pipeline: observe the [`view`] of the caches, decide
+//! with pure functions ([`decide`]), apply through [`kit::children::apply_and_prune`],
+//! derive the status with a pure function, and write it once ([`kit::status::write`]).
+//!
+//! - [`wiring`]: the process: caches, leadership, controllers and their triggers, the HTTP
+//!   server;
+//! - [`kit`]: what every controller uses;
+//! - [`view`]: every read of the caches, with indexes;
+//! - [`decide`]: pure rules (admin access and name ownership, the rollout state machine);
+//! - [`shard`], [`plugin`], [`namespace`]: one controller each;
+//! - [`traffic`]: traffic figures and health from Prometheus;
+//! - [`preflight`]: the `preflight` command and the operator's permissions.
 
-pub mod admin;
-pub mod apply;
-pub mod children;
-pub mod conditions;
-pub mod conflicts;
-pub mod context;
-pub mod error;
-pub mod metrics;
+pub mod decide;
+pub mod kit;
 pub mod namespace;
 pub mod plugin;
 pub mod preflight;
-pub mod prometheus;
-pub mod quantity;
-pub mod rbac;
-pub mod rollout;
-pub mod run;
-pub mod served;
-pub mod server;
 pub mod shard;
-pub mod shared;
-pub mod status;
-pub mod storage;
 pub mod traffic;
+pub mod view;
+pub mod wiring;

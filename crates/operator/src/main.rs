@@ -8,11 +8,11 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use prism_admin::{AdminPool, AdminTls};
 use prism_api::duration_seconds;
-use prism_operator::context::Settings;
+use prism_operator::kit::context::Settings;
 use prism_operator::preflight;
-use prism_operator::prometheus::PrometheusConfig;
-use prism_operator::run::{RunConfig, Traffic, run};
+use prism_operator::traffic::prometheus::PrometheusConfig;
 use prism_operator::traffic::{Queries, TrafficSettings};
+use prism_operator::wiring::{RunConfig, Traffic, run};
 use prism_render::render::DEFAULT_PROXY_IMAGE;
 
 /// Reconciles PrismShard, PrismPlugin and PrismNamespace resources in a Kubernetes cluster.

@@ -7,6 +7,7 @@
 //! Pure bookkeeping: the caller passes the clock, so the rules are unit-tested without waiting.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Applies of unchanged content within [`WINDOW`] after which a rival is assumed.
@@ -83,6 +84,19 @@ impl Tracker {
         }
         history.applied.push_back(now);
         Verdict::Apply
+    }
+}
+
+/// The apply history of every child, to tell a rival writer from drift.
+#[derive(Default)]
+pub struct Contests(Mutex<Tracker>);
+
+impl Contests {
+    /// Whether `id` must not be applied with content `hash` now: another writer keeps undoing
+    /// our applies. Otherwise the apply is recorded.
+    pub fn reapplied(&self, id: &str, hash: String) -> bool {
+        let mut tracker = self.0.lock().expect("not poisoned");
+        tracker.decide(id, &hash, Instant::now()) == Verdict::Contested
     }
 }
 

@@ -8,10 +8,10 @@ use kube::runtime::controller::Action;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::conditions::{self, Cond, reason};
 use super::context::{Ctx, paused};
 use super::error::Error;
-use prism_api::{PrismNamespaceStatus, PrismPluginStatus, PrismShardStatus, condition};
+use super::outcome::{self, Cond};
+use prism_api::{PrismNamespaceStatus, PrismPluginStatus, PrismShardStatus, condition, reason};
 
 /// What every Prism status has.
 pub trait Observed: Clone + Default + PartialEq + Serialize {
@@ -91,8 +91,8 @@ pub fn mark_paused<S: Observed>(
     now: jiff::Timestamp,
 ) -> bool {
     match paused {
-        true => conditions::set(new.conditions_mut(), Cond::paused(), generation, now),
-        false => conditions::remove(new.conditions_mut(), condition::PAUSED),
+        true => outcome::set(new.conditions_mut(), Cond::paused(), generation, now),
+        false => outcome::remove(new.conditions_mut(), condition::PAUSED),
     }
     paused
 }
@@ -110,9 +110,9 @@ pub async fn write<K: Reconciled>(
     if tracing::enabled!(tracing::Level::DEBUG) {
         tracing::debug!(fields = %changed_fields(old, new), "status changed");
     }
-    ctx.patch_status(obj, new).await?;
+    ctx.report.patch_status(obj, new).await?;
     if let Some((why, message)) = problem_begun(old.conditions(), new.conditions()) {
-        ctx.event(obj, true, why, message.to_string()).await;
+        ctx.report.event(obj, true, why, message.to_string()).await;
     }
     Ok(true)
 }
@@ -186,7 +186,7 @@ pub fn problem_begun<'a>(old: &[Condition], new: &'a [Condition]) -> Option<(&'a
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conditions::{Degradation, Outcome, set_outcome};
+    use crate::kit::outcome::{Degradation, Outcome, set_outcome};
 
     #[test]
     fn pausing_marks_the_status_and_leaves_the_trio_alone() {

@@ -8,12 +8,12 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PropagationPo
 use kube::{Client, ResourceExt};
 use serde_json::Value;
 
-use super::children::{BeforeApply, Prepared};
-use super::conditions::{Degradation, reason};
-use super::context::Ctx;
-use super::error::Error;
-use super::quantity::quantity;
-use prism_api::PrismShard;
+use crate::kit::children::{BeforeApply, Prepared};
+use crate::kit::context::Ctx;
+use crate::kit::error::Error;
+use crate::kit::outcome::Degradation;
+use crate::kit::quantity::quantity;
+use prism_api::{PrismShard, reason};
 use prism_render::render::Object;
 use prism_render::render::contract::{PROXY_NAME, selector};
 
@@ -114,7 +114,7 @@ impl BeforeApply for VolumeGrowth<'_> {
             Resize::None => Prepared::Apply(live),
             Resize::Refuse(why) => {
                 let refused = reason::STORAGE_SHRINK_REFUSED;
-                ctx.event(self.0, true, refused, why.clone()).await;
+                ctx.report.event(self.0, true, refused, why.clone()).await;
                 Prepared::Skip(Degradation::new(refused, why))
             }
             Resize::Grow(size) => self.grow(ctx, &obj.name, &size).await,
@@ -133,16 +133,19 @@ impl VolumeGrowth<'_> {
             .join(",");
         match grow(&ctx.client, &ns, sts, &sel, size).await {
             Ok(n) => {
-                ctx.metrics.write("PersistentVolumeClaim", "patch");
+                ctx.report.metrics.write("PersistentVolumeClaim", "patch");
                 let note = format!(
                     "expanded {n} volume claims to {size}; re-creating the StatefulSet with orphaned pods"
                 );
-                ctx.event(shard, false, reason::VOLUMES_EXPANDED, note)
+                ctx.report
+                    .event(shard, false, reason::VOLUMES_EXPANDED, note)
                     .await;
                 Prepared::Apply(None)
             }
             Err(e) => {
-                ctx.event(shard, true, e.reason(), e.to_string()).await;
+                ctx.report
+                    .event(shard, true, e.reason(), e.to_string())
+                    .await;
                 Prepared::Skip(Degradation::from(&e))
             }
         }

@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use super::conditions::reason;
+use prism_api::reason;
 use prism_api::{
     PrismPlugin, PrismPluginSpec, PrismPluginStatus, RolloutPhase, RolloutStatus, RolloutStep,
     duration_seconds,

@@ -2,7 +2,7 @@
 //! with SelfSubjectAccessReviews, and what the chart's roles must grant (a test holds the two
 //! equal).
 
-use super::apply::CHILD_KINDS;
+use crate::kit::apply::CHILD_KINDS;
 
 /// One permission: API group, resource (with `/subresource`), verb and, for a cluster-scoped
 /// object, its name.

@@ -4,8 +4,6 @@
 //! What goes wrong comes back as one [`Degradation`] for the owner's Degraded condition.
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
-use std::time::Instant;
 
 use kube::api::DynamicObject;
 use kube::core::ApiResource;
@@ -13,11 +11,10 @@ use kube::{Resource, ResourceExt};
 use serde_json::Value;
 
 use super::apply;
-use super::conditions::{Degradation, reason};
-use super::conflicts::{self, Verdict};
 use super::context::{Ctx, owner_ref};
 use super::error::Error;
-use prism_api::{PrismPlugin, PrismShard};
+use super::outcome::Degradation;
+use prism_api::{PrismPlugin, PrismShard, reason};
 use prism_render::render::Object;
 use prism_render::render::contract::{PLUGIN_LABEL, SHARD_LABEL, missing_crd};
 
@@ -89,7 +86,10 @@ pub async fn apply_and_prune<K: Owner>(
             continue;
         }
         let desired = apply::desired(obj, &reference);
-        let live = ctx.child(&obj.kind, &ns, &obj.name).map(|o| as_json(&o));
+        let live = ctx
+            .view
+            .child(&obj.kind, &ns, &obj.name)
+            .map(|o| as_json(&o));
         let live = match hook.before_apply(ctx, obj, &desired, live).await {
             Prepared::Apply(live) => live,
             Prepared::Skip(problem) => {
@@ -119,7 +119,7 @@ async fn prune<K: Owner>(
     owner: &K,
     keep: &BTreeSet<(String, String)>,
 ) -> Result<(), Error> {
-    let candidates = ctx.owned(
+    let candidates = ctx.view.owned(
         &owner.namespace().unwrap_or_default(),
         K::INVENTORY_LABEL,
         &owner.name_any(),
@@ -131,9 +131,9 @@ async fn prune<K: Owner>(
         .map(String::as_str)
         == Some("true");
     for deleted in apply::prune(&ctx.client, &candidates, keep, allow_empty).await? {
-        ctx.metrics.write("Object", "delete");
+        ctx.report.metrics.write("Object", "delete");
         let note = format!("deleted {deleted}: no longer rendered");
-        ctx.event(owner, false, reason::PRUNED, note).await;
+        ctx.report.event(owner, false, reason::PRUNED, note).await;
     }
     Ok(())
 }
@@ -182,19 +182,6 @@ pub async fn apply_child(
         return Ok(Applied::Contested(format!("{id}: {why}")));
     }
     apply::apply(&ctx.client, ar, desired, true, false).await?;
-    ctx.metrics.write(&ar.kind, "apply");
+    ctx.report.metrics.write(&ar.kind, "apply");
     Ok(Applied::Applied)
-}
-
-/// The apply history of every child, to tell a rival writer from drift ([`conflicts`]).
-#[derive(Default)]
-pub struct Contests(Mutex<conflicts::Tracker>);
-
-impl Contests {
-    /// Whether `id` must not be applied with content `hash` now: another writer keeps undoing
-    /// our applies. Otherwise the apply is recorded.
-    fn reapplied(&self, id: &str, hash: String) -> bool {
-        let mut tracker = self.0.lock().expect("not poisoned");
-        tracker.decide(id, &hash, Instant::now()) == Verdict::Contested
-    }
 }

@@ -4,7 +4,8 @@
 
 use prism_admin::AdminError;
 
-use super::conditions::reason;
+use super::outcome::Degradation;
+use prism_api::reason;
 
 /// A step of a reconcile failed.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +87,12 @@ impl Error {
             Self::Resize { .. } => "storage",
             Self::Finalizer(e) => finalizer_step(e).map_or("finalizer", Error::metric_label),
         }
+    }
+}
+
+impl From<&Error> for Degradation {
+    fn from(e: &Error) -> Self {
+        Self::new(e.reason(), e.to_string())
     }
 }
 

@@ -12,7 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use super::metrics::Metrics;
+use crate::kit::metrics::Metrics;
 
 /// What the endpoints report on.
 #[derive(Clone)]

@@ -1,169 +1,16 @@
-//! PrismShard controller: renders the shard with the plugin versions its plugins' rollouts
-//! allow, applies what changed, prunes what is no longer rendered, carries out volume resizes,
-//! and reports status.
-//!
-//! One reconcile: observe the caches, render (pure), apply and prune the children, derive
-//! the status from the live StatefulSet (pure), write it once.
-
-use std::sync::Arc;
+//! The status of a shard, derived from what was observed: its StatefulSet, the namespaces
+//! placed on it, the plugins it runs, and the Prism admin it uses. Pure.
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::ResourceExt;
-use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
 
-use super::admin::{self, Access};
-use super::children;
-use super::conditions::{self, Cond, Degradation, Outcome, reason, set_outcome};
-use super::context::{Ctx, object_key};
-use super::error::Error;
-use super::rollout;
-use super::status;
-use super::storage::VolumeGrowth;
+use crate::decide::admin::Access;
+use crate::kit::outcome::{self, Cond, Degradation, Outcome, set_outcome};
+use crate::kit::workload::{rollout_state, status_caught_up};
 use prism_api::{
-    PrismPlugin, PrismShard, PrismShardStatus, ShardAdminStatus, ShardPluginStatus, condition,
+    PrismPlugin, PrismShardStatus, ShardAdminStatus, ShardPluginStatus, condition, reason,
 };
-use prism_render::render::contract::shard_fullname;
-use prism_render::render::resolve::shard_plugins;
-use prism_render::render::{Object, Renderer};
-
-/// Controller name in metrics and logs.
-pub const CONTROLLER: &str = "prismshard";
-
-/// Reconciles one shard.
-#[tracing::instrument(skip_all, fields(object = %object_key(&*shard)))]
-pub async fn reconcile(shard: Arc<PrismShard>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    ctx.measured(
-        CONTROLLER,
-        &object_key(&*shard),
-        reconcile_shard(&shard, &ctx),
-    )
-    .await
-}
-
-/// Backs off per object after a failure.
-pub fn error_policy(shard: Arc<PrismShard>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    ctx.retry_later(&object_key(&*shard), err)
-}
-
-async fn reconcile_shard(shard: &PrismShard, ctx: &Ctx) -> Result<Action, Error> {
-    if shard.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change()); // children go with their owner reference
-    }
-    let (old, mut status) = status::begin(shard);
-    if let Some(action) = status::pause_if_paused(ctx, shard, &old, &mut status).await? {
-        return Ok(action);
-    }
-    let now = Timestamp::now();
-    let pinned = pinned_plugins(ctx, shard);
-    let available = plugins_in_namespace(ctx, shard);
-    let objects = match render(&ctx.renderer, shard, &pinned, &available) {
-        Ok(objects) => objects,
-        Err(why) => {
-            invalid_status(&mut status, &why, now);
-            if write_status(ctx, shard, &old, &status).await? {
-                ctx.event(shard, true, reason::INVALID_SPEC, why).await;
-            }
-            return Ok(Action::requeue(ctx.settings.resync));
-        }
-    };
-    let degraded = match ctx.settings.workload_writes {
-        true => children::apply_and_prune(ctx, shard, &objects, &VolumeGrowth(shard)).await?,
-        false => None,
-    };
-    let ns = shard.namespace().unwrap_or_default();
-    let sts = ctx.typed_child::<StatefulSet>(&ns, &shard_fullname(&shard.name_any()));
-    let seen = Seen {
-        statefulset: sts.as_ref(),
-        namespaces: placed_namespaces(ctx, shard),
-        plugins: &pinned,
-    };
-    shard_status(&mut status, &seen, degraded, now);
-    let endpoints = admin::endpoints_of(ctx, shard).map(|list| AdminOf {
-        default: shard.spec.admin_endpoint.is_none(),
-        endpoints: list,
-    });
-    let access = admin::access(ctx, shard);
-    admin_status(
-        &mut status,
-        endpoints,
-        access,
-        admin::stale_proxies(ctx, shard),
-        now,
-    );
-    write_status(ctx, shard, &old, &status).await?;
-    Ok(Action::requeue(ctx.settings.resync))
-}
-
-/// The plugins of `shard` at the spec each one's rollout allows this shard to run.
-pub fn pinned_plugins(ctx: &Ctx, shard: &PrismShard) -> Vec<PrismPlugin> {
-    let ns = shard.namespace().unwrap_or_default();
-    let name = shard.name_any();
-    shard
-        .spec
-        .plugins
-        .iter()
-        .filter_map(|e| ctx.plugins.get(&ObjectRef::new(&e.name).within(&ns)))
-        .map(|p| {
-            let mut p = (*p).clone();
-            p.spec = rollout::spec_for_shard(&p, &name).clone();
-            p
-        })
-        .collect()
-}
-
-/// Names of the PrismPlugins in the shard's namespace, sorted.
-fn plugins_in_namespace(ctx: &Ctx, shard: &PrismShard) -> Vec<String> {
-    let ns = shard.namespace();
-    let mut names: Vec<String> = ctx
-        .plugins
-        .state()
-        .iter()
-        .filter(|p| p.namespace() == ns)
-        .map(|p| p.name_any())
-        .collect();
-    names.sort();
-    names
-}
-
-/// How many PrismNamespaces are placed on the shard.
-fn placed_namespaces(ctx: &Ctx, shard: &PrismShard) -> i32 {
-    let name = shard.name_any();
-    ctx.namespaces
-        .state()
-        .iter()
-        .filter(|n| n.namespace() == shard.namespace())
-        .filter(|n| n.status.as_ref().and_then(|s| s.shard.as_deref()) == Some(name.as_str()))
-        .count() as i32
-}
-
-/// The shard's objects, rendered with its `pinned` plugins (`available`: every plugin name in
-/// its namespace); or every problem, in one message.
-fn render(
-    renderer: &Renderer,
-    shard: &PrismShard,
-    pinned: &[PrismPlugin],
-    available: &[String],
-) -> Result<Vec<Object>, String> {
-    let ns = shard.namespace().unwrap_or_default();
-    let lookup = |n: &str| {
-        pinned
-            .iter()
-            .find(|p| p.name_any() == n)
-            .map(|p| (p, format!("PrismPlugin {ns}/{n}")))
-    };
-    match shard_plugins(shard, lookup, available) {
-        Ok(uses) => renderer
-            .render_shard(shard, &uses)
-            .map_err(|e| e.to_string()),
-        Err(problems) => Err(problems
-            .iter()
-            .map(|p| format!("{}: {}", p.path, p.message))
-            .collect::<Vec<_>>()
-            .join("; ")),
-    }
-}
 
 /// What a shard's status is derived from, besides what applying its children reported.
 #[derive(Debug, Clone, Copy)]
@@ -206,11 +53,11 @@ pub fn shard_status(
         .collect();
     status.plugins.sort_by(|a, b| a.name.cmp(&b.name));
     let settled = seen.statefulset.is_none_or(status_caught_up);
-    if !settled && conditions::has(&status.conditions, condition::READY) {
+    if !settled && outcome::has(&status.conditions, condition::READY) {
         // The StatefulSet controller has not caught up with the latest spec: its status says
         // nothing new. Keep readiness as reported until it does (its update is a watch event).
         let degraded = Cond::degraded_by(degraded);
-        conditions::set(
+        outcome::set(
             &mut status.conditions,
             degraded,
             status.observed_generation,
@@ -253,8 +100,8 @@ pub struct AdminOf {
     pub default: bool,
 }
 
-/// The shard's admin in status: its endpoints, the shards sharing it, its stale proxies, and
-/// the `AdminIsolated` condition (absent when the shard has no admin).
+/// The shard's Prism admin in status (`status.admin`) and its `AdminIsolated` condition:
+/// which endpoints it uses, who shares them, and which proxies admin keeps without a pod.
 pub fn admin_status(
     status: &mut PrismShardStatus,
     endpoints: Option<AdminOf>,
@@ -267,14 +114,31 @@ pub fn admin_status(
             stale_proxies,
             ..Default::default()
         });
-        conditions::remove(&mut status.conditions, condition::ADMIN_ISOLATED);
+        outcome::remove(&mut status.conditions, condition::ADMIN_ISOLATED);
         return;
     };
+    let (cond, shared_with) = admin_isolated(&endpoints, access);
+    status.admin = Some(ShardAdminStatus {
+        endpoints: Some(endpoints.endpoints),
+        shared_with,
+        stale_proxies,
+    });
+    outcome::set(
+        &mut status.conditions,
+        cond,
+        status.observed_generation,
+        now,
+    );
+}
+
+/// The `AdminIsolated` condition of a shard using `endpoints` with `access`, and the shards
+/// it shares them with.
+fn admin_isolated(endpoints: &AdminOf, access: Access) -> (Cond, Vec<String>) {
     let which = match endpoints.default {
         true => "the operator's default Prism admin (--admin-endpoint)",
         false => "its Prism admin",
     };
-    let (cond, shared_with) = match access {
+    match access {
         Access::Own if endpoints.default => (
             Cond::admin_isolated(
                 true,
@@ -320,77 +184,7 @@ pub fn admin_status(
             ),
             with,
         ),
-    };
-    status.admin = Some(ShardAdminStatus {
-        endpoints: Some(endpoints.endpoints),
-        shared_with,
-        stale_proxies,
-    });
-    conditions::set(
-        &mut status.conditions,
-        cond,
-        status.observed_generation,
-        now,
-    );
-}
-
-/// Whether the status of `sts` describes its latest spec (its controller has observed the
-/// current generation).
-pub fn status_caught_up(sts: &StatefulSet) -> bool {
-    let observed = sts.status.as_ref().and_then(|s| s.observed_generation);
-    observed.unwrap_or(0) >= sts.metadata.generation.unwrap_or(0)
-}
-
-/// Whether a StatefulSet finished rolling out with every replica ready, and a summary.
-pub fn rollout_state(sts: &StatefulSet) -> (bool, String) {
-    let spec_replicas = sts.spec.replicas.unwrap_or(1);
-    let st = sts.status.clone().unwrap_or_default();
-    let ready_replicas = st.ready_replicas.unwrap_or(0);
-    let updated_replicas = st.updated_replicas.unwrap_or(0);
-    let observed = status_caught_up(sts);
-    let same_revision = st.current_revision.is_some() && st.current_revision == st.update_revision;
-    let ready = observed
-        && same_revision
-        && st.replicas == spec_replicas
-        && ready_replicas == spec_replicas
-        && updated_replicas == spec_replicas;
-    let summary = format!(
-        "{ready_replicas}/{spec_replicas} replicas ready, {updated_replicas} updated{}",
-        if same_revision {
-            ""
-        } else {
-            ", rollout in progress"
-        }
-    );
-    (ready, summary)
-}
-
-/// Writes the status when it changed, with an event when Ready flipped; returns whether it did.
-async fn write_status(
-    ctx: &Ctx,
-    shard: &PrismShard,
-    old: &PrismShardStatus,
-    new: &PrismShardStatus,
-) -> Result<bool, Error> {
-    let was_ready = conditions::is_true(&old.conditions, condition::READY);
-    let ready = conditions::is_true(&new.conditions, condition::READY);
-    if !status::write(ctx, shard, old, new).await? {
-        return Ok(false);
     }
-    if was_ready != ready {
-        let why = if ready {
-            reason::READY
-        } else {
-            reason::NOT_READY
-        };
-        let note = format!(
-            "{}/{} replicas ready",
-            new.ready_replicas.unwrap_or(0),
-            new.replicas.unwrap_or(0)
-        );
-        ctx.event(shard, false, why, note).await;
-    }
-    Ok(true)
 }
 
 #[cfg(test)]

@@ -1,97 +1,15 @@
-//! PrismPlugin controller: drives the plugin's rollout across the shards that use it (the
-//! shards render what the rollout allows), runs remote plugins as their own Deployment, and
-//! reports which version every shard runs.
-//!
-//! One reconcile: observe the shards' StatefulSets, apply a remote plugin's own objects,
-//! advance the rollout (pure), derive the status (pure), write it once.
-
-use std::collections::BTreeSet;
-use std::sync::Arc;
+//! The status of a plugin, derived from its rollout step and what its shards and remote
+//! Deployment report. Pure.
 
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::ResourceExt;
-use kube::runtime::controller::Action;
 
-use super::children;
-use super::conditions::{self, Cond, Degradation, Outcome, reason, set_outcome};
-use super::context::{Ctx, object_key};
-use super::error::Error;
-use super::rollout::{self, ShardReport, Step};
-use super::shard::{rollout_state, status_caught_up};
-use super::status;
-use prism_api::{
-    PluginDeploymentType, PrismPlugin, PrismPluginStatus, PrismShard, RolloutPhase, ShardVersion,
-    condition,
-};
-use prism_render::render::Object;
-use prism_render::render::contract::{PLUGIN_ANNOTATION_PREFIX, plugin_annotation, shard_fullname};
-
-/// Controller name in metrics and logs.
-pub const CONTROLLER: &str = "prismplugin";
-/// How often a rollout in progress is re-checked (deadlines need a clock, not an event).
-const ROLLOUT_POLL: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Reconciles one plugin.
-#[tracing::instrument(skip_all, fields(object = %object_key(&*plugin)))]
-pub async fn reconcile(plugin: Arc<PrismPlugin>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    ctx.measured(
-        CONTROLLER,
-        &object_key(&*plugin),
-        reconcile_plugin(&plugin, &ctx),
-    )
-    .await
-}
-
-/// Backs off per object after a failure.
-pub fn error_policy(plugin: Arc<PrismPlugin>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    ctx.retry_later(&object_key(&*plugin), err)
-}
-
-async fn reconcile_plugin(plugin: &PrismPlugin, ctx: &Ctx) -> Result<Action, Error> {
-    if plugin.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
-    }
-    let (old, mut status) = status::begin(plugin);
-    if let Some(action) = status::pause_if_paused(ctx, plugin, &old, &mut status).await? {
-        return Ok(action);
-    }
-    let now = Timestamp::now();
-    let users = users(ctx, plugin);
-    let shards = observe_shards(ctx, plugin, &users);
-    let remote = apply_remote(ctx, plugin).await?;
-    let step = rollout::advance(plugin, &shards.reports, now);
-    for note in &step.notes {
-        ctx.event(plugin, note.warning, note.reason, note.message.clone())
-            .await;
-    }
-    let seen = Seen {
-        namespaces_using: namespaces_using(ctx, plugin, &shards.names),
-        shards,
-        remote,
-    };
-    plugin_status(&mut status, plugin, &step, seen, now);
-    status::write(ctx, plugin, &old, &status).await?;
-    let rolling = status.rollout.as_ref().map(|r| r.phase) == Some(RolloutPhase::Progressing);
-    Ok(Action::requeue(match rolling {
-        true => ROLLOUT_POLL,
-        false => ctx.settings.resync,
-    }))
-}
-
-/// Shards in the plugin's namespace that list it, sorted by name.
-pub fn users(ctx: &Ctx, plugin: &PrismPlugin) -> Vec<Arc<PrismShard>> {
-    let ns = plugin.namespace();
-    let name = plugin.name_any();
-    let mut shards: Vec<Arc<PrismShard>> = ctx
-        .shards
-        .state()
-        .into_iter()
-        .filter(|s| s.namespace() == ns && s.spec.plugins.iter().any(|p| p.name == name))
-        .collect();
-    shards.sort_by_key(|s| s.name_any());
-    shards
-}
+use crate::decide::rollout::{self, ShardReport, Step};
+use crate::kit::outcome::{self, Cond, Degradation, Outcome, set_outcome};
+use crate::kit::workload::{rollout_state, status_caught_up};
+use prism_api::{PrismPlugin, PrismPluginStatus, RolloutPhase, ShardVersion, condition, reason};
+use prism_render::render::contract::{PLUGIN_ANNOTATION_PREFIX, plugin_annotation};
 
 /// What the plugin's shards run, in shard name order.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -102,20 +20,6 @@ pub struct Shards {
     pub reports: Vec<ShardReport>,
     /// The version each runs, where its StatefulSet says.
     pub versions: Vec<ShardVersion>,
-}
-
-fn observe_shards(ctx: &Ctx, plugin: &PrismPlugin, users: &[Arc<PrismShard>]) -> Shards {
-    let ns = plugin.namespace().unwrap_or_default();
-    let mut shards = Shards::default();
-    for shard in users {
-        let name = shard.name_any();
-        let sts = ctx.typed_child::<StatefulSet>(&ns, &shard_fullname(&name));
-        let (report, version) = shard_report(plugin, &name, sts.as_ref());
-        shards.names.push(name);
-        shards.reports.push(report);
-        shards.versions.extend(version);
-    }
-    shards
 }
 
 /// What shard `shard` (its StatefulSet `sts`) reports about `plugin`, and the version it runs.
@@ -145,22 +49,6 @@ fn running_annotation(sts: &StatefulSet, plugin: &str) -> Option<String> {
     template.annotations.as_ref()?.get(&key).cloned()
 }
 
-/// How many PrismNamespaces are placed on the plugin's `shards`.
-fn namespaces_using(ctx: &Ctx, plugin: &PrismPlugin, shards: &[String]) -> i32 {
-    let shards: BTreeSet<&String> = shards.iter().collect();
-    ctx.namespaces
-        .state()
-        .iter()
-        .filter(|n| n.namespace() == plugin.namespace())
-        .filter(|n| {
-            n.status
-                .as_ref()
-                .and_then(|s| s.shard.as_ref())
-                .is_some_and(|s| shards.contains(s))
-        })
-        .count() as i32
-}
-
 /// A remote plugin's own Deployment, as far as the status is concerned.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Remote {
@@ -168,65 +56,6 @@ pub struct Remote {
     pub ready: bool,
     /// What applying its objects reported.
     pub degraded: Option<Degradation>,
-}
-
-/// Applies the Deployment, Service and PDB of a remote plugin at the current spec.
-async fn apply_remote(ctx: &Ctx, plugin: &PrismPlugin) -> Result<Remote, Error> {
-    let remote = plugin.spec.deployment.type_ == PluginDeploymentType::Remote;
-    if !remote || !ctx.settings.workload_writes {
-        return Ok(Remote {
-            ready: true,
-            degraded: None,
-        });
-    }
-    let users = users_of(ctx, plugin);
-    let users: Vec<&PrismShard> = users.iter().map(|s| &**s).collect();
-    let objects = match ctx.renderer.render_remote_plugin(plugin, &users) {
-        Ok(objects) => objects,
-        Err(e) => {
-            ctx.event(plugin, true, reason::RENDER_FAILED, e.to_string())
-                .await;
-            return Ok(Remote {
-                ready: false,
-                degraded: None,
-            });
-        }
-    };
-    let ready = remote_available(ctx, plugin, &objects);
-    let degraded = children::apply_and_prune(ctx, plugin, &objects, &()).await?;
-    Ok(Remote { ready, degraded })
-}
-
-/// The shards of the plugin's namespace that list it.
-fn users_of(ctx: &Ctx, plugin: &PrismPlugin) -> Vec<Arc<PrismShard>> {
-    let name = plugin.name_any();
-    let mut users: Vec<Arc<PrismShard>> = ctx
-        .shards
-        .state()
-        .into_iter()
-        .filter(|s| s.namespace() == plugin.namespace())
-        .filter(|s| s.spec.plugins.iter().any(|p| p.name == name))
-        .collect();
-    users.sort_by_key(|s| s.name_any());
-    users
-}
-
-/// Whether the live Deployment among `objects` is available and updated on every replica.
-fn remote_available(ctx: &Ctx, plugin: &PrismPlugin, objects: &[Object]) -> bool {
-    let ns = plugin.namespace().unwrap_or_default();
-    objects
-        .iter()
-        .rfind(|o| o.kind == "Deployment")
-        .and_then(|o| ctx.typed_child::<Deployment>(&ns, &o.name))
-        .is_some_and(|d| deployment_available(&d))
-}
-
-/// Whether every wanted replica of `d` is available and updated.
-pub fn deployment_available(d: &Deployment) -> bool {
-    let want = d.spec.replicas.unwrap_or(1);
-    let status = d.status.as_ref();
-    status.and_then(|s| s.available_replicas) == Some(want)
-        && status.and_then(|s| s.updated_replicas) == Some(want)
 }
 
 /// What a plugin's status is derived from, besides its rollout step.
@@ -264,11 +93,11 @@ pub fn plugin_status(
         .rollout
         .as_ref()
         .is_some_and(|r| r.phase != RolloutPhase::Complete);
-    if !settled && !rolling && conditions::has(&status.conditions, condition::READY) {
+    if !settled && !rolling && outcome::has(&status.conditions, condition::READY) {
         // A StatefulSet whose controller has not caught up with its latest spec says nothing
         // new about health: keep what was reported until its status moves (a watch event).
         let degraded = Cond::degraded_by(seen.remote.degraded);
-        conditions::set(
+        outcome::set(
             &mut status.conditions,
             degraded,
             status.observed_generation,
@@ -341,6 +170,7 @@ fn plugin_outcome(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kit::error::Error;
     use prism_api::RolloutStatus;
     use serde_json::json;
 
@@ -544,19 +374,5 @@ mod tests {
         assert!(!status.installed);
         assert_eq!(condition(&status, "Degraded").1, "PruneRefused");
         assert_eq!(condition(&status, "Ready").1, "Installing");
-    }
-
-    #[test]
-    fn a_deployment_is_available_when_every_replica_is_updated() {
-        let d = |available: i32, updated: i32| -> Deployment {
-            serde_json::from_value(json!({
-                "spec": {"replicas": 2, "selector": {}, "template": {}},
-                "status": {"availableReplicas": available, "updatedReplicas": updated}
-            }))
-            .unwrap()
-        };
-        assert!(deployment_available(&d(2, 2)));
-        assert!(!deployment_available(&d(2, 1)));
-        assert!(!deployment_available(&d(1, 2)));
     }
 }

@@ -14,9 +14,11 @@ use kube::{Client, ResourceExt};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::rbac::{Needs, Permission, Scope, permissions};
+pub mod rbac;
+
 use prism_admin::{AdminPool, Probe};
 use prism_api::PrismShard;
+use rbac::{Needs, Permission, Scope, permissions};
 
 /// Oldest Kubernetes minor release supported: CRD validation rules (CEL) are GA since 1.29 and
 /// the operator is tested on current releases.

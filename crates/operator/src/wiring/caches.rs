@@ -15,10 +15,25 @@ use futures::channel::mpsc;
 use futures::future::BoxFuture;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use kube::Client;
 use kube::Resource;
+use kube::api::Api;
 use kube::api::DynamicObject;
 use kube::runtime::reflector::{Lookup, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context as _;
+
+use super::server::Health;
+use crate::kit::apply::{CHILD_KINDS, api_resource};
+use crate::kit::context::{Ctx, Settings, api, dynamic_api};
+use crate::kit::served::Served;
+use crate::view::{AdminDefaults, ChildStores, Indexes, Stores, View};
+use prism_api::{PrismNamespace, PrismPlugin, PrismShard};
+use prism_render::render::contract::{MANAGED_BY, PROXY_NAME};
 
 /// Annotation `kubectl apply` (client side) leaves: a whole copy of the object.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -112,6 +127,7 @@ pub fn reflect<K>(
     dyntype: <K as Resource>::DynamicType,
     events: impl Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
     strip: impl FnMut(&mut K) + Send + 'static,
+    observe: impl Fn(&watcher::Event<K>) + Send + 'static,
 ) -> (Store<K>, Changes<K>, BoxFuture<'static, ()>)
 where
     K: Resource + Clone + std::fmt::Debug + Send + Sync + 'static,
@@ -122,6 +138,9 @@ where
     let publish = changes.clone();
     let cached = store.clone();
     let task = events.modify(strip).reflect(writer).for_each(move |event| {
+        if let Ok(event) = &event {
+            observe(event);
+        }
         match event {
             Ok(watcher::Event::Apply(obj)) => {
                 let key = obj.to_object_ref(dyntype.clone());
@@ -233,4 +252,172 @@ pub fn strip_pod(pod: &mut Pod) {
             ..PodStatus::default()
         });
     }
+}
+
+/// Changes of the child kinds, by kind.
+pub type ChildChanges = BTreeMap<String, Changes<DynamicObject>>;
+
+/// What the controllers trigger on: the changes of every cached kind, so that no controller
+/// keeps a watch (and a cache) of its own.
+#[derive(Clone)]
+pub struct Feeds {
+    /// PrismShards.
+    pub shards: Changes<PrismShard>,
+    /// PrismPlugins.
+    pub plugins: Changes<PrismPlugin>,
+    /// PrismNamespaces.
+    pub namespaces: Changes<PrismNamespace>,
+    /// Proxy pods.
+    pub pods: Changes<Pod>,
+    /// Child kinds.
+    pub children: ChildChanges,
+}
+
+/// A reflector of `api`: the cache, its changes and the future that keeps both fed.
+/// `strip` drops what no reconciler reads before an object is cached; `observe` sees every
+/// event the cache applied (an index kept beside it).
+pub fn reflect_kind<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    strip: impl FnMut(&mut K) + Send + 'static,
+    observe: impl Fn(&watcher::Event<K>) + Send + 'static,
+) -> (Store<K>, Changes<K>, BoxFuture<'static, ()>)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let events = watcher(api, config).default_backoff();
+    reflect(Writer::default(), (), events, strip, observe)
+}
+
+/// Watches of the operator's children: objects labelled as managed by us.
+pub fn managed_children() -> watcher::Config {
+    watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"))
+}
+
+/// Reflectors of every child kind, labelled as managed by us, and their changes. Those of
+/// kinds that need a CRD start watching once `served` says the cluster serves them.
+pub fn reflect_children(
+    client: &Client,
+    settings: &Settings,
+    served: &Served,
+) -> (
+    ChildStores,
+    ChildChanges,
+    Vec<futures::future::BoxFuture<'static, ()>>,
+) {
+    let mut stores = BTreeMap::new();
+    let mut changes = BTreeMap::new();
+    let mut tasks = Vec::new();
+    for (version, kind, _) in CHILD_KINDS {
+        let ar = api_resource(version, kind).expect("child kinds are known");
+        let api = dynamic_api(client, settings, &ar);
+        let writer = Writer::new(ar.clone());
+        let events = futures::stream::once(served.until(kind))
+            .flat_map(move |()| watcher(api.clone(), managed_children()))
+            .default_backoff();
+        let (reader, feed, task) = reflect(writer, ar.clone(), events, strip_child(kind), |_| {});
+        stores.insert(kind.to_string(), (ar, reader));
+        changes.insert(kind.to_string(), feed);
+        tasks.push(task);
+    }
+    (stores, changes, tasks)
+}
+
+/// The view every reconciler reads, the changes the controllers trigger on, and the tasks
+/// that keep them fed (not started yet).
+pub fn caches(
+    client: &Client,
+    settings: &Settings,
+    served: &Served,
+) -> (View, Feeds, Vec<BoxFuture<'static, ()>>) {
+    let admins = AdminDefaults {
+        endpoint: settings.admin_endpoint.clone(),
+        tls: settings.admin_tls.is_some(),
+    };
+    let indexes = Indexes::new(&admins);
+    let (shards, shard_changes, shards_task) = {
+        let indexes = indexes.clone();
+        let api = api::<PrismShard>(client, settings);
+        reflect_kind(api, watcher::Config::default(), strip_meta, move |e| {
+            indexes.shard_event(e)
+        })
+    };
+    let (plugins, plugin_changes, plugins_task) = reflect_kind(
+        api::<PrismPlugin>(client, settings),
+        watcher::Config::default(),
+        strip_meta,
+        |_| {},
+    );
+    let (namespaces, namespace_changes, namespaces_task) = {
+        let indexes = indexes.clone();
+        let api = api::<PrismNamespace>(client, settings);
+        reflect_kind(api, watcher::Config::default(), strip_meta, move |e| {
+            indexes.namespace_event(e)
+        })
+    };
+    let (children, child_changes, child_tasks) = reflect_children(client, settings, served);
+    let (pods, pod_changes, pods_task) = reflect_kind(
+        api::<Pod>(client, settings),
+        proxy_pods(),
+        strip_pod,
+        |_| {},
+    );
+    let stores = Stores {
+        shards,
+        plugins,
+        namespaces,
+        pods,
+        children,
+    };
+    let feeds = Feeds {
+        shards: shard_changes,
+        plugins: plugin_changes,
+        namespaces: namespace_changes,
+        pods: pod_changes,
+        children: child_changes,
+    };
+    let tasks = [shards_task, plugins_task, namespaces_task, pods_task]
+        .into_iter()
+        .chain(child_tasks)
+        .collect();
+    (View::new(stores, admins, indexes), feeds, tasks)
+}
+
+/// Waits until every cache has listed its objects; not ready meanwhile.
+pub async fn sync_caches(ctx: &Ctx, health: &Health) -> anyhow::Result<()> {
+    let view = &ctx.view;
+    health.ready.store(false, Ordering::Relaxed);
+    view.shards
+        .wait_until_ready()
+        .await
+        .context("PrismShard cache")?;
+    view.plugins
+        .wait_until_ready()
+        .await
+        .context("PrismPlugin cache")?;
+    view.namespaces
+        .wait_until_ready()
+        .await
+        .context("PrismNamespace cache")?;
+    view.pods.wait_until_ready().await.context("Pod cache")?;
+    // Kinds whose CRD is missing have no cache yet: it fills once they are served.
+    for (kind, (_, store)) in &view.children {
+        if ctx.served.has(kind) {
+            store.wait_until_ready().await.context("child cache")?;
+        }
+    }
+    health.ready.store(true, Ordering::Relaxed);
+    tracing::info!("caches synced; reconciling");
+    Ok(())
+}
+
+/// Proxy pods (for namespace placement on ready pods).
+pub fn proxy_pods() -> watcher::Config {
+    watcher::Config::default().labels(&format!("app.kubernetes.io/name={PROXY_NAME}"))
 }

@@ -7,95 +7,34 @@
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use prism_api::condition;
+use prism_api::{condition, reason};
 
-use super::error::Error;
+/// The status of a condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truth {
+    /// `True`.
+    True,
+    /// `False`.
+    False,
+    /// `Unknown`.
+    Unknown,
+}
 
-/// Every CamelCase reason the operator puts on a condition or an event.
-pub mod reason {
-    // Ready and Progressing.
-    /// Every replica of a shard is ready on the rendered spec.
-    pub const READY: &str = "Ready";
-    /// Event: a shard stopped being ready.
-    pub const NOT_READY: &str = "NotReady";
-    /// A shard's StatefulSet, or a plugin, is moving to the rendered spec.
-    pub const ROLLING_OUT: &str = "RollingOut";
-    /// A shard's StatefulSet finished rolling out.
-    pub const ROLLED_OUT: &str = "RolledOut";
-    /// A plugin runs healthily on every shard that uses it.
-    pub const INSTALLED: &str = "Installed";
-    /// A plugin is not yet running healthily on every shard that uses it.
-    pub const INSTALLING: &str = "Installing";
-    /// A namespace is synced to Prism admin.
-    pub const SYNCED: &str = "Synced";
-    /// Reconciliation is paused by annotation.
-    pub const PAUSED: &str = "Paused";
+impl Truth {
+    /// The word the API uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::True => "True",
+            Self::False => "False",
+            Self::Unknown => "Unknown",
+        }
+    }
+}
 
-    // Degraded.
-    /// Nothing is wrong.
-    pub const HEALTHY: &str = "Healthy";
-    /// The spec cannot be rendered.
-    pub const INVALID_SPEC: &str = "InvalidSpec";
-    /// No shard can host a namespace.
-    pub const UNSCHEDULABLE: &str = "Unschedulable";
-    /// Another writer keeps changing fields the operator sets.
-    pub const FIELD_CONFLICT: &str = "FieldConflict";
-    /// A child's kind needs a CRD the cluster does not serve (e.g. GRPCRoute).
-    pub const CRD_MISSING: &str = "CRDMissing";
-    /// The volumes of a shard would have to shrink.
-    pub const STORAGE_SHRINK_REFUSED: &str = "StorageShrinkRefused";
-    /// Growing the volumes of a shard failed.
-    pub const STORAGE_RESIZE_FAILED: &str = "StorageResizeFailed";
-    /// Objects no longer rendered could not, or may not, be deleted.
-    pub const PRUNE_REFUSED: &str = "PruneRefused";
-    /// A plugin rollout missed its deadline and was rolled back.
-    pub const ROLLED_BACK: &str = "RolledBack";
-    /// No Prism admin endpoint is configured for a namespace's shard.
-    pub const NO_ADMIN_ENDPOINT: &str = "NoAdminEndpoint";
-    /// The Secret with a namespace's connection string cannot be read.
-    pub const SECRET_UNAVAILABLE: &str = "SecretUnavailable";
-    /// The API server refused or failed a request.
-    pub const API_ERROR: &str = "ApiError";
-    /// A finalizer could not be added or removed.
-    pub const FINALIZER_FAILED: &str = "FinalizerFailed";
-
-    // Events only.
-    /// An object no longer rendered was deleted.
-    pub const PRUNED: &str = "Pruned";
-    /// A shard's volume claims were expanded.
-    pub const VOLUMES_EXPANDED: &str = "VolumesExpanded";
-    /// A remote plugin could not be rendered.
-    pub const RENDER_FAILED: &str = "RenderFailed";
-    /// A namespace moved to another shard.
-    pub const REPLACED: &str = "Replaced";
-    /// A deleted namespace stays in Prism (reclaim policy `retain`).
-    pub const RETAINED: &str = "Retained";
-    /// A deleted namespace was revoked in Prism.
-    pub const REVOKED: &str = "Revoked";
-    /// A deleted namespace could not be revoked and was let go.
-    pub const REVOKE_ABANDONED: &str = "RevokeAbandoned";
-    /// Prism admin acknowledged a revocation without removing anything (upstream's stub).
-    pub const REVOKE_NOT_IMPLEMENTED: &str = "RevokeNotImplemented";
-    /// Prism admin assigned the namespace to a proxy that is not one of its shard's pods.
-    pub const PLACED_OFF_SHARD: &str = "PlacedOffShard";
-    /// An older PrismNamespace of the same name owns the name in the same admin.
-    pub const NAME_CONFLICT: &str = "NameConflict";
-    /// The shard shares its admin with an older shard and sharing is not allowed.
-    pub const SHARED_ADMIN_REFUSED: &str = "SharedAdminRefused";
-    /// The shard shares its admin with other shards (allowed).
-    pub const SHARED_ADMIN: &str = "SharedAdmin";
-    /// No other shard uses the shard's admin.
-    pub const OWN_ADMIN: &str = "OwnAdmin";
-    /// A different node of an HA admin accepted the write than before.
-    pub const ADMIN_ENDPOINT_CHANGED: &str = "AdminEndpointChanged";
-    /// A plugin rollout started.
-    pub const ROLLOUT_STARTED: &str = "RolloutStarted";
-    /// A shard was given a plugin's new spec.
-    pub const SHARD_UPDATING: &str = "ShardUpdating";
-    /// A shard runs a plugin's new spec healthily.
-    pub const SHARD_UPDATED: &str = "ShardUpdated";
-    /// Every shard runs a plugin's new spec healthily.
-    pub const ROLLOUT_COMPLETE: &str = "RolloutComplete";
+impl From<bool> for Truth {
+    fn from(b: bool) -> Self {
+        if b { Self::True } else { Self::False }
+    }
 }
 
 /// One condition to set, before it gets its generation and transition time.
@@ -103,9 +42,9 @@ pub mod reason {
 pub struct Cond {
     /// Condition type, e.g. `Ready`.
     pub type_: &'static str,
-    /// `True` or `False`.
-    pub status: bool,
-    /// CamelCase reason, from [`reason`].
+    /// `True`, `False` or `Unknown`.
+    pub status: Truth,
+    /// CamelCase reason, from [`prism_api::reason`].
     pub reason: &'static str,
     /// Human message.
     pub message: String,
@@ -113,6 +52,11 @@ pub struct Cond {
 
 impl Cond {
     fn new(type_: &'static str, status: bool, reason: &'static str, message: String) -> Self {
+        Self::of(type_, Truth::from(status), reason, message)
+    }
+
+    /// A condition of `type_` with `status`, `reason` and `message`.
+    pub fn of(type_: &'static str, status: Truth, reason: &'static str, message: String) -> Self {
         Self {
             type_,
             status,
@@ -183,7 +127,7 @@ impl Cond {
 /// Why an object is degraded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Degradation {
-    /// CamelCase reason, from [`reason`].
+    /// CamelCase reason, from [`prism_api::reason`].
     pub reason: &'static str,
     /// Human message.
     pub message: String,
@@ -196,12 +140,6 @@ impl Degradation {
             reason,
             message: message.into(),
         }
-    }
-}
-
-impl From<&Error> for Degradation {
-    fn from(e: &Error) -> Self {
-        Self::new(e.reason(), e.to_string())
     }
 }
 
@@ -241,7 +179,7 @@ impl Outcome {
 
 /// Sets (or adds) `cond`.
 pub fn set(conditions: &mut Vec<Condition>, cond: Cond, generation: Option<i64>, now: Timestamp) {
-    let status = if cond.status { "True" } else { "False" }.to_string();
+    let status = cond.status.as_str().to_string();
     let message: String = cond.message.chars().take(32_768).collect();
     match conditions.iter_mut().find(|c| c.type_ == cond.type_) {
         Some(c) => {

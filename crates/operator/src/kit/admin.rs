@@ -1,0 +1,185 @@
+//! The operator's side of Prism admin: the client pool, and which pods each admin already
+//! knows as proxies.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prism_admin::{AdminError, AdminGroup, AdminPool, AdminTls};
+
+use super::metrics::Metrics;
+
+/// Clients of every Prism admin, and the proxy registrations made with each.
+pub struct Admin {
+    pool: AdminPool,
+    registered: Mutex<Registrations>,
+}
+
+/// Proxy registrations with each admin (by its endpoint list), by pod UID.
+type Registrations = HashMap<String, HashMap<String, Registration>>;
+
+/// One pod's registration as a proxy with one admin.
+#[derive(Clone)]
+pub struct Registration {
+    /// Key of the pod's shard (`namespace/name`).
+    shard: String,
+    /// Proxy id (the pod's name).
+    proxy: String,
+    /// Set once admin accepted it. Every upsert that needs the proxy waits on the same cell,
+    /// so none reaches admin while the registration is still in flight (admin would place the
+    /// namespace over the proxies it knows so far); a failed attempt leaves it unset for the
+    /// next caller to retry.
+    done: Arc<tokio::sync::OnceCell<()>>,
+}
+
+impl Registration {
+    /// Registers with `register` unless that already succeeded, waiting for an attempt in
+    /// flight.
+    pub async fn ensure<F, Fut, E>(&self, register: F) -> Result<(), E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+    {
+        self.done.get_or_try_init(register).await.map(|_| ())
+    }
+}
+
+impl Admin {
+    /// Clients with `timeout` per call and `tls`, each call counted in `metrics`.
+    pub fn new(
+        timeout: Duration,
+        tls: Option<AdminTls>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, AdminError> {
+        let pool = AdminPool::configured(timeout, tls)?.with_observer(Arc::new(
+            move |rpc: &str, endpoint: &str, outcome: &str, took: Duration| {
+                metrics.admin_call(rpc, endpoint, outcome, took)
+            },
+        ));
+        Ok(Self {
+            pool,
+            registered: Mutex::default(),
+        })
+    }
+
+    /// The admin at the comma-separated `endpoints` (the nodes of one admin).
+    pub fn group(&self, endpoints: &str) -> Result<AdminGroup, AdminError> {
+        self.pool.group(endpoints)
+    }
+
+    /// The registration of pod `uid` (proxy `proxy` of shard `shard`, `namespace/name`) with
+    /// the admin at `endpoints`: one per pod and admin, shared by every upsert that needs it.
+    pub fn registration(
+        &self,
+        endpoints: &str,
+        uid: &str,
+        shard: &str,
+        proxy: &str,
+    ) -> Registration {
+        self.registered
+            .lock()
+            .expect("not poisoned")
+            .entry(endpoints.to_string())
+            .or_default()
+            .entry(uid.to_string())
+            .or_insert_with(|| Registration {
+                shard: shard.to_string(),
+                proxy: proxy.to_string(),
+                done: Arc::default(),
+            })
+            .clone()
+    }
+
+    /// Forgets every registration with the admin at `endpoints` (it may have lost its state).
+    pub fn forget_endpoint(&self, endpoints: &str) {
+        self.registered
+            .lock()
+            .expect("not poisoned")
+            .remove(endpoints);
+    }
+
+    /// Proxies of `shard` (`namespace/name`) this process registered with any admin, sorted.
+    pub fn registered_proxies(&self, shard: &str) -> Vec<String> {
+        let registered = self.registered.lock().expect("not poisoned");
+        let mut proxies: Vec<String> = registered
+            .values()
+            .flat_map(|pods| pods.values())
+            .filter(|r| r.shard == shard && r.done.initialized())
+            .map(|r| r.proxy.clone())
+            .collect();
+        proxies.sort();
+        proxies.dedup();
+        proxies
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn registration() -> Registration {
+        Registration {
+            shard: "team/s".into(),
+            proxy: "prism-s-1".into(),
+            done: Arc::default(),
+        }
+    }
+
+    /// An upsert that needs a proxy whose registration another upsert has in flight waits for
+    /// it (admin would otherwise place the namespace without that proxy) and does not register
+    /// it again.
+    #[tokio::test]
+    async fn a_registration_in_flight_is_waited_for_not_skipped() {
+        let reg = registration();
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let (finish, finish_rx) = tokio::sync::oneshot::channel::<()>();
+        let first = tokio::spawn({
+            let reg = reg.clone();
+            async move {
+                reg.ensure(|| async {
+                    started_tx.send(()).unwrap();
+                    finish_rx.await.unwrap();
+                    Ok::<(), ()>(())
+                })
+                .await
+            }
+        });
+        started.await.unwrap();
+        let calls = AtomicUsize::new(0);
+        let second = reg.ensure(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Ok::<(), ()>(())
+        });
+        tokio::pin!(second);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), &mut second)
+                .await
+                .is_err(),
+            "went ahead while the registration was in flight"
+        );
+        finish.send(()).unwrap();
+        assert_eq!(first.await.unwrap(), Ok(()));
+        assert_eq!(second.await, Ok(()));
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "registered twice");
+    }
+
+    /// A failed registration is tried again by the next upsert; a successful one never.
+    #[tokio::test]
+    async fn a_failed_registration_is_retried_and_a_done_one_is_not() {
+        let reg = registration();
+        let calls = AtomicUsize::new(0);
+        let attempt = |ok: bool| {
+            let calls = &calls;
+            move || async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                if ok { Ok(()) } else { Err("unavailable") }
+            }
+        };
+        assert_eq!(reg.ensure(attempt(false)).await, Err("unavailable"));
+        assert!(!reg.done.initialized());
+        assert_eq!(reg.ensure(attempt(true)).await, Ok(()));
+        assert_eq!(reg.ensure(attempt(false)).await, Ok(()));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+}

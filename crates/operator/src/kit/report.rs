@@ -1,0 +1,213 @@
+//! What a reconcile tells the world besides its objects: events, status writes, and the
+//! reconcile's own accounting (metrics and per-object backoff).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::apply::FIELD_MANAGER;
+use super::error::Error;
+use super::metrics::Metrics;
+
+/// Events, status writes and reconcile accounting, shared by every controller.
+pub struct Report {
+    client: Client,
+    recorder: Recorder,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    failures: Failures,
+}
+
+impl Report {
+    /// A report writing through `client`, publishing with `recorder`, counting in `metrics`.
+    pub fn new(client: Client, recorder: Recorder, metrics: Arc<Metrics>) -> Self {
+        Self {
+            client,
+            recorder,
+            metrics,
+            failures: Failures::default(),
+        }
+    }
+
+    /// Publishes an event about `obj`; failures to publish are logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        let ev = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.to_string(),
+            note: Some(note.chars().take(1000).collect()),
+            action: "Reconcile".to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, "publishing event failed");
+        } else {
+            self.metrics.write("Event", "create");
+        }
+    }
+
+    /// Replaces the status of `obj` with `status` (server-side apply of the status subresource).
+    pub async fn patch_status<K, S>(&self, obj: &K, status: &S) -> Result<(), Error>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+        K: Resource<Scope = kube::core::NamespaceResourceScope>,
+        S: Serialize,
+    {
+        self.patch_status_as(obj, status, FIELD_MANAGER, "status")
+            .await
+    }
+
+    /// [`patch_status`](Self::patch_status) as field manager `manager`, counted as `operation`
+    /// in the write metric: the fields `status` holds are this manager's, others stay as they
+    /// are.
+    pub async fn patch_status_as<K, S>(
+        &self,
+        obj: &K,
+        status: &S,
+        manager: &str,
+        operation: &str,
+    ) -> Result<(), Error>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+        K: Resource<Scope = kube::core::NamespaceResourceScope>,
+        S: Serialize,
+    {
+        let api: Api<K> =
+            Api::namespaced(self.client.clone(), &obj.namespace().unwrap_or_default());
+        let body = serde_json::json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": status,
+        });
+        api.patch_status(
+            &obj.name_any(),
+            &PatchParams::apply(manager).force(),
+            &Patch::Apply(body),
+        )
+        .await?;
+        self.metrics.write(&K::kind(&()), operation);
+        tracing::debug!(kind = %K::kind(&()), name = %obj.name_any(), operation, "status written");
+        Ok(())
+    }
+
+    /// Counts a failure of `key` and returns how long to wait before the next try:
+    /// 1 s doubling per consecutive failure, capped at 256 s.
+    pub fn backoff(&self, key: &str) -> Duration {
+        self.failures.failed(key)
+    }
+
+    /// Runs one reconciliation of `key` for `controller`: times it, counts its result, and
+    /// forgets the object's failures when it succeeds.
+    pub async fn measured(
+        &self,
+        controller: &str,
+        key: &str,
+        reconcile: impl std::future::Future<Output = Result<Action, Error>>,
+    ) -> Result<Action, Error> {
+        let timer = self.metrics.start(controller);
+        let before = self.failures.count(key);
+        let result = reconcile.await;
+        timer.finish(result.as_ref().map(drop).map_err(Error::metric_label));
+        if result.is_ok() {
+            self.failures.settle(key, before);
+        }
+        result
+    }
+
+    /// What every controller does after a failure: log it and back off per object.
+    pub fn retry_later(&self, key: &str, err: &Error) -> Action {
+        let wait = self.backoff(key);
+        tracing::warn!(object = %key, error = %err, retry_in = ?wait, "reconcile failed");
+        Action::requeue(wait)
+    }
+}
+
+/// Consecutive failures per object, for per-object exponential backoff.
+#[derive(Debug, Default)]
+pub struct Failures(Mutex<HashMap<String, u32>>);
+
+impl Failures {
+    /// Counts a failure of `key`; how long to wait before the next try: 1 s doubling per
+    /// consecutive failure, capped at 256 s.
+    pub fn failed(&self, key: &str) -> Duration {
+        let mut failures = self.0.lock().expect("not poisoned");
+        let n = failures.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        Duration::from_secs(1u64 << (*n - 1).min(8)).min(Duration::from_secs(300))
+    }
+
+    /// Consecutive failures of `key` so far.
+    pub fn count(&self, key: &str) -> u32 {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .get(key)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Forgets the failures of `key`.
+    pub fn succeeded(&self, key: &str) {
+        self.0.lock().expect("not poisoned").remove(key);
+    }
+
+    /// After a reconcile of `key` that returned Ok: forgets its failures unless the reconcile
+    /// itself counted one (a failure reported in status and retried with backoff, such as
+    /// Prism admin being down, still returns Ok). `before`: [`count`](Self::count) before it.
+    pub fn settle(&self, key: &str, before: u32) {
+        if self.count(key) <= before {
+            self.succeeded(key);
+        }
+    }
+}
+
+/// `Kind/namespace/name` of an object: its key for backoff and logs.
+pub fn object_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_failure_and_survives_soft_failures() {
+        let f = Failures::default();
+        let waits: Vec<u64> = (0..10).map(|_| f.failed("a").as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 256]);
+        f.succeeded("a");
+        // A reconcile that reports a failure in status and requeues with backoff returns Ok:
+        // its failure count must not be forgotten.
+        let before = f.count("a");
+        assert_eq!(f.failed("a").as_secs(), 1);
+        f.settle("a", before);
+        let before = f.count("a");
+        assert_eq!(f.failed("a").as_secs(), 2);
+        f.settle("a", before);
+        // A reconcile that succeeded without counting a failure forgets them.
+        let before = f.count("a");
+        f.settle("a", before);
+        assert_eq!(f.count("a"), 0);
+    }
+}

@@ -1,0 +1,143 @@
+//! PrismPlugin controller: drives the plugin's rollout across the shards that use it (the
+//! shards render what the rollout allows), runs remote plugins as their own Deployment, and
+//! reports which version every shard runs.
+//!
+//! One reconcile: observe the shards' StatefulSets, apply a remote plugin's own objects,
+//! advance the rollout (pure), derive the status (pure), write it once.
+
+mod derive;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use kube::ResourceExt;
+use kube::runtime::controller::Action;
+
+use crate::decide::rollout;
+use crate::kit::children;
+use crate::kit::context::Ctx;
+use crate::kit::error::Error;
+use crate::kit::report::object_key;
+use crate::kit::status;
+use crate::kit::workload::deployment_available;
+use derive::{Remote, Seen, Shards, plugin_status, shard_report};
+use prism_api::{PluginDeploymentType, PrismPlugin, PrismShard, RolloutPhase, reason};
+use prism_render::render::Object;
+use prism_render::render::contract::shard_fullname;
+
+/// Controller name in metrics and logs.
+pub const CONTROLLER: &str = "prismplugin";
+/// How often a rollout in progress is re-checked (deadlines need a clock, not an event).
+const ROLLOUT_POLL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reconciles one plugin.
+#[tracing::instrument(skip_all, fields(object = %object_key(&*plugin)))]
+pub async fn reconcile(plugin: Arc<PrismPlugin>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    ctx.report
+        .measured(
+            CONTROLLER,
+            &object_key(&*plugin),
+            reconcile_plugin(&plugin, &ctx),
+        )
+        .await
+}
+
+/// Backs off per object after a failure.
+pub fn error_policy(plugin: Arc<PrismPlugin>, err: &Error, ctx: Arc<Ctx>) -> Action {
+    ctx.report.retry_later(&object_key(&*plugin), err)
+}
+
+async fn reconcile_plugin(plugin: &PrismPlugin, ctx: &Ctx) -> Result<Action, Error> {
+    if plugin.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let (old, mut status) = status::begin(plugin);
+    if let Some(action) = status::pause_if_paused(ctx, plugin, &old, &mut status).await? {
+        return Ok(action);
+    }
+    let now = Timestamp::now();
+    let users = ctx.view.shards_using(plugin);
+    let shards = observe_shards(ctx, plugin, &users);
+    let remote = apply_remote(ctx, plugin).await?;
+    let step = rollout::advance(plugin, &shards.reports, now);
+    for note in &step.notes {
+        ctx.report
+            .event(plugin, note.warning, note.reason, note.message.clone())
+            .await;
+    }
+    let seen = Seen {
+        namespaces_using: ctx.view.placed_on(
+            &plugin.namespace().unwrap_or_default(),
+            &shards
+                .names
+                .iter()
+                .map(String::as_str)
+                .collect::<BTreeSet<_>>(),
+        ),
+        shards,
+        remote,
+    };
+    plugin_status(&mut status, plugin, &step, seen, now);
+    status::write(ctx, plugin, &old, &status).await?;
+    let rolling = status.rollout.as_ref().map(|r| r.phase) == Some(RolloutPhase::Progressing);
+    Ok(Action::requeue(match rolling {
+        true => ROLLOUT_POLL,
+        false => ctx.settings.resync,
+    }))
+}
+
+fn observe_shards(ctx: &Ctx, plugin: &PrismPlugin, users: &[Arc<PrismShard>]) -> Shards {
+    let ns = plugin.namespace().unwrap_or_default();
+    let mut shards = Shards::default();
+    for shard in users {
+        let name = shard.name_any();
+        let sts = ctx
+            .view
+            .typed_child::<StatefulSet>(&ns, &shard_fullname(&name));
+        let (report, version) = shard_report(plugin, &name, sts.as_ref());
+        shards.names.push(name);
+        shards.reports.push(report);
+        shards.versions.extend(version);
+    }
+    shards
+}
+
+/// Applies the Deployment, Service and PDB of a remote plugin at the current spec.
+async fn apply_remote(ctx: &Ctx, plugin: &PrismPlugin) -> Result<Remote, Error> {
+    let remote = plugin.spec.deployment.type_ == PluginDeploymentType::Remote;
+    if !remote || !ctx.settings.workload_writes {
+        return Ok(Remote {
+            ready: true,
+            degraded: None,
+        });
+    }
+    let users = ctx.view.shards_using(plugin);
+    let users: Vec<&PrismShard> = users.iter().map(|s| &**s).collect();
+    let objects = match ctx.renderer.render_remote_plugin(plugin, &users) {
+        Ok(objects) => objects,
+        Err(e) => {
+            ctx.report
+                .event(plugin, true, reason::RENDER_FAILED, e.to_string())
+                .await;
+            return Ok(Remote {
+                ready: false,
+                degraded: None,
+            });
+        }
+    };
+    let ready = remote_available(ctx, plugin, &objects);
+    let degraded = children::apply_and_prune(ctx, plugin, &objects, &()).await?;
+    Ok(Remote { ready, degraded })
+}
+
+/// Whether the live Deployment among `objects` is available and updated on every replica.
+fn remote_available(ctx: &Ctx, plugin: &PrismPlugin, objects: &[Object]) -> bool {
+    let ns = plugin.namespace().unwrap_or_default();
+    objects
+        .iter()
+        .rfind(|o| o.kind == "Deployment")
+        .and_then(|o| ctx.view.typed_child::<Deployment>(&ns, &o.name))
+        .is_some_and(|d| deployment_available(&d))
+}

@@ -1,0 +1,97 @@
+//! Views built from objects, for unit tests: the caches and indexes fed with the watch events
+//! a real watch would deliver.
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::watcher::Event;
+use serde_json::Value;
+
+use super::{AdminDefaults, Indexes, Stores, View};
+use prism_api::{PrismNamespace, PrismPlugin, PrismShard};
+
+/// The objects of a fixture, as JSON (`kind` picks the cache).
+#[derive(Default)]
+pub struct Objects(pub Vec<Value>);
+
+fn writer<K>(objects: &[Value], kind: &str, index: impl Fn(&Event<K>)) -> Writer<K>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned,
+{
+    let mut writer = Writer::default();
+    for obj in objects.iter().filter(|o| o["kind"] == kind) {
+        let obj: K = serde_json::from_value(obj.clone()).expect("fixture parses");
+        let event = Event::Apply(obj);
+        writer.apply_watcher_event(&event);
+        index(&event);
+    }
+    writer
+}
+
+impl Objects {
+    /// A view of these objects, shards without an admin endpoint using `default_admin`.
+    pub fn view(&self, default_admin: Option<&str>) -> View {
+        let admins = AdminDefaults {
+            endpoint: default_admin.map(String::from),
+            tls: false,
+        };
+        let indexes = Indexes::new(&admins);
+        let shards = writer::<PrismShard>(&self.0, "PrismShard", |e| indexes.shard_event(e));
+        let namespaces =
+            writer::<PrismNamespace>(&self.0, "PrismNamespace", |e| indexes.namespace_event(e));
+        let plugins = writer::<PrismPlugin>(&self.0, "PrismPlugin", |_| {});
+        let pods = writer::<Pod>(&self.0, "Pod", |_| {});
+        let stores = Stores {
+            shards: shards.as_reader(),
+            plugins: plugins.as_reader(),
+            namespaces: namespaces.as_reader(),
+            pods: pods.as_reader(),
+            children: Default::default(),
+        };
+        View::new(stores, admins, indexes)
+    }
+}
+
+/// A PrismShard `namespace/name` created at `created` (seconds), with `admin` as its own
+/// endpoint list.
+pub fn shard(namespace: &str, name: &str, created: i64, admin: Option<&str>) -> Value {
+    let mut spec = serde_json::json!({"product": "p", "replicas": 1});
+    if let Some(admin) = admin {
+        spec["adminEndpoint"] = admin.into();
+    }
+    serde_json::json!({
+        "apiVersion": "prism.io/v1alpha1", "kind": "PrismShard",
+        "metadata": {"name": name, "namespace": namespace, "uid": format!("{namespace}-{name}"),
+                     "creationTimestamp": timestamp(created)},
+        "spec": spec,
+    })
+}
+
+/// A PrismNamespace `namespace/name` created at `created`, placed on `shard` if given.
+pub fn namespace(namespace: &str, name: &str, created: i64, shard: Option<&str>) -> Value {
+    let mut ns = serde_json::json!({
+        "apiVersion": "prism.io/v1alpha1", "kind": "PrismNamespace",
+        "metadata": {"name": name, "namespace": namespace, "uid": format!("{namespace}-{name}"),
+                     "creationTimestamp": timestamp(created)},
+        "spec": {"backend": "postgres", "pattern": "keyvalue"},
+    });
+    if let Some(shard) = shard {
+        ns["status"] = serde_json::json!({"shard": shard});
+    }
+    ns
+}
+
+/// A proxy pod `name` of `shard` in `namespace`, ready or not.
+pub fn pod(namespace: &str, shard: &str, name: &str, ready: bool) -> Value {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "uid": format!("{namespace}-{name}"),
+                     "labels": {super::INSTANCE_LABEL: shard}},
+        "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]},
+    })
+}
+
+fn timestamp(seconds: i64) -> String {
+    jiff::Timestamp::from_second(1_700_000_000 + seconds)
+        .expect("in range")
+        .to_string()
+}

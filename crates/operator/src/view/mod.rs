@@ -1,0 +1,364 @@
+//! One read model of everything the operator watches: the caches of every kind and the
+//! indexes the hot paths need. Every query a controller makes of the cluster's state is
+//! here, pure over the caches, so it can be tested with fixtures and no API server.
+
+mod index;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::DynamicObject;
+use kube::core::ApiResource;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher::Event;
+use serde::de::DeserializeOwned;
+
+use crate::wiring::caches::expand_child;
+use prism_api::{PrismNamespace, PrismPlugin, PrismShard};
+use prism_render::render::placement::place;
+
+pub use index::{Index, key};
+
+/// Caches of the child kinds, by kind.
+pub type ChildStores = BTreeMap<String, (ApiResource, Store<DynamicObject>)>;
+
+/// The label that names a proxy pod's shard.
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+
+/// Which Prism admin a shard without its own `spec.adminEndpoint` uses, and how endpoints are
+/// spelt.
+#[derive(Debug, Clone, Default)]
+pub struct AdminDefaults {
+    /// The operator's `--admin-endpoint`.
+    pub endpoint: Option<String>,
+    /// Whether admin is reached over TLS (endpoints default to `https://`).
+    pub tls: bool,
+}
+
+impl AdminDefaults {
+    /// The comma-separated admin endpoints of `shard`: its own, else the operator's default.
+    pub fn endpoints_of(&self, shard: &PrismShard) -> Option<String> {
+        shard
+            .spec
+            .admin_endpoint
+            .clone()
+            .or_else(|| self.endpoint.clone())
+    }
+
+    /// The normalized endpoints of a list; an unparsable list stands for itself.
+    pub fn endpoint_set(&self, list: &str) -> BTreeSet<String> {
+        match prism_admin::endpoints_of(list, self.tls) {
+            Ok(endpoints) => endpoints.into_iter().collect(),
+            Err(_) => [list.to_string()].into(),
+        }
+    }
+}
+
+/// The caches and their indexes.
+#[derive(Clone)]
+pub struct View {
+    /// PrismShards.
+    pub shards: Store<PrismShard>,
+    /// PrismPlugins.
+    pub plugins: Store<PrismPlugin>,
+    /// PrismNamespaces.
+    pub namespaces: Store<PrismNamespace>,
+    /// Proxy pods (metadata, phase and conditions).
+    pub pods: Store<Pod>,
+    /// The child kinds the operator manages, by kind.
+    pub children: ChildStores,
+    /// How shards name their admin.
+    pub admins: AdminDefaults,
+    indexes: Indexes,
+}
+
+/// The indexes of a view, fed with the same watch events as its caches.
+#[derive(Clone)]
+pub struct Indexes {
+    /// PrismNamespaces by name (who owns a name in an admin).
+    pub names: Index<PrismNamespace>,
+    /// Live PrismShards by normalized admin endpoint (who shares an admin).
+    pub endpoints: Index<PrismShard>,
+}
+
+impl Indexes {
+    /// Empty indexes; shards are indexed by the endpoints `admins` gives them.
+    pub fn new(admins: &AdminDefaults) -> Self {
+        let admins = admins.clone();
+        Self {
+            names: Index::new(|ns: &PrismNamespace| vec![ns.name_any()]),
+            endpoints: Index::new(move |shard: &PrismShard| {
+                if shard.metadata.deletion_timestamp.is_some() {
+                    return Vec::new();
+                }
+                let list = admins.endpoints_of(shard);
+                list.map(|l| admins.endpoint_set(&l).into_iter().collect())
+                    .unwrap_or_default()
+            }),
+        }
+    }
+
+    /// Applies a watch event of PrismNamespaces.
+    pub fn namespace_event(&self, event: &Event<PrismNamespace>) {
+        self.names.apply(event);
+    }
+
+    /// Applies a watch event of PrismShards.
+    pub fn shard_event(&self, event: &Event<PrismShard>) {
+        self.endpoints.apply(event);
+    }
+}
+
+/// The stores a view reads.
+pub struct Stores {
+    /// PrismShards.
+    pub shards: Store<PrismShard>,
+    /// PrismPlugins.
+    pub plugins: Store<PrismPlugin>,
+    /// PrismNamespaces.
+    pub namespaces: Store<PrismNamespace>,
+    /// Proxy pods.
+    pub pods: Store<Pod>,
+    /// Child kinds.
+    pub children: ChildStores,
+}
+
+impl View {
+    /// A view of `stores`, with `indexes` fed from the same watches.
+    pub fn new(stores: Stores, admins: AdminDefaults, indexes: Indexes) -> Self {
+        Self {
+            shards: stores.shards,
+            plugins: stores.plugins,
+            namespaces: stores.namespaces,
+            pods: stores.pods,
+            children: stores.children,
+            admins,
+            indexes,
+        }
+    }
+
+    /// A cached child object.
+    pub fn child(&self, kind: &str, namespace: &str, name: &str) -> Option<DynamicObject> {
+        let (ar, store) = self.children.get(kind)?;
+        let cached = store.get(&ObjectRef::new_with(name, ar.clone()).within(namespace))?;
+        Some(expand_child(&cached))
+    }
+
+    /// A cached child as its typed object, e.g. a `StatefulSet`.
+    pub fn typed_child<K>(&self, namespace: &str, name: &str) -> Option<K>
+    where
+        K: kube::Resource<DynamicType = ()> + DeserializeOwned,
+    {
+        let kind = K::kind(&());
+        let obj = self.child(&kind, namespace, name)?;
+        match obj.try_parse::<K>() {
+            Ok(typed) => Some(typed),
+            Err(e) => {
+                tracing::warn!(error = %e, %kind, namespace, name, "cached object does not parse");
+                None
+            }
+        }
+    }
+
+    /// Cached children of `owner_uid` in `namespace` labelled `label=value`, across all kinds
+    /// (their metadata).
+    pub fn owned(
+        &self,
+        namespace: &str,
+        label: &str,
+        value: &str,
+        owner_uid: &str,
+    ) -> Vec<(ApiResource, DynamicObject)> {
+        let mut out = Vec::new();
+        for (ar, store) in self.children.values() {
+            for obj in store.state() {
+                let matches = obj.metadata.namespace.as_deref() == Some(namespace)
+                    && obj.labels().get(label).map(String::as_str) == Some(value)
+                    && obj.owner_references().iter().any(|o| o.uid == owner_uid);
+                if matches {
+                    out.push((ar.clone(), crate::wiring::caches::child_meta(&obj)));
+                }
+            }
+        }
+        out
+    }
+
+    /// The shard `name` in `namespace`.
+    pub fn shard(&self, namespace: &str, name: &str) -> Option<Arc<PrismShard>> {
+        self.shards.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// The shards of `namespace` that are not being deleted.
+    pub fn live_shards(&self, namespace: &str) -> Vec<Arc<PrismShard>> {
+        self.shards
+            .state()
+            .into_iter()
+            .filter(|s| s.namespace().as_deref() == Some(namespace))
+            .filter(|s| s.metadata.deletion_timestamp.is_none())
+            .collect()
+    }
+
+    /// The shards of the plugin's namespace that list it, sorted by name.
+    pub fn shards_using(&self, plugin: &PrismPlugin) -> Vec<Arc<PrismShard>> {
+        let name = plugin.name_any();
+        let mut shards: Vec<Arc<PrismShard>> = self
+            .shards
+            .state()
+            .into_iter()
+            .filter(|s| s.namespace() == plugin.namespace())
+            .filter(|s| s.spec.plugins.iter().any(|p| p.name == name))
+            .collect();
+        shards.sort_by_key(|s| s.name_any());
+        shards
+    }
+
+    /// The plugin `name` in `namespace`.
+    pub fn plugin(&self, namespace: &str, name: &str) -> Option<Arc<PrismPlugin>> {
+        self.plugins.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// The names of the plugins of `namespace`, sorted.
+    pub fn plugin_names(&self, namespace: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .plugins
+            .state()
+            .iter()
+            .filter(|p| p.namespace().as_deref() == Some(namespace))
+            .map(|p| p.name_any())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// How many PrismNamespaces of `namespace` are placed on one of `shards`.
+    pub fn placed_on(&self, namespace: &str, shards: &BTreeSet<&str>) -> i32 {
+        self.namespaces
+            .state()
+            .iter()
+            .filter(|n| n.namespace().as_deref() == Some(namespace))
+            .filter(|n| {
+                n.status
+                    .as_ref()
+                    .and_then(|s| s.shard.as_deref())
+                    .is_some_and(|s| shards.contains(s))
+            })
+            .count() as i32
+    }
+
+    /// The proxies admin assigned to the PrismNamespaces placed on `shard` of `namespace`.
+    pub fn assigned_proxies(&self, namespace: &str, shard: &str) -> Vec<String> {
+        self.namespaces
+            .state()
+            .into_iter()
+            .filter(|n| n.namespace().as_deref() == Some(namespace))
+            .filter_map(|n| n.status.clone())
+            .filter(|s| s.shard.as_deref() == Some(shard))
+            .filter_map(|s| s.assigned_proxy)
+            .collect()
+    }
+
+    /// Ready proxy pods of `shard` in `namespace`, sorted by name.
+    pub fn ready_pods(&self, namespace: &str, shard: &str) -> Vec<Arc<Pod>> {
+        let mut pods: Vec<Arc<Pod>> = self
+            .pods
+            .state()
+            .into_iter()
+            .filter(|p| p.namespace().as_deref() == Some(namespace))
+            .filter(|p| p.labels().get(INSTANCE_LABEL).map(String::as_str) == Some(shard))
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| pod_ready(p))
+            .collect();
+        pods.sort_by_key(|p| p.name_any());
+        pods
+    }
+
+    /// The names of the proxy pods of `namespace`.
+    pub fn pod_names(&self, namespace: &str) -> BTreeSet<String> {
+        self.pods
+            .state()
+            .iter()
+            .filter(|p| p.namespace().as_deref() == Some(namespace))
+            .map(|p| p.name_any())
+            .collect()
+    }
+
+    /// The shard (`(namespace, shard)`) whose pod is proxy `proxy`, preferring a pod in
+    /// `namespace` when several namespaces have one of that name.
+    pub fn pod_owner(&self, namespace: &str, proxy: &str) -> Option<(String, String)> {
+        self.pods
+            .state()
+            .into_iter()
+            .filter(|p| p.name_any() == proxy)
+            .map(|p| {
+                let shard = p.labels().get(INSTANCE_LABEL).cloned().unwrap_or_default();
+                (p.namespace().unwrap_or_default(), shard)
+            })
+            .min_by_key(|(n, _)| n != namespace)
+    }
+
+    /// Live shards (any Kubernetes namespace) using any of `endpoints`, oldest first.
+    pub fn admin_users(&self, endpoints: &BTreeSet<String>) -> Vec<Arc<PrismShard>> {
+        let keys: BTreeSet<String> = endpoints
+            .iter()
+            .flat_map(|e| self.indexes.endpoints.get(e))
+            .collect();
+        let mut users: Vec<Arc<PrismShard>> = keys
+            .iter()
+            .filter_map(|k| self.shards.get(&object_ref(k)))
+            .collect();
+        users.sort_by(|a, b| by_age(&**a, &**b));
+        users
+    }
+
+    /// The PrismNamespaces named `name`, in any Kubernetes namespace.
+    pub fn named(&self, name: &str) -> Vec<Arc<PrismNamespace>> {
+        self.indexes
+            .names
+            .get(name)
+            .iter()
+            .filter_map(|k| self.namespaces.get(&object_ref(k)))
+            .collect()
+    }
+
+    /// The shard a namespace is (or would be) placed on.
+    pub fn shard_of(&self, ns: &PrismNamespace) -> Option<Arc<PrismShard>> {
+        let shards = self.live_shards(&ns.namespace().unwrap_or_default());
+        let name = match ns.status.as_ref().and_then(|s| s.shard.clone()) {
+            Some(name) => name,
+            None => place(ns, shards.iter().map(|s| &**s)).ok()?.shard,
+        };
+        shards.into_iter().find(|s| s.name_any() == name)
+    }
+}
+
+/// Whether a pod's Ready condition is true.
+fn pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// The reference of `namespace/name`.
+fn object_ref<K>(key: &str) -> ObjectRef<K>
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+    ObjectRef::new(name).within(namespace)
+}
+
+/// Older first: creation time, then UID.
+pub fn by_age<K: kube::Resource>(a: &K, b: &K) -> std::cmp::Ordering {
+    let created = |o: &K| o.meta().creation_timestamp.as_ref().map(|t| t.0);
+    created(a)
+        .cmp(&created(b))
+        .then_with(|| a.meta().uid.cmp(&b.meta().uid))
+}
+
+#[cfg(test)]
+pub mod fixture;
+#[cfg(test)]
+mod tests;

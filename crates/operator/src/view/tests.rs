@@ -1,0 +1,128 @@
+//! The view and the admin rules over it, on fixtures: no API server.
+
+use std::collections::BTreeSet;
+
+use kube::ResourceExt;
+use kube::runtime::watcher::Event;
+
+use super::fixture::{Objects, namespace, pod, shard};
+use crate::decide::admin::{Access, access, name_owner, stale_proxies};
+use prism_api::PrismShard;
+
+fn names<K: ResourceExt>(objects: &[std::sync::Arc<K>]) -> Vec<String> {
+    objects
+        .iter()
+        .map(|o| format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()))
+        .collect()
+}
+
+#[test]
+fn shards_sharing_an_endpoint_are_found_through_the_index_oldest_first() {
+    let view = Objects(vec![
+        shard("b", "late", 30, Some("admin-1:8981,admin-2:8981")),
+        shard("a", "early", 10, Some("http://admin-2:8981")),
+        shard("c", "alone", 5, Some("admin-9:8981")),
+        shard("d", "default", 20, None),
+    ])
+    .view(Some("admin-1:8981"));
+    let set = view.admins.endpoint_set("admin-2:8981");
+    assert_eq!(names(&view.admin_users(&set)), ["a/early", "b/late"]);
+    let set = view.admins.endpoint_set("admin-1:8981");
+    assert_eq!(names(&view.admin_users(&set)), ["d/default", "b/late"]);
+    let late = view.shard("b", "late").unwrap();
+    assert_eq!(
+        access(&view, &late, false),
+        Some(Access::Refused {
+            owner: "a/early".into(),
+            with: vec!["a/early".into(), "d/default".into()],
+        })
+    );
+    assert_eq!(
+        access(&view, &late, true),
+        Some(Access::Shared(vec!["a/early".into(), "d/default".into()]))
+    );
+    let alone = view.shard("c", "alone").unwrap();
+    assert_eq!(access(&view, &alone, false), Some(Access::Own));
+}
+
+#[test]
+fn a_shard_being_deleted_or_moved_leaves_its_old_endpoints() {
+    let view = Objects(vec![shard("a", "s", 10, Some("admin-1:8981"))]).view(None);
+    let set = view.admins.endpoint_set("admin-1:8981");
+    assert_eq!(names(&view.admin_users(&set)), ["a/s"]);
+    let mut moved: PrismShard =
+        serde_json::from_value(shard("a", "s", 10, Some("admin-2:8981"))).unwrap();
+    view.indexes.shard_event(&Event::Apply(moved.clone()));
+    assert!(view.indexes.endpoints.get("http://admin-1:8981").is_empty());
+    moved.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        jiff::Timestamp::from_second(1_800_000_000).unwrap(),
+    ));
+    view.indexes.shard_event(&Event::Apply(moved));
+    assert!(view.indexes.endpoints.get("http://admin-2:8981").is_empty());
+}
+
+#[test]
+fn a_name_belongs_to_the_oldest_namespace_reaching_the_same_admin() {
+    let view = Objects(vec![
+        shard("team-a", "s", 0, Some("admin-1:8981")),
+        shard("team-b", "s", 0, Some("admin-1:8981")),
+        shard("team-c", "s", 0, Some("admin-2:8981")),
+        namespace("team-a", "orders", 10, Some("s")),
+        namespace("team-b", "orders", 20, Some("s")),
+        namespace("team-c", "orders", 5, Some("s")),
+        namespace("team-b", "carts", 1, Some("s")),
+    ])
+    .view(None);
+    assert_eq!(names(&view.named("orders")).len(), 3);
+    let b = view
+        .namespaces
+        .get(&kube::runtime::reflector::ObjectRef::new("orders").within("team-b"))
+        .unwrap();
+    // team-c's is older but reaches another admin; team-a's reaches the same one.
+    assert_eq!(
+        name_owner(&view, &b, "admin-1:8981"),
+        Some("team-a/orders".into())
+    );
+    let a = view
+        .namespaces
+        .get(&kube::runtime::reflector::ObjectRef::new("orders").within("team-a"))
+        .unwrap();
+    assert_eq!(name_owner(&view, &a, "admin-1:8981"), None);
+    let carts = view
+        .namespaces
+        .get(&kube::runtime::reflector::ObjectRef::new("carts").within("team-b"))
+        .unwrap();
+    assert_eq!(name_owner(&view, &carts, "admin-1:8981"), None);
+}
+
+#[test]
+fn pods_placements_and_stale_proxies() {
+    let view = Objects(vec![
+        shard("team", "s", 0, Some("admin-1:8981")),
+        pod("team", "s", "prism-s-1", false),
+        pod("team", "s", "prism-s-0", true),
+        pod("other", "s", "prism-s-0", true),
+        pod("team", "t", "prism-t-0", true),
+        namespace("team", "a", 0, Some("s")),
+        namespace("team", "b", 0, Some("t")),
+        namespace("team", "c", 0, None),
+    ])
+    .view(None);
+    assert_eq!(names(&view.ready_pods("team", "s")), ["team/prism-s-0"]);
+    assert_eq!(
+        view.pod_owner("team", "prism-s-0"),
+        Some(("team".into(), "s".into()))
+    );
+    assert_eq!(
+        view.pod_owner("third", "prism-s-0").map(|o| o.1),
+        Some("s".into())
+    );
+    assert_eq!(view.pod_owner("team", "prism-x-0"), None);
+    assert_eq!(view.placed_on("team", &BTreeSet::from(["s"])), 1);
+    assert_eq!(view.placed_on("team", &BTreeSet::from(["s", "t"])), 2);
+    let s = view.shard("team", "s").unwrap();
+    let registered = vec!["prism-s-0".to_string(), "prism-s-7".to_string()];
+    assert_eq!(stale_proxies(&view, &s, registered), ["prism-s-7"]);
+    assert_eq!(names(&view.live_shards("team")), ["team/s"]);
+    assert!(view.live_shards("other").is_empty());
+}

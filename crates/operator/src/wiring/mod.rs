@@ -1,0 +1,238 @@
+//! Starting and stopping the operator: endpoints, leader election, caches, controllers, and a
+//! graceful shutdown on SIGTERM or SIGINT (or when leadership is lost).
+
+pub mod caches;
+mod controllers;
+mod leader;
+pub mod server;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context as _, bail};
+use kube::Client;
+use kube::api::ListParams;
+use kube::runtime::events::{Recorder, Reporter};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::kit::admin::Admin;
+use crate::kit::conflicts::Contests;
+use crate::kit::context::{Ctx, Settings, api};
+use crate::kit::metrics::Metrics;
+use crate::kit::report::Report;
+use crate::kit::served::{self, Served};
+use crate::traffic::prometheus::{Prometheus, PrometheusConfig};
+use crate::traffic::{self, TrafficSettings};
+use caches::{caches, sync_caches};
+use controllers::run_controllers;
+use leader::{lead, stop_when_lost};
+use prism_api::{PrismNamespace, PrismPlugin, PrismShard};
+use prism_render::render::RenderOptions;
+use server::{Health, serve};
+
+/// How the operator process runs.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Reconciler settings.
+    pub settings: Settings,
+    /// Proxy image for shards without `spec.image`.
+    pub proxy_image: String,
+    /// NetworkPolicies for shards that do not say.
+    pub network_policies: bool,
+    /// Templates replacing the embedded ones.
+    pub templates: Option<PathBuf>,
+    /// Address of `/metrics`, `/healthz`, `/readyz`.
+    pub metrics_addr: SocketAddr,
+    /// Elect a leader with a Lease; only the leader reconciles.
+    pub leader_election: bool,
+    /// Namespace of the Lease.
+    pub lease_namespace: String,
+    /// Name of the Lease.
+    pub lease_name: String,
+    /// This replica's identity (pod name).
+    pub identity: String,
+    /// Reconciliations running at once per controller.
+    pub concurrency: u16,
+    /// Traffic figures from Prometheus, when configured.
+    pub traffic: Option<Traffic>,
+}
+
+/// Where traffic figures come from, and how they are written.
+#[derive(Debug, Clone)]
+pub struct Traffic {
+    /// The Prometheus API.
+    pub prometheus: PrometheusConfig,
+    /// Queries, interval and thresholds.
+    pub settings: TrafficSettings,
+}
+
+/// Runs until a shutdown signal; an error when the operator could not run or lost leadership.
+pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
+    let prometheus = match &cfg.traffic {
+        Some(t) => Some(Prometheus::new(t.prometheus.clone()).context("Prometheus")?),
+        None => None,
+    };
+    let client = Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API")?;
+    check_crds(&client, &cfg.settings).await?;
+    let renderer = prism_render::source::renderer(
+        cfg.templates.as_deref(),
+        RenderOptions {
+            proxy_image: cfg.proxy_image.clone(),
+            network_policies: cfg.network_policies,
+            prometheus_url: cfg.traffic.as_ref().map(|t| t.prometheus.url.clone()),
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("templates: {e}"))?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = Stop(stop_rx);
+    tokio::spawn(signal_stop(stop_tx.clone()));
+
+    let served = Served::default();
+    served::discover(&client, &served).await;
+    tokio::spawn(served::keep_discovering(client.clone(), served.clone()));
+    let (view, feeds, cache_tasks) = caches(&client, &cfg.settings, &served);
+    let ctx = Arc::new(context(client, &cfg, renderer, view, served)?);
+    let health = Health::for_metrics(ctx.report.metrics.clone());
+    let server = tokio::spawn(serve(cfg.metrics_addr, health.clone(), stop.signalled()));
+
+    let leading = match cfg.leader_election {
+        true => match lead(&ctx, &cfg, &health, &stop).await? {
+            Some(leading) => Some(leading),
+            None => return Ok(()), // stopped while standing by
+        },
+        false => None,
+    };
+    let mut background: Vec<JoinHandle<()>> = cache_tasks.into_iter().map(tokio::spawn).collect();
+    sync_caches(&ctx, &health).await?;
+    let lost = Arc::new(AtomicBool::new(false));
+    if let Some(rx) = leading {
+        background.push(tokio::spawn(stop_when_lost(
+            rx,
+            stop_tx.clone(),
+            lost.clone(),
+        )));
+    }
+    if let (Some(prometheus), Some(t)) = (prometheus, &cfg.traffic) {
+        tracing::info!(url = prometheus.url(), interval = ?t.settings.interval, "traffic figures from Prometheus");
+        background.push(tokio::spawn(traffic::run(
+            ctx.clone(),
+            prometheus,
+            t.settings.clone(),
+        )));
+    }
+    run_controllers(&ctx, &feeds, &cfg, &stop).await;
+    let _ = stop_tx.send(true);
+    for t in background {
+        t.abort();
+    }
+    let _ = server.await;
+    tracing::info!("endpoints stopped");
+    if lost.load(Ordering::Relaxed) {
+        bail!("leadership lost");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The shared context of every controller.
+fn context(
+    client: Client,
+    cfg: &RunConfig,
+    renderer: prism_render::render::Renderer,
+    view: crate::view::View,
+    served: Served,
+) -> anyhow::Result<Ctx> {
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "prism-operator".into(),
+            instance: Some(cfg.identity.clone()),
+        },
+    );
+    let metrics = Arc::new(Metrics::new());
+    let settings = &cfg.settings;
+    let admin = Admin::new(
+        settings.admin_timeout,
+        settings.admin_tls.clone(),
+        metrics.clone(),
+    )
+    .map_err(|e| anyhow::anyhow!("Prism admin TLS: {e}"))?;
+    Ok(Ctx {
+        report: Report::new(client.clone(), recorder, metrics),
+        client,
+        settings: settings.clone(),
+        renderer,
+        view,
+        admin,
+        contests: Contests::default(),
+        served,
+    })
+}
+
+/// The shutdown signal, for every task that stops with it.
+#[derive(Clone)]
+pub struct Stop(watch::Receiver<bool>);
+
+impl Stop {
+    /// Resolves once shutdown began.
+    pub fn signalled(&self) -> impl Future<Output = ()> + Send + Sync + 'static {
+        let mut rx = self.0.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    }
+}
+
+async fn signal_stop(stop: watch::Sender<bool>) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+    let _ = stop.send(true);
+}
+
+/// Fails fast with a clear message when the CRDs are not installed.
+async fn check_crds(client: &Client, settings: &Settings) -> anyhow::Result<()> {
+    let probe = ListParams::default().limit(1);
+    for (kind, result) in [
+        (
+            "PrismShard",
+            api::<PrismShard>(client, settings)
+                .list_metadata(&probe)
+                .await
+                .map(drop),
+        ),
+        (
+            "PrismPlugin",
+            api::<PrismPlugin>(client, settings)
+                .list_metadata(&probe)
+                .await
+                .map(drop),
+        ),
+        (
+            "PrismNamespace",
+            api::<PrismNamespace>(client, settings)
+                .list_metadata(&probe)
+                .await
+                .map(drop),
+        ),
+    ] {
+        match result {
+            Ok(()) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                bail!(
+                    "the {kind} CRD is not installed: kubectl apply -f crds/ (or install the Helm chart)"
+                )
+            }
+            Err(e) => return Err(e).with_context(|| format!("listing {kind}s")),
+        }
+    }
+    Ok(())
+}
