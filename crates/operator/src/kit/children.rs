@@ -185,3 +185,131 @@ pub async fn apply_child(
     ctx.report.metrics.write(&ar.kind, "apply");
     Ok(Applied::Applied)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kit::context::for_tests;
+    use crate::kit::mock_api::{self, Call, lines};
+    use crate::view::fixture::{Objects, child, shard};
+    use serde_json::json;
+
+    /// The API answers applies with the object sent, deletes and events with success.
+    fn answer(call: &Call) -> (u16, Value) {
+        match call.method.as_str() {
+            "PATCH" => (200, call.body.clone()),
+            "POST" => (201, call.body.clone()),
+            _ => mock_api::status(200, "", ""),
+        }
+    }
+
+    fn owner() -> PrismShard {
+        serde_json::from_value(shard("team", "s", 0, None)).unwrap()
+    }
+
+    fn rendered(name: &str) -> Object {
+        Object::from_value(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "team", "labels": {SHARD_LABEL: "s"}},
+            "data": {"k": "v"},
+        }))
+    }
+
+    /// What is rendered is applied with server-side apply as the operator's field manager;
+    /// what the owner has but no longer renders is deleted, and only that: another owner's
+    /// object with the same label stays.
+    #[tokio::test]
+    async fn rendered_children_are_applied_and_the_rest_of_the_owners_pruned() {
+        let view = Objects(vec![
+            shard("team", "s", 0, None),
+            child("ConfigMap", "team", "gone", (SHARD_LABEL, "s"), "team-s"),
+            child(
+                "ConfigMap",
+                "team",
+                "others",
+                (SHARD_LABEL, "s"),
+                "someone-else",
+            ),
+        ])
+        .view(None);
+        let (client, calls) = mock_api::serve(answer);
+        let ctx = for_tests(client, view);
+        let degraded = apply_and_prune(&ctx, &owner(), &[rendered("kept")], &())
+            .await
+            .unwrap();
+        assert_eq!(degraded, None);
+        let seen = lines(&calls);
+        assert!(
+            seen.contains(&"PATCH /api/v1/namespaces/team/configmaps/kept".to_string()),
+            "{seen:?}"
+        );
+        assert!(
+            seen.contains(&"DELETE /api/v1/namespaces/team/configmaps/gone".to_string()),
+            "{seen:?}"
+        );
+        assert!(!seen.iter().any(|l| l.ends_with("/others")), "{seen:?}");
+        let calls = calls.lock().unwrap();
+        let apply = calls.iter().find(|c| c.method == "PATCH").unwrap();
+        assert!(
+            apply.uri.contains("fieldManager=prism-operator"),
+            "{}",
+            apply.uri
+        );
+        assert!(apply.uri.contains("force=true"), "{}", apply.uri);
+        let refs = &apply.body["metadata"]["ownerReferences"][0];
+        assert_eq!(
+            (refs["uid"].as_str(), refs["controller"].as_bool()),
+            (Some("team-s"), Some(true))
+        );
+        let event = calls
+            .iter()
+            .find(|c| c.method == "POST")
+            .expect("a Pruned event");
+        assert_eq!(event.body["reason"], "Pruned");
+    }
+
+    /// An owner that renders nothing while it has children is refused the prune: nothing is
+    /// deleted, and the owner is degraded with the reason.
+    #[tokio::test]
+    async fn pruning_everything_is_refused() {
+        let view = Objects(vec![
+            shard("team", "s", 0, None),
+            child("ConfigMap", "team", "only", (SHARD_LABEL, "s"), "team-s"),
+        ])
+        .view(None);
+        let (client, calls) = mock_api::serve(answer);
+        let ctx = for_tests(client, view);
+        let degraded = apply_and_prune(&ctx, &owner(), &[], &()).await.unwrap();
+        let degraded = degraded.expect("degraded");
+        assert_eq!(degraded.reason, reason::PRUNE_REFUSED);
+        assert!(degraded.message.contains("refusing to prune all 1 objects"));
+        assert!(lines(&calls).iter().all(|l| !l.starts_with("DELETE")));
+    }
+
+    /// A child that is cached as rendered is not applied again.
+    #[tokio::test]
+    async fn an_unchanged_child_is_not_applied() {
+        // What the API server keeps of an earlier apply: the object as sent.
+        let cached = apply::desired(&rendered("same"), &owner_ref(&owner()));
+        let view = Objects(vec![shard("team", "s", 0, None), cached]).view(None);
+        let (client, calls) = mock_api::serve(answer);
+        let ctx = for_tests(client, view);
+        let desired = apply::desired(&rendered("same"), &owner_ref(&owner()));
+        let live = ctx
+            .view
+            .child("ConfigMap", "team", "same")
+            .map(|o| as_json(&o));
+        assert!(
+            !apply::needs_apply(&desired, live.as_ref()),
+            "fixture drifted"
+        );
+        apply_and_prune(&ctx, &owner(), &[rendered("same")], &())
+            .await
+            .unwrap();
+        assert!(
+            lines(&calls).iter().all(|l| !l.starts_with("PATCH")),
+            "{:?}",
+            lines(&calls)
+        );
+    }
+}

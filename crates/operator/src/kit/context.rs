@@ -96,3 +96,36 @@ pub fn dynamic_api(client: &Client, settings: &Settings, ar: &ApiResource) -> Ap
         None => Api::all_with(client.clone(), ar),
     }
 }
+
+/// A context over `client` and `view` with default settings, for unit tests.
+#[cfg(test)]
+pub fn for_tests(client: Client, view: View) -> Ctx {
+    use kube::runtime::events::{Recorder, Reporter};
+    use std::sync::Arc;
+    let metrics = Arc::new(super::metrics::Metrics::new());
+    let reporter = Reporter {
+        controller: "prism-operator".into(),
+        instance: None,
+    };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let settings = Settings {
+        watch_namespace: None,
+        workload_writes: true,
+        resync: Duration::from_secs(300),
+        admin_endpoint: None,
+        allow_shared_admin: false,
+        admin_timeout: Duration::from_secs(5),
+        admin_tls: None,
+        deletion_deadline: Duration::from_secs(600),
+    };
+    Ctx {
+        report: Report::new(client.clone(), recorder, metrics.clone()),
+        admin: Admin::new(settings.admin_timeout, None, metrics).expect("no TLS"),
+        client,
+        settings,
+        renderer: Renderer::embedded(),
+        view,
+        contests: Contests::default(),
+        served: Served::default(),
+    }
+}

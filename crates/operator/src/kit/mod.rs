@@ -9,6 +9,8 @@ pub mod conflicts;
 pub mod context;
 pub mod error;
 pub mod metrics;
+#[cfg(test)]
+pub mod mock_api;
 pub mod outcome;
 pub mod quantity;
 pub mod report;

@@ -100,33 +100,7 @@ pub fn placed_status(
     status.shard = Some(shard.to_string());
     status.prism_instances = instances;
     let outcome = match synced {
-        Ok(accepted) => {
-            let resp = &accepted.answer;
-            status.assigned_partition = Some(resp.assigned_partition);
-            status.assigned_proxy = Some(resp.assigned_proxy.clone()).filter(|p| !p.is_empty());
-            status.admin_endpoint = Some(accepted.endpoint.clone());
-            status.health = None;
-            match off_shard {
-                Some(why) => {
-                    status.state = Some(NamespaceState::Failed);
-                    Outcome::failed(reason::PLACED_OFF_SHARD, why)
-                }
-                None => {
-                    status.state = Some(NamespaceState::Active);
-                    Outcome {
-                        ready: Cond::ready(
-                            reason::SYNCED,
-                            format!(
-                                "synced to Prism admin {} on shard {shard}",
-                                accepted.endpoint
-                            ),
-                        ),
-                        progressing: None,
-                        degraded: Cond::not_degraded(reason::SYNCED),
-                    }
-                }
-            }
-        }
+        Ok(accepted) => accepted_outcome(status, shard, accepted, off_shard),
         Err(e) => {
             status.state = Some(match e.is_retryable() {
                 true => NamespaceState::Pending,
@@ -141,6 +115,35 @@ pub fn placed_status(
         status.observed_generation,
         now,
     );
+}
+
+/// What admin assigned, in status, and the trio of a namespace admin accepted: Active, or
+/// Failed when `off_shard` says the proxy it assigned is not one of the shard's.
+fn accepted_outcome(
+    status: &mut PrismNamespaceStatus,
+    shard: &str,
+    accepted: &Synced,
+    off_shard: Option<&str>,
+) -> Outcome {
+    let resp = &accepted.answer;
+    status.assigned_partition = Some(resp.assigned_partition);
+    status.assigned_proxy = Some(resp.assigned_proxy.clone()).filter(|p| !p.is_empty());
+    status.admin_endpoint = Some(accepted.endpoint.clone());
+    status.health = None;
+    if let Some(why) = off_shard {
+        status.state = Some(NamespaceState::Failed);
+        return Outcome::failed(reason::PLACED_OFF_SHARD, why);
+    }
+    status.state = Some(NamespaceState::Active);
+    let message = format!(
+        "synced to Prism admin {} on shard {shard}",
+        accepted.endpoint
+    );
+    Outcome {
+        ready: Cond::ready(reason::SYNCED, message),
+        progressing: None,
+        degraded: Cond::not_degraded(reason::SYNCED),
+    }
 }
 
 #[cfg(test)]

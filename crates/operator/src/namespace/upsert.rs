@@ -129,3 +129,132 @@ fn registration(shard: &PrismShard, pod: &Pod) -> proto::ProxyRegistration {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::kit::metrics::Metrics;
+    use crate::kit::mock_api::{self, lines};
+    use crate::view::fixture::{pod, shard};
+    use prism_testing::admin_server::AdminServer;
+    use serde_json::json;
+
+    const VALUE: &str = "postgres://orders:s3cr3t@db:5432/orders";
+
+    fn ns() -> PrismNamespace {
+        serde_json::from_value(json!({
+            "apiVersion": "prism.io/v1alpha1", "kind": "PrismNamespace",
+            "metadata": {"name": "orders", "namespace": "team", "uid": "u1"},
+            "spec": {"backend": "postgres", "pattern": "keyvalue",
+                     "connectionStringFrom": {"secretKeyRef": {"name": "db", "key": "url"}}},
+        }))
+        .unwrap()
+    }
+
+    fn secret(data: serde_json::Value) -> serde_json::Value {
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "db", "namespace": "team"}, "data": data})
+    }
+
+    fn base64(text: &str) -> String {
+        let bytes = k8s_openapi::ByteString(text.as_bytes().to_vec());
+        serde_json::to_value(bytes)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn pods() -> Vec<Arc<Pod>> {
+        ["prism-s-0", "prism-s-1"]
+            .iter()
+            .map(|name| Arc::new(serde_json::from_value(pod("team", "s", name, true)).unwrap()))
+            .collect()
+    }
+
+    fn admin() -> Admin {
+        Admin::new(Duration::from_secs(5), None, Arc::new(Metrics::new())).unwrap()
+    }
+
+    /// The shard's ready pods are registered as proxies, then the namespace is created with
+    /// the connection string read from its Secret; the Secret is read once, nothing written.
+    #[tokio::test]
+    async fn the_proxies_are_registered_then_the_namespace_sent_with_its_secret() {
+        let server = AdminServer::start().await;
+        let (client, calls) = mock_api::serve(|_| (200, secret(json!({"url": base64(VALUE)}))));
+        let admin = admin();
+        let shard: PrismShard = serde_json::from_value(shard("team", "s", 0, None)).unwrap();
+        let endpoints = server.host_port();
+        let synced = push((&client, &admin), &ns(), &shard, Some(&endpoints), &pods())
+            .await
+            .expect("synced");
+        assert_eq!(lines(&calls), ["GET /api/v1/namespaces/team/secrets/db"]);
+        assert_eq!(server.proxies(), ["prism-s-0", "prism-s-1"]);
+        let request = server.last_request("orders").expect("created");
+        let config = request.config.expect("a config");
+        let backends: Vec<&str> = config
+            .backends
+            .values()
+            .map(|b| b.connection_string.as_str())
+            .collect();
+        assert_eq!(backends, [VALUE]);
+        assert_eq!(request.requesting_proxy, "prism-s-0");
+        assert!(["prism-s-0", "prism-s-1"].contains(&synced.answer.assigned_proxy.as_str()));
+        assert_eq!(
+            admin.registered_proxies("team/s"),
+            ["prism-s-0", "prism-s-1"]
+        );
+        // A second upsert registers nobody again.
+        push((&client, &admin), &ns(), &shard, Some(&endpoints), &pods())
+            .await
+            .expect("synced again");
+        assert_eq!(server.calls().get("RegisterProxy"), Some(&2));
+        server.stop().await;
+    }
+
+    /// A Secret that is missing, lacks the key, or cannot be read stops the upsert before
+    /// admin is called; the message names the Secret and key, never a value.
+    #[tokio::test]
+    async fn a_secret_that_cannot_be_read_sends_nothing() {
+        let server = AdminServer::start().await;
+        let shard: PrismShard = serde_json::from_value(shard("team", "s", 0, None)).unwrap();
+        let endpoints = server.host_port();
+        let cases = [
+            (
+                Some(secret(json!({"other": base64(VALUE)}))),
+                "Secret db has no key url",
+            ),
+            (None, "Secret db not found"),
+        ];
+        for (found, want) in cases {
+            let (client, _) = mock_api::serve(move |_| match &found {
+                Some(s) => (200, s.clone()),
+                None => mock_api::status(404, "NotFound", "secrets \"db\" not found"),
+            });
+            let admin = admin();
+            let err = push((&client, &admin), &ns(), &shard, Some(&endpoints), &pods())
+                .await
+                .expect_err("refused");
+            assert_eq!(err.to_string(), want);
+            assert_eq!(err.reason(), "SecretUnavailable");
+            assert!(!err.to_string().contains("s3cr3t"));
+        }
+        assert_eq!(server.create_calls(), 0);
+        assert!(server.proxies().is_empty());
+        server.stop().await;
+    }
+
+    /// Without an admin endpoint nothing is read or sent.
+    #[tokio::test]
+    async fn no_endpoint_no_calls() {
+        let (client, calls) = mock_api::serve(|_| mock_api::status(500, "", ""));
+        let shard: PrismShard = serde_json::from_value(shard("team", "s", 0, None)).unwrap();
+        let err = push((&client, &admin()), &ns(), &shard, None, &pods())
+            .await
+            .expect_err("no endpoint");
+        assert!(matches!(err, Error::NoAdminEndpoint));
+        assert!(lines(&calls).is_empty());
+    }
+}

@@ -6,7 +6,10 @@ use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher::Event;
 use serde_json::Value;
 
-use super::{AdminDefaults, Indexes, Stores, View};
+use super::strip::strip_child;
+use super::{AdminDefaults, ChildStores, Indexes, Stores, View};
+use crate::kit::apply::{CHILD_KINDS, api_resource};
+use kube::api::DynamicObject;
 use prism_api::{PrismNamespace, PrismPlugin, PrismShard};
 
 /// The objects of a fixture, as JSON (`kind` picks the cache).
@@ -45,10 +48,48 @@ impl Objects {
             plugins: plugins.as_reader(),
             namespaces: namespaces.as_reader(),
             pods: pods.as_reader(),
-            children: Default::default(),
+            children: self.children(),
         };
         View::new(stores, admins, indexes)
     }
+}
+
+impl Objects {
+    /// The child kinds' caches, holding the objects of those kinds as the watches keep them.
+    fn children(&self) -> ChildStores {
+        let mut stores = ChildStores::new();
+        for (version, kind, _) in CHILD_KINDS {
+            let ar = api_resource(version, kind).expect("a child kind");
+            let mut writer = Writer::<DynamicObject>::new(ar.clone());
+            let mut strip = strip_child(kind);
+            for obj in self.0.iter().filter(|o| o["kind"] == *kind) {
+                let mut obj: DynamicObject =
+                    serde_json::from_value(obj.clone()).expect("fixture parses");
+                strip(&mut obj);
+                writer.apply_watcher_event(&Event::Apply(obj));
+            }
+            stores.insert(kind.to_string(), (ar, writer.as_reader()));
+        }
+        stores
+    }
+}
+
+/// A child of `kind` named `name` in `namespace`, labelled `label=value` and owned by `owner`
+/// (a UID).
+pub fn child(kind: &str, namespace: &str, name: &str, label: (&str, &str), owner: &str) -> Value {
+    let (version, ..) = CHILD_KINDS
+        .iter()
+        .find(|(_, k, _)| *k == kind)
+        .expect("a child kind");
+    serde_json::json!({
+        "apiVersion": version, "kind": kind,
+        "metadata": {
+            "name": name, "namespace": namespace, "labels": {label.0: label.1},
+            "ownerReferences": [{"apiVersion": "prism.io/v1alpha1", "kind": "PrismShard",
+                                 "name": label.1, "uid": owner, "controller": true}],
+        },
+        "data": {"k": "v"},
+    })
 }
 
 /// A PrismShard `namespace/name` created at `created` (seconds), with `admin` as its own

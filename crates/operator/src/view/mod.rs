@@ -3,6 +3,7 @@
 //! here, pure over the caches, so it can be tested with fixtures and no API server.
 
 mod index;
+pub mod strip;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -15,9 +16,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::Event;
 use serde::de::DeserializeOwned;
 
-use crate::wiring::caches::expand_child;
 use prism_api::{PrismNamespace, PrismPlugin, PrismShard};
 use prism_render::render::placement::place;
+use strip::{child_meta, expand_child};
 
 pub use index::{Index, key};
 
@@ -178,7 +179,7 @@ impl View {
                     && obj.labels().get(label).map(String::as_str) == Some(value)
                     && obj.owner_references().iter().any(|o| o.uid == owner_uid);
                 if matches {
-                    out.push((ar.clone(), crate::wiring::caches::child_meta(&obj)));
+                    out.push((ar.clone(), child_meta(&obj)));
                 }
             }
         }

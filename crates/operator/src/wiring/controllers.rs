@@ -10,11 +10,13 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use super::caches::{Change, Feeds, applied, child_meta, pod_meta, touched};
+use super::caches::Feeds;
+use super::changes::{Change, applied, touched};
 use super::{RunConfig, Stop};
 use crate::kit::apply::{CHILD_KINDS, api_resource};
 use crate::kit::context::Ctx;
 use crate::view::INSTANCE_LABEL;
+use crate::view::strip::{child_meta, pod_meta};
 use crate::{namespace, plugin, shard};
 use prism_api::{PluginDeploymentType, PrismNamespace, PrismPlugin, PrismShard};
 use prism_render::render::contract::SHARD_LABEL;

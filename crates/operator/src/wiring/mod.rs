@@ -2,6 +2,7 @@
 //! graceful shutdown on SIGTERM or SIGINT (or when leadership is lost).
 
 pub mod caches;
+mod changes;
 mod controllers;
 mod leader;
 pub mod server;
@@ -79,15 +80,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         .await
         .context("connecting to the Kubernetes API")?;
     check_crds(&client, &cfg.settings).await?;
-    let renderer = prism_render::source::renderer(
-        cfg.templates.as_deref(),
-        RenderOptions {
-            proxy_image: cfg.proxy_image.clone(),
-            network_policies: cfg.network_policies,
-            prometheus_url: cfg.traffic.as_ref().map(|t| t.prometheus.url.clone()),
-        },
-    )
-    .map_err(|e| anyhow::anyhow!("templates: {e}"))?;
+    let renderer = renderer(&cfg)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop = Stop(stop_rx);
     tokio::spawn(signal_stop(stop_tx.clone()));
@@ -119,11 +112,8 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     }
     if let (Some(prometheus), Some(t)) = (prometheus, &cfg.traffic) {
         tracing::info!(url = prometheus.url(), interval = ?t.settings.interval, "traffic figures from Prometheus");
-        background.push(tokio::spawn(traffic::run(
-            ctx.clone(),
-            prometheus,
-            t.settings.clone(),
-        )));
+        let writer = traffic::run(ctx.clone(), prometheus, t.settings.clone());
+        background.push(tokio::spawn(writer));
     }
     run_controllers(&ctx, &feeds, &cfg, &stop).await;
     let _ = stop_tx.send(true);
@@ -137,6 +127,18 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The renderer of every unit: the embedded templates or `--templates`, with the options
+/// the flags set.
+fn renderer(cfg: &RunConfig) -> anyhow::Result<prism_render::render::Renderer> {
+    let options = RenderOptions {
+        proxy_image: cfg.proxy_image.clone(),
+        network_policies: cfg.network_policies,
+        prometheus_url: cfg.traffic.as_ref().map(|t| t.prometheus.url.clone()),
+    };
+    prism_render::source::renderer(cfg.templates.as_deref(), options)
+        .map_err(|e| anyhow::anyhow!("templates: {e}"))
 }
 
 /// The shared context of every controller.
