@@ -215,6 +215,20 @@ impl View {
         shards
     }
 
+    /// The PrismNamespaces of `namespace` that `pick` keeps.
+    pub fn namespaces_in(
+        &self,
+        namespace: &str,
+        pick: impl Fn(&PrismNamespace) -> bool,
+    ) -> Vec<Arc<PrismNamespace>> {
+        self.namespaces
+            .state()
+            .into_iter()
+            .filter(|n| n.namespace().as_deref() == Some(namespace))
+            .filter(|n| pick(n))
+            .collect()
+    }
+
     /// The plugin `name` in `namespace`.
     pub fn plugin(&self, namespace: &str, name: &str) -> Option<Arc<PrismPlugin>> {
         self.plugins.get(&ObjectRef::new(name).within(namespace))

@@ -144,21 +144,16 @@ async fn shard_controller(
     cfg: &RunConfig,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let store = ctx.view.shards.clone();
-    let controller = Controller::for_stream(applied(feeds.shards.subscribe()), store.clone());
+    let view = ctx.view.clone();
+    let store = view.shards.clone();
+    let controller = Controller::for_stream(applied(feeds.shards.subscribe()), store);
     owns_children(controller, feeds)
         .watches_stream(
             touched(feeds.plugins.subscribe(), PrismPlugin::clone),
             move |plugin| {
-                let name = plugin.name_any();
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|sh| {
-                        sh.namespace() == plugin.namespace()
-                            && sh.spec.plugins.iter().any(|p| p.name == name)
-                    })
-                    .map(|sh| ObjectRef::from_obj(&*sh))
+                view.shards_using(&plugin)
+                    .iter()
+                    .map(|sh| ObjectRef::from_obj(&**sh))
                     .collect::<Vec<_>>()
             },
         )
@@ -246,8 +241,8 @@ async fn namespace_controller(
     cfg: &RunConfig,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let by_shard = ctx.view.namespaces.clone();
-    let by_pod = ctx.view.namespaces.clone();
+    let by_shard = ctx.view.clone();
+    let by_pod = ctx.view.clone();
     // Everything placed on (or placeable in the namespace of) a shard whose spec changed, or
     // that came or went, is re-placed. Status writes of shards (every placed namespace changes
     // the count) trigger nothing: with thousands of namespaces that would re-sync them all.
@@ -257,26 +252,15 @@ async fn namespace_controller(
         ctx.view.namespaces.clone(),
     )
     .watches_stream(shard_changes, move |shard| {
-        let namespace = shard.namespace();
-        by_shard
-            .state()
-            .into_iter()
-            .filter(|n| n.namespace() == namespace)
-            .map(|n| ObjectRef::from_obj(&*n))
-            .collect::<Vec<_>>()
+        let namespace = shard.namespace().unwrap_or_default();
+        refs(by_shard.namespaces_in(&namespace, |_| true))
     })
     .watches_stream(touched(feeds.pods.subscribe(), pod_meta), move |pod| {
-        let namespace = pod.namespace();
+        let namespace = pod.namespace().unwrap_or_default();
         let shard = pod.labels().get(INSTANCE_LABEL).cloned();
-        by_pod
-            .state()
-            .into_iter()
-            .filter(|n| n.namespace() == namespace)
-            .filter(|n| {
-                n.status.as_ref().and_then(|st| st.shard.clone()) == shard || n.status.is_none()
-            })
-            .map(|n| ObjectRef::from_obj(&*n))
-            .collect::<Vec<_>>()
+        refs(by_pod.namespaces_in(&namespace, |n| {
+            n.status.as_ref().and_then(|st| st.shard.clone()) == shard || n.status.is_none()
+        }))
     })
     .with_config(config(cfg))
     .trigger_backoff(trigger_backoff())
@@ -288,4 +272,9 @@ async fn namespace_controller(
     )
     .for_each(log_errors("namespace"))
     .await;
+}
+
+/// References to `objects`.
+fn refs<K: Resource<DynamicType = ()>>(objects: Vec<Arc<K>>) -> Vec<ObjectRef<K>> {
+    objects.iter().map(|o| ObjectRef::from_obj(&**o)).collect()
 }
