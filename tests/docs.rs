@@ -10,8 +10,9 @@
 //!      whose command (after an optional `$ ` prompt and `NAME=value` assignments) is
 //!      `prism-render` or `prism-operator` (any directory before it), or `cargo run … --bin
 //!      <binary> -- …` (then the flags after `--`). A line ending in `\` goes on with the next
-//!      one; the command ends at `|`, `||`, `&&`, `;` or a `#` comment. The first word decides,
-//!      so `helm`, `kubectl`, `cargo` or `podman` lines are never checked against our binaries;
+//!      one; a line holds several commands when `|`, `||`, `&&` or `;` separate them, and ends at
+//!      a `#` comment. The first word of each command decides, so flags of `helm`, `kubectl`,
+//!      `cargo` or `podman` are never checked against our binaries;
 //!    - in the first column of a table whose first header cell is `flag`: the flags of the
 //!      binary named (in a code span) by the nearest heading above the table that names one.
 //!      A flag table under no such heading is an error.
@@ -226,9 +227,30 @@ fn check_links(base: &Path, files: &[PathBuf]) -> (Vec<String>, Vec<PathBuf>) {
     (problems, read.into_iter().collect())
 }
 
-/// The binary a command line runs, and the rest of the line after the binary's name.
-fn invocation(line: &str) -> Option<(&'static str, Vec<&str>)> {
-    let tokens: Vec<&str> = line.split_whitespace().collect();
+/// The commands of a shell line: its words up to a `#` comment, split at `|`, `||`, `&&` and `;`.
+fn commands(line: &str) -> Vec<Vec<&str>> {
+    let mut out = vec![Vec::new()];
+    for token in line.split_whitespace() {
+        if token.starts_with('#') {
+            break;
+        }
+        if ["|", "||", "&&", ";"].contains(&token) {
+            out.push(Vec::new());
+            continue;
+        }
+        match token.strip_suffix(';') {
+            Some(word) => {
+                out.last_mut().unwrap().push(word);
+                out.push(Vec::new());
+            }
+            None => out.last_mut().unwrap().push(token),
+        }
+    }
+    out
+}
+
+/// The binary a command runs, and its arguments.
+fn invocation<'a>(tokens: &[&'a str]) -> Option<(&'static str, Vec<&'a str>)> {
     let mut i = 0;
     if tokens.first() == Some(&"$") {
         i += 1;
@@ -254,20 +276,12 @@ fn invocation(line: &str) -> Option<(&'static str, Vec<&str>)> {
     None
 }
 
-/// The long flags of a command's arguments, up to the end of the command.
+/// The long flags among a command's arguments.
 fn flags_of(args: &[&str]) -> Vec<String> {
     let flag = Regex::new(r"(?:^|[\[(=,])(--[a-z0-9][a-z0-9-]*)").unwrap();
-    let mut out = Vec::new();
-    for token in args {
-        if ["|", "||", "&&", ";"].contains(token) || token.starts_with('#') {
-            break;
-        }
-        out.extend(flag.captures_iter(token).map(|c| c[1].to_string()));
-        if token.ends_with(';') {
-            break;
-        }
-    }
-    out
+    args.iter()
+        .flat_map(|token| flag.captures_iter(token).map(|c| c[1].to_string()))
+        .collect()
 }
 
 /// A flag the docs give a binary: (binary, flag, where).
@@ -281,9 +295,11 @@ fn claimed_flags(file: &Path, base: &Path) -> (Vec<Claim>, Vec<String>) {
     let mut claims = Vec::new();
     let mut problems = Vec::new();
     fn claim(line: &str, at: String, claims: &mut Vec<Claim>) {
-        if let Some((binary, args)) = invocation(line) {
-            for flag in flags_of(&args) {
-                claims.push((binary, flag, at.clone()));
+        for command in commands(line) {
+            if let Some((binary, args)) = invocation(&command) {
+                for flag in flags_of(&args) {
+                    claims.push((binary, flag, at.clone()));
+                }
             }
         }
     }
@@ -502,7 +518,8 @@ fn the_checks_catch_what_they_are_for() {
          prism-render render --out-dir x \\\n  --namespace-typo y\n\
          helm install x charts/x --set a=b --wait\n\
          cargo run --release --bin prism-render -- render --rev HEAD --nope\n```\n\n\
-         Run `prism-operator run --resync 1m --resink 1m`; `kubectl apply --server-side`.\n",
+         Run `prism-operator run --resync 1m --resink 1m`; `kubectl apply --server-side`; \
+         `cd x && ./prism-render validate --kube-api-versionz v1 | grep --count x`.\n",
     )
     .unwrap();
     std::fs::write(
@@ -540,6 +557,7 @@ fn the_checks_catch_what_they_are_for() {
         "README.md:11 prism-render --nope",
         "README.md:14 prism-operator --resync",
         "README.md:14 prism-operator --resink",
+        "README.md:14 prism-render --kube-api-versionz",
         "docs/cli.md:7 prism-render --namespace",
         "docs/cli.md:8 prism-render --templatez",
     ];
@@ -553,6 +571,7 @@ fn the_checks_catch_what_they_are_for() {
         [
             "README.md:11: prism-render has no flag --nope",
             "README.md:14: prism-operator has no flag --resink",
+            "README.md:14: prism-render has no flag --kube-api-versionz",
             "README.md:8: prism-render has no flag --namespace-typo",
             "docs/cli.md:8: prism-render has no flag --templatez",
         ]
