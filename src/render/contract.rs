@@ -29,7 +29,7 @@ pub const REQUESTS_SERIES: &str = "prism_requests_total";
 /// Histogram of request latency (seconds) a proxy is expected to expose, labelled
 /// `prism_namespace`.
 pub const LATENCY_SERIES: &str = "prism_request_duration_seconds";
-/// The pods metric an HPA scales on (served by prometheus-adapter, see the README).
+/// The pods metric an HPA scales on (served by prometheus-adapter, see docs/traffic.md).
 pub const RPS_POD_METRIC: &str = "prism_requests_per_second";
 
 /// PromQL of a shard's requests per second, as scraped with `namespace` and `pod` target

@@ -124,7 +124,7 @@ struct TrafficArgs {
     /// Deadline of one Prometheus query.
     #[arg(long, default_value = "10s", value_parser = duration)]
     prometheus_timeout: Duration,
-    /// YAML file replacing the default PromQL (keys namespaceRPS … see the README).
+    /// YAML file replacing the default PromQL (keys namespaceRPS … see docs/traffic.md).
     #[arg(long, value_name = "FILE", requires = "prometheus_url")]
     prometheus_queries: Option<PathBuf>,
     /// Time between two rounds of traffic queries.
