@@ -54,7 +54,7 @@ fn queries_file(dir: &std::path::Path) -> std::path::PathBuf {
 
 /// The one custom rule of the prometheus-adapter values in `examples/`.
 fn adapter_rule() -> serde_json::Value {
-    let file = support::workspace_root().join("examples/prometheus-adapter/values.yaml");
+    let file = support::paths::root().join("examples/prometheus-adapter/values.yaml");
     let values: serde_json::Value =
         serde_yaml::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
     values["rules"]["custom"][0].clone()
@@ -62,7 +62,7 @@ fn adapter_rule() -> serde_json::Value {
 
 /// An instant query's result vector.
 async fn query(url: &str, promql: &str) -> Vec<serde_json::Value> {
-    let body = support::operator::http_get(&format!(
+    let body = support::process::http_get(&format!(
         "{url}/api/v1/query?query={}",
         promql
             .bytes()
@@ -544,7 +544,7 @@ async fn keda_scales_and_a_pod_monitor_scrapes_a_shard() {
     drop(op);
 }
 
-/// Installs one CRD fetched by tests/crds/build.sh and waits until it is established.
+/// Installs one CRD fetched by tools/crds/build.sh and waits until it is established.
 async fn install_upstream_crd(client: &Client, file: &str) {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     let path = support::helm::upstream_crds().join(file);

@@ -451,7 +451,7 @@ async fn an_unhealthy_version_is_rolled_back() {
         .await;
     }
     wait_shard_ready(&client, &ns, "s1", 1, &op).await;
-    let events = support::operator::http_get(&format!("http://127.0.0.1:{}/metrics", op.port))
+    let events = support::process::http_get(&format!("http://127.0.0.1:{}/metrics", op.port))
         .await
         .unwrap();
     assert!(

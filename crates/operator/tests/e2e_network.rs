@@ -37,7 +37,7 @@ const GATEWAY_CRDS: [&str; 5] = [
 /// The network example's plugins and shards without admin endpoints: nothing here talks to a
 /// Prism admin, and the cluster DNS names in the example are not resolved.
 fn network_example() -> String {
-    let root = support::workspace_root().join("examples/network");
+    let root = support::paths::root().join("examples/network");
     ["plugins.yaml", "shards.yaml"]
         .iter()
         .map(|f| std::fs::read_to_string(root.join(f)).unwrap())
@@ -301,11 +301,9 @@ async fn routes_wait_for_their_crd_and_policies_select_exactly_their_pods() {
 
     // 3. Every object prism-render makes of the example passes a server-side dry run, the
     //    route included, against the real CRD.
-    let fleet = prism_render::source::load_fleet(
-        &[support::workspace_root().join("examples/network")],
-        &ns,
-    )
-    .unwrap();
+    let fleet =
+        prism_render::source::load_fleet(&[support::paths::root().join("examples/network")], &ns)
+            .unwrap();
     let objects = prism_render::render::Renderer::embedded()
         .render_fleet(&fleet)
         .unwrap();
