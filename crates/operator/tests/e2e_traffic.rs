@@ -15,33 +15,15 @@ use prism_operator::traffic::Queries;
 use prism_render::render::contract::{REQUESTS_SERIES, RPS_POD_METRIC};
 use support::admin_server::AdminServer;
 use support::cluster::test_namespace;
-use support::operator::{Operator, SIDECAR_PLUGIN, apply_yaml, install_crds, wait_object};
+use support::fixtures::{SIDECAR_PLUGIN, namespace_yaml, shard_yaml_with};
+use support::operator::{Operator, apply_yaml, install_crds, wait_object};
 use support::prometheus::{Load, PrometheusServer, TrafficExporter};
 
 const PODS: [&str; 2] = ["prism-shop-0", "prism-shop-1"];
 
+/// The shop shard: two proxies with a 10 ms p99 SLA.
 fn shard() -> String {
-    "apiVersion: prism.io/v1alpha1
-kind: PrismShard
-metadata: {name: shop}
-spec:
-  product: shop
-  slaTier: p99_10ms
-  replicas: 2
-  backends: [postgres]
-  plugins: [{name: pg, version: \"1\"}]
-"
-    .into()
-}
-
-fn namespace(name: &str) -> String {
-    format!(
-        "apiVersion: prism.io/v1alpha1
-kind: PrismNamespace
-metadata: {{name: {name}}}
-spec: {{backend: postgres, pattern: keyvalue, shard: {{product: shop}}}}
-"
-    )
+    shard_yaml_with("shop", "shop", 2, "  slaTier: p99_10ms\n")
 }
 
 /// The default queries with 10 s windows instead of 2 minutes, so changes show within seconds
@@ -211,7 +193,7 @@ async fn status_shows_traffic_and_health_from_prometheus() {
     apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
     apply_yaml(&client, &ns, &shard()).await;
     for name in ["carts", "orders", "idle"] {
-        apply_yaml(&client, &ns, &namespace(name)).await;
+        apply_yaml(&client, &ns, &namespace_yaml(name, "shop")).await;
     }
     let namespaces: Api<PrismNamespace> = Api::namespaced(client.clone(), &ns);
     let shards: Api<PrismShard> = Api::namespaced(client.clone(), &ns);
@@ -612,7 +594,7 @@ async fn prometheus_over_tls_is_trusted_only_with_its_ca() {
         .await;
         apply_yaml(&client, ns, SIDECAR_PLUGIN).await;
         apply_yaml(&client, ns, &shard().replace("replicas: 2", "replicas: 1")).await;
-        apply_yaml(&client, ns, &namespace("carts")).await;
+        apply_yaml(&client, ns, &namespace_yaml("carts", "shop")).await;
         operators.push(op);
     }
     let available = |s: &PrismShard| {

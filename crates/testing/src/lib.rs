@@ -2,21 +2,27 @@
 //! by what it serves.
 //!
 //! Always there (the renderer's tests and benchmarks use these): generated fleets and their
-//! Helm and Kustomize twins ([`fleet`]), the repository's files ([`paths`]) and child processes
-//! and loopback ports ([`process`]).
+//! Helm and Kustomize twins ([`fleet`]), Prism resources as YAML ([`fixtures`]), the repository's
+//! files ([`paths`]), child processes and loopback ports ([`process`]) and the benchmarks'
+//! command line ([`bench`]).
 //!
 //! With the `cluster` feature (the operator's and admin's tests): the lazily started local
-//! control plane ([`cluster`]), a wire-compatible Prism admin server ([`admin_server`]),
+//! control plane ([`cluster`]) and its request metrics ([`apiserver_metrics`]), a
+//! wire-compatible Prism admin server ([`admin_server`]),
 //! throw-away PKI ([`pki`]), the operator as a process ([`operator`]), helm and service-account
 //! tokens ([`helm`]), the project's images and containers ([`podman`]), a real Prometheus
 //! scraping known traffic ([`prometheus`]) and bounded polling ([`wait_for`]).
 
+pub mod bench;
+pub mod fixtures;
 pub mod fleet;
 pub mod paths;
 pub mod process;
 
 #[cfg(feature = "cluster")]
 pub mod admin_server;
+#[cfg(feature = "cluster")]
+pub mod apiserver_metrics;
 #[cfg(feature = "cluster")]
 pub mod cluster;
 #[cfg(feature = "cluster")]

@@ -65,6 +65,18 @@ pub async fn wait_crd_established(client: &Client, name: &str) {
     .await;
 }
 
+/// A fresh test namespace enforcing the `restricted` Pod Security level, with the CRDs
+/// installed: where most operator tests start.
+pub async fn crd_namespace(prefix: &str) -> (Client, String) {
+    let (client, ns) = crate::cluster::test_namespace_with(
+        prefix,
+        &crate::cluster::NamespaceOptions::restricted(),
+    )
+    .await;
+    install_crds(&client).await;
+    (client, ns)
+}
+
 /// The workspace's `prism-operator` binary, built once per test process with the profile the
 /// tests run under (debug, or release for benchmarks), so no test runs a stale operator.
 /// `PRISM_OPERATOR_BIN` names a prebuilt binary instead.
@@ -401,45 +413,6 @@ pub async fn wait_example_fleet_logged(
         }
     })
     .await;
-}
-
-/// A sidecar PrismPlugin `pg` at 1.0.0, for shards that list `{name: pg, version: "1"}`.
-pub const SIDECAR_PLUGIN: &str = "apiVersion: prism.io/v1alpha1
-kind: PrismPlugin
-metadata: {name: pg}
-spec:
-  version: 1.0.0
-  source: {registry: ghcr.io/prism/plugins, image: pg-plugin:1.0.0}
-  deployment: {type: sidecar}
-";
-
-/// A PrismShard `name` of `product` with `replicas` proxies, loading [`SIDECAR_PLUGIN`].
-pub fn shard_yaml(name: &str, product: &str, replicas: u32) -> String {
-    format!(
-        "apiVersion: prism.io/v1alpha1
-kind: PrismShard
-metadata: {{name: {name}}}
-spec:
-  product: {product}
-  replicas: {replicas}
-  backends: [postgres]
-  plugins: [{{name: pg, version: \"1\"}}]
-"
-    )
-}
-
-/// A keyvalue-on-postgres PrismNamespace `name` placed by `product`.
-pub fn namespace_yaml(name: &str, product: &str) -> String {
-    format!(
-        "apiVersion: prism.io/v1alpha1
-kind: PrismNamespace
-metadata: {{name: {name}}}
-spec:
-  backend: postgres
-  pattern: keyvalue
-  shard: {{product: {product}}}
-"
-    )
 }
 
 /// Waits up to two minutes until the object `name` satisfies `check` and returns it; the
