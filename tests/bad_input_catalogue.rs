@@ -23,7 +23,7 @@ const WHOLE_DOCUMENT: &[&str] = &[
 ];
 
 fn catalogue() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad_inputs")
+    prism_testing::paths::root().join("tests/bad_inputs")
 }
 
 /// The case directories, sorted.

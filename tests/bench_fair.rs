@@ -9,7 +9,7 @@
 //! helm and kustomize are built from their Go modules by `benches/tools/build.sh` on first use
 //! (cached outside the repository; see BENCHMARKS.md).
 
-use prism_testing::fleet;
+use prism_testing::{fleet, paths};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,14 +20,12 @@ use fleet::{Fleet, FleetParams};
 use serde::Deserialize;
 use serde_json::Value;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
 /// The bin dir with helm and kustomize, built once per test process.
 fn tools() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let out = Command::new("bash")
-            .arg(format!("{ROOT}/benches/tools/build.sh"))
+            .arg(paths::root().join("benches/tools/build.sh"))
             .output()
             .expect("run benches/tools/build.sh");
         assert!(
@@ -194,7 +192,7 @@ fn check(params: FleetParams) {
 
     let helm = documents(&run(Command::new(bin.join("helm"))
         .args(["template", "fleet"])
-        .arg(format!("{ROOT}/benches/helm-fleet"))
+        .arg(paths::root().join("benches/helm-fleet"))
         .arg("-f")
         .arg(root.join("helm-values.yaml"))));
     assert_same_objects("helm template", &prism, &helm);

@@ -3,6 +3,8 @@
 //! app directory with the environment Argo CD documents for each call, and hold the output to
 //! what Argo CD accepts. Also the sidecar wiring, the health checks and prompt exit on SIGTERM.
 
+use prism_testing::paths::root;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -13,10 +15,6 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_prism-render");
 const APP_PATH: &str = "apps/fleet";
 const REVISION: &str = "8d3f1c2b7a6e5d4c3b2a19080706050403020100";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn yaml_file(rel: &str) -> Value {
     let text = std::fs::read_to_string(root().join(rel)).unwrap();
@@ -223,12 +221,12 @@ fn plugin_yaml_is_what_the_sidecar_expects() {
     for cmd in [&p["spec"]["generate"], &p["spec"]["parameters"]["dynamic"]] {
         let mut a = argv(cmd);
         a.push("--help".into());
-        let out = exec(&a, &root(), &sidecar_env());
+        let out = exec(&a, root(), &sidecar_env());
         assert!(out.status.success(), "{a:?}: {}", text(&out.stderr));
     }
     let bogus = exec(
         &[BIN.into(), "cmp".into(), "nonsense".into(), "--help".into()],
-        &root(),
+        root(),
         &sidecar_env(),
     );
     assert!(!bogus.status.success());
@@ -249,7 +247,7 @@ fn the_example_application_names_the_plugin_with_its_version() {
     let announced: Vec<Value> = serde_json::from_slice(
         &exec(
             &argv(&p["spec"]["parameters"]["dynamic"]),
-            &root(),
+            root(),
             &parameters_env(),
         )
         .stdout,

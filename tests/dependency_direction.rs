@@ -2,16 +2,27 @@
 //! `prism-operator`. What CI and the Argo CD sidecar run (`prism-render`) must not compile a
 //! cluster client, a gRPC stack or an async runtime; the API types compile neither a template
 //! engine nor git. Proved with `cargo tree` over the lock file, build dependencies included.
+//! The renderer's own tests and benchmarks do not bring the operator or a cluster client either:
+//! the end-to-end tests of the operator and admin live in those crates.
 
 use std::collections::BTreeSet;
 use std::process::Command;
 
 /// The crates `package` compiles (normal and build dependencies, every feature as resolved).
 fn compiled(package: &str) -> BTreeSet<String> {
+    tree(package, "normal,build")
+}
+
+/// The crates `package`'s tests and benchmarks compile (its dev dependencies too).
+fn compiled_for_tests(package: &str) -> BTreeSet<String> {
+    tree(package, "normal,build,dev")
+}
+
+fn tree(package: &str, edges: &str) -> BTreeSet<String> {
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["tree", "--locked", "--offline", "-p", package])
-        .args(["-e", "normal,build", "--prefix", "none", "--format", "{p}"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["-e", edges, "--prefix", "none", "--format", "{p}"])
+        .current_dir(prism_testing::paths::root())
         .output()
         .expect("cargo tree runs");
     assert!(
@@ -30,6 +41,26 @@ fn assert_none_of(package: &str, forbidden: &[&str]) {
     let crates = compiled(package);
     let found: Vec<&&str> = forbidden.iter().filter(|f| crates.contains(**f)).collect();
     assert!(found.is_empty(), "{package} compiles {found:?}");
+}
+
+#[test]
+fn prism_render_tests_bring_no_operator_admin_or_cluster_client() {
+    let crates = compiled_for_tests("prism-render");
+    assert!(crates.contains("prism-testing") && crates.contains("criterion"));
+    let forbidden = [
+        "prism-operator",
+        "prism-admin",
+        "kube-client",
+        "kube-runtime",
+        "tonic",
+        "tokio",
+        "hyper",
+    ];
+    let found: Vec<&&str> = forbidden.iter().filter(|f| crates.contains(**f)).collect();
+    assert!(
+        found.is_empty(),
+        "prism-render's tests and benchmarks compile {found:?}"
+    );
 }
 
 #[test]

@@ -354,7 +354,7 @@ fn soup() -> impl Strategy<Value = String> {
 }
 
 fn example(path: &str) -> String {
-    std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read_to_string(prism_testing::paths::root().join(path)).unwrap()
 }
 
 /// The ADR-037 samples, the example fleet and the network example, one text each.

@@ -2,6 +2,8 @@
 //! without checkout, object-level diffs and their exit codes, bare and shallow clones, and
 //! errors that name the revision.
 
+use prism_testing::process::{stderr, stdout};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -155,14 +157,6 @@ fn run_in(dir: &Path, args: &[&str]) -> Output {
         .env_remove("GIT_DIR")
         .output()
         .expect("prism-render runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).unwrap()
 }
 
 fn git(dir: &Path, args: &[&str]) {

@@ -3,6 +3,8 @@
 //! so the same files give the same objects or the same one-line error in each.
 #![cfg(unix)]
 
+use prism_testing::process::{stderr, stdout};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -20,7 +22,7 @@ impl Fixture {
     fn new(setup: impl FnOnce(&Path)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/adr-037");
+        let example = prism_testing::paths::root().join("examples/adr-037");
         std::fs::create_dir_all(root.join("app")).unwrap();
         for entry in std::fs::read_dir(example).unwrap() {
             let path = entry.unwrap().path();
@@ -91,14 +93,6 @@ impl Fixture {
     }
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).unwrap()
-}
-
 /// A failure: exit code 1, nothing on stdout, one error line containing `expected`; returns it.
 fn one_error(out: &Output, expected: &str) -> String {
     let err = stderr(out);
@@ -156,7 +150,7 @@ fn a_dangling_symbolic_link_is_named_in_every_pipeline() {
 
 /// The embedded PDB template, as an override file would hold it.
 fn pdb_template() -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/shard-pdb.yaml")).unwrap()
+    std::fs::read(prism_testing::paths::root().join("templates/shard-pdb.yaml")).unwrap()
 }
 
 #[test]

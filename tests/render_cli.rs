@@ -1,15 +1,14 @@
 //! `prism-render` as a user runs it: golden output of the examples, determinism, CRD freshness,
 //! and one test per class of bad input (message, exit code, nothing on stdout).
 
-use std::path::{Path, PathBuf};
+use prism_testing::paths::root;
+use prism_testing::process::{stderr, stdout};
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_prism-render"))
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn run(args: &[&str]) -> Output {
@@ -18,14 +17,6 @@ fn run(args: &[&str]) -> Output {
         .current_dir(root())
         .output()
         .expect("prism-render runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).expect("utf-8 stdout")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).expect("utf-8 stderr")
 }
 
 /// Compares with a golden file; `UPDATE_GOLDEN=1` rewrites it instead.

@@ -2,20 +2,20 @@
 # Builds the tools the render comparison runs against, helm and kustomize, from the pinned
 # wrapper modules next to this script (helm/, kustomize/: go.mod + go.sum with a `tool`
 # directive each), into a cache outside the repository. How is shared with
-# tests/cluster/build.sh: ../../tests/gobuild.sh.
+# tools/cluster/build.sh: ../../tools/gobuild.sh.
 #
 # Output: the bin dir on the last line of stdout; progress goes to stderr.
 # Cache:  ${PRISM_TOOLS_CACHE:-$HOME/.cache/prism-operator/tools}/<key>/bin, where <key>
 #         hashes the Go version, the wrapper go.mod/go.sum files and `recipe` below. A complete
 #         bin dir is reused without invoking the compiler.
 # Env:    PRISM_GOMODCACHE / PRISM_GOCACHE override the Go caches
-#         (default $HOME/.cache/prism-operator/go/{mod,build}, shared with tests/cluster);
+#         (default $HOME/.cache/prism-operator/go/{mod,build}, shared with tools/cluster);
 #         GO selects the go binary (default: `go` on PATH, then /usr/local/go/bin/go).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source-path=SCRIPTDIR source=../../tests/gobuild.sh
-source "$here/../../tests/gobuild.sh"
+# shellcheck source-path=SCRIPTDIR source=../../tools/gobuild.sh
+source "$here/../../tools/gobuild.sh"
 
 log_prefix="prism tools"
 modules=(helm kustomize)
@@ -27,7 +27,7 @@ cache_dir=${PRISM_TOOLS_CACHE:-$cache_root/tools}
 executables=(helm kustomize)
 data_files=()
 what="helm and kustomize"
-# Measured with the caches of tests/cluster/build.sh warm: +0.4 GiB of module sources and
+# Measured with the caches of tools/cluster/build.sh warm: +0.4 GiB of module sources and
 # +1.0 GiB of build cache; 3 GiB leaves room for a build whose caches are cold.
 headroom_kb=$((3 * 1024 * 1024))
 cold_mod_kb=0

@@ -1,6 +1,6 @@
 //! A real Kubernetes control plane for end-to-end tests, shared by all tests of one test binary.
 //!
-//! Owns: locating or building the binaries (`PRISM_TESTBIN` or `tests/cluster/build.sh`), the
+//! Owns: locating or building the binaries (`PRISM_TESTBIN` or `tools/cluster/build.sh`), the
 //! throw-away PKI and admin kubeconfig, starting etcd, kube-apiserver, kube-controller-manager,
 //! kube-scheduler and kwok as plain processes on 127.0.0.1 (free ports, private temp dir, one
 //! log file per component), readiness checks, and teardown.
@@ -20,8 +20,7 @@
 //! 127.0.0.1, and the fake pod/service IPs written by kwok and the apiserver are never dialed.
 
 use std::fmt::Write as _;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -38,6 +37,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
+
+use crate::process;
 
 /// Name of the single fake node managed by kwok.
 pub const NODE_NAME: &str = "kwok-node-0";
@@ -373,12 +374,12 @@ extern "C" fn stop_at_exit() {
     }
 }
 
-/// The bin dir: `PRISM_TESTBIN`, else the output of `tests/cluster/build.sh`.
+/// The bin dir: `PRISM_TESTBIN`, else the output of `tools/cluster/build.sh`.
 fn binaries() -> Result<PathBuf, String> {
     let dir = match std::env::var_os("PRISM_TESTBIN") {
         Some(dir) => PathBuf::from(dir),
         None => {
-            let script = crate::workspace_root().join("tests/cluster/build.sh");
+            let script = crate::paths::root().join("tools/cluster/build.sh");
             // stderr is inherited so a (long) cold build shows its progress.
             let output = Command::new("bash")
                 .arg(&script)
@@ -409,7 +410,7 @@ fn binaries() -> Result<PathBuf, String> {
     ] {
         if !dir.join(file).is_file() {
             return Err(format!(
-                "{} is missing {file}; run tests/cluster/build.sh (or fix PRISM_TESTBIN)",
+                "{} is missing {file}; run tools/cluster/build.sh (or fix PRISM_TESTBIN)",
                 dir.display()
             ));
         }
@@ -432,7 +433,7 @@ impl Launcher {
                 .map_err(|e| format!("creating {}: {e}", dir.join(sub).display()))?;
         }
         write_pki(&dir.join("pki")).map_err(|e| format!("generating certificates: {e}"))?;
-        let [etcd_port, etcd_peer_port, api_port] = free_ports()?;
+        let [etcd_port, etcd_peer_port, api_port] = process::free_ports::<3>()?;
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
         let peer_url = format!("http://127.0.0.1:{etcd_peer_port}");
         let server_url = format!("https://127.0.0.1:{api_port}");
@@ -467,7 +468,7 @@ impl Launcher {
             ],
         )?;
         self.wait("etcd", ETCD_TIMEOUT, move || async move {
-            let body = http_get(etcd_port, "/health")?;
+            let body = process::http_get_blocking(etcd_port, "/health")?;
             if body.contains(r#""health":"true""#) {
                 Ok(())
             } else {
@@ -744,37 +745,6 @@ impl Supervisor {
         let _ = writeln!(self.stdin, "keep");
         let _ = self.stdin.flush();
     }
-}
-
-/// Three distinct free loopback ports (held open together so they differ).
-fn free_ports() -> Result<[u16; 3], String> {
-    let bind = || TcpListener::bind("127.0.0.1:0").map_err(|e| format!("binding 127.0.0.1:0: {e}"));
-    let listeners = [bind()?, bind()?, bind()?];
-    let port = |l: &TcpListener| l.local_addr().map(|a| a.port()).map_err(|e| e.to_string());
-    Ok([
-        port(&listeners[0])?,
-        port(&listeners[1])?,
-        port(&listeners[2])?,
-    ])
-}
-
-/// Minimal HTTP/1.0 GET against 127.0.0.1 (etcd's plain-HTTP health endpoint).
-fn http_get(port: u16, path: &str) -> Result<String, String> {
-    let timeout = Some(Duration::from_secs(2));
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    stream
-        .set_read_timeout(timeout)
-        .map_err(|e| e.to_string())?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
-        .map_err(|e| format!("GET {path}: {e}"))?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .map_err(|e| format!("GET {path}: {e}"))?;
-    Ok(response)
 }
 
 fn write_file(path: &Path, contents: &str) -> Result<(), String> {

@@ -11,7 +11,7 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 
 use crate::cluster::cluster;
-use crate::workspace_root;
+use crate::paths;
 
 /// The bin dir holding `helm` and `kustomize` (`PRISM_TOOLS`, else built once per process by
 /// `benches/tools/build.sh`).
@@ -21,11 +21,11 @@ pub fn tools() -> &'static Path {
 }
 
 /// The directory of other projects' CRDs taken from their Go modules (`PRISM_CRDS`, else
-/// fetched once per process by `tests/crds/build.sh`), e.g.
+/// fetched once per process by `tools/crds/build.sh`), e.g.
 /// `monitoring.coreos.com_servicemonitors.yaml`.
 pub fn upstream_crds() -> &'static Path {
     static CRDS: OnceLock<PathBuf> = OnceLock::new();
-    CRDS.get_or_init(|| script_dir("PRISM_CRDS", "tests/crds/build.sh"))
+    CRDS.get_or_init(|| script_dir("PRISM_CRDS", "tools/crds/build.sh"))
 }
 
 /// `$var`, else the directory `script` prints on its last line.
@@ -34,7 +34,7 @@ fn script_dir(var: &str, script: &str) -> PathBuf {
         return PathBuf::from(dir);
     }
     let out = Command::new("bash")
-        .arg(workspace_root().join(script))
+        .arg(paths::root().join(script))
         .output()
         .unwrap_or_else(|e| panic!("{script}: {e}"));
     assert!(
@@ -67,7 +67,7 @@ pub fn helm_output(args: &[&str], kubeconfig: &Path) -> std::process::Output {
         .env("HELM_CACHE_HOME", dir.path().join("cache"))
         .env("HELM_CONFIG_HOME", dir.path().join("config"))
         .env("HELM_DATA_HOME", dir.path().join("data"))
-        .current_dir(workspace_root())
+        .current_dir(paths::root())
         .output()
         .expect("helm runs")
 }

@@ -1,35 +1,51 @@
-//! Test support shared by the integration tests and benchmarks (a dev-dependency only): the
-//! lazily started local control plane ([`cluster`]), a wire-compatible Prism admin server
-//! ([`admin_server`]), throw-away PKI ([`pki`]), the operator as a process ([`operator`]),
-//! generated fleets ([`fleet`]), helm and service-account tokens ([`helm`]), the project's
-//! images and containers ([`podman`]), a real Prometheus scraping known traffic
-//! ([`prometheus`]) and bounded polling ([`wait_for`]).
+//! Test support shared by the tests and benchmarks of every crate (a dev-dependency only), split
+//! by what it serves.
+//!
+//! Always there (the renderer's tests and benchmarks use these): generated fleets and their
+//! Helm and Kustomize twins ([`fleet`]), Prism resources as YAML ([`fixtures`]), the repository's
+//! files ([`paths`]), child processes and loopback ports ([`process`]) and the benchmarks'
+//! command line ([`bench`]).
+//!
+//! With the `cluster` feature (the operator's and admin's tests): the lazily started local
+//! control plane ([`cluster`]) and its request metrics ([`apiserver_metrics`]), a
+//! wire-compatible Prism admin server ([`admin_server`]),
+//! throw-away PKI ([`pki`]), the operator as a process ([`operator`]), helm and service-account
+//! tokens ([`helm`]), the project's images and containers ([`podman`]), a real Prometheus
+//! scraping known traffic ([`prometheus`]) and bounded polling ([`wait_for`]).
 
-pub mod admin_server;
-pub mod cluster;
+pub mod bench;
+pub mod fixtures;
 pub mod fleet;
+pub mod paths;
+pub mod process;
+
+#[cfg(feature = "cluster")]
+pub mod admin_server;
+#[cfg(feature = "cluster")]
+pub mod apiserver_metrics;
+#[cfg(feature = "cluster")]
+pub mod cluster;
+#[cfg(feature = "cluster")]
 pub mod helm;
+#[cfg(feature = "cluster")]
 pub mod operator;
+#[cfg(feature = "cluster")]
 pub mod pki;
+#[cfg(feature = "cluster")]
 pub mod podman;
+#[cfg(feature = "cluster")]
 pub mod prometheus;
 
+#[cfg(feature = "cluster")]
 use std::future::Future;
-use std::path::PathBuf;
+#[cfg(feature = "cluster")]
 use std::time::{Duration, Instant};
-
-/// The root of the workspace (where `examples/`, `tests/` and `charts/` are).
-pub fn workspace_root() -> PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("workspace root")
-}
 
 /// Polls `check` until it returns `Ok`, or panics after `timeout`.
 ///
 /// `check` returns `Err(observation)` while the condition does not hold yet; the last
 /// observation is part of the panic message, so make it describe the current state.
+#[cfg(feature = "cluster")]
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where
     F: FnMut() -> Fut,

@@ -2,7 +2,6 @@
 //! binary, operator processes that stop with their guard, applying example resources, and
 //! reading the operator's metrics.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -16,6 +15,7 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use crate::cluster::cluster;
+use crate::process::{cargo_binary, free_port, http_get};
 use crate::wait_for;
 
 /// Installs the CRDs (once per test binary) and waits until they are Established.
@@ -65,55 +65,26 @@ pub async fn wait_crd_established(client: &Client, name: &str) {
     .await;
 }
 
+/// A fresh test namespace enforcing the `restricted` Pod Security level, with the CRDs
+/// installed: where most operator tests start.
+pub async fn crd_namespace(prefix: &str) -> (Client, String) {
+    let (client, ns) = crate::cluster::test_namespace_with(
+        prefix,
+        &crate::cluster::NamespaceOptions::restricted(),
+    )
+    .await;
+    install_crds(&client).await;
+    (client, ns)
+}
+
 /// The workspace's `prism-operator` binary, built once per test process with the profile the
 /// tests run under (debug, or release for benchmarks), so no test runs a stale operator.
 /// `PRISM_OPERATOR_BIN` names a prebuilt binary instead.
 pub fn operator_binary() -> PathBuf {
-    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            if let Some(path) = std::env::var_os("PRISM_OPERATOR_BIN") {
-                return PathBuf::from(path);
-            }
-            // A running test is <target>/<profile>/deps/<name>; a binary <target>/<profile>/<name>.
-            let exe = std::env::current_exe().expect("test executable");
-            let parent = exe.parent().expect("<target>/<profile>");
-            let profile_dir = match parent.file_name() {
-                Some(name) if name == "deps" => parent.parent().expect("<target>/<profile>"),
-                _ => parent,
-            };
-            let target = profile_dir.parent().expect("<target>");
-            let mut build =
-                Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-            build
-                .args([
-                    "build",
-                    "--quiet",
-                    "-p",
-                    "prism-operator",
-                    "--bin",
-                    "prism-operator",
-                ])
-                .arg("--target-dir")
-                .arg(target)
-                .current_dir(crate::workspace_root());
-            if profile_dir.file_name().is_some_and(|n| n == "release") {
-                build.arg("--release");
-            }
-            let status = build.status().expect("cargo runs");
-            assert!(status.success(), "building prism-operator failed: {status}");
-            profile_dir.join("prism-operator")
-        })
-        .clone()
-}
-
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    match std::env::var_os("PRISM_OPERATOR_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => cargo_binary("prism-operator", "prism-operator"),
+    }
 }
 
 /// A running operator process; killed when dropped.
@@ -257,52 +228,6 @@ impl Drop for Operator {
     }
 }
 
-/// A plain HTTP GET on loopback; the body on 2xx.
-pub async fn http_get(url: &str) -> Result<String, String> {
-    let rest = url.strip_prefix("http://").ok_or("only http:// URLs")?;
-    let (host, path) = rest
-        .split_once('/')
-        .map(|(h, p)| (h, format!("/{p}")))
-        .unwrap_or((rest, "/".into()));
-    let mut stream = tokio::net::TcpStream::connect(host)
-        .await
-        .map_err(|e| e.to_string())?;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    stream
-        .write_all(req.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
-    stream
-        .read_to_end(&mut buf)
-        .await
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP header")?;
-    if !head.starts_with("HTTP/1.1 2") {
-        return Err(head.lines().next().unwrap_or_default().to_string());
-    }
-    // Bodies may be chunked; de-chunk if needed.
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut rest = body;
-        while let Some((size, after)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 || after.len() < n {
-                break;
-            }
-            out.push_str(&after[..n]);
-            rest = after[n..].trim_start_matches("\r\n");
-        }
-        return Ok(out);
-    }
-    Ok(body.to_string())
-}
-
 /// The API resource of a Prism kind.
 pub fn prism_resource(kind: &str) -> ApiResource {
     match kind {
@@ -337,7 +262,7 @@ pub async fn apply_yaml(client: &Client, namespace: &str, yaml: &str) {
 
 /// Example file content with every `namespace: prism` line removed (tests set their own).
 pub fn example(path: &str) -> String {
-    let full = format!("{}/examples/{path}", crate::workspace_root().display());
+    let full = format!("{}/examples/{path}", crate::paths::root().display());
     std::fs::read_to_string(&full)
         .unwrap_or_else(|e| panic!("{full}: {e}"))
         .lines()
@@ -488,45 +413,6 @@ pub async fn wait_example_fleet_logged(
         }
     })
     .await;
-}
-
-/// A sidecar PrismPlugin `pg` at 1.0.0, for shards that list `{name: pg, version: "1"}`.
-pub const SIDECAR_PLUGIN: &str = "apiVersion: prism.io/v1alpha1
-kind: PrismPlugin
-metadata: {name: pg}
-spec:
-  version: 1.0.0
-  source: {registry: ghcr.io/prism/plugins, image: pg-plugin:1.0.0}
-  deployment: {type: sidecar}
-";
-
-/// A PrismShard `name` of `product` with `replicas` proxies, loading [`SIDECAR_PLUGIN`].
-pub fn shard_yaml(name: &str, product: &str, replicas: u32) -> String {
-    format!(
-        "apiVersion: prism.io/v1alpha1
-kind: PrismShard
-metadata: {{name: {name}}}
-spec:
-  product: {product}
-  replicas: {replicas}
-  backends: [postgres]
-  plugins: [{{name: pg, version: \"1\"}}]
-"
-    )
-}
-
-/// A keyvalue-on-postgres PrismNamespace `name` placed by `product`.
-pub fn namespace_yaml(name: &str, product: &str) -> String {
-    format!(
-        "apiVersion: prism.io/v1alpha1
-kind: PrismNamespace
-metadata: {{name: {name}}}
-spec:
-  backend: postgres
-  pattern: keyvalue
-  shard: {{product: {product}}}
-"
-    )
 }
 
 /// Waits up to two minutes until the object `name` satisfies `check` and returns it; the

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-use crate::workspace_root;
+use crate::paths;
 
 /// The images `images/build.sh` builds, by reference.
 #[derive(Clone, Debug)]
@@ -41,11 +41,11 @@ pub fn images() -> &'static Images {
 /// Runs `images/build.sh` with `args` under the test's podman configuration; its stdout.
 pub fn build_images(args: &[&str]) -> String {
     let mut cmd = Command::new("bash");
-    cmd.arg(workspace_root().join("images/build.sh"))
+    cmd.arg(paths::root().join("images/build.sh"))
         .args(args)
         .env("CONTAINER_ENGINE", "podman")
         .env("CONTAINERS_CONF", conf())
-        .current_dir(workspace_root())
+        .current_dir(paths::root())
         .stderr(Stdio::piped());
     // The operator binary of the running tests may be in the same target directory.
     if let Some(target) = target_dir() {

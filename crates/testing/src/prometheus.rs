@@ -225,7 +225,7 @@ impl PrometheusServer {
         std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
         let mut server = Self {
             child: None,
-            port: crate::operator::free_port(),
+            port: crate::process::free_port(),
             dir,
             tls: tls.is_some(),
         };
@@ -269,7 +269,7 @@ impl PrometheusServer {
                 true => tokio::net::TcpStream::connect(("127.0.0.1", port))
                     .await
                     .is_ok(),
-                false => crate::operator::http_get(&format!("http://127.0.0.1:{port}/-/ready"))
+                false => crate::process::http_get(&format!("http://127.0.0.1:{port}/-/ready"))
                     .await
                     .is_ok(),
             }

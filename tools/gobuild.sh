@@ -1,6 +1,6 @@
 # shellcheck shell=bash disable=SC2154 # the sourcing script sets the settings listed below
 # Builds Go tools from pinned wrapper modules (a directory with go.mod + go.sum each, `tool`
-# directives only) into a cache outside the repository. Sourced by tests/cluster/build.sh
+# directives only) into a cache outside the repository. Sourced by tools/cluster/build.sh
 # (the test control plane) and benches/tools/build.sh (helm and kustomize); each of them says
 # what to build, this file does the rest the same way for both:
 #

@@ -14,26 +14,9 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use prism_api::{NamespaceState, PrismNamespace, PrismShard};
 
-/// `prism-playground` beside the test binary (built with the workspace), else built now.
+/// `prism-playground`, built by cargo with this test.
 fn playground() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile = exe.parent().and_then(|d| d.parent()).unwrap();
-    let binary = profile.join("prism-playground");
-    if !binary.is_file() {
-        let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "prism-testing",
-                "--bin",
-                "prism-playground",
-            ])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    binary
+    PathBuf::from(env!("CARGO_BIN_EXE_prism-playground"))
 }
 
 /// The next stdout line that starts with `prefix`, within `timeout`.

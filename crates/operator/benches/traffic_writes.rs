@@ -2,7 +2,7 @@
 //! scale, with steady traffic and with a share of namespaces whose traffic moves. Debian's
 //! Prometheus scrapes a loopback exporter standing in for every proxy pod.
 //!
-//! `cargo bench --bench traffic_writes -- [--shards 10] [--replicas 2] [--namespaces 2000]
+//! `cargo bench -p prism-operator --bench traffic_writes -- [--shards 10] [--replicas 2] [--namespaces 2000]
 //! [--interval 5] [--rounds 6] [--moving 0.05]`; `--smoke`, and any run under `cargo test`,
 //! uses a tiny fleet so the code cannot rot.
 
@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 use kube::api::{Api, ListParams};
 use prism_api::PrismNamespace;
 use prism_operator::traffic::Queries;
+use support::bench::BenchArgs;
 use support::cluster::test_namespace;
-use support::operator::{Operator, SIDECAR_PLUGIN, apply_yaml, install_crds};
+use support::fixtures::{SIDECAR_PLUGIN, namespace_yaml, shard_yaml_with};
+use support::operator::{Operator, apply_yaml, install_crds};
 use support::prometheus::{Load, PrometheusServer, TrafficExporter};
 
 struct Args {
@@ -27,15 +29,9 @@ struct Args {
 }
 
 fn args() -> Args {
-    let argv: Vec<String> = std::env::args().collect();
-    let smoke = argv.iter().any(|a| a == "--smoke") || !argv.iter().any(|a| a == "--bench");
-    let get = |name: &str, default: f64| {
-        argv.iter()
-            .position(|a| a == name)
-            .and_then(|i| argv.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
+    let argv = BenchArgs::from_env();
+    let get = |name: &str, default: f64| argv.get(name, default);
+    let smoke = argv.smoke();
     if smoke {
         Args {
             shards: 2,
@@ -55,31 +51,6 @@ fn args() -> Args {
             moving: get("--moving", 0.05),
         }
     }
-}
-
-fn shard(name: &str, replicas: usize) -> String {
-    format!(
-        "apiVersion: prism.io/v1alpha1
-kind: PrismShard
-metadata: {{name: {name}}}
-spec:
-  product: {name}
-  slaTier: p99_10ms
-  replicas: {replicas}
-  backends: [postgres]
-  plugins: [{{name: pg, version: \"1\"}}]
-"
-    )
-}
-
-fn namespace(name: &str, product: &str) -> String {
-    format!(
-        "apiVersion: prism.io/v1alpha1
-kind: PrismNamespace
-metadata: {{name: {name}}}
-spec: {{backend: postgres, pattern: keyvalue, shard: {{product: {product}}}}}
-"
-    )
 }
 
 /// Traffic status writes of namespaces so far.
@@ -144,11 +115,26 @@ async fn main() {
     .await;
     apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
     for s in 0..a.shards {
-        apply_yaml(&client, &ns, &shard(&format!("s{s}"), a.replicas)).await;
+        apply_yaml(
+            &client,
+            &ns,
+            &shard_yaml_with(
+                &format!("s{s}"),
+                &format!("s{s}"),
+                a.replicas as u32,
+                "  slaTier: p99_10ms\n",
+            ),
+        )
+        .await;
     }
     let started = Instant::now();
     for j in 0..a.namespaces {
-        apply_yaml(&client, &ns, &namespace(&format!("ns-{j}"), &shard_of(j))).await;
+        apply_yaml(
+            &client,
+            &ns,
+            &namespace_yaml(&format!("ns-{j}"), &shard_of(j)),
+        )
+        .await;
     }
     let api: Api<PrismNamespace> = Api::namespaced(client.clone(), &ns);
     support::wait_for(

@@ -18,11 +18,16 @@ use support::cluster::{NamespaceOptions, test_namespace_with};
 use support::operator::install_crds;
 use support::wait_for;
 
+/// The workspace's `prism-render`, built with the workspace.
+fn render() -> std::path::PathBuf {
+    support::process::cargo_binary("prism-render", "prism-render")
+}
+
 /// `prism-render render` of an example directory, as JSON objects, moved into `namespace`.
 fn rendered(dir: &str, namespace: &str) -> Vec<serde_json::Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_prism-render"))
+    let out = Command::new(render())
         .args(["render", "-n", namespace, dir])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(support::paths::root())
         .output()
         .unwrap();
     assert!(
@@ -151,7 +156,7 @@ async fn invalid_resources_are_rejected_online_and_offline_alike() {
 
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("in.yaml"), case.yaml).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_prism-render"))
+        let out = Command::new(render())
             .args(["validate", "."])
             .current_dir(dir.path())
             .output()

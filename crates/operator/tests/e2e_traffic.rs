@@ -15,33 +15,15 @@ use prism_operator::traffic::Queries;
 use prism_render::render::contract::{REQUESTS_SERIES, RPS_POD_METRIC};
 use support::admin_server::AdminServer;
 use support::cluster::test_namespace;
-use support::operator::{Operator, SIDECAR_PLUGIN, apply_yaml, install_crds, wait_object};
+use support::fixtures::{SIDECAR_PLUGIN, namespace_yaml, shard_yaml_with};
+use support::operator::{Operator, apply_yaml, install_crds, wait_object};
 use support::prometheus::{Load, PrometheusServer, TrafficExporter};
 
 const PODS: [&str; 2] = ["prism-shop-0", "prism-shop-1"];
 
+/// The shop shard: two proxies with a 10 ms p99 SLA.
 fn shard() -> String {
-    "apiVersion: prism.io/v1alpha1
-kind: PrismShard
-metadata: {name: shop}
-spec:
-  product: shop
-  slaTier: p99_10ms
-  replicas: 2
-  backends: [postgres]
-  plugins: [{name: pg, version: \"1\"}]
-"
-    .into()
-}
-
-fn namespace(name: &str) -> String {
-    format!(
-        "apiVersion: prism.io/v1alpha1
-kind: PrismNamespace
-metadata: {{name: {name}}}
-spec: {{backend: postgres, pattern: keyvalue, shard: {{product: shop}}}}
-"
-    )
+    shard_yaml_with("shop", "shop", 2, "  slaTier: p99_10ms\n")
 }
 
 /// The default queries with 10 s windows instead of 2 minutes, so changes show within seconds
@@ -54,7 +36,7 @@ fn queries_file(dir: &std::path::Path) -> std::path::PathBuf {
 
 /// The one custom rule of the prometheus-adapter values in `examples/`.
 fn adapter_rule() -> serde_json::Value {
-    let file = support::workspace_root().join("examples/prometheus-adapter/values.yaml");
+    let file = support::paths::root().join("examples/prometheus-adapter/values.yaml");
     let values: serde_json::Value =
         serde_yaml::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
     values["rules"]["custom"][0].clone()
@@ -62,7 +44,7 @@ fn adapter_rule() -> serde_json::Value {
 
 /// An instant query's result vector.
 async fn query(url: &str, promql: &str) -> Vec<serde_json::Value> {
-    let body = support::operator::http_get(&format!(
+    let body = support::process::http_get(&format!(
         "{url}/api/v1/query?query={}",
         promql
             .bytes()
@@ -166,6 +148,21 @@ async fn table(client: &Client, ns: &str) -> String {
         .join("\n")
 }
 
+/// What the phases of the traffic scenario share. Fields drop in order: the operator first.
+struct Traffic {
+    op: Operator,
+    prometheus: PrometheusServer,
+    exporter: TrafficExporter,
+    client: Client,
+    ns: String,
+    url: String,
+    namespaces: Api<PrismNamespace>,
+    shards: Api<PrismShard>,
+    carts: Load,
+    orders: Load,
+    scraping_since: std::time::Instant,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_traffic_and_health_from_prometheus() {
     let (client, ns) = test_namespace("traffic").await;
@@ -187,7 +184,7 @@ async fn status_shows_traffic_and_health_from_prometheus() {
         exporter.set(&ns, pod, "orders", orders);
     }
     let pods: Vec<(String, String)> = PODS.iter().map(|p| (ns.clone(), p.to_string())).collect();
-    let mut prometheus = PrometheusServer::start(exporter.port(), &pods).await;
+    let prometheus = PrometheusServer::start(exporter.port(), &pods).await;
     let scraping_since = std::time::Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let queries = queries_file(dir.path());
@@ -211,14 +208,46 @@ async fn status_shows_traffic_and_health_from_prometheus() {
     apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
     apply_yaml(&client, &ns, &shard()).await;
     for name in ["carts", "orders", "idle"] {
-        apply_yaml(&client, &ns, &namespace(name)).await;
+        apply_yaml(&client, &ns, &namespace_yaml(name, "shop")).await;
     }
     let namespaces: Api<PrismNamespace> = Api::namespaced(client.clone(), &ns);
     let shards: Api<PrismShard> = Api::namespaced(client.clone(), &ns);
+    let mut t = Traffic {
+        op,
+        prometheus,
+        exporter,
+        client,
+        ns,
+        url,
+        namespaces,
+        shards,
+        carts,
+        orders,
+        scraping_since,
+    };
+    figures_converge(&t).await;
+    steady_traffic_writes_nothing(&t).await;
+    slow_orders_are_degraded_and_ready_untouched(&t).await;
+    failing_carts_are_degraded(&t).await;
+    a_stopped_prometheus_is_reported_until_it_returns(&mut t).await;
+}
 
-    // 1. Figures converge: two pods of each namespace's load.
+/// Figures converge: two pods of each namespace's load.
+async fn figures_converge(t: &Traffic) {
+    let Traffic {
+        op,
+        client,
+        ns,
+        url,
+        namespaces,
+        shards,
+        carts,
+        orders,
+        ..
+    } = t;
+    let (carts, orders) = (*carts, *orders);
     for (name, load) in [("carts", carts), ("orders", orders)] {
-        let n = wait_object(&namespaces, name, "traffic figures", &op, |n| {
+        let n = wait_object(namespaces, name, "traffic figures", op, |n| {
             n.status
                 .as_ref()
                 .and_then(|s| s.metrics.as_ref())
@@ -236,7 +265,7 @@ async fn status_shows_traffic_and_health_from_prometheus() {
             Some(("True".into(), "WithinSLA".into()))
         );
     }
-    let idle = wait_object(&namespaces, "idle", "Unknown health", &op, |n| {
+    let idle = wait_object(namespaces, "idle", "Unknown health", op, |n| {
         health(n) == Some("Unknown")
     })
     .await;
@@ -248,7 +277,7 @@ async fn status_shows_traffic_and_health_from_prometheus() {
     // The shard: total requests, and the mean of its two replicas' p99 (each replica serves
     // 40 rps in the 2.5–5 ms bucket and 10 in the 5–10 ms one: 5 + 5 × (49.5 − 40) / 10 ms).
     let replica_p99 = 5.0 + 5.0 * (0.99 * 50.0 - 40.0) / 10.0;
-    wait_object(&shards, "shop", "aggregate figures", &op, |s| {
+    wait_object(shards, "shop", "aggregate figures", op, |s| {
         s.status
             .as_ref()
             .and_then(|s| s.aggregate_metrics.as_ref())
@@ -265,7 +294,7 @@ async fn status_shows_traffic_and_health_from_prometheus() {
             })
     })
     .await;
-    let shown = table(&client, &ns).await;
+    let shown = table(client, ns).await;
     eprintln!("kubectl get pns:\n{shown}");
     let header: Vec<&str> = shown.lines().next().unwrap().split_whitespace().collect();
     assert!(
@@ -284,7 +313,7 @@ async fn status_shows_traffic_and_health_from_prometheus() {
     let rule = adapter_rule();
     assert_eq!(rule["name"]["as"], RPS_POD_METRIC);
     assert_eq!(rule["name"]["matches"], format!("^{REQUESTS_SERIES}$"));
-    let series = query(&url, rule["seriesQuery"].as_str().unwrap()).await;
+    let series = query(url, rule["seriesQuery"].as_str().unwrap()).await;
     // Two pods × two namespaces × two codes, each with the labels the rule maps to resources.
     assert_eq!(series.len(), 8, "{series:?}");
     assert!(
@@ -304,27 +333,42 @@ async fn status_shows_traffic_and_health_from_prometheus() {
         .replace("<<.GroupBy>>", "pod")
         // The test's data spans seconds, not the rule's two minutes.
         .replace("[2m]", "[10s]");
-    let per_pod = query(&url, &pod_rps).await;
+    let per_pod = query(url, &pod_rps).await;
     assert_eq!(per_pod.len(), 2, "{per_pod:?}");
     for sample in &per_pod {
         let value: f64 = sample["value"][1].as_str().unwrap().parse().unwrap();
         assert!(near(value, 50.0, 0.1), "pod rps {value}: {sample}");
     }
+}
 
-    // 2. Steady traffic: no status writes over several rounds, once the 10 s windows hold
-    //    only full traffic (rates rise over the first window after Prometheus starts).
+/// Steady traffic: no status writes over several rounds, once the 10 s windows hold
+/// only full traffic (rates rise over the first window after Prometheus starts).
+async fn steady_traffic_writes_nothing(t: &Traffic) {
+    let Traffic {
+        op, scraping_since, ..
+    } = t;
     let full = Duration::from_secs(14);
     tokio::time::sleep(full.saturating_sub(scraping_since.elapsed())).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let settled = traffic_writes(&op).await;
+    let settled = traffic_writes(op).await;
     tokio::time::sleep(Duration::from_secs(8)).await;
     assert_eq!(
-        traffic_writes(&op).await,
+        traffic_writes(op).await,
         settled,
         "steady traffic wrote statuses"
     );
+}
 
-    // 3. orders slower than the SLA: Degraded, Ready untouched, carts not written.
+/// orders slower than the SLA: Degraded, Ready untouched, carts not written.
+async fn slow_orders_are_degraded_and_ready_untouched(t: &Traffic) {
+    let Traffic {
+        op,
+        exporter,
+        ns,
+        namespaces,
+        ..
+    } = t;
+    let orders = t.orders;
     let carts_before = namespaces.get("carts").await.unwrap();
     let orders_ready = |n: &PrismNamespace| {
         n.status
@@ -337,12 +381,12 @@ async fn status_shows_traffic_and_health_from_prometheus() {
         ..orders
     };
     for pod in PODS {
-        exporter.set(&ns, pod, "orders", slow);
+        exporter.set(ns, pod, "orders", slow);
     }
     // The p99 is written when health turns, while the 10 s window still mixes fast and slow
     // requests (a tenth slow gives 23.5 ms of the 24.85 ms to come), and again only when it moves
     // by more than the write threshold (10 %): what status holds is within that of the truth.
-    let degraded = wait_object(&namespaces, "orders", "Degraded by latency", &op, |n| {
+    let degraded = wait_object(namespaces, "orders", "Degraded by latency", op, |n| {
         health(n) == Some("Degraded")
             && n.status
                 .as_ref()
@@ -365,11 +409,21 @@ async fn status_shows_traffic_and_health_from_prometheus() {
         carts_after.metadata.resource_version, carts_before.metadata.resource_version,
         "carts' traffic did not move: its status is not written"
     );
+}
 
-    // 4. carts failing 5 % of requests (more than the default 1 %): Degraded.
+/// carts failing 5 % of requests (more than the default 1 %): Degraded.
+async fn failing_carts_are_degraded(t: &Traffic) {
+    let Traffic {
+        op,
+        exporter,
+        ns,
+        namespaces,
+        ..
+    } = t;
+    let carts = t.carts;
     for pod in PODS {
         exporter.set(
-            &ns,
+            ns,
             pod,
             "carts",
             Load {
@@ -378,15 +432,25 @@ async fn status_shows_traffic_and_health_from_prometheus() {
             },
         );
     }
-    let failing = wait_object(&namespaces, "carts", "Degraded by errors", &op, |n| {
+    let failing = wait_object(namespaces, "carts", "Degraded by errors", op, |n| {
         healthy_condition(n).is_some_and(|(_, r)| r == "ErrorRatioAboveThreshold")
     })
     .await;
     assert_eq!(health(&failing), Some("Degraded"));
+}
 
-    // 5. Prometheus stopped: the shard says so, figures stay; back when it returns.
+/// Prometheus stopped: the shard says so, figures stay; back when it returns.
+async fn a_stopped_prometheus_is_reported_until_it_returns(t: &mut Traffic) {
+    let Traffic {
+        op,
+        prometheus,
+        url,
+        namespaces,
+        shards,
+        ..
+    } = t;
     prometheus.stop();
-    let down = wait_object(&shards, "shop", "MetricsAvailable=False", &op, |s| {
+    let down = wait_object(shards, "shop", "MetricsAvailable=False", op, |s| {
         s.status.as_ref().is_some_and(|st| {
             st.conditions.iter().any(|c| {
                 c.type_ == "MetricsAvailable"
@@ -405,7 +469,7 @@ async fn status_shows_traffic_and_health_from_prometheus() {
         .find(|c| c.type_ == "MetricsAvailable")
         .unwrap()
         .message;
-    assert!(message.contains(&url), "{message}");
+    assert!(message.contains(url.as_str()), "{message}");
     assert!(
         op.metrics()
             .await
@@ -414,7 +478,7 @@ async fn status_shows_traffic_and_health_from_prometheus() {
     let kept = namespaces.get("carts").await.unwrap();
     assert!(kept.status.unwrap().metrics.is_some(), "figures are kept");
     prometheus.restart().await;
-    wait_object(&shards, "shop", "MetricsAvailable=True again", &op, |s| {
+    wait_object(shards, "shop", "MetricsAvailable=True again", op, |s| {
         s.status.as_ref().is_some_and(|st| {
             st.conditions
                 .iter()
@@ -544,7 +608,7 @@ async fn keda_scales_and_a_pod_monitor_scrapes_a_shard() {
     drop(op);
 }
 
-/// Installs one CRD fetched by tests/crds/build.sh and waits until it is established.
+/// Installs one CRD fetched by tools/crds/build.sh and waits until it is established.
 async fn install_upstream_crd(client: &Client, file: &str) {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     let path = support::helm::upstream_crds().join(file);
@@ -612,7 +676,7 @@ async fn prometheus_over_tls_is_trusted_only_with_its_ca() {
         .await;
         apply_yaml(&client, ns, SIDECAR_PLUGIN).await;
         apply_yaml(&client, ns, &shard().replace("replicas: 2", "replicas: 1")).await;
-        apply_yaml(&client, ns, &namespace("carts")).await;
+        apply_yaml(&client, ns, &namespace_yaml("carts", "shop")).await;
         operators.push(op);
     }
     let available = |s: &PrismShard| {

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use support::cluster::{NamespaceOptions, cluster, test_namespace, test_namespace_with};
 use support::helm::{documents, helm, upstream_crds};
 use support::operator::{apply_yaml, example, wait_crd_established};
-use support::{wait_for, workspace_root};
+use support::{paths, wait_for};
 
 const PRISM_CRDS: [&str; 3] = [
     "prismshards.prism.io",
@@ -33,7 +33,7 @@ const PRISM_CRDS: [&str; 3] = [
 /// A copy of the chart whose PrismShard CRD has one more spec field, `upgradeProbe`.
 fn chart_with_new_field(dir: &Path) -> std::path::PathBuf {
     let chart = dir.join("prism-operator");
-    let src = workspace_root().join("charts/prism-operator");
+    let src = paths::root().join("charts/prism-operator");
     copy_dir(&src, &chart);
     let file = chart.join("files/crds/prism.io_prismshards.yaml");
     let mut crd: Value = serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();

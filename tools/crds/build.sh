@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetches the CustomResourceDefinitions of other projects that the tests install, from those
 # projects' Go modules (pinned by the wrapper module upstream/: go.mod + go.sum), into a cache
-# outside the repository. Nothing is compiled. How is shared with tests/cluster/build.sh:
+# outside the repository. Nothing is compiled. How is shared with tools/cluster/build.sh:
 # ../gobuild.sh.
 #
 #   monitoring.coreos.com_servicemonitors.yaml   github.com/prometheus-operator/prometheus-operator

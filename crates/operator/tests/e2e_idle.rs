@@ -11,11 +11,10 @@ use kube::Client;
 use kube::api::Api;
 use prism_api::PrismShard;
 use support::admin_server::AdminServer;
-use support::cluster::{NamespaceOptions, test_namespace_with};
 use support::operator::{
-    FleetAdmins, Operator, apply_example_fleet, install_crds, wait_example_fleet,
+    FleetAdmins, Operator, apply_example_fleet, crd_namespace, wait_example_fleet,
 };
-use support::wait_for;
+use support::{apiserver_metrics, wait_for};
 
 const OURS: &[&str] = &[
     "configmaps",
@@ -31,46 +30,22 @@ const OURS: &[&str] = &[
 
 /// `apiserver_request_total` by (verb, resource, subresource) for write verbs on our resources.
 async fn writes(client: &Client) -> BTreeMap<String, f64> {
-    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
-    let text = client.request_text(req).await.unwrap();
     let mut out = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-    {
-        let label = |k: &str| {
-            line.split(&format!("{k}=\""))
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .unwrap_or("")
-                .to_string()
-        };
-        let (verb, resource, sub) = (label("verb"), label("resource"), label("subresource"));
-        let write = matches!(
-            verb.as_str(),
-            "APPLY" | "PATCH" | "POST" | "PUT" | "DELETE" | "DELETECOLLECTION"
-        );
+    for r in apiserver_metrics::requests(&apiserver_metrics::scrape(client).await) {
         // The controller-manager, not the operator, writes workload status.
-        let kcm_status = (sub == "status" || sub == "scale") && !resource.starts_with("prism");
-        if write && OURS.contains(&resource.as_str()) && !kcm_status {
-            let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-            *out.entry(format!("{verb} {resource}/{sub}")).or_default() += n;
+        let kcm_status = (r.subresource == "status" || r.subresource == "scale")
+            && !r.resource.starts_with("prism");
+        if r.is_write() && OURS.contains(&r.resource.as_str()) && !kcm_status {
+            *out.entry(format!("{} {}/{}", r.verb, r.resource, r.subresource))
+                .or_default() += r.count;
         }
     }
     out
 }
 
-fn metric(text: &str, prefix: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_operator_makes_no_writes_over_full_resyncs() {
-    let (client, ns) = test_namespace_with("idle", &NamespaceOptions::restricted()).await;
-    install_crds(&client).await;
+    let (client, ns) = crd_namespace("idle").await;
     let admin = AdminServer::start().await;
     let endpoint = admin.endpoint();
     let op = Operator::start(&ns, &["--resync", "8s", "--admin-endpoint", &endpoint]).await;
@@ -118,8 +93,8 @@ async fn an_idle_operator_makes_no_writes_over_full_resyncs() {
         .map(|(k, v)| (k, v - before.get(k).copied().unwrap_or(0.0)))
         .filter(|(_, d)| *d != 0.0)
         .collect();
-    let reconciles = metric(&ops_after, "prism_operator_reconcile_total")
-        - metric(&ops_before, "prism_operator_reconcile_total");
+    let reconciles = apiserver_metrics::sum(&ops_after, "prism_operator_reconcile_total")
+        - apiserver_metrics::sum(&ops_before, "prism_operator_reconcile_total");
     println!(
         "idle window of 20 s: {reconciles} reconciliations, API writes on operator resources: {delta:?}"
     );
@@ -132,7 +107,7 @@ async fn an_idle_operator_makes_no_writes_over_full_resyncs() {
         "writes while idle: {delta:?}\n{}",
         op.log_tail()
     );
-    let own = metric(&ops_after, "prism_operator_object_writes_total")
-        - metric(&ops_before, "prism_operator_object_writes_total");
+    let own = apiserver_metrics::sum(&ops_after, "prism_operator_object_writes_total")
+        - apiserver_metrics::sum(&ops_before, "prism_operator_object_writes_total");
     assert_eq!(own, 0.0, "the operator's own write counter agrees");
 }

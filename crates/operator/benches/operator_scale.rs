@@ -2,7 +2,7 @@
 //! every namespace Active, the operator's peak RSS and CPU seconds, API requests by verb during
 //! creation and during one idle resync, and PrismNamespace create → Active latency.
 //!
-//! `cargo bench --bench operator_scale -- [--shards 200] [--replicas 3] [--namespaces 2000]`;
+//! `cargo bench -p prism-operator --bench operator_scale -- [--shards 200] [--replicas 3] [--namespaces 2000]`;
 //! `--smoke`, and any run under `cargo test`, uses a tiny fleet so the code cannot rot.
 
 use prism_testing as support;
@@ -17,6 +17,8 @@ use kube::{Client, ResourceExt};
 use prism_api::{NamespaceState, PrismNamespace, PrismPlugin, PrismShard, condition};
 use prism_operator::kit::outcome::is_true;
 use support::admin_server::AdminServer;
+use support::apiserver_metrics;
+use support::bench::BenchArgs;
 use support::cluster::{NamespaceOptions, test_namespace_with};
 use support::operator::{Operator, apply_yaml, install_crds};
 
@@ -28,16 +30,9 @@ struct Args {
 }
 
 fn args() -> Args {
-    let argv: Vec<String> = std::env::args().collect();
-    // `cargo bench` passes --bench; under `cargo test` (no --bench) only the smoke size runs.
-    let smoke = argv.iter().any(|a| a == "--smoke") || !argv.iter().any(|a| a == "--bench");
-    let get = |name: &str, default: usize| {
-        argv.iter()
-            .position(|a| a == name)
-            .and_then(|i| argv.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
+    let argv = BenchArgs::from_env();
+    let get = |name: &str, default: usize| argv.get(name, default);
+    let smoke = argv.smoke();
     if smoke {
         Args {
             shards: 3,
@@ -57,21 +52,9 @@ fn args() -> Args {
 
 /// `apiserver_request_total` summed by verb.
 async fn requests_by_verb(client: &Client) -> BTreeMap<String, f64> {
-    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
-    let text = client.request_text(req).await.unwrap();
     let mut out = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-    {
-        let verb = line
-            .split("verb=\"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .unwrap_or("")
-            .to_string();
-        let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap_or(0.0);
-        *out.entry(verb).or_default() += n;
+    for r in apiserver_metrics::requests(&apiserver_metrics::scrape(client).await) {
+        *out.entry(r.verb).or_default() += r.count;
     }
     out
 }

@@ -37,7 +37,7 @@ const GATEWAY_CRDS: [&str; 5] = [
 /// The network example's plugins and shards without admin endpoints: nothing here talks to a
 /// Prism admin, and the cluster DNS names in the example are not resolved.
 fn network_example() -> String {
-    let root = support::workspace_root().join("examples/network");
+    let root = support::paths::root().join("examples/network");
     ["plugins.yaml", "shards.yaml"]
         .iter()
         .map(|f| std::fs::read_to_string(root.join(f)).unwrap())
@@ -204,9 +204,26 @@ async fn routes_wait_for_their_crd_and_policies_select_exactly_their_pods() {
     apply_yaml(&client, &ns, &network_example()).await;
     let shards: Api<PrismShard> = Api::namespaced(client.clone(), &ns);
 
-    // 1. No Gateway API: the shard says which CRD is missing; everything else is applied.
-    let crd = "grpcroutes.gateway.networking.k8s.io";
-    let shard = wait_object(&shards, "checkout", "CRDMissing", &op, |s| {
+    missing_gateway_api_is_reported_once(&client, &ns, &shards, &op).await;
+    let routes = the_route_follows_the_gateway_api(&client, &ns, &shards, &op, &crds).await;
+    every_rendered_object_passes_a_dry_run(&client, &ns).await;
+    policies_select_exactly_their_pods(&client, &ns).await;
+    dropping_expose_and_policies_prunes_them(&client, &ns, &shards, &routes).await;
+    a_shard_that_drops_the_plugin_loses_access(&client, &ns, &shards).await;
+}
+
+/// The CRD of GRPCRoute.
+const GRPCROUTES: &str = "grpcroutes.gateway.networking.k8s.io";
+
+/// No Gateway API: the shard says which CRD is missing; everything else is applied.
+async fn missing_gateway_api_is_reported_once(
+    client: &Client,
+    ns: &str,
+    shards: &Api<PrismShard>,
+    op: &Operator,
+) {
+    let crd = GRPCROUTES;
+    let shard = wait_object(shards, "checkout", "CRDMissing", op, |s| {
         degraded(s).is_some_and(|(st, r, _)| st == "True" && r == "CRDMissing")
     })
     .await;
@@ -225,10 +242,10 @@ async fn routes_wait_for_their_crd_and_policies_select_exactly_their_pods() {
         "prism-reports",
         "prism-plugin-kafka",
     ] {
-        policy(&client, &ns, name).await;
+        policy(client, ns, name).await;
     }
     let ingresses: Api<k8s_openapi::api::networking::v1::Ingress> =
-        Api::namespaced(client.clone(), &ns);
+        Api::namespaced(client.clone(), ns);
     let ingress = ingresses.get("prism-events").await.unwrap();
     let backend = ingress.spec.unwrap().rules.unwrap()[0]
         .http
@@ -246,12 +263,20 @@ async fn routes_wait_for_their_crd_and_policies_select_exactly_their_pods() {
     tokio::time::sleep(Duration::from_secs(12)).await;
     let writes = op.writes_by_kind().await;
     assert!(!writes.contains_key("GRPCRoute"), "{writes:?}");
-    let announced = events_with_reason(&client, &ns, "CRDMissing").await;
+    let announced = events_with_reason(client, ns, "CRDMissing").await;
     assert_eq!(announced.len(), 1, "{announced:?}");
     assert_eq!(announced[0].note.as_deref(), Some(message.as_str()));
+}
 
-    // 2. The Gateway API CRDs (standard channel) from their Go module: the running operator
-    //    notices within its discovery interval and applies the route.
+/// The Gateway API CRDs (standard channel) from their Go module: the running operator
+/// notices within its discovery interval and applies the route.
+async fn the_route_follows_the_gateway_api(
+    client: &Client,
+    ns: &str,
+    shards: &Api<PrismShard>,
+    op: &Operator,
+    crds: &Api<CustomResourceDefinition>,
+) -> Api<DynamicObject> {
     let installed = std::time::Instant::now();
     for plural in GATEWAY_CRDS {
         let file = upstream_crds().join(format!("gateway.networking.k8s.io_{plural}.yaml"));
@@ -265,8 +290,8 @@ async fn routes_wait_for_their_crd_and_policies_select_exactly_their_pods() {
         .await
         .unwrap();
     }
-    wait_crd_established(&client, crd).await;
-    let routes: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &grpc_routes());
+    wait_crd_established(client, GRPCROUTES).await;
+    let routes: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &grpc_routes());
     let route = support::wait_for("GRPCRoute prism-checkout", Duration::from_secs(90), || {
         let routes = routes.clone();
         async move {
@@ -294,18 +319,19 @@ async fn routes_wait_for_their_crd_and_policies_select_exactly_their_pods() {
         route.data["spec"]["hostnames"],
         json!(["checkout.prism.example.com"])
     );
-    wait_object(&shards, "checkout", "no longer degraded", &op, |s| {
+    wait_object(shards, "checkout", "no longer degraded", op, |s| {
         degraded(s).is_some_and(|(st, _, _)| st == "False")
     })
     .await;
+    routes
+}
 
-    // 3. Every object prism-render makes of the example passes a server-side dry run, the
-    //    route included, against the real CRD.
-    let fleet = prism_render::source::load_fleet(
-        &[support::workspace_root().join("examples/network")],
-        &ns,
-    )
-    .unwrap();
+/// Every object prism-render makes of the example passes a server-side dry run, the
+/// route included, against the real CRD.
+async fn every_rendered_object_passes_a_dry_run(client: &Client, ns: &str) {
+    let fleet =
+        prism_render::source::load_fleet(&[support::paths::root().join("examples/network")], ns)
+            .unwrap();
     let objects = prism_render::render::Renderer::embedded()
         .render_fleet(&fleet)
         .unwrap();
@@ -315,7 +341,7 @@ async fn routes_wait_for_their_crd_and_policies_select_exactly_their_pods() {
         .filter(|o| !o.api_version.starts_with("prism.io/"))
     {
         let ar = prism_operator::kit::apply::api_resource(&o.api_version, &o.kind).unwrap();
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
         let mut params = PatchParams::apply("prism-dry-run").force();
         params.dry_run = true;
         let mut value = o.value.clone();
@@ -326,16 +352,18 @@ async fn routes_wait_for_their_crd_and_policies_select_exactly_their_pods() {
         dry_run += 1;
     }
     assert!(dry_run >= 20, "{dry_run} objects");
+}
 
-    // 4. What the policies select, evaluated by the API server against the pods the
-    //    StatefulSet and Deployment controllers made, plus client pods made here.
-    let checkout = wait_pods(&client, &ns, "app.kubernetes.io/instance=checkout", 3).await;
-    let events = wait_pods(&client, &ns, "app.kubernetes.io/instance=events", 2).await;
-    let reports = wait_pods(&client, &ns, "app.kubernetes.io/instance=reports", 2).await;
-    let kafka = wait_pods(&client, &ns, "app.kubernetes.io/instance=kafka", 2).await;
+/// What the policies select, evaluated by the API server against the pods the
+/// StatefulSet and Deployment controllers made, plus client pods made here.
+async fn policies_select_exactly_their_pods(client: &Client, ns: &str) {
+    let checkout = wait_pods(client, ns, "app.kubernetes.io/instance=checkout", 3).await;
+    let events = wait_pods(client, ns, "app.kubernetes.io/instance=events", 2).await;
+    let reports = wait_pods(client, ns, "app.kubernetes.io/instance=reports", 2).await;
+    let kafka = wait_pods(client, ns, "app.kubernetes.io/instance=kafka", 2).await;
     // The plugin's probes as admitted: readiness asks its gRPC health service, liveness only
     // that it accepts connections, and tolerates longer.
-    let deploy = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), &ns)
+    let deploy = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), ns)
         .get("prism-plugin-kafka")
         .await
         .unwrap();
@@ -350,16 +378,16 @@ async fn routes_wait_for_their_crd_and_policies_select_exactly_their_pods() {
     let (_, apps) = test_namespace("apps").await;
     let (_, others) = test_namespace("others").await;
     let (_, monitoring) = test_namespace("monitoring").await;
-    label_namespace(&client, &apps, json!({"prism.io/client": "true"})).await;
+    label_namespace(client, &apps, json!({"prism.io/client": "true"})).await;
     for (namespace, name, component) in [
-        (&apps, "producer", "producer"),
-        (&apps, "consumer", "consumer"),
-        (&others, "producer", "producer"),
-        (&ns, "neighbour", "web"),
-        (&monitoring, "prometheus", "prometheus"),
+        (apps.as_str(), "producer", "producer"),
+        (apps.as_str(), "consumer", "consumer"),
+        (others.as_str(), "producer", "producer"),
+        (ns, "neighbour", "web"),
+        (monitoring.as_str(), "prometheus", "prometheus"),
     ] {
         pod(
-            &client,
+            client,
             namespace,
             name,
             json!({"app.kubernetes.io/component": component}),
@@ -373,8 +401,8 @@ async fn routes_wait_for_their_crd_and_policies_select_exactly_their_pods() {
         ("prism-events", &events),
         ("prism-reports", &reports),
     ] {
-        let spec = policy(&client, &ns, name).await.spec.unwrap();
-        let selected = pods_selected(&client, &ns, spec.pod_selector.as_ref().unwrap()).await;
+        let spec = policy(client, ns, name).await.spec.unwrap();
+        let selected = pods_selected(client, ns, spec.pod_selector.as_ref().unwrap()).await;
         assert_eq!(&selected, pods, "{name} selects");
         // gRPC from the clients, metrics from the monitoring namespace: no other port (the
         // sidecars' included) is open to anything outside the pod.
@@ -397,30 +425,30 @@ async fn routes_wait_for_their_crd_and_policies_select_exactly_their_pods() {
         );
     }
     // events: producers in client namespaces only (not the consumer, not other namespaces).
-    let events_policy = policy(&client, &ns, "prism-events").await.spec.unwrap();
+    let events_policy = policy(client, ns, "prism-events").await.spec.unwrap();
     let grpc_from = events_policy.ingress.as_ref().unwrap()[0]
         .from
         .clone()
         .unwrap();
     assert_eq!(
-        peer_pods(&client, &ns, &grpc_from[0]).await,
+        peer_pods(client, ns, &grpc_from[0]).await,
         BTreeSet::from([format!("{apps}/producer")])
     );
     // reports names no clients: pods of its own namespace, which are the shards' and
     // plugin's pods and the neighbour.
-    let reports_policy = policy(&client, &ns, "prism-reports").await.spec.unwrap();
+    let reports_policy = policy(client, ns, "prism-reports").await.spec.unwrap();
     let reports_from = reports_policy.ingress.as_ref().unwrap()[0]
         .from
         .clone()
         .unwrap();
-    let own = peer_pods(&client, &ns, &reports_from[0]).await;
+    let own = peer_pods(client, ns, &reports_from[0]).await;
     assert!(
         own.contains(&format!("{ns}/neighbour"))
             && own.iter().all(|p| p.starts_with(&format!("{ns}/")))
     );
     // checkout's metrics port: only the monitoring namespace `monitoring` (the test's is
     // another name, so nothing), and reports' the `observability` one.
-    let checkout_policy = policy(&client, &ns, "prism-checkout").await.spec.unwrap();
+    let checkout_policy = policy(client, ns, "prism-checkout").await.spec.unwrap();
     let metrics_from = checkout_policy.ingress.as_ref().unwrap()[1]
         .from
         .clone()
@@ -440,7 +468,7 @@ async fn routes_wait_for_their_crd_and_policies_select_exactly_their_pods() {
         )
     );
     assert!(
-        !peer_pods(&client, &ns, &metrics_from[0])
+        !peer_pods(client, ns, &metrics_from[0])
             .await
             .contains(&format!("{monitoring}/prometheus"))
     );
@@ -457,17 +485,14 @@ async fn routes_wait_for_their_crd_and_policies_select_exactly_their_pods() {
         .into(),
     );
     assert_eq!(
-        peer_pods(&client, &ns, &as_monitoring).await,
+        peer_pods(client, ns, &as_monitoring).await,
         BTreeSet::from([format!("{monitoring}/prometheus")])
     );
     // The remote plugin: its own pods, reachable only from the proxies of events and reports
     // (the shards that use it), not from checkout's or anyone else.
-    let plugin_policy = policy(&client, &ns, "prism-plugin-kafka")
-        .await
-        .spec
-        .unwrap();
+    let plugin_policy = policy(client, ns, "prism-plugin-kafka").await.spec.unwrap();
     assert_eq!(
-        pods_selected(&client, &ns, plugin_policy.pod_selector.as_ref().unwrap()).await,
+        pods_selected(client, ns, plugin_policy.pod_selector.as_ref().unwrap()).await,
         kafka
     );
     let rules = plugin_policy.ingress.unwrap();
@@ -478,12 +503,19 @@ async fn routes_wait_for_their_crd_and_policies_select_exactly_their_pods() {
     );
     let users: BTreeSet<String> = events.union(&reports).cloned().collect();
     assert_eq!(
-        peer_pods(&client, &ns, &rules[0].from.as_ref().unwrap()[0]).await,
+        peer_pods(client, ns, &rules[0].from.as_ref().unwrap()[0]).await,
         users
     );
+}
 
-    // 5. Removing expose prunes the route; turning policies off prunes the shard's policy.
-    //    The plugin keeps its policy while other shards using it want one.
+/// Removing expose prunes the route; turning policies off prunes the shard's policy.
+/// The plugin keeps its policy while other shards using it want one.
+async fn dropping_expose_and_policies_prunes_them(
+    client: &Client,
+    ns: &str,
+    shards: &Api<PrismShard>,
+    routes: &Api<DynamicObject>,
+) {
     shards
         .patch(
             "checkout",
@@ -512,12 +544,12 @@ async fn routes_wait_for_their_crd_and_policies_select_exactly_their_pods() {
     let policies = ApiResource::erase::<NetworkPolicy>(&());
     gone(
         "NetworkPolicy pruned",
-        Api::namespaced_with(client.clone(), &ns, &policies),
+        Api::namespaced_with(client.clone(), ns, &policies),
     )
     .await;
     // Deletions are announced (events of one shard with one reason form a series, so the
     // note is the first deletion's).
-    let pruned = events_with_reason(&client, &ns, "Pruned").await;
+    let pruned = events_with_reason(client, ns, "Pruned").await;
     assert!(
         pruned.iter().any(|e| e
             .note
@@ -525,9 +557,15 @@ async fn routes_wait_for_their_crd_and_policies_select_exactly_their_pods() {
             .is_some_and(|n| n.contains(&format!("{ns}/prism-checkout: no longer rendered")))),
         "{pruned:?}"
     );
-    policy(&client, &ns, "prism-plugin-kafka").await;
+    policy(client, ns, "prism-plugin-kafka").await;
+}
 
-    // 6. A shard that stops using the remote plugin loses access to it.
+/// A shard that stops using the remote plugin loses access to it.
+async fn a_shard_that_drops_the_plugin_loses_access(
+    client: &Client,
+    ns: &str,
+    shards: &Api<PrismShard>,
+) {
     shards
         .patch(
             "reports",
@@ -536,7 +574,7 @@ async fn routes_wait_for_their_crd_and_policies_select_exactly_their_pods() {
         )
         .await
         .unwrap();
-    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), ns);
     support::wait_for(
         "kafka reachable from events only",
         Duration::from_secs(90),

@@ -13,11 +13,8 @@ use prism_admin::partition_of;
 use prism_api::{NamespaceState, PrismNamespace, PrismShard};
 use prism_render::render::contract::shard_fullname;
 use support::admin_server::AdminServer;
-use support::cluster::{self, NamespaceOptions};
-use support::operator::{
-    Operator, SIDECAR_PLUGIN, apply_yaml, events_with_reason, install_crds, namespace_yaml,
-    shard_yaml, wait_object,
-};
+use support::fixtures::{SIDECAR_PLUGIN, namespace_yaml, shard_yaml};
+use support::operator::{Operator, apply_yaml, crd_namespace, events_with_reason, wait_object};
 use support::wait_for;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -100,9 +97,7 @@ async fn an_ha_admin_is_followed_to_its_leader_through_two_moves() {
         .map(AdminServer::host_port)
         .collect::<Vec<_>>()
         .join(",");
-    let (client, ns) =
-        cluster::test_namespace_with("admin-ha", &NamespaceOptions::restricted()).await;
-    install_crds(&client).await;
+    let (client, ns) = crd_namespace("admin-ha").await;
     let concurrency = 8;
     let op = Operator::start(
         &ns,
@@ -243,9 +238,7 @@ fn admin_isolated(s: &PrismShard) -> Option<(String, String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_shard_on_one_admin_is_refused_by_default() {
     let admin = AdminServer::start().await;
-    let (client, ns) =
-        cluster::test_namespace_with("admin-refuse", &NamespaceOptions::restricted()).await;
-    install_crds(&client).await;
+    let (client, ns) = crd_namespace("admin-refuse").await;
     let endpoint = admin.endpoint();
     let op = Operator::start(&ns, &["--admin-endpoint", &endpoint, "--resync", "20s"]).await;
     apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
@@ -333,9 +326,7 @@ async fn a_second_shard_on_one_admin_is_refused_by_default() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_admin_serving_from_the_wrong_proxy_is_reported() {
     let admin = AdminServer::start().await;
-    let (client, ns) =
-        cluster::test_namespace_with("admin-shared", &NamespaceOptions::restricted()).await;
-    install_crds(&client).await;
+    let (client, ns) = crd_namespace("admin-shared").await;
     let endpoint = admin.endpoint();
     let op = Operator::start(
         &ns,

@@ -213,7 +213,7 @@ spec:
     let nowhere = dir.path().join("nowhere.kubeconfig");
     let text = std::fs::read_to_string(&sa).unwrap();
     let server = c.server_url();
-    let port = support::operator::free_port();
+    let port = support::process::free_port();
     std::fs::write(
         &nowhere,
         text.replace(server, &format!("https://127.0.0.1:{port}")),

@@ -13,31 +13,25 @@ use kube::{Client, ResourceExt};
 use prism_admin::partition_of;
 use prism_api::{NamespaceState, PrismNamespace};
 use support::admin_server::AdminServer;
-use support::operator::{Operator, SIDECAR_PLUGIN, apply_yaml, install_crds, shard_yaml};
-use support::{cluster, wait_for};
+use support::fixtures::{SIDECAR_PLUGIN, namespace_yaml_with, shard_yaml};
+use support::operator::{Operator, apply_yaml, crd_namespace};
+use support::wait_for;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
+/// A PrismNamespace with strong consistency, a pool size and a rate limit, and `extra` spec lines.
 fn namespace(name: &str, product: &str, extra: &str) -> String {
-    format!(
-        "apiVersion: prism.io/v1alpha1
-kind: PrismNamespace
-metadata: {{name: {name}}}
-spec:
-  backend: postgres
-  pattern: keyvalue
-  consistency: strong
-  backendConfig: {{pool_size: 20}}
-  rateLimit: {{rps: 100}}
-  shard: {{product: {product}}}
-{extra}"
+    namespace_yaml_with(
+        name,
+        product,
+        &format!(
+            "  consistency: strong\n  backendConfig: {{pool_size: 20}}\n  rateLimit: {{rps: 100}}\n{extra}"
+        ),
     )
 }
 
 async fn setup(prefix: &str, admin: &AdminServer, extra: &[&str]) -> (Client, String, Operator) {
-    let (client, ns) =
-        cluster::test_namespace_with(prefix, &cluster::NamespaceOptions::restricted()).await;
-    install_crds(&client).await;
+    let (client, ns) = crd_namespace(prefix).await;
     let endpoint = admin.endpoint();
     let mut args = vec![
         "--admin-endpoint",

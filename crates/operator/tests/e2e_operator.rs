@@ -14,55 +14,11 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use prism_api::{PrismPlugin, PrismShard, RolloutPhase};
-use support::operator::{Operator, apply_yaml, install_crds};
-use support::{cluster, wait_for};
+use support::fixtures::{plugin_yaml, sized_shard_yaml};
+use support::operator::{Operator, apply_yaml, crd_namespace};
+use support::wait_for;
 
 const MINUTE: Duration = Duration::from_secs(60);
-
-fn plugin_yaml(name: &str, version: &str, port: u16, extra: &str) -> String {
-    format!(
-        "apiVersion: prism.io/v1alpha1
-kind: PrismPlugin
-metadata: {{name: {name}}}
-spec:
-  version: {version}
-  source: {{registry: ghcr.io/prism/plugins, image: \"{name}-plugin:{version}\"}}
-  deployment:
-    type: sidecar
-{extra}  healthCheck: {{grpc: {{port: {port}}}}}
-  rollout: {{progressDeadline: 20s}}
-"
-    )
-}
-
-fn shard_yaml(name: &str, replicas: u32, plugins: &[&str], extra: &str) -> String {
-    let mut list = String::new();
-    for p in plugins {
-        list.push_str(&format!("  - {{name: {p}, version: \"1\"}}\n"));
-    }
-    let plugins = if plugins.is_empty() {
-        String::new()
-    } else {
-        format!("  plugins:\n{list}")
-    };
-    format!(
-        "apiVersion: prism.io/v1alpha1
-kind: PrismShard
-metadata: {{name: {name}}}
-spec:
-  product: {name}
-  replicas: {replicas}
-  resources: {{requests: {{cpu: 100m, memory: 128Mi}}}}
-{plugins}{extra}"
-    )
-}
-
-async fn setup(prefix: &str) -> (Client, String) {
-    let (client, ns) =
-        cluster::test_namespace_with(prefix, &cluster::NamespaceOptions::restricted()).await;
-    install_crds(&client).await;
-    (client, ns)
-}
 
 async fn wait_shard_ready(client: &Client, ns: &str, name: &str, replicas: i32, op: &Operator) {
     let api: Api<PrismShard> = Api::namespaced(client.clone(), ns);
@@ -95,10 +51,10 @@ async fn wait_shard_ready(client: &Client, ns: &str, name: &str, replicas: i32, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shard_lifecycle_apply_drift_and_prune() {
-    let (client, ns) = setup("op-shard").await;
+    let (client, ns) = crd_namespace("op-shard").await;
     let op = Operator::start(&ns, &["--resync", "20s"]).await;
     apply_yaml(&client, &ns, &plugin_yaml("pg", "1.0.0", 50100, "")).await;
-    let autoscaled = shard_yaml(
+    let autoscaled = sized_shard_yaml(
         "a",
         2,
         &["pg"],
@@ -155,7 +111,7 @@ async fn shard_lifecycle_apply_drift_and_prune() {
 
     // Turning autoscaling off prunes the HPA and hands replicas back to the spec; a resource
     // change reaches the pod template.
-    let fixed = shard_yaml("a", 3, &["pg"], "").replace("cpu: 100m", "cpu: 200m");
+    let fixed = sized_shard_yaml("a", 3, &["pg"], "").replace("cpu: 100m", "cpu: 200m");
     apply_yaml(&client, &ns, &fixed).await;
     wait_for("HPA pruned, replicas and resources applied", MINUTE, || {
         let (sts, hpas) = (sts.clone(), hpas.clone());
@@ -189,7 +145,7 @@ async fn shard_lifecycle_apply_drift_and_prune() {
     apply_yaml(
         &client,
         &ns,
-        &shard_yaml("a", 3, &[], "").replace("cpu: 100m", "cpu: 200m"),
+        &sized_shard_yaml("a", 3, &[], "").replace("cpu: 100m", "cpu: 200m"),
     )
     .await;
     wait_for("sidecar removed", MINUTE, || {
@@ -261,7 +217,7 @@ async fn watch_rollout(
 async fn three_shards(client: &Client, ns: &str, op: &Operator) {
     apply_yaml(client, ns, &plugin_yaml("pg", "1.0.0", 50100, "")).await;
     for s in ["s3", "s1", "s2"] {
-        apply_yaml(client, ns, &shard_yaml(s, 1, &["pg"], "")).await;
+        apply_yaml(client, ns, &sized_shard_yaml(s, 1, &["pg"], "")).await;
     }
     for s in ["s1", "s2", "s3"] {
         wait_shard_ready(client, ns, s, 1, op).await;
@@ -299,7 +255,7 @@ fn image_of(set: &StatefulSet) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_upgrade_rolls_shard_by_shard_and_survives_a_restart() {
-    let (client, ns) = setup("op-rollout").await;
+    let (client, ns) = crd_namespace("op-rollout").await;
     let mut op = Operator::start(&ns, &["--resync", "20s"]).await;
     three_shards(&client, &ns, &op).await;
 
@@ -396,7 +352,7 @@ async fn plugin_upgrade_rolls_shard_by_shard_and_survives_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unhealthy_version_is_rolled_back() {
-    let (client, ns) = setup("op-rollback").await;
+    let (client, ns) = crd_namespace("op-rollback").await;
     let op = Operator::start(&ns, &["--resync", "20s"]).await;
     three_shards(&client, &ns, &op).await;
 
@@ -451,7 +407,7 @@ async fn an_unhealthy_version_is_rolled_back() {
         .await;
     }
     wait_shard_ready(&client, &ns, "s1", 1, &op).await;
-    let events = support::operator::http_get(&format!("http://127.0.0.1:{}/metrics", op.port))
+    let events = support::process::http_get(&format!("http://127.0.0.1:{}/metrics", op.port))
         .await
         .unwrap();
     assert!(
@@ -462,12 +418,12 @@ async fn an_unhealthy_version_is_rolled_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_leader_writes() {
-    let (client, ns) = setup("op-leader").await;
+    let (client, ns) = crd_namespace("op-leader").await;
     let a = Operator::start(&ns, &["--leader-elect", "--identity", "replica-a"]).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let b = Operator::start(&ns, &["--leader-elect", "--identity", "replica-b"]).await;
     apply_yaml(&client, &ns, &plugin_yaml("pg", "1.0.0", 50100, "")).await;
-    apply_yaml(&client, &ns, &shard_yaml("solo", 1, &["pg"], "")).await;
+    apply_yaml(&client, &ns, &sized_shard_yaml("solo", 1, &["pg"], "")).await;
     wait_shard_ready(&client, &ns, "solo", 1, &a).await;
     let lease: Api<Lease> = Api::namespaced(client.clone(), &ns);
     let holder = lease
@@ -500,7 +456,7 @@ async fn only_the_leader_writes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_operator_cleanly() {
-    let (_client, ns) = setup("op-term").await;
+    let (_client, ns) = crd_namespace("op-term").await;
     let mut op = Operator::start(&ns, &[]).await;
     let status = op.terminate(Duration::from_secs(10));
     let status =
@@ -510,10 +466,10 @@ async fn sigterm_stops_the_operator_cleanly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_columns_are_useful() {
-    let (client, ns) = setup("op-columns").await;
+    let (client, ns) = crd_namespace("op-columns").await;
     let op = Operator::start(&ns, &[]).await;
     apply_yaml(&client, &ns, &plugin_yaml("pg", "1.0.0", 50100, "")).await;
-    apply_yaml(&client, &ns, &shard_yaml("cols", 1, &["pg"], "")).await;
+    apply_yaml(&client, &ns, &sized_shard_yaml("cols", 1, &["pg"], "")).await;
     wait_shard_ready(&client, &ns, "cols", 1, &op).await;
     // The table kubectl prints, as the API server renders it.
     for (plural, want) in [
@@ -571,13 +527,13 @@ async fn kubectl_columns_are_useful() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pause_annotation_stops_and_resumes_reconciling() {
-    let (client, ns) = setup("op-pause").await;
+    let (client, ns) = crd_namespace("op-pause").await;
     let op = Operator::start(&ns, &["--resync", "5s"]).await;
     apply_yaml(&client, &ns, &plugin_yaml("pg", "1.0.0", 50100, "")).await;
-    apply_yaml(&client, &ns, &shard_yaml("p", 1, &["pg"], "")).await;
+    apply_yaml(&client, &ns, &sized_shard_yaml("p", 1, &["pg"], "")).await;
     wait_shard_ready(&client, &ns, "p", 1, &op).await;
 
-    let paused = shard_yaml("p", 2, &["pg"], "").replace(
+    let paused = sized_shard_yaml("p", 2, &["pg"], "").replace(
         "metadata: {name: p}",
         "metadata: {name: p, annotations: {prism.io/reconcile: paused}}",
     );
@@ -606,7 +562,7 @@ async fn the_pause_annotation_stops_and_resumes_reconciling() {
     let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
     assert_eq!(sts.get("prism-p").await.unwrap().spec.replicas, Some(1));
     // Unpaused, it is.
-    apply_yaml(&client, &ns, &shard_yaml("p", 2, &["pg"], "")).await;
+    apply_yaml(&client, &ns, &sized_shard_yaml("p", 2, &["pg"], "")).await;
     wait_shard_ready(&client, &ns, "p", 2, &op).await;
     let s = shards.get("p").await.unwrap();
     assert!(
@@ -622,7 +578,7 @@ async fn the_pause_annotation_stops_and_resumes_reconciling() {
 async fn volume_growth_is_carried_out_and_shrinking_refused() {
     use k8s_openapi::api::core::v1::PersistentVolumeClaim;
     use k8s_openapi::api::storage::v1::StorageClass;
-    let (client, ns) = setup("op-storage").await;
+    let (client, ns) = crd_namespace("op-storage").await;
     // Let the test cluster's default class expand volumes.
     let classes: Api<StorageClass> = Api::all(client.clone());
     let expand = serde_json::json!({"allowVolumeExpansion": true});
@@ -640,7 +596,7 @@ async fn volume_growth_is_carried_out_and_shrinking_refused() {
     apply_yaml(
         &client,
         &ns,
-        &shard_yaml("v", 2, &["pg"], "  storage: {size: 1Gi}\n"),
+        &sized_shard_yaml("v", 2, &["pg"], "  storage: {size: 1Gi}\n"),
     )
     .await;
     wait_shard_ready(&client, &ns, "v", 2, &op).await;
@@ -660,7 +616,7 @@ async fn volume_growth_is_carried_out_and_shrinking_refused() {
     apply_yaml(
         &client,
         &ns,
-        &shard_yaml("v", 2, &["pg"], "  storage: {size: 2Gi}\n"),
+        &sized_shard_yaml("v", 2, &["pg"], "  storage: {size: 2Gi}\n"),
     )
     .await;
     let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
@@ -714,7 +670,7 @@ async fn volume_growth_is_carried_out_and_shrinking_refused() {
     apply_yaml(
         &client,
         &ns,
-        &shard_yaml("v", 2, &["pg"], "  storage: {size: 1Gi}\n"),
+        &sized_shard_yaml("v", 2, &["pg"], "  storage: {size: 1Gi}\n"),
     )
     .await;
     let shards: Api<PrismShard> = Api::namespaced(client.clone(), &ns);
@@ -753,10 +709,10 @@ async fn volume_growth_is_carried_out_and_shrinking_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rival_field_manager_is_reported_not_fought() {
-    let (client, ns) = setup("op-rival").await;
+    let (client, ns) = crd_namespace("op-rival").await;
     let op = Operator::start(&ns, &["--resync", "5s"]).await;
     apply_yaml(&client, &ns, &plugin_yaml("pg", "1.0.0", 50100, "")).await;
-    apply_yaml(&client, &ns, &shard_yaml("r", 1, &["pg"], "")).await;
+    apply_yaml(&client, &ns, &sized_shard_yaml("r", 1, &["pg"], "")).await;
     let created = std::time::Instant::now();
     wait_shard_ready(&client, &ns, "r", 1, &op).await;
     // The rival arrives 55 s after the StatefulSet was first applied, so the conflict is under

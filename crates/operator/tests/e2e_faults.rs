@@ -10,14 +10,13 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams};
 use prism_api::PrismShard;
-use support::cluster::{NamespaceOptions, cluster, test_namespace_with};
-use support::operator::{Operator, apply_yaml, install_crds};
+use support::cluster::cluster;
+use support::operator::{Operator, apply_yaml, crd_namespace};
 use support::wait_for;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_survives_an_api_server_crash() {
-    let (client, ns) = test_namespace_with("faults", &NamespaceOptions::restricted()).await;
-    install_crds(&client).await;
+    let (client, ns) = crd_namespace("faults").await;
     let op = Operator::start(&ns, &["--resync", "10s"]).await;
     apply_yaml(&client, &ns, "apiVersion: prism.io/v1alpha1\nkind: PrismPlugin\nmetadata: {name: pg}\nspec:\n  version: 1.0.0\n  source: {registry: r.io/p, image: pg:1}\n  deployment: {type: sidecar}\n").await;
     let shard = |i: usize| {

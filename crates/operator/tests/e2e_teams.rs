@@ -12,10 +12,8 @@ use prism_admin::keys;
 use prism_api::{NamespaceState, PrismNamespace};
 use support::admin_server::AdminServer;
 use support::cluster::{NamespaceOptions, cluster, test_namespace_with};
-use support::operator::{
-    Operator, SIDECAR_PLUGIN, apply_yaml, events_with_reason, install_crds, namespace_yaml,
-    shard_yaml, wait_object,
-};
+use support::fixtures::{SIDECAR_PLUGIN, namespace_yaml, shard_yaml};
+use support::operator::{Operator, apply_yaml, events_with_reason, install_crds, wait_object};
 
 /// A team's plugin and its one shop shard.
 fn team(shard: &str) -> String {

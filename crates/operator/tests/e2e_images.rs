@@ -13,13 +13,15 @@ use serde_json::Value;
 use support::admin_server::AdminServer;
 use support::cluster::{NamespaceOptions, cluster, test_namespace_with};
 use support::helm::{documents, helm, service_account_token};
-use support::operator::{
-    FleetAdmins, apply_example_fleet, free_port, http_get, wait_example_fleet_logged,
-};
+use support::operator::{FleetAdmins, apply_example_fleet, wait_example_fleet_logged};
 use support::podman::{Container, build_images, images, podman_ok};
-use support::{wait_for, workspace_root};
+use support::process::{free_port, http_get};
+use support::{paths, wait_for};
 
-const RENDER: &str = env!("CARGO_BIN_EXE_prism-render");
+/// The host's `prism-render`, built with the workspace.
+fn render() -> std::path::PathBuf {
+    support::process::cargo_binary("prism-render", "prism-render")
+}
 
 /// The one object of `kind` in `docs`.
 fn only<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
@@ -245,8 +247,8 @@ const RENDER_ARGS: [&str; 5] = [
 #[test]
 fn the_plugin_image_renders_like_the_host_binary() {
     let images = images();
-    let examples = workspace_root().join("examples/fleet");
-    let host = std::process::Command::new(RENDER)
+    let examples = paths::root().join("examples/fleet");
+    let host = std::process::Command::new(render())
         .args(RENDER_ARGS)
         .arg(".")
         .current_dir(&examples)
@@ -293,7 +295,7 @@ fn the_plugin_image_renders_like_the_host_binary() {
         assert_eq!((meta.uid(), meta.gid()), (999, 999), "written by user 999");
     }
     let host_dir = tempfile::tempdir().unwrap();
-    let host_out = std::process::Command::new(RENDER)
+    let host_out = std::process::Command::new(render())
         .args(RENDER_ARGS)
         .arg(".")
         .args(["--out-dir", host_dir.path().join("m").to_str().unwrap()])
@@ -359,8 +361,7 @@ fn the_images_are_tagged_labelled_small_and_reproducible() {
     let version = env!("CARGO_PKG_VERSION");
     // Tagged as the chart and the Argo CD sidecar patch refer to them.
     let chart: Value = serde_yaml::from_str(
-        &std::fs::read_to_string(workspace_root().join("charts/prism-operator/values.yaml"))
-            .unwrap(),
+        &std::fs::read_to_string(paths::root().join("charts/prism-operator/values.yaml")).unwrap(),
     )
     .unwrap();
     assert_eq!(
@@ -371,7 +372,7 @@ fn the_images_are_tagged_labelled_small_and_reproducible() {
         )
     );
     let sidecar =
-        std::fs::read_to_string(workspace_root().join("argocd/repo-server-sidecar.yaml")).unwrap();
+        std::fs::read_to_string(paths::root().join("argocd/repo-server-sidecar.yaml")).unwrap();
     assert!(
         sidecar.contains(&format!("image: {}\n", images.render)),
         "argocd/repo-server-sidecar.yaml names {}",
@@ -391,7 +392,7 @@ fn the_images_are_tagged_labelled_small_and_reproducible() {
 
     let revision = std::process::Command::new("git")
         .args(["rev-parse", "HEAD"])
-        .current_dir(workspace_root())
+        .current_dir(paths::root())
         .output()
         .ok()
         .filter(|o| o.status.success())

@@ -18,9 +18,9 @@ use support::wait_for;
 const TIMEOUT: Duration = Duration::from_secs(120);
 const PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.10";
 
-/// The k8s.io/kubernetes version pinned by `tests/cluster/k8s/go.mod`.
+/// The k8s.io/kubernetes version pinned by `tools/cluster/k8s/go.mod`.
 fn pinned_kubernetes_version() -> &'static str {
-    include_str!("cluster/k8s/go.mod")
+    include_str!("../../../tools/cluster/k8s/go.mod")
         .lines()
         .find_map(|line| {
             let mut words = line
@@ -29,7 +29,7 @@ fn pinned_kubernetes_version() -> &'static str {
                 .split_whitespace();
             (words.next() == Some("k8s.io/kubernetes")).then(|| words.next())?
         })
-        .expect("tests/cluster/k8s/go.mod requires k8s.io/kubernetes")
+        .expect("tools/cluster/k8s/go.mod requires k8s.io/kubernetes")
 }
 
 /// A pod template that satisfies the `restricted` Pod Security Standard.
