@@ -454,7 +454,7 @@ fn unknown_flags(
 
 fn known_flags() -> BTreeMap<&'static str, BTreeSet<String>> {
     let render = PathBuf::from(env!("CARGO_BIN_EXE_prism-render"));
-    let operator = prism_testing::operator::operator_binary();
+    let operator = prism_testing::process::operator_binary();
     BTreeMap::from([
         ("prism-render", help_flags(&render)),
         ("prism-operator", help_flags(&operator)),

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use crate::cluster::cluster;
-use crate::process::{cargo_binary, free_port, http_get};
+use crate::process::{free_port, http_get};
 use crate::wait_for;
 
 /// Installs the CRDs (once per test binary) and waits until they are Established.
@@ -77,15 +77,7 @@ pub async fn crd_namespace(prefix: &str) -> (Client, String) {
     (client, ns)
 }
 
-/// The workspace's `prism-operator` binary, built once per test process with the profile the
-/// tests run under (debug, or release for benchmarks), so no test runs a stale operator.
-/// `PRISM_OPERATOR_BIN` names a prebuilt binary instead.
-pub fn operator_binary() -> PathBuf {
-    match std::env::var_os("PRISM_OPERATOR_BIN") {
-        Some(path) => PathBuf::from(path),
-        None => cargo_binary("prism-operator", "prism-operator"),
-    }
-}
+pub use crate::process::operator_binary;
 
 /// A running operator process; killed when dropped.
 pub struct Operator {

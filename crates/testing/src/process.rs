@@ -143,3 +143,13 @@ pub fn http_get_blocking(port: u16, path: &str) -> Result<String, String> {
         .map_err(|e| format!("GET {path}: {e}"))?;
     Ok(response)
 }
+
+/// The workspace's `prism-operator` binary, built once per test process with the profile the
+/// tests run under (debug, or release for benchmarks), so no test runs a stale operator.
+/// `PRISM_OPERATOR_BIN` names a prebuilt binary instead.
+pub fn operator_binary() -> PathBuf {
+    match std::env::var_os("PRISM_OPERATOR_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => cargo_binary("prism-operator", "prism-operator"),
+    }
+}
