@@ -6,6 +6,7 @@
 pub mod contract;
 pub mod gateway;
 pub mod keda;
+pub mod kinds;
 pub mod objects;
 pub mod placement;
 pub mod podmonitor;
