@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use crate::error::{Diagnostic, Diagnostics};
+use crate::output::YamlStream;
 use crate::render::contract::missing_crd;
 use crate::render::{ObjectId, RenderOptions};
-use crate::snapshot::{Render, TemplateSource, YamlStream};
+use crate::snapshot::{Render, TemplateSource};
 use crate::source::tree::{DiskTree, FileTree, normalize};
 
 /// Parameter: namespace for resources that set none.

@@ -5,13 +5,12 @@
 //! `cmp generate` together.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 
-use crate::error::{Diagnostic, Diagnostics};
-use crate::render::{self, Object, ObjectId, OrderKey, RenderOptions, Renderer};
+use crate::error::Diagnostics;
+use crate::output::{Spool, YamlStream};
+use crate::render::{Object, RenderOptions, Renderer};
 use crate::source::tree::{self, FileTree};
 use crate::source::{Fleet, fleet_from_files, tree_renderer};
-use crate::spool::Spool;
 
 /// Where the templates of a render come from.
 pub enum TemplateSource<'a> {
@@ -45,42 +44,6 @@ pub struct Rendered<T = Vec<Object>> {
     pub files: usize,
     /// Requested paths missing from the tree.
     pub missing: Vec<PathBuf>,
-}
-
-/// A render as a YAML stream waiting to be written, and the ids of its objects in output order.
-pub struct YamlStream {
-    /// The documents.
-    pub spool: Spool,
-    /// What they are.
-    pub ids: Vec<ObjectId>,
-}
-
-impl YamlStream {
-    /// Renders `fleet` into a stream; nothing of it is written until the caller writes it.
-    pub fn render(renderer: &Renderer, fleet: &Fleet) -> Result<Self, Diagnostics> {
-        let spool = Mutex::new(Ok(Spool::default()));
-        let ids = renderer.render_fleet_to(fleet, |o| {
-            // Written outside the lock, so that threads write YAML side by side.
-            let mut doc = Vec::new();
-            render::write_yaml_document(&mut doc, &o);
-            let key = OrderKey::new(&o.kind, &o.namespace, &o.name);
-            let mut spool = spool.lock().expect("not poisoned");
-            if let Ok(s) = spool.as_mut()
-                && let Err(e) = s.push(key, &doc)
-            {
-                *spool = Err(e);
-            }
-        })?;
-        let spool = spool.into_inner().expect("not poisoned").map_err(|e| {
-            Diagnostics::from(Diagnostic::new(
-                "prism-render",
-                0,
-                "",
-                format!("holding the output in a temporary file: {e}"),
-            ))
-        })?;
-        Ok(Self { spool, ids })
-    }
 }
 
 impl Render<'_> {

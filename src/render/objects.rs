@@ -146,7 +146,7 @@ impl RenderError {
 
 /// Parses one template's output into a checked object.
 pub(crate) fn parse_rendered(template: &str, text: &str) -> Result<Object, RenderError> {
-    let original: Value = match super::template_yaml::parse(text) {
+    let original: Value = match crate::output::template_yaml::parse(text) {
         Some(v) => {
             #[cfg(test)]
             assert_eq!(

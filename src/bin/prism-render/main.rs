@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
-mod output;
 
 /// Rendering allocates and frees many small values on every core; mimalloc does that with less
 /// work and less contention than the system allocator. Built without transparent huge pages
@@ -32,19 +31,18 @@ fn tune_allocator() {
     unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 10) }
 }
 
-use output::Format;
 use prism_render::api;
 use prism_render::cmp::{self, AppEnv, Settings};
 use prism_render::diff::{self, Style};
 use prism_render::error::{Diagnostic, Diagnostics};
 use prism_render::git::Repo;
+use prism_render::output::{self, Format, Spool, YamlStream};
 use prism_render::render::{self, ObjectId, RenderOptions};
-use prism_render::snapshot::{Render, Rendered, TemplateSource, YamlStream};
+use prism_render::snapshot::{Render, Rendered, TemplateSource};
 use prism_render::source::{
     self,
     tree::{DiskTree, FileTree},
 };
-use prism_render::spool::Spool;
 
 /// Render PrismShard, PrismPlugin and PrismNamespace resources into the Kubernetes objects
 /// they become: the same objects the prism-operator applies in the cluster.
@@ -365,11 +363,14 @@ fn run(args: Cli) -> Result<Done, Diagnostics> {
             served(&ids)?;
             match out_dir {
                 Some(dir) => {
-                    output::write_dir_atomically(&dir, &output::object_files(&objects))
-                        .map_err(plain)?;
+                    output::files::write_dir_atomically(
+                        &dir,
+                        &output::files::object_files(&objects),
+                    )
+                    .map_err(plain)?;
                     Ok(String::new().into())
                 }
-                None => Ok(render::to_json_list(&objects).into()),
+                None => Ok(output::to_json_list(&objects).into()),
             }
         }
         Command::Diff(d) => diff_command(&common, options, d),
