@@ -8,9 +8,10 @@ use std::path::PathBuf;
 
 use crate::error::Diagnostics;
 use crate::output::{Spool, YamlStream};
+use crate::render::templates::tree_renderer;
 use crate::render::{Object, RenderOptions, Renderer};
 use crate::source::tree::{self, FileTree};
-use crate::source::{Fleet, fleet_from_files, tree_renderer};
+use crate::source::{Fleet, fleet_from_files};
 
 /// Where the templates of a render come from.
 pub enum TemplateSource<'a> {

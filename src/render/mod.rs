@@ -1,7 +1,8 @@
 //! The pure renderer: validated fleet → template contexts → checked Kubernetes objects.
 //!
-//! Nothing here talks to a cluster, reads the clock, the environment or the file system:
-//! the same inputs always give the same objects, whichever tool calls it.
+//! Nothing here talks to a cluster, reads the clock or the environment, and only
+//! [`templates::renderer`] reads files (template overrides): the same inputs always give the
+//! same objects, whichever tool calls it.
 
 pub mod contract;
 pub mod gateway;

@@ -81,7 +81,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         .await
         .context("connecting to the Kubernetes API")?;
     check_crds(&client, &cfg.settings).await?;
-    let renderer = prism_render::source::renderer(
+    let renderer = prism_render::render::templates::renderer(
         cfg.templates.as_deref(),
         RenderOptions {
             proxy_image: cfg.proxy_image.clone(),

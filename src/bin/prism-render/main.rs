@@ -329,7 +329,8 @@ fn run(args: Cli) -> Result<Done, Diagnostics> {
         } => {
             let yaml = out_dir.is_none() && output == Format::Yaml;
             let load = |paths: &[PathBuf]| -> Result<_, Diagnostics> {
-                let renderer = source::renderer(args.templates.as_deref(), options.clone())?;
+                let renderer =
+                    render::templates::renderer(args.templates.as_deref(), options.clone())?;
                 let fleet = source::load_fleet(&inputs(paths.to_vec()), &args.namespace)?;
                 Ok((renderer, fleet))
             };
@@ -405,7 +406,7 @@ fn run(args: Cli) -> Result<Done, Diagnostics> {
             }
         }
         Command::Validate { paths } => {
-            let renderer = source::renderer(args.templates.as_deref(), options)?;
+            let renderer = render::templates::renderer(args.templates.as_deref(), options)?;
             let fleet = source::load_fleet(&inputs(paths), &args.namespace)?;
             let objects = renderer.render_fleet_to(&fleet, drop)?;
             served(&objects)?;
