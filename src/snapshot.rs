@@ -4,23 +4,41 @@
 //! for `render PATH`; this module only puts the pieces of `render --rev`, `diff` and
 //! `cmp generate` together.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::Diagnostics;
 use crate::output::{Spool, YamlStream};
 use crate::render::templates::tree_renderer;
 use crate::render::{Object, RenderOptions, Renderer};
-use crate::source::tree::{self, FileTree};
+use crate::source::tree::{self, DiskTree, FileTree};
 use crate::source::{Fleet, fleet_from_files};
 
 /// Where the templates of a render come from.
-pub enum TemplateSource<'a> {
+pub enum TemplateSource {
     /// The embedded ones.
     Embedded,
     /// Overrides in this directory of the rendered tree (never read as inputs).
     Inside(PathBuf),
-    /// Overrides in a directory of another tree.
-    Elsewhere(&'a dyn FileTree, PathBuf),
+    /// Overrides in a directory on disk outside the rendered tree (the tree's root).
+    Outside(DiskTree),
+}
+
+impl TemplateSource {
+    /// The templates of `dir` (a path as the user gave it): embedded without one; inside the
+    /// rendered tree at the path `inside` gives for `dir`; on disk, named as given, when
+    /// `inside` gives none.
+    pub fn of<E>(
+        dir: Option<&Path>,
+        inside: impl FnOnce(&Path) -> Result<Option<PathBuf>, E>,
+    ) -> Result<Self, E> {
+        let Some(dir) = dir else {
+            return Ok(Self::Embedded);
+        };
+        Ok(match inside(dir)? {
+            Some(path) => Self::Inside(path),
+            None => Self::Outside(DiskTree::new(dir, dir.display().to_string())),
+        })
+    }
 }
 
 /// Everything one render of a tree needs.
@@ -30,7 +48,7 @@ pub struct Render<'a> {
     /// Normalised paths to render inside `tree`.
     pub paths: Vec<PathBuf>,
     /// Where the templates are.
-    pub templates: TemplateSource<'a>,
+    pub templates: TemplateSource,
     /// Namespace for resources without one.
     pub namespace: String,
     /// Other settings.
@@ -74,7 +92,7 @@ impl Render<'_> {
         let (templates, skip) = match &self.templates {
             TemplateSource::Embedded => (None, None),
             TemplateSource::Inside(dir) => (Some((self.tree, dir.as_path())), Some(dir.as_path())),
-            TemplateSource::Elsewhere(tree, dir) => (Some((*tree, dir.as_path())), None),
+            TemplateSource::Outside(tree) => (Some((tree as &dyn FileTree, Path::new(""))), None),
         };
         let renderer = tree_renderer(templates, self.options.clone())?;
         let found = tree::read_files(self.tree, &self.paths, skip)?;

@@ -64,7 +64,7 @@ pub fn load_fleet(paths: &[PathBuf], namespace: &str) -> Result<Fleet, Diagnosti
     let files = read_inputs(paths)?;
     if files.is_empty() {
         let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-        return Err(Diagnostic::new(shown.join(" "), 0, "", "no YAML files found").into());
+        return Err(super::no_yaml_files(&shown, None).into());
     }
     fleet_from_files(files, namespace)
 }

@@ -51,6 +51,16 @@ impl Document {
     }
 }
 
+/// What a render that found no YAML file in `places` (as shown to the user) says; `so`, when
+/// given, what follows from it.
+pub fn no_yaml_files(places: &[String], so: Option<&str>) -> Diagnostic {
+    let message = match so {
+        None => "no YAML files found".to_string(),
+        Some(so) => format!("no YAML files found: {so}"),
+    };
+    Diagnostic::new(places.join(" "), 0, "", message)
+}
+
 /// An input file's name and content.
 pub type SourceFile = (String, String);
 

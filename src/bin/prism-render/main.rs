@@ -34,7 +34,7 @@ fn tune_allocator() {
 use prism_render::api;
 use prism_render::cmp::{self, AppEnv, Settings};
 use prism_render::diff::{self, Style};
-use prism_render::error::{Diagnostic, Diagnostics};
+use prism_render::error::Diagnostics;
 use prism_render::git::Repo;
 use prism_render::output::{self, Format, Spool, YamlStream};
 use prism_render::render::{self, ObjectId, RenderOptions};
@@ -536,7 +536,7 @@ fn revision<T>(
             .iter()
             .map(|p| format!("{rev}:{}", p.display()))
             .collect();
-        return Err(Diagnostic::new(shown.join(" "), 0, "", "no YAML files found").into());
+        return Err(source::no_yaml_files(&shown, None).into());
     }
     Ok(rendered.objects)
 }
@@ -568,15 +568,14 @@ fn render_side<T>(
             &disk_tree
         }
     };
-    let outside;
-    let templates = match &common.templates {
-        None => TemplateSource::Embedded,
-        Some(dir) if dir.is_absolute() => {
-            outside = DiskTree::new(dir, dir.display().to_string());
-            TemplateSource::Elsewhere(&outside, PathBuf::new())
+    // A relative directory is the repository's, at each side's revision.
+    let templates = TemplateSource::of(common.templates.as_deref(), |dir| {
+        if dir.is_absolute() {
+            Ok(None)
+        } else {
+            repo.repo_path(dir).map(Some).map_err(plain)
         }
-        Some(dir) => TemplateSource::Inside(repo.repo_path(dir).map_err(plain)?),
-    };
+    })?;
     run(&Render {
         tree,
         paths: paths.to_vec(),
