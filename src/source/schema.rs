@@ -9,14 +9,7 @@ use kube::core::cel::{CompiledSchema, Validator, compile_schema};
 use regex::Regex;
 use serde_json::Value;
 
-/// A problem found by schema validation: the field path and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SchemaError {
-    /// Path like `spec.plugins[0].version`.
-    pub path: String,
-    /// One-line message.
-    pub message: String,
-}
+use crate::error::FieldProblem;
 
 /// The OpenAPI and compiled CEL schemas of every Prism kind.
 pub struct Schemas {
@@ -71,7 +64,7 @@ impl Schemas {
     }
 
     /// Every problem in `object` (a whole custom resource) for its `kind`.
-    pub fn validate(&self, kind: &str, object: &Value) -> Vec<SchemaError> {
+    pub fn validate(&self, kind: &str, object: &Value) -> Vec<FieldProblem> {
         let Some((schema, compiled)) = self.kinds.get(kind) else {
             return vec![];
         };
@@ -81,22 +74,19 @@ impl Schemas {
             && let Err(cel) = self.validator.validate_compiled(compiled, object, None)
         {
             for e in cel.into_vec() {
-                errors.push(SchemaError {
-                    path: e.field_path.trim_start_matches('.').to_string(),
-                    message: e.message,
-                });
+                errors.push(FieldProblem::new(
+                    e.field_path.trim_start_matches('.').to_string(),
+                    e.message,
+                ));
             }
         }
         errors
     }
 
-    fn walk(&self, schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaError>) {
+    fn walk(&self, schema: &Value, value: &Value, path: &str, out: &mut Vec<FieldProblem>) {
         let s = |k: &str| schema.get(k);
-        let err = |out: &mut Vec<SchemaError>, message: String| {
-            out.push(SchemaError {
-                path: path.to_string(),
-                message,
-            })
+        let err = |out: &mut Vec<FieldProblem>, message: String| {
+            out.push(FieldProblem::new(path.to_string(), message))
         };
         if value.is_null() {
             if s("nullable") != Some(&Value::Bool(true)) && schema.get("type").is_some() {
@@ -199,26 +189,26 @@ impl Schemas {
         map: &serde_json::Map<String, Value>,
         preserve: bool,
         path: &str,
-        out: &mut Vec<SchemaError>,
+        out: &mut Vec<FieldProblem>,
     ) {
         let props = schema.get("properties").and_then(Value::as_object);
         if let Some(required) = schema.get("required").and_then(Value::as_array) {
             for field in required.iter().filter_map(Value::as_str) {
                 if map.get(field).is_none_or(Value::is_null) {
-                    out.push(SchemaError {
-                        path: join(path, field),
-                        message: "required field is missing".into(),
-                    });
+                    out.push(FieldProblem::new(
+                        join(path, field),
+                        "required field is missing",
+                    ));
                 }
             }
         }
         if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
             && map.len() as u64 > max
         {
-            out.push(SchemaError {
-                path: path.to_string(),
-                message: format!("must have at most {max} entries, has {}", map.len()),
-            });
+            out.push(FieldProblem::new(
+                path.to_string(),
+                format!("must have at most {max} entries, has {}", map.len()),
+            ));
         }
         let additional = schema.get("additionalProperties");
         for (key, child) in map {
@@ -235,10 +225,10 @@ impl Schemas {
                     let known: Vec<&str> = props
                         .map(|p| p.keys().map(String::as_str).collect())
                         .unwrap_or_default();
-                    out.push(SchemaError {
-                        path: child_path,
-                        message: unknown_field_message(key, &known),
-                    });
+                    out.push(FieldProblem::new(
+                        child_path,
+                        unknown_field_message(key, &known),
+                    ));
                 }
             }
         }
@@ -249,19 +239,16 @@ impl Schemas {
         schema: &Value,
         items: &[Value],
         path: &str,
-        out: &mut Vec<SchemaError>,
+        out: &mut Vec<FieldProblem>,
     ) {
         let list_type = schema.get("x-kubernetes-list-type").and_then(Value::as_str);
         if list_type == Some("set") {
             for (i, item) in items.iter().enumerate() {
                 if let Some(first) = items[..i].iter().position(|x| x == item) {
-                    out.push(SchemaError {
-                        path: format!("{path}[{i}]"),
-                        message: format!(
-                            "duplicate value {} (first at {path}[{first}])",
-                            shown(item)
-                        ),
-                    });
+                    out.push(FieldProblem::new(
+                        format!("{path}[{i}]"),
+                        format!("duplicate value {} (first at {path}[{first}])", shown(item)),
+                    ));
                 }
             }
             return;
@@ -282,13 +269,13 @@ impl Schemas {
                 .collect();
             if let Some(first) = seen.insert(id.clone(), i) {
                 let shown: Vec<String> = id.iter().map(|v| shown(v)).collect();
-                out.push(SchemaError {
-                    path: format!("{path}[{i}]"),
-                    message: format!(
+                out.push(FieldProblem::new(
+                    format!("{path}[{i}]"),
+                    format!(
                         "duplicate entry {} (first at {path}[{first}])",
                         shown.join(", ")
                     ),
-                });
+                ));
             }
         }
     }
