@@ -487,21 +487,22 @@ fn flow_brackets(text: &str) -> usize {
 /// `first_line` is the file line of the text's first line, for lines named in messages.
 pub fn check_shape(text: &str, first_line: usize) -> Result<(), FieldProblem> {
     check_chars(text)?;
-    let mut walk = ShapeWalk {
-        open: Vec::new(),
-        path: Vec::new(),
-        first_line,
+    let mut shape = Shape {
+        walk: ShapeWalk {
+            open: Vec::new(),
+            path: Vec::new(),
+            first_line,
+        },
+        sizes: HashMap::new(),
+        scalars: HashMap::new(),
+        alias_nodes: 0,
     };
-    // Expanded size of every anchored node, and the text of anchored scalars (for alias keys).
-    let mut sizes: HashMap<usize, u64> = HashMap::new();
-    let mut scalars: HashMap<usize, String> = HashMap::new();
-    let mut alias_nodes: u64 = 0;
     let mut documents = 0;
     for item in Parser::new_from_str(text) {
         let (event, span) = match item {
             Ok(found) => found,
             Err(e) if *e.kind() == ErrorKind::RecursionLimitExceeded => {
-                return Err(walk.too_deep(e.marker().line()));
+                return Err(shape.walk.too_deep(e.marker().line()));
             }
             Err(e) if flow_brackets(text) > MAX_DEPTH => {
                 return Err(shape_problem(
@@ -512,17 +513,37 @@ pub fn check_shape(text: &str, first_line: usize) -> Result<(), FieldProblem> {
             }
             Err(_) => return Ok(()),
         };
-        let line = span.start.line();
-        match event {
-            Event::DocumentStart(..) => {
-                documents += 1;
-                if documents > 1 {
-                    // The value parser reports more than one document in one text.
-                    return Ok(());
-                }
+        if let Event::DocumentStart(..) = event {
+            documents += 1;
+            if documents > 1 {
+                // The value parser reports more than one document in one text.
+                return Ok(());
             }
+            continue;
+        }
+        shape.event(event, span.start.line())?;
+    }
+    Ok(())
+}
+
+/// The walk of [`check_shape`] and what it knows of anchors.
+struct Shape {
+    walk: ShapeWalk,
+    /// Expanded size of every anchored node.
+    sizes: HashMap<usize, u64>,
+    /// The text of anchored scalars (for alias keys).
+    scalars: HashMap<usize, String>,
+    /// Nodes the aliases so far expand to.
+    alias_nodes: u64,
+}
+
+impl Shape {
+    /// Follows one parser event, on `line` of the text.
+    fn event(&mut self, event: Event<'_>, line: usize) -> Result<(), FieldProblem> {
+        let walk = &mut self.walk;
+        match event {
             Event::Scalar(value, style, anchor, tag) => {
-                check_tag(tag.as_deref(), line, &walk)?;
+                check_tag(tag.as_deref(), line, walk)?;
                 if style == ScalarStyle::Plain
                     && tag.is_none()
                     && !matches!(walk.role(), Role::Key)
@@ -531,42 +552,42 @@ pub fn check_shape(text: &str, first_line: usize) -> Result<(), FieldProblem> {
                     return Err(shape_problem(line, &walk.here(), why));
                 }
                 if anchor != 0 {
-                    sizes.insert(anchor, 1);
-                    scalars.insert(anchor, value.to_string());
+                    self.sizes.insert(anchor, 1);
+                    self.scalars.insert(anchor, value.to_string());
                 }
                 walk.leaf(line, 1, Some(&value))?;
             }
             Event::Alias(id) => {
-                let size = sizes.get(&id).copied().unwrap_or(1);
-                alias_nodes = alias_nodes.saturating_add(size);
-                if alias_nodes > MAX_ALIAS_NODES {
+                let size = self.sizes.get(&id).copied().unwrap_or(1);
+                self.alias_nodes = self.alias_nodes.saturating_add(size);
+                if self.alias_nodes > MAX_ALIAS_NODES {
                     return Err(shape_problem(
                         line,
                         &walk.here(),
                         format!("aliases expand to more than {MAX_ALIAS_NODES} nodes"),
                     ));
                 }
-                walk.leaf(line, size, scalars.get(&id).map(String::as_str))?;
+                walk.leaf(line, size, self.scalars.get(&id).map(String::as_str))?;
             }
             Event::SequenceStart(_, anchor, tag) => {
-                check_tag(tag.as_deref(), line, &walk)?;
+                check_tag(tag.as_deref(), line, walk)?;
                 walk.start(line, anchor, false)?;
             }
             Event::MappingStart(_, anchor, tag) => {
-                check_tag(tag.as_deref(), line, &walk)?;
+                check_tag(tag.as_deref(), line, walk)?;
                 walk.start(line, anchor, true)?;
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some((anchor, size)) = walk.end()
                     && anchor != 0
                 {
-                    sizes.insert(anchor, size);
+                    self.sizes.insert(anchor, size);
                 }
             }
             _ => {}
         }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]

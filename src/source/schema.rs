@@ -88,20 +88,8 @@ impl Schemas {
         let err = |out: &mut Vec<FieldProblem>, message: String| {
             out.push(FieldProblem::new(path.to_string(), message))
         };
-        if value.is_null() {
-            if s("nullable") != Some(&Value::Bool(true)) && schema.get("type").is_some() {
-                err(out, "must not be null".into());
-            }
-            return;
-        }
-        if s("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
-            if !(value.is_string() || value.is_i64() || value.is_u64()) {
-                err(
-                    out,
-                    format!("must be an integer or a string, got {}", type_name(value)),
-                );
-            }
-            return;
+        if let Some(problem) = null_or_int_or_string(schema, value) {
+            return problem.into_iter().for_each(|m| err(out, m));
         }
         let preserve = s("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
         match s("type").and_then(Value::as_str) {
@@ -115,25 +103,7 @@ impl Schemas {
                 let Some(items) = value.as_array() else {
                     return err(out, format!("must be a list, got {}", type_name(value)));
                 };
-                if let Some(max) = s("maxItems").and_then(Value::as_u64)
-                    && items.len() as u64 > max
-                {
-                    err(
-                        out,
-                        format!("must have at most {max} items, has {}", items.len()),
-                    );
-                }
-                if let Some(min) = s("minItems").and_then(Value::as_u64)
-                    && (items.len() as u64) < min
-                {
-                    err(out, format!("must have at least {min} items"));
-                }
-                self.check_list_keys(schema, items, path, out);
-                if let Some(item_schema) = s("items") {
-                    for (i, item) in items.iter().enumerate() {
-                        self.walk(item_schema, item, &format!("{path}[{i}]"), out);
-                    }
-                }
+                self.walk_array(schema, items, path, out);
             }
             Some("string") => {
                 let Some(text) = value.as_str() else {
@@ -145,14 +115,7 @@ impl Schemas {
                 if !(value.is_i64() || value.is_u64()) {
                     return err(out, format!("must be an integer, got {}", type_name(value)));
                 }
-                check_bounds(schema, value, &mut |m| err(out, m));
-                match (s("format").and_then(Value::as_str), value.as_i64()) {
-                    (Some("int32"), Some(n)) if i32::try_from(n).is_err() => {
-                        err(out, format!("{n} does not fit a 32-bit integer"))
-                    }
-                    (_, None) => err(out, format!("{value} does not fit a 64-bit integer")),
-                    _ => {}
-                }
+                check_integer(schema, value, &mut |m| err(out, m));
             }
             Some("number") => {
                 if !value.is_number() {
@@ -168,18 +131,33 @@ impl Schemas {
             }
             _ => {}
         }
-        if let Some(allowed) = s("enum").and_then(Value::as_array)
-            && !allowed.contains(value)
+        check_enum(schema, value, &mut |m| err(out, m));
+    }
+
+    /// The items of a list at `path`: their number, keys and each against `items`.
+    fn walk_array(&self, schema: &Value, items: &[Value], path: &str, out: &mut Vec<FieldProblem>) {
+        let s = |k: &str| schema.get(k);
+        let err = |out: &mut Vec<FieldProblem>, message: String| {
+            out.push(FieldProblem::new(path.to_string(), message))
+        };
+        if let Some(max) = s("maxItems").and_then(Value::as_u64)
+            && items.len() as u64 > max
         {
-            let names: Vec<String> = allowed.iter().map(|v| v.to_string()).collect();
             err(
                 out,
-                format!(
-                    "unsupported value {}: must be one of {}",
-                    shown(value),
-                    names.join(", ")
-                ),
+                format!("must have at most {max} items, has {}", items.len()),
             );
+        }
+        if let Some(min) = s("minItems").and_then(Value::as_u64)
+            && (items.len() as u64) < min
+        {
+            err(out, format!("must have at least {min} items"));
+        }
+        self.check_list_keys(schema, items, path, out);
+        if let Some(item_schema) = s("items") {
+            for (i, item) in items.iter().enumerate() {
+                self.walk(item_schema, item, &format!("{path}[{i}]"), out);
+            }
         }
     }
 
@@ -313,6 +291,49 @@ impl Schemas {
         {
             err(format!("must be at least {min} characters"));
         }
+    }
+}
+
+/// A null value, or one of a field that takes integers and strings: `Some` with what is wrong
+/// (if anything) when that is all there is to check.
+fn null_or_int_or_string(schema: &Value, value: &Value) -> Option<Option<String>> {
+    if value.is_null() {
+        let allowed =
+            schema.get("nullable") == Some(&Value::Bool(true)) || schema.get("type").is_none();
+        return Some((!allowed).then(|| "must not be null".into()));
+    }
+    if schema.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
+        let fits = value.is_string() || value.is_i64() || value.is_u64();
+        return Some(
+            (!fits).then(|| format!("must be an integer or a string, got {}", type_name(value))),
+        );
+    }
+    None
+}
+
+/// An integer's bounds and format.
+fn check_integer(schema: &Value, value: &Value, err: &mut impl FnMut(String)) {
+    check_bounds(schema, value, err);
+    match (schema.get("format").and_then(Value::as_str), value.as_i64()) {
+        (Some("int32"), Some(n)) if i32::try_from(n).is_err() => {
+            err(format!("{n} does not fit a 32-bit integer"))
+        }
+        (_, None) => err(format!("{value} does not fit a 64-bit integer")),
+        _ => {}
+    }
+}
+
+/// A value against the schema's `enum`.
+fn check_enum(schema: &Value, value: &Value, err: &mut impl FnMut(String)) {
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        let names: Vec<String> = allowed.iter().map(|v| v.to_string()).collect();
+        err(format!(
+            "unsupported value {}: must be one of {}",
+            shown(value),
+            names.join(", ")
+        ));
     }
 }
 
