@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use fleet::{Fleet, FleetParams};
-use prism_render::render::{Renderer, to_yaml_stream};
-use prism_render::snapshot::YamlStream;
+use prism_render::output::{YamlStream, to_yaml_stream};
+use prism_render::render::Renderer;
 use prism_render::source::fleet_from_files;
 
 fn sizes() -> &'static [usize] {

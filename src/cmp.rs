@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use crate::error::{Diagnostic, Diagnostics};
+use crate::output::YamlStream;
 use crate::render::contract::missing_crd;
 use crate::render::{ObjectId, RenderOptions};
-use crate::snapshot::{Render, TemplateSource, YamlStream};
+use crate::snapshot::{Render, TemplateSource};
 use crate::source::tree::{DiskTree, FileTree, normalize};
 
 /// Parameter: namespace for resources that set none.
@@ -401,18 +402,11 @@ pub fn generate(base: Settings, app: &AppEnv) -> Result<YamlStream, Diagnostics>
     let s = settings(base, app).map_err(|m| problem("prism-render", m))?;
     let prefix = shown_prefix(app);
     let tree = DiskTree::new(".", prefix.clone());
-    let plugin_templates;
-    let templates = match &s.templates {
-        None => TemplateSource::Embedded,
-        Some(TemplatesDir::App(dir)) => TemplateSource::Inside(dir.clone()),
-        Some(TemplatesDir::Plugin(dir)) => match normalize(dir) {
-            Ok(inside) => TemplateSource::Inside(inside),
-            Err(_) => {
-                plugin_templates = DiskTree::new(dir, dir.display().to_string());
-                TemplateSource::Elsewhere(&plugin_templates, PathBuf::new())
-            }
-        },
-    };
+    let dir = s.templates.as_ref().map(|d| match d {
+        TemplatesDir::App(dir) | TemplatesDir::Plugin(dir) => dir.as_path(),
+    });
+    // An app's directory is normalised already; the plugin's is inside when it normalises.
+    let templates = TemplateSource::of(dir, |dir| Ok::<_, Diagnostics>(normalize(dir).ok()))?;
     let render = Render {
         tree: &tree,
         paths: s.paths.clone(),
@@ -431,10 +425,8 @@ pub fn generate(base: Settings, app: &AppEnv) -> Result<YamlStream, Diagnostics>
     let app_name = app.app_name.as_deref().unwrap_or("the app");
     if rendered.files == 0 {
         let dirs: Vec<String> = s.paths.iter().map(|p| tree.name(p)).collect();
-        return Err(problem(
-            &dirs.join(" "),
-            format!("no YAML files found: nothing to render for {app_name}"),
-        ));
+        let so = format!("nothing to render for {app_name}");
+        return Err(crate::source::no_yaml_files(&dirs, Some(&so)).into());
     }
     if rendered.objects.ids.is_empty() {
         return Err(problem(

@@ -54,7 +54,7 @@ pub fn key(o: &Object) -> String {
 
 /// Every object that differs between `base` and `head`, sorted by key.
 pub fn compare(base: &[Object], head: &[Object]) -> Vec<ObjectDiff> {
-    let yaml = |o: &Object| crate::render::yaml::to_string(&o.value);
+    let yaml = |o: &Object| crate::output::yaml::to_string(&o.value);
     let mut sides: BTreeMap<String, (Option<&Object>, Option<&Object>)> = BTreeMap::new();
     for o in base {
         sides.entry(key(o)).or_default().0 = Some(o);

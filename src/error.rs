@@ -45,6 +45,36 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// What is wrong at a field of one document, before the document's file and line are added:
+/// the one form of what shape checks ([`crate::source::locate`]), schema validation
+/// ([`crate::source::schema`]) and plugin resolution ([`crate::render::resolve`]) find, each
+/// made a [`Diagnostic`] by its caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldProblem {
+    /// Line in the document's text (1-based); 0 when the path alone places the problem.
+    pub line: usize,
+    /// Field path, e.g. `spec.plugins[0].version` (empty for the document itself).
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl FieldProblem {
+    /// A problem with the field at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::on_line(0, path, message)
+    }
+
+    /// A problem on `line` of the document's text, at the field `path`.
+    pub fn on_line(line: usize, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            line,
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
 /// Every problem found in one pass, sorted by place.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Diagnostics(pub Vec<Diagnostic>);

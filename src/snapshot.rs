@@ -4,23 +4,41 @@
 //! for `render PATH`; this module only puts the pieces of `render --rev`, `diff` and
 //! `cmp generate` together.
 
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
 
-use crate::error::{Diagnostic, Diagnostics};
-use crate::render::{self, Object, ObjectId, OrderKey, RenderOptions, Renderer};
-use crate::source::tree::{self, FileTree};
-use crate::source::{Fleet, fleet_from_files, tree_renderer};
-use crate::spool::Spool;
+use crate::error::Diagnostics;
+use crate::output::{Spool, YamlStream};
+use crate::render::templates::tree_renderer;
+use crate::render::{Object, RenderOptions, Renderer};
+use crate::source::tree::{self, DiskTree, FileTree};
+use crate::source::{Fleet, fleet_from_files};
 
 /// Where the templates of a render come from.
-pub enum TemplateSource<'a> {
+pub enum TemplateSource {
     /// The embedded ones.
     Embedded,
     /// Overrides in this directory of the rendered tree (never read as inputs).
     Inside(PathBuf),
-    /// Overrides in a directory of another tree.
-    Elsewhere(&'a dyn FileTree, PathBuf),
+    /// Overrides in a directory on disk outside the rendered tree (the tree's root).
+    Outside(DiskTree),
+}
+
+impl TemplateSource {
+    /// The templates of `dir` (a path as the user gave it): embedded without one; inside the
+    /// rendered tree at the path `inside` gives for `dir`; on disk, named as given, when
+    /// `inside` gives none.
+    pub fn of<E>(
+        dir: Option<&Path>,
+        inside: impl FnOnce(&Path) -> Result<Option<PathBuf>, E>,
+    ) -> Result<Self, E> {
+        let Some(dir) = dir else {
+            return Ok(Self::Embedded);
+        };
+        Ok(match inside(dir)? {
+            Some(path) => Self::Inside(path),
+            None => Self::Outside(DiskTree::new(dir, dir.display().to_string())),
+        })
+    }
 }
 
 /// Everything one render of a tree needs.
@@ -30,7 +48,7 @@ pub struct Render<'a> {
     /// Normalised paths to render inside `tree`.
     pub paths: Vec<PathBuf>,
     /// Where the templates are.
-    pub templates: TemplateSource<'a>,
+    pub templates: TemplateSource,
     /// Namespace for resources without one.
     pub namespace: String,
     /// Other settings.
@@ -45,42 +63,6 @@ pub struct Rendered<T = Vec<Object>> {
     pub files: usize,
     /// Requested paths missing from the tree.
     pub missing: Vec<PathBuf>,
-}
-
-/// A render as a YAML stream waiting to be written, and the ids of its objects in output order.
-pub struct YamlStream {
-    /// The documents.
-    pub spool: Spool,
-    /// What they are.
-    pub ids: Vec<ObjectId>,
-}
-
-impl YamlStream {
-    /// Renders `fleet` into a stream; nothing of it is written until the caller writes it.
-    pub fn render(renderer: &Renderer, fleet: &Fleet) -> Result<Self, Diagnostics> {
-        let spool = Mutex::new(Ok(Spool::default()));
-        let ids = renderer.render_fleet_to(fleet, |o| {
-            // Written outside the lock, so that threads write YAML side by side.
-            let mut doc = Vec::new();
-            render::write_yaml_document(&mut doc, &o);
-            let key = OrderKey::new(&o.kind, &o.namespace, &o.name);
-            let mut spool = spool.lock().expect("not poisoned");
-            if let Ok(s) = spool.as_mut()
-                && let Err(e) = s.push(key, &doc)
-            {
-                *spool = Err(e);
-            }
-        })?;
-        let spool = spool.into_inner().expect("not poisoned").map_err(|e| {
-            Diagnostics::from(Diagnostic::new(
-                "prism-render",
-                0,
-                "",
-                format!("holding the output in a temporary file: {e}"),
-            ))
-        })?;
-        Ok(Self { spool, ids })
-    }
 }
 
 impl Render<'_> {
@@ -110,7 +92,7 @@ impl Render<'_> {
         let (templates, skip) = match &self.templates {
             TemplateSource::Embedded => (None, None),
             TemplateSource::Inside(dir) => (Some((self.tree, dir.as_path())), Some(dir.as_path())),
-            TemplateSource::Elsewhere(tree, dir) => (Some((*tree, dir.as_path())), None),
+            TemplateSource::Outside(tree) => (Some((tree as &dyn FileTree, Path::new(""))), None),
         };
         let renderer = tree_renderer(templates, self.options.clone())?;
         let found = tree::read_files(self.tree, &self.paths, skip)?;

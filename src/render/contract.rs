@@ -1,6 +1,7 @@
 //! The contract between the templates, the operator and everything that reads what they make:
-//! object names, labels, annotations, ports, the volume claim naming and the kinds rendered.
-//! Templates get these values through their context; nothing else spells them out.
+//! object names, labels, annotations, ports, the volume claim naming and the kinds rendered
+//! (one table in [`kinds`](super::kinds), re-exported here as the operator reads it). Templates
+//! get these values through their context; nothing else spells them out.
 
 use std::collections::BTreeMap;
 
@@ -132,57 +133,17 @@ pub fn claim_prefix(sts: &str) -> String {
     format!("{CONFIG_VOLUME}-{sts}-")
 }
 
-/// The kinds rendered from the templates and applied by the operator:
-/// (apiVersion, kind, plural).
-pub const CHILD_KINDS: &[(&str, &str, &str)] = &[
-    ("v1", "ConfigMap", "configmaps"),
-    ("v1", "Service", "services"),
-    ("apps/v1", "StatefulSet", "statefulsets"),
-    ("apps/v1", "Deployment", "deployments"),
-    ("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
-    (
-        "autoscaling/v2",
-        "HorizontalPodAutoscaler",
-        "horizontalpodautoscalers",
-    ),
-    ("networking.k8s.io/v1", "Ingress", "ingresses"),
-    ("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
-    ("gateway.networking.k8s.io/v1", "GRPCRoute", "grpcroutes"),
-    ("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
-    ("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),
-];
-
-/// Child kinds served only where their CRD is installed: (kind, CRD name, what provides it,
-/// how a shard does without).
-pub const CRD_CHILD_KINDS: &[(&str, &str, &str, &str)] = &[
-    (
-        "GRPCRoute",
-        crate::render::gateway::GRPCROUTE_CRD,
-        "Gateway API, standard channel",
-        "remove spec.expose.grpcRoute",
-    ),
-    (
-        "ScaledObject",
-        crate::render::keda::SCALEDOBJECT_CRD,
-        "KEDA",
-        "set spec.autoscaling.provider to hpa",
-    ),
-    (
-        "PodMonitor",
-        crate::render::podmonitor::PODMONITOR_CRD,
-        "prometheus-operator",
-        "remove spec.monitoring.podMonitor",
-    ),
-];
+pub use super::kinds::{CHILD_KINDS, CRD_CHILD_KINDS};
 
 /// Why an object of `kind` cannot be applied where its CRD is missing, naming the CRD; `None`
 /// for kinds every cluster serves. The operator's condition and `prism-render
 /// --kube-api-versions` say the same.
 pub fn missing_crd(kind: &str, object: &str) -> Option<String> {
-    let (_, crd, from, without) = CRD_CHILD_KINDS.iter().find(|(k, ..)| *k == kind)?;
+    let crd = super::kinds::child_kind(kind)?.crd?;
     Some(format!(
-        "{object} needs the CustomResourceDefinition {crd} ({from}), which the cluster does \
-         not serve; install it, or {without}"
+        "{object} needs the CustomResourceDefinition {} ({}), which the cluster does not \
+         serve; install it, or {}",
+        crd.name, crd.provider, crd.without
     ))
 }
 

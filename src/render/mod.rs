@@ -1,19 +1,19 @@
 //! The pure renderer: validated fleet → template contexts → checked Kubernetes objects.
 //!
-//! Nothing here talks to a cluster, reads the clock, the environment or the file system:
-//! the same inputs always give the same objects, whichever tool calls it.
+//! Nothing here talks to a cluster, reads the clock or the environment, and only
+//! [`templates::renderer`] reads files (template overrides): the same inputs always give the
+//! same objects, whichever tool calls it.
 
 pub mod contract;
 pub mod gateway;
 pub mod keda;
+pub mod kinds;
 pub mod objects;
 pub mod placement;
 pub mod podmonitor;
 pub mod resolve;
-pub mod template_yaml;
 pub mod templates;
 pub mod values;
-pub mod yaml;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -406,30 +406,6 @@ fn template_error(e: &minijinja::Error) -> String {
         source = s.source();
     }
     msg
-}
-
-/// The whole fleet as one YAML stream (`---` before every document).
-pub fn to_yaml_stream(objects: &[Object]) -> String {
-    let mut out = Vec::new();
-    for o in objects {
-        write_yaml_document(&mut out, o);
-    }
-    String::from_utf8(out).expect("YAML is UTF-8")
-}
-
-/// One object as a document of a YAML stream: `---` and its YAML.
-pub fn write_yaml_document(out: &mut Vec<u8>, o: &Object) {
-    out.extend_from_slice(b"---\n");
-    yaml::write_document(out, &o.value);
-}
-
-/// The whole fleet as a `v1` `List` in JSON.
-pub fn to_json_list(objects: &[Object]) -> String {
-    let items: Vec<&Value> = objects.iter().map(|o| &o.value).collect();
-    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
-    let mut s = serde_json::to_string_pretty(&list).expect("objects serialize");
-    s.push('\n');
-    s
 }
 
 #[cfg(test)]

@@ -2,19 +2,10 @@
 //! k8s-openapi type and rejected if it carries a field the type does not know; objects are
 //! put in Helm's install order; pod templates get their config hash.
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::gateway::GrpcRoute;
-use super::keda::ScaledObject;
-use super::podmonitor::PodMonitor;
+use super::kinds;
 use crate::api::CONFIG_HASH_ANNOTATION;
 
 /// One rendered Kubernetes object.
@@ -105,12 +96,8 @@ pub struct OrderKey<'a> {
 impl<'a> OrderKey<'a> {
     /// The key of an object of `kind` named `namespace/name`.
     pub fn new(kind: &'a str, namespace: &'a str, name: &'a str) -> Self {
-        let rank = INSTALL_ORDER
-            .iter()
-            .position(|o| *o == kind)
-            .unwrap_or(INSTALL_ORDER.len());
         Self {
-            rank,
+            rank: kinds::install_rank(kind),
             kind,
             namespace,
             name,
@@ -159,7 +146,7 @@ impl RenderError {
 
 /// Parses one template's output into a checked object.
 pub(crate) fn parse_rendered(template: &str, text: &str) -> Result<Object, RenderError> {
-    let original: Value = match super::template_yaml::parse(text) {
+    let original: Value = match crate::output::template_yaml::parse(text) {
         Some(v) => {
             #[cfg(test)]
             assert_eq!(
@@ -174,19 +161,9 @@ pub(crate) fn parse_rendered(template: &str, text: &str) -> Result<Object, Rende
             .map_err(|e| RenderError::new(template, format!("output is not valid YAML: {e}")))?,
     };
     let kind = original["kind"].as_str().unwrap_or_default().to_string();
-    let typed = match kind.as_str() {
-        "ConfigMap" => round_trip::<ConfigMap>(&original),
-        "Service" => round_trip::<Service>(&original),
-        "StatefulSet" => round_trip::<StatefulSet>(&original),
-        "Deployment" => round_trip::<Deployment>(&original),
-        "PodDisruptionBudget" => round_trip::<PodDisruptionBudget>(&original),
-        "HorizontalPodAutoscaler" => round_trip::<HorizontalPodAutoscaler>(&original),
-        "Ingress" => round_trip::<Ingress>(&original),
-        "NetworkPolicy" => round_trip::<NetworkPolicy>(&original),
-        "GRPCRoute" => round_trip::<GrpcRoute>(&original),
-        "ScaledObject" => round_trip::<ScaledObject>(&original),
-        "PodMonitor" => round_trip::<PodMonitor>(&original),
-        other => Err(format!("renders unsupported kind {other:?}")),
+    let typed = match kinds::child_kind(&kind) {
+        Some(k) => (k.round_trip)(&original),
+        None => Err(format!("renders unsupported kind {kind:?}")),
     }
     .map_err(|m| RenderError::new(template, m))?;
     if let Some(path) = unknown_field(&original, &typed, String::new()) {
@@ -196,12 +173,6 @@ pub(crate) fn parse_rendered(template: &str, text: &str) -> Result<Object, Rende
         ));
     }
     Ok(Object::from_value(sort_keys(typed)))
-}
-
-fn round_trip<K: DeserializeOwned + Serialize>(v: &Value) -> Result<Value, String> {
-    let typed: K = serde_path_to_error::deserialize(v)
-        .map_err(|e| format!("field {}: {}", e.path(), e.inner()))?;
-    serde_json::to_value(typed).map_err(|e| e.to_string())
 }
 
 /// First path present (and not null) in `original` but missing after the typed round trip.
@@ -296,48 +267,6 @@ pub(crate) fn stamp_config_hash(workload: &mut Object, extra: &[&Value]) {
     annotations[CONFIG_HASH_ANNOTATION] = Value::String(hash);
     workload.value = sort_keys(std::mem::take(&mut workload.value));
 }
-
-/// Helm's install order of kinds; kinds not listed go after, alphabetically.
-const INSTALL_ORDER: &[&str] = &[
-    "PriorityClass",
-    "Namespace",
-    "NetworkPolicy",
-    "ResourceQuota",
-    "LimitRange",
-    "PodSecurityPolicy",
-    "PodDisruptionBudget",
-    "ServiceAccount",
-    "Secret",
-    "SecretList",
-    "ConfigMap",
-    "StorageClass",
-    "PersistentVolume",
-    "PersistentVolumeClaim",
-    "CustomResourceDefinition",
-    "ClusterRole",
-    "ClusterRoleList",
-    "ClusterRoleBinding",
-    "ClusterRoleBindingList",
-    "Role",
-    "RoleList",
-    "RoleBinding",
-    "RoleBindingList",
-    "Service",
-    "DaemonSet",
-    "Pod",
-    "ReplicationController",
-    "ReplicaSet",
-    "Deployment",
-    "HorizontalPodAutoscaler",
-    "StatefulSet",
-    "Job",
-    "CronJob",
-    "IngressClass",
-    "Ingress",
-    "APIService",
-    "MutatingWebhookConfiguration",
-    "ValidatingWebhookConfiguration",
-];
 
 /// Sorts objects by install order of their kind, then namespace, then name.
 pub fn sort_objects(objects: &mut [Object]) {

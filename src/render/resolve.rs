@@ -11,23 +11,8 @@ use super::contract::{DATA_PORT, METRICS_PORT};
 use super::placement::choose;
 use super::values::PluginUse;
 use crate::api::{PluginDeploymentType, PrismNamespace, PrismPlugin, PrismShard, ShardPlugin};
-use crate::error::Diagnostics;
+use crate::error::{Diagnostics, FieldProblem};
 use crate::source::{Fleet, Located};
-
-/// A problem with one field of a shard.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldProblem {
-    /// Field path inside the shard, e.g. `spec.plugins[0].version`.
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl FieldProblem {
-    fn new(path: String, message: String) -> Self {
-        Self { path, message }
-    }
-}
 
 /// A plugin as a shard finds it: the object and how to name it in messages
 /// (e.g. `PrismPlugin prod/pg (plugins.yaml:3)`).

@@ -1,9 +1,15 @@
-//! The minijinja templates: embedded at build time, optionally replaced from a directory.
+//! The minijinja templates: embedded at build time, optionally replaced from a directory, and
+//! the [`Renderer`] built from them.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use minijinja::value::{Kwargs, Value};
 use minijinja::{Environment, UndefinedBehavior};
+
+use super::{RenderOptions, Renderer};
+use crate::error::Diagnostics;
+use crate::source::tree::{self, DiskTree, FileTree};
 
 /// Names of every template, each producing one object.
 pub const TEMPLATE_NAMES: &[&str] = &[
@@ -159,6 +165,28 @@ fn tojson(value: &Value, indent: Option<Value>, args: Kwargs) -> Result<Value, m
         }
     }
     Ok(Value::from_safe_string(out))
+}
+
+/// A renderer with the embedded templates, or those of `dir` (a path as given on the command
+/// line) replacing them by file name.
+pub fn renderer(dir: Option<&Path>, options: RenderOptions) -> Result<Renderer, Diagnostics> {
+    let tree = DiskTree::as_given();
+    tree_renderer(dir.map(|dir| (&tree as &dyn FileTree, dir)), options)
+}
+
+/// A renderer with the embedded templates, or those of directory `dir` of `tree` replacing
+/// them by file name.
+pub fn tree_renderer(
+    templates: Option<(&dyn FileTree, &Path)>,
+    options: RenderOptions,
+) -> Result<Renderer, Diagnostics> {
+    match templates {
+        None => Renderer::with_overrides(None, BTreeMap::new(), options),
+        Some((tree, dir)) => {
+            let overrides = tree::read_templates(tree, dir)?;
+            Renderer::with_overrides(Some(&tree.name(dir)), overrides, options)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -192,27 +192,69 @@ pub fn shard_context(
         .unwrap_or_else(|| default_image.to_string());
     let mut labels = labels(PROXY_NAME, &name, image_tag(&image), "proxy");
     labels.insert(SHARD_LABEL.into(), name.clone());
-    let mut plugins: Vec<&PluginUse> = plugins.iter().collect();
-    plugins.sort_by(|a, b| a.entry.name.cmp(&b.entry.name));
+    let wiring = PluginWiring::of(plugins, &namespace);
+    let autoscaling = autoscaling_json(shard, &namespace, &name, prometheus_url);
+    ShardContext {
+        fullname: shard_fullname(&name),
+        headless_name: format!("{}-headless", shard_fullname(&name)),
+        config_name: shard_fullname(&name),
+        volume_name: CONFIG_VOLUME,
+        selector: selector(PROXY_NAME, &name),
+        monitoring: monitoring_json(shard, &labels),
+        labels,
+        pod_annotations: wiring.pod_annotations,
+        replicas: if autoscaling.is_some() {
+            None
+        } else {
+            Some(spec.replicas)
+        },
+        image,
+        resources: resources_json(&spec.resources),
+        proxy_env: proxy_env(&name, wiring.env, !wiring.installs.is_empty()),
+        ports: json!({"data": DATA_PORT, "metrics": METRICS_PORT}),
+        storage: storage_json(shard),
+        service: service_json(shard),
+        autoscaling,
+        expose: expose_json(shard),
+        network_policy: wants_network_policies(shard, network_policies)
+            .then(|| network_policy_json(shard)),
+        sidecars: wiring.sidecars,
+        installs: wiring.installs,
+        config_data: config_data(shard, &name, &namespace, wiring.config_plugins),
+        namespace,
+    }
+}
 
-    let mut env = vec![
-        json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
-        json!({"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}),
-    ];
-    let mut prism_env: BTreeMap<String, String> = BTreeMap::new();
-    prism_env.insert("PRISM_SHARD".into(), name.clone());
-    prism_env.insert("PRISM_CONFIG".into(), "/etc/prism/proxy.yaml".into());
-    prism_env.insert("PRISM_DATA_DIR".into(), "/var/lib/prism".into());
+/// What a shard's plugins add to its pod and its config file.
+#[derive(Default)]
+struct PluginWiring {
+    /// Proxy environment variables (plugin addresses) by name.
+    env: BTreeMap<String, String>,
+    sidecars: Vec<Value>,
+    installs: Vec<Value>,
+    pod_annotations: BTreeMap<String, String>,
+    /// The config file's `plugins` entries.
+    config_plugins: Vec<Value>,
+}
 
-    let mut sidecars = Vec::new();
-    let mut installs = Vec::new();
-    let mut pod_annotations = BTreeMap::new();
-    let mut config_plugins = Vec::new();
-    for (i, p) in plugins.iter().enumerate() {
+impl PluginWiring {
+    /// The wiring of `plugins` (of a shard in `namespace`), in plugin name order.
+    fn of(plugins: &[PluginUse<'_>], namespace: &str) -> Self {
+        let mut plugins: Vec<&PluginUse> = plugins.iter().collect();
+        plugins.sort_by(|a, b| a.entry.name.cmp(&b.entry.name));
+        let mut wiring = Self::default();
+        for (i, p) in plugins.iter().enumerate() {
+            wiring.add(i, p, namespace);
+        }
+        wiring
+    }
+
+    /// Adds the `i`th plugin.
+    fn add(&mut self, i: usize, p: &PluginUse<'_>, namespace: &str) {
         let pname = p.plugin.name_any();
         let image = p.plugin.spec.source.reference();
         let port = p.port();
-        pod_annotations.insert(
+        self.pod_annotations.insert(
             format!("{PLUGIN_ANNOTATION_PREFIX}{pname}"),
             plugin_annotation(&p.plugin.spec),
         );
@@ -224,49 +266,72 @@ pub fn shard_context(
         match p.deployment {
             PluginDeploymentType::Sidecar => {
                 let addr = format!("127.0.0.1:{port}");
-                prism_env.insert(addr_env_name(&pname), addr.clone());
+                self.env.insert(addr_env_name(&pname), addr.clone());
                 entry["address"] = addr.into();
-                let (period, timeout) = probe_timing(p.plugin);
-                sidecars.push(json!({
-                    "container": format!("plugin-{pname}"),
-                    "image": image,
-                    "args": plugin_args(port),
-                    "env": plugin_env(p.plugin),
-                    "port": port,
-                    "port_name": format!("plugin-{i}"),
-                    "health_service": health_service(p.plugin),
-                    "period_seconds": period,
-                    "timeout_seconds": timeout,
-                    "resources": resources_json(&p.plugin.spec.deployment.resources),
-                }));
+                self.sidecars
+                    .push(sidecar_json(p.plugin, &pname, &image, port, i));
             }
             PluginDeploymentType::InProcess => {
                 let target = format!("{PLUGIN_DIR}/{pname}");
                 entry["path"] = target.clone().into();
-                let source = p
-                    .plugin
-                    .spec
-                    .deployment
-                    .artifact_path
-                    .as_deref()
-                    .unwrap_or("/plugin");
-                installs.push(json!({
-                    "container": format!("install-{pname}"),
-                    "image": image,
-                    "source": format!("{}/.", source.trim_end_matches('/')),
-                    "target": target,
-                    "resources": resources_json(&p.plugin.spec.deployment.resources),
-                }));
+                self.installs
+                    .push(install_json(p.plugin, &pname, &image, target));
             }
             PluginDeploymentType::Remote => {
                 let addr = format!("{}.{namespace}.svc:{port}", plugin_fullname(&pname));
-                prism_env.insert(addr_env_name(&pname), addr.clone());
+                self.env.insert(addr_env_name(&pname), addr.clone());
                 entry["address"] = addr.into();
             }
         }
-        config_plugins.push(entry);
+        self.config_plugins.push(entry);
     }
-    if !installs.is_empty() {
+}
+
+/// The container of a sidecar plugin, the `i`th of the shard's plugins.
+fn sidecar_json(plugin: &PrismPlugin, name: &str, image: &str, port: i32, i: usize) -> Value {
+    let (period, timeout) = probe_timing(plugin);
+    json!({
+        "container": format!("plugin-{name}"),
+        "image": image,
+        "args": plugin_args(port),
+        "env": plugin_env(plugin),
+        "port": port,
+        "port_name": format!("plugin-{i}"),
+        "health_service": health_service(plugin),
+        "period_seconds": period,
+        "timeout_seconds": timeout,
+        "resources": resources_json(&plugin.spec.deployment.resources),
+    })
+}
+
+/// The init container installing an in-process plugin into `target`.
+fn install_json(plugin: &PrismPlugin, name: &str, image: &str, target: String) -> Value {
+    let source = plugin
+        .spec
+        .deployment
+        .artifact_path
+        .as_deref()
+        .unwrap_or("/plugin");
+    json!({
+        "container": format!("install-{name}"),
+        "image": image,
+        "source": format!("{}/.", source.trim_end_matches('/')),
+        "target": target,
+        "resources": resources_json(&plugin.spec.deployment.resources),
+    })
+}
+
+/// The proxy container's environment: the pod's identity, then the `PRISM_*` variables (the
+/// plugins' among them) in name order.
+fn proxy_env(name: &str, mut prism_env: BTreeMap<String, String>, installs: bool) -> Vec<Value> {
+    let mut env = vec![
+        json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
+        json!({"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}),
+    ];
+    prism_env.insert("PRISM_SHARD".into(), name.to_string());
+    prism_env.insert("PRISM_CONFIG".into(), "/etc/prism/proxy.yaml".into());
+    prism_env.insert("PRISM_DATA_DIR".into(), "/var/lib/prism".into());
+    if installs {
         prism_env.insert("PRISM_PLUGIN_DIR".into(), PLUGIN_DIR.into());
     }
     env.extend(
@@ -274,31 +339,68 @@ pub fn shard_context(
             .into_iter()
             .map(|(k, v)| json!({"name": k, "value": v})),
     );
+    env
+}
 
-    let autoscaling = spec.autoscaling.as_ref().filter(|a| a.enabled).map(|a| {
-        json!({
-            "min_replicas": a.min_replicas,
-            "max_replicas": a.max_replicas,
-            "target_rps": a.target_rps,
-            "target_cpu": a.target_cpu_utilization,
-            "rps_query": shard_rps_query(&namespace, &name),
-            "prometheus_url": prometheus_url,
-        })
-    });
-    let monitoring = spec
-        .monitoring
+/// What the autoscaling templates see, when the shard autoscales.
+fn autoscaling_json(
+    shard: &PrismShard,
+    namespace: &str,
+    name: &str,
+    prometheus_url: Option<&str>,
+) -> Option<Value> {
+    shard
+        .spec
+        .autoscaling
         .as_ref()
-        .and_then(|m| m.pod_monitor.as_ref())
-        .map(|p| {
-            let mut monitor_labels = labels.clone();
-            monitor_labels.extend(p.labels.clone());
+        .filter(|a| a.enabled)
+        .map(|a| {
             json!({
-                "interval": p.interval.as_deref().unwrap_or("30s"),
-                "labels": monitor_labels,
+                "min_replicas": a.min_replicas,
+                "max_replicas": a.max_replicas,
+                "target_rps": a.target_rps,
+                "target_cpu": a.target_cpu_utilization,
+                "rps_query": shard_rps_query(namespace, name),
+                "prometheus_url": prometheus_url,
             })
-        });
-    let storage = spec.storage.as_ref();
-    let service = spec.service.as_ref();
+        })
+}
+
+/// What the PodMonitor template sees, when the shard has one; `labels` are the shard's.
+fn monitoring_json(shard: &PrismShard, labels: &BTreeMap<String, String>) -> Option<Value> {
+    let p = shard.spec.monitoring.as_ref()?.pod_monitor.as_ref()?;
+    let mut monitor_labels = labels.clone();
+    monitor_labels.extend(p.labels.clone());
+    Some(json!({
+        "interval": p.interval.as_deref().unwrap_or("30s"),
+        "labels": monitor_labels,
+    }))
+}
+
+/// The volume claim template's size and class.
+fn storage_json(shard: &PrismShard) -> Value {
+    let storage = shard.spec.storage.as_ref();
+    json!({
+        "size": storage.and_then(|s| s.size.as_ref()).map_or("10Gi".to_string(), |q| q.0.clone()),
+        "class": storage.and_then(|s| s.storage_class_name.clone()),
+    })
+}
+
+/// The client Service's type and annotations.
+fn service_json(shard: &PrismShard) -> Value {
+    let service = shard.spec.service.as_ref();
+    json!({
+        "type": match service.map(|s| s.type_).unwrap_or_default() {
+            ServiceType::ClusterIP => "ClusterIP",
+            ServiceType::LoadBalancer => "LoadBalancer",
+        },
+        "annotations": service.map(|s| s.annotations.clone()).unwrap_or_default(),
+    })
+}
+
+/// The proxy's config file (the ConfigMap's data), as YAML.
+fn config_data(shard: &PrismShard, name: &str, namespace: &str, plugins: Vec<Value>) -> String {
+    let spec = &shard.spec;
     let config = json!({
         "shard": {
             "name": name,
@@ -310,46 +412,9 @@ pub fn shard_context(
         "ports": {"data": DATA_PORT, "metrics": METRICS_PORT},
         "dataDir": "/var/lib/prism",
         "backends": spec.backends,
-        "plugins": config_plugins,
+        "plugins": plugins,
     });
-    ShardContext {
-        fullname: shard_fullname(&name),
-        headless_name: format!("{}-headless", shard_fullname(&name)),
-        config_name: shard_fullname(&name),
-        volume_name: CONFIG_VOLUME,
-        selector: selector(PROXY_NAME, &name),
-        labels,
-        pod_annotations,
-        replicas: if autoscaling.is_some() {
-            None
-        } else {
-            Some(spec.replicas)
-        },
-        image,
-        resources: resources_json(&spec.resources),
-        proxy_env: env,
-        ports: json!({"data": DATA_PORT, "metrics": METRICS_PORT}),
-        storage: json!({
-            "size": storage.and_then(|s| s.size.as_ref()).map_or("10Gi".to_string(), |q| q.0.clone()),
-            "class": storage.and_then(|s| s.storage_class_name.clone()),
-        }),
-        service: json!({
-            "type": match service.map(|s| s.type_).unwrap_or_default() {
-                ServiceType::ClusterIP => "ClusterIP",
-                ServiceType::LoadBalancer => "LoadBalancer",
-            },
-            "annotations": service.map(|s| s.annotations.clone()).unwrap_or_default(),
-        }),
-        autoscaling,
-        monitoring,
-        expose: expose_json(shard),
-        network_policy: wants_network_policies(shard, network_policies)
-            .then(|| network_policy_json(shard)),
-        sidecars,
-        installs,
-        config_data: serde_yaml::to_string(&config).expect("config serializes"),
-        namespace,
-    }
+    serde_yaml::to_string(&config).expect("config serializes")
 }
 
 /// What the remote plugin templates see.

@@ -1,15 +1,12 @@
-//! Loading a fleet and the templates that render it from paths given on the command line: the
-//! input files (files, directories, standard input) and a directory of templates replacing
-//! embedded ones, read through [`tree`](super::tree) like every other tree of inputs.
+//! Loading a fleet from paths given on the command line: the input files (files, directories,
+//! standard input), read through [`tree`](super::tree) like every other tree of inputs.
 
-use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::tree::{self, DiskTree, FileTree};
 use super::{Fleet, SourceFile};
 use crate::error::{Diagnostic, Diagnostics};
-use crate::render::{RenderOptions, Renderer};
 
 /// Parses source files into a fleet.
 pub fn fleet_from_files(files: Vec<SourceFile>, namespace: &str) -> Result<Fleet, Diagnostics> {
@@ -67,29 +64,7 @@ pub fn load_fleet(paths: &[PathBuf], namespace: &str) -> Result<Fleet, Diagnosti
     let files = read_inputs(paths)?;
     if files.is_empty() {
         let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-        return Err(Diagnostic::new(shown.join(" "), 0, "", "no YAML files found").into());
+        return Err(super::no_yaml_files(&shown, None).into());
     }
     fleet_from_files(files, namespace)
-}
-
-/// A renderer with the embedded templates, or those of `dir` (a path as given on the command
-/// line) replacing them by file name.
-pub fn renderer(dir: Option<&Path>, options: RenderOptions) -> Result<Renderer, Diagnostics> {
-    let tree = DiskTree::as_given();
-    tree_renderer(dir.map(|dir| (&tree as &dyn FileTree, dir)), options)
-}
-
-/// A renderer with the embedded templates, or those of directory `dir` of `tree` replacing
-/// them by file name.
-pub fn tree_renderer(
-    templates: Option<(&dyn FileTree, &Path)>,
-    options: RenderOptions,
-) -> Result<Renderer, Diagnostics> {
-    match templates {
-        None => Renderer::with_overrides(None, BTreeMap::new(), options),
-        Some((tree, dir)) => {
-            let overrides = tree::read_templates(tree, dir)?;
-            Renderer::with_overrides(Some(&tree.name(dir)), overrides, options)
-        }
-    }
 }

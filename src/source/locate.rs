@@ -10,6 +10,8 @@ use std::sync::OnceLock;
 use granit_parser::{ErrorKind, Event, Parser, ScalarStyle, Tag};
 use regex::Regex;
 
+use crate::error::FieldProblem;
+
 /// One step of a field path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Segment {
@@ -199,25 +201,10 @@ pub const MAX_DEPTH: usize = 64;
 /// kilobytes into millions of values.
 pub const MAX_ALIAS_NODES: u64 = 10_000;
 
-/// A problem with the shape of a document, found before its values are read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShapeProblem {
-    /// Line relative to the document's text (1-based).
-    pub line: usize,
-    /// Field path of the offending node (empty for the document itself).
-    pub path: String,
-    /// One-line message.
-    pub message: String,
-}
-
-impl ShapeProblem {
-    fn new(line: usize, path: &[Segment], message: String) -> Self {
-        Self {
-            line,
-            path: format_path(path),
-            message,
-        }
-    }
+/// A problem with the shape of a document, found before its values are read, on `line` of
+/// its text.
+fn shape_problem(line: usize, path: &[Segment], message: String) -> FieldProblem {
+    FieldProblem::on_line(line, format_path(path), message)
 }
 
 /// Characters YAML does not allow in a stream: C0 controls other than tab, LF and CR, DEL, C1
@@ -230,7 +217,7 @@ fn forbidden_char(c: char) -> bool {
 }
 
 /// The first character YAML does not allow, as a problem naming its line and column.
-fn check_chars(text: &str) -> Result<(), ShapeProblem> {
+fn check_chars(text: &str) -> Result<(), FieldProblem> {
     for (i, line) in text.lines().enumerate() {
         if let Some((col, c)) = line.chars().enumerate().find(|(_, c)| forbidden_char(*c)) {
             let message = match c {
@@ -248,7 +235,7 @@ fn check_chars(text: &str) -> Result<(), ShapeProblem> {
                     col + 1
                 ),
             };
-            return Err(ShapeProblem::new(i + 1, &[], message));
+            return Err(shape_problem(i + 1, &[], message));
         }
     }
     Ok(())
@@ -324,7 +311,7 @@ impl ShapeWalk {
     }
 
     /// A scalar or an alias of `size` nodes; `text` is the scalar's (or aliased scalar's) text.
-    fn leaf(&mut self, line: usize, size: u64, text: Option<&str>) -> Result<(), ShapeProblem> {
+    fn leaf(&mut self, line: usize, size: u64, text: Option<&str>) -> Result<(), FieldProblem> {
         match self.role() {
             Role::Key => {
                 let o = self.open.last_mut().expect("a mapping is open");
@@ -335,7 +322,7 @@ impl ShapeWalk {
                 if let Some(first) = o.keys.insert(key.clone(), line) {
                     let mut path = self.path.clone();
                     path.push(Segment::Key(key.clone()));
-                    return Err(ShapeProblem::new(
+                    return Err(shape_problem(
                         line,
                         &path,
                         format!(
@@ -354,7 +341,7 @@ impl ShapeWalk {
     }
 
     /// The problem of nesting too deep, named by the field it starts in (its leading keys).
-    fn too_deep(&self, line: usize) -> ShapeProblem {
+    fn too_deep(&self, line: usize) -> FieldProblem {
         let here = self.here();
         let field: Vec<Segment> = here
             .iter()
@@ -362,7 +349,7 @@ impl ShapeWalk {
             .take(4)
             .cloned()
             .collect();
-        ShapeProblem::new(
+        shape_problem(
             line,
             &field,
             format!("nested more than {MAX_DEPTH} levels deep"),
@@ -370,7 +357,7 @@ impl ShapeWalk {
     }
 
     /// Opens a collection (a mapping when `map`) carrying `anchor`.
-    fn start(&mut self, line: usize, anchor: usize, map: bool) -> Result<(), ShapeProblem> {
+    fn start(&mut self, line: usize, anchor: usize, map: bool) -> Result<(), FieldProblem> {
         if self.open.len() >= MAX_DEPTH {
             return Err(self.too_deep(line));
         }
@@ -409,8 +396,8 @@ impl ShapeWalk {
 }
 
 /// A mapping key that is a list or a mapping (JSON, and so Kubernetes, has string keys only).
-fn complex_key(line: usize, path: &[Segment]) -> ShapeProblem {
-    ShapeProblem::new(
+fn complex_key(line: usize, path: &[Segment]) -> FieldProblem {
+    shape_problem(
         line,
         path,
         "a mapping key must be a plain string, not a list or a mapping".into(),
@@ -418,7 +405,7 @@ fn complex_key(line: usize, path: &[Segment]) -> ShapeProblem {
 }
 
 /// Only the core schema's tags (`!!str`, `!!int` …) mean something to a JSON-shaped resource.
-fn check_tag(tag: Option<&Tag>, line: usize, walk: &ShapeWalk) -> Result<(), ShapeProblem> {
+fn check_tag(tag: Option<&Tag>, line: usize, walk: &ShapeWalk) -> Result<(), FieldProblem> {
     match tag {
         Some(tag) if tag.core_suffix().is_none() => {
             let written = if tag.original_handle().is_empty() {
@@ -426,7 +413,7 @@ fn check_tag(tag: Option<&Tag>, line: usize, walk: &ShapeWalk) -> Result<(), Sha
             } else {
                 format!("{}{}", tag.original_handle(), tag.suffix())
             };
-            Err(ShapeProblem::new(
+            Err(shape_problem(
                 line,
                 &walk.here(),
                 format!(
@@ -498,26 +485,27 @@ fn flow_brackets(text: &str) -> usize {
 /// Other syntax errors are left to the value parser, whose messages are the familiar ones,
 /// except in a text with many flow brackets, which that parser scans in quadratic time.
 /// `first_line` is the file line of the text's first line, for lines named in messages.
-pub fn check_shape(text: &str, first_line: usize) -> Result<(), ShapeProblem> {
+pub fn check_shape(text: &str, first_line: usize) -> Result<(), FieldProblem> {
     check_chars(text)?;
-    let mut walk = ShapeWalk {
-        open: Vec::new(),
-        path: Vec::new(),
-        first_line,
+    let mut shape = Shape {
+        walk: ShapeWalk {
+            open: Vec::new(),
+            path: Vec::new(),
+            first_line,
+        },
+        sizes: HashMap::new(),
+        scalars: HashMap::new(),
+        alias_nodes: 0,
     };
-    // Expanded size of every anchored node, and the text of anchored scalars (for alias keys).
-    let mut sizes: HashMap<usize, u64> = HashMap::new();
-    let mut scalars: HashMap<usize, String> = HashMap::new();
-    let mut alias_nodes: u64 = 0;
     let mut documents = 0;
     for item in Parser::new_from_str(text) {
         let (event, span) = match item {
             Ok(found) => found,
             Err(e) if *e.kind() == ErrorKind::RecursionLimitExceeded => {
-                return Err(walk.too_deep(e.marker().line()));
+                return Err(shape.walk.too_deep(e.marker().line()));
             }
             Err(e) if flow_brackets(text) > MAX_DEPTH => {
-                return Err(ShapeProblem::new(
+                return Err(shape_problem(
                     e.marker().line(),
                     &[],
                     format!("invalid YAML: {}", e.kind()),
@@ -525,61 +513,81 @@ pub fn check_shape(text: &str, first_line: usize) -> Result<(), ShapeProblem> {
             }
             Err(_) => return Ok(()),
         };
-        let line = span.start.line();
-        match event {
-            Event::DocumentStart(..) => {
-                documents += 1;
-                if documents > 1 {
-                    // The value parser reports more than one document in one text.
-                    return Ok(());
-                }
+        if let Event::DocumentStart(..) = event {
+            documents += 1;
+            if documents > 1 {
+                // The value parser reports more than one document in one text.
+                return Ok(());
             }
+            continue;
+        }
+        shape.event(event, span.start.line())?;
+    }
+    Ok(())
+}
+
+/// The walk of [`check_shape`] and what it knows of anchors.
+struct Shape {
+    walk: ShapeWalk,
+    /// Expanded size of every anchored node.
+    sizes: HashMap<usize, u64>,
+    /// The text of anchored scalars (for alias keys).
+    scalars: HashMap<usize, String>,
+    /// Nodes the aliases so far expand to.
+    alias_nodes: u64,
+}
+
+impl Shape {
+    /// Follows one parser event, on `line` of the text.
+    fn event(&mut self, event: Event<'_>, line: usize) -> Result<(), FieldProblem> {
+        let walk = &mut self.walk;
+        match event {
             Event::Scalar(value, style, anchor, tag) => {
-                check_tag(tag.as_deref(), line, &walk)?;
+                check_tag(tag.as_deref(), line, walk)?;
                 if style == ScalarStyle::Plain
                     && tag.is_none()
                     && !matches!(walk.role(), Role::Key)
                     && let Some(why) = number_problem(&value)
                 {
-                    return Err(ShapeProblem::new(line, &walk.here(), why));
+                    return Err(shape_problem(line, &walk.here(), why));
                 }
                 if anchor != 0 {
-                    sizes.insert(anchor, 1);
-                    scalars.insert(anchor, value.to_string());
+                    self.sizes.insert(anchor, 1);
+                    self.scalars.insert(anchor, value.to_string());
                 }
                 walk.leaf(line, 1, Some(&value))?;
             }
             Event::Alias(id) => {
-                let size = sizes.get(&id).copied().unwrap_or(1);
-                alias_nodes = alias_nodes.saturating_add(size);
-                if alias_nodes > MAX_ALIAS_NODES {
-                    return Err(ShapeProblem::new(
+                let size = self.sizes.get(&id).copied().unwrap_or(1);
+                self.alias_nodes = self.alias_nodes.saturating_add(size);
+                if self.alias_nodes > MAX_ALIAS_NODES {
+                    return Err(shape_problem(
                         line,
                         &walk.here(),
                         format!("aliases expand to more than {MAX_ALIAS_NODES} nodes"),
                     ));
                 }
-                walk.leaf(line, size, scalars.get(&id).map(String::as_str))?;
+                walk.leaf(line, size, self.scalars.get(&id).map(String::as_str))?;
             }
             Event::SequenceStart(_, anchor, tag) => {
-                check_tag(tag.as_deref(), line, &walk)?;
+                check_tag(tag.as_deref(), line, walk)?;
                 walk.start(line, anchor, false)?;
             }
             Event::MappingStart(_, anchor, tag) => {
-                check_tag(tag.as_deref(), line, &walk)?;
+                check_tag(tag.as_deref(), line, walk)?;
                 walk.start(line, anchor, true)?;
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some((anchor, size)) = walk.end()
                     && anchor != 0
                 {
-                    sizes.insert(anchor, size);
+                    self.sizes.insert(anchor, size);
                 }
             }
             _ => {}
         }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 //! Every command reads through one pipeline: [`tree`] walks a tree of files (the file system as
 //! given on the command line, a directory, a git revision) and reads its YAML files and template
 //! overrides, [`decode`] turns bytes into text, [`split_documents`] and [`parse_fleet`] make the
-//! fleet; [`read_inputs`], [`load_fleet`] and [`renderer`] do it all for paths given on the
-//! command line.
+//! fleet; [`read_inputs`] and [`load_fleet`] do it all for paths given on the command line. The
+//! templates a fleet is rendered with are read by [`crate::render::templates::renderer`].
 
 mod fleet;
 mod load;
@@ -18,7 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use fleet::{Fleet, Located, parse_fleet};
-pub use load::{fleet_from_files, load_fleet, read_inputs, renderer, tree_renderer};
+pub use load::{fleet_from_files, load_fleet, read_inputs};
 
 use crate::error::Diagnostic;
 
@@ -49,6 +49,16 @@ impl Document {
             message,
         )
     }
+}
+
+/// What a render that found no YAML file in `places` (as shown to the user) says; `so`, when
+/// given, what follows from it.
+pub fn no_yaml_files(places: &[String], so: Option<&str>) -> Diagnostic {
+    let message = match so {
+        None => "no YAML files found".to_string(),
+        Some(so) => format!("no YAML files found: {so}"),
+    };
+    Diagnostic::new(places.join(" "), 0, "", message)
 }
 
 /// An input file's name and content.

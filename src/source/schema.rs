@@ -9,14 +9,7 @@ use kube::core::cel::{CompiledSchema, Validator, compile_schema};
 use regex::Regex;
 use serde_json::Value;
 
-/// A problem found by schema validation: the field path and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SchemaError {
-    /// Path like `spec.plugins[0].version`.
-    pub path: String,
-    /// One-line message.
-    pub message: String,
-}
+use crate::error::FieldProblem;
 
 /// The OpenAPI and compiled CEL schemas of every Prism kind.
 pub struct Schemas {
@@ -71,7 +64,7 @@ impl Schemas {
     }
 
     /// Every problem in `object` (a whole custom resource) for its `kind`.
-    pub fn validate(&self, kind: &str, object: &Value) -> Vec<SchemaError> {
+    pub fn validate(&self, kind: &str, object: &Value) -> Vec<FieldProblem> {
         let Some((schema, compiled)) = self.kinds.get(kind) else {
             return vec![];
         };
@@ -81,37 +74,22 @@ impl Schemas {
             && let Err(cel) = self.validator.validate_compiled(compiled, object, None)
         {
             for e in cel.into_vec() {
-                errors.push(SchemaError {
-                    path: e.field_path.trim_start_matches('.').to_string(),
-                    message: e.message,
-                });
+                errors.push(FieldProblem::new(
+                    e.field_path.trim_start_matches('.').to_string(),
+                    e.message,
+                ));
             }
         }
         errors
     }
 
-    fn walk(&self, schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaError>) {
+    fn walk(&self, schema: &Value, value: &Value, path: &str, out: &mut Vec<FieldProblem>) {
         let s = |k: &str| schema.get(k);
-        let err = |out: &mut Vec<SchemaError>, message: String| {
-            out.push(SchemaError {
-                path: path.to_string(),
-                message,
-            })
+        let err = |out: &mut Vec<FieldProblem>, message: String| {
+            out.push(FieldProblem::new(path.to_string(), message))
         };
-        if value.is_null() {
-            if s("nullable") != Some(&Value::Bool(true)) && schema.get("type").is_some() {
-                err(out, "must not be null".into());
-            }
-            return;
-        }
-        if s("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
-            if !(value.is_string() || value.is_i64() || value.is_u64()) {
-                err(
-                    out,
-                    format!("must be an integer or a string, got {}", type_name(value)),
-                );
-            }
-            return;
+        if let Some(problem) = null_or_int_or_string(schema, value) {
+            return problem.into_iter().for_each(|m| err(out, m));
         }
         let preserve = s("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
         match s("type").and_then(Value::as_str) {
@@ -125,25 +103,7 @@ impl Schemas {
                 let Some(items) = value.as_array() else {
                     return err(out, format!("must be a list, got {}", type_name(value)));
                 };
-                if let Some(max) = s("maxItems").and_then(Value::as_u64)
-                    && items.len() as u64 > max
-                {
-                    err(
-                        out,
-                        format!("must have at most {max} items, has {}", items.len()),
-                    );
-                }
-                if let Some(min) = s("minItems").and_then(Value::as_u64)
-                    && (items.len() as u64) < min
-                {
-                    err(out, format!("must have at least {min} items"));
-                }
-                self.check_list_keys(schema, items, path, out);
-                if let Some(item_schema) = s("items") {
-                    for (i, item) in items.iter().enumerate() {
-                        self.walk(item_schema, item, &format!("{path}[{i}]"), out);
-                    }
-                }
+                self.walk_array(schema, items, path, out);
             }
             Some("string") => {
                 let Some(text) = value.as_str() else {
@@ -155,14 +115,7 @@ impl Schemas {
                 if !(value.is_i64() || value.is_u64()) {
                     return err(out, format!("must be an integer, got {}", type_name(value)));
                 }
-                check_bounds(schema, value, &mut |m| err(out, m));
-                match (s("format").and_then(Value::as_str), value.as_i64()) {
-                    (Some("int32"), Some(n)) if i32::try_from(n).is_err() => {
-                        err(out, format!("{n} does not fit a 32-bit integer"))
-                    }
-                    (_, None) => err(out, format!("{value} does not fit a 64-bit integer")),
-                    _ => {}
-                }
+                check_integer(schema, value, &mut |m| err(out, m));
             }
             Some("number") => {
                 if !value.is_number() {
@@ -178,18 +131,33 @@ impl Schemas {
             }
             _ => {}
         }
-        if let Some(allowed) = s("enum").and_then(Value::as_array)
-            && !allowed.contains(value)
+        check_enum(schema, value, &mut |m| err(out, m));
+    }
+
+    /// The items of a list at `path`: their number, keys and each against `items`.
+    fn walk_array(&self, schema: &Value, items: &[Value], path: &str, out: &mut Vec<FieldProblem>) {
+        let s = |k: &str| schema.get(k);
+        let err = |out: &mut Vec<FieldProblem>, message: String| {
+            out.push(FieldProblem::new(path.to_string(), message))
+        };
+        if let Some(max) = s("maxItems").and_then(Value::as_u64)
+            && items.len() as u64 > max
         {
-            let names: Vec<String> = allowed.iter().map(|v| v.to_string()).collect();
             err(
                 out,
-                format!(
-                    "unsupported value {}: must be one of {}",
-                    shown(value),
-                    names.join(", ")
-                ),
+                format!("must have at most {max} items, has {}", items.len()),
             );
+        }
+        if let Some(min) = s("minItems").and_then(Value::as_u64)
+            && (items.len() as u64) < min
+        {
+            err(out, format!("must have at least {min} items"));
+        }
+        self.check_list_keys(schema, items, path, out);
+        if let Some(item_schema) = s("items") {
+            for (i, item) in items.iter().enumerate() {
+                self.walk(item_schema, item, &format!("{path}[{i}]"), out);
+            }
         }
     }
 
@@ -199,26 +167,26 @@ impl Schemas {
         map: &serde_json::Map<String, Value>,
         preserve: bool,
         path: &str,
-        out: &mut Vec<SchemaError>,
+        out: &mut Vec<FieldProblem>,
     ) {
         let props = schema.get("properties").and_then(Value::as_object);
         if let Some(required) = schema.get("required").and_then(Value::as_array) {
             for field in required.iter().filter_map(Value::as_str) {
                 if map.get(field).is_none_or(Value::is_null) {
-                    out.push(SchemaError {
-                        path: join(path, field),
-                        message: "required field is missing".into(),
-                    });
+                    out.push(FieldProblem::new(
+                        join(path, field),
+                        "required field is missing",
+                    ));
                 }
             }
         }
         if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
             && map.len() as u64 > max
         {
-            out.push(SchemaError {
-                path: path.to_string(),
-                message: format!("must have at most {max} entries, has {}", map.len()),
-            });
+            out.push(FieldProblem::new(
+                path.to_string(),
+                format!("must have at most {max} entries, has {}", map.len()),
+            ));
         }
         let additional = schema.get("additionalProperties");
         for (key, child) in map {
@@ -235,10 +203,10 @@ impl Schemas {
                     let known: Vec<&str> = props
                         .map(|p| p.keys().map(String::as_str).collect())
                         .unwrap_or_default();
-                    out.push(SchemaError {
-                        path: child_path,
-                        message: unknown_field_message(key, &known),
-                    });
+                    out.push(FieldProblem::new(
+                        child_path,
+                        unknown_field_message(key, &known),
+                    ));
                 }
             }
         }
@@ -249,19 +217,16 @@ impl Schemas {
         schema: &Value,
         items: &[Value],
         path: &str,
-        out: &mut Vec<SchemaError>,
+        out: &mut Vec<FieldProblem>,
     ) {
         let list_type = schema.get("x-kubernetes-list-type").and_then(Value::as_str);
         if list_type == Some("set") {
             for (i, item) in items.iter().enumerate() {
                 if let Some(first) = items[..i].iter().position(|x| x == item) {
-                    out.push(SchemaError {
-                        path: format!("{path}[{i}]"),
-                        message: format!(
-                            "duplicate value {} (first at {path}[{first}])",
-                            shown(item)
-                        ),
-                    });
+                    out.push(FieldProblem::new(
+                        format!("{path}[{i}]"),
+                        format!("duplicate value {} (first at {path}[{first}])", shown(item)),
+                    ));
                 }
             }
             return;
@@ -282,13 +247,13 @@ impl Schemas {
                 .collect();
             if let Some(first) = seen.insert(id.clone(), i) {
                 let shown: Vec<String> = id.iter().map(|v| shown(v)).collect();
-                out.push(SchemaError {
-                    path: format!("{path}[{i}]"),
-                    message: format!(
+                out.push(FieldProblem::new(
+                    format!("{path}[{i}]"),
+                    format!(
                         "duplicate entry {} (first at {path}[{first}])",
                         shown.join(", ")
                     ),
-                });
+                ));
             }
         }
     }
@@ -326,6 +291,49 @@ impl Schemas {
         {
             err(format!("must be at least {min} characters"));
         }
+    }
+}
+
+/// A null value, or one of a field that takes integers and strings: `Some` with what is wrong
+/// (if anything) when that is all there is to check.
+fn null_or_int_or_string(schema: &Value, value: &Value) -> Option<Option<String>> {
+    if value.is_null() {
+        let allowed =
+            schema.get("nullable") == Some(&Value::Bool(true)) || schema.get("type").is_none();
+        return Some((!allowed).then(|| "must not be null".into()));
+    }
+    if schema.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
+        let fits = value.is_string() || value.is_i64() || value.is_u64();
+        return Some(
+            (!fits).then(|| format!("must be an integer or a string, got {}", type_name(value))),
+        );
+    }
+    None
+}
+
+/// An integer's bounds and format.
+fn check_integer(schema: &Value, value: &Value, err: &mut impl FnMut(String)) {
+    check_bounds(schema, value, err);
+    match (schema.get("format").and_then(Value::as_str), value.as_i64()) {
+        (Some("int32"), Some(n)) if i32::try_from(n).is_err() => {
+            err(format!("{n} does not fit a 32-bit integer"))
+        }
+        (_, None) => err(format!("{value} does not fit a 64-bit integer")),
+        _ => {}
+    }
+}
+
+/// A value against the schema's `enum`.
+fn check_enum(schema: &Value, value: &Value, err: &mut impl FnMut(String)) {
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        let names: Vec<String> = allowed.iter().map(|v| v.to_string()).collect();
+        err(format!(
+            "unsupported value {}: must be one of {}",
+            shown(value),
+            names.join(", ")
+        ));
     }
 }
 

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
-mod output;
 
 /// Rendering allocates and frees many small values on every core; mimalloc does that with less
 /// work and less contention than the system allocator. Built without transparent huge pages
@@ -32,19 +31,18 @@ fn tune_allocator() {
     unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 10) }
 }
 
-use output::Format;
 use prism_render::api;
 use prism_render::cmp::{self, AppEnv, Settings};
 use prism_render::diff::{self, Style};
-use prism_render::error::{Diagnostic, Diagnostics};
+use prism_render::error::Diagnostics;
 use prism_render::git::Repo;
+use prism_render::output::{self, Format, Spool, YamlStream};
 use prism_render::render::{self, ObjectId, RenderOptions};
-use prism_render::snapshot::{Render, Rendered, TemplateSource, YamlStream};
+use prism_render::snapshot::{Render, Rendered, TemplateSource};
 use prism_render::source::{
     self,
     tree::{DiskTree, FileTree},
 };
-use prism_render::spool::Spool;
 
 /// Render PrismShard, PrismPlugin and PrismNamespace resources into the Kubernetes objects
 /// they become: the same objects the prism-operator applies in the cluster.
@@ -308,18 +306,17 @@ fn plain(message: String) -> Diagnostics {
 
 /// Runs a command; returns everything for stdout, which is written only on success.
 fn run(args: Cli) -> Result<Done, Diagnostics> {
-    let options = RenderOptions {
-        proxy_image: args.proxy_image.clone(),
-        network_policies: args.network_policies,
-        prometheus_url: args.prometheus_url.clone(),
-    };
-    let served = |objects: &[ObjectId]| match &args.kube_api_versions {
-        Some(list) => cmp::check_api_versions(objects, list, "--kube-api-versions").into_result(()),
-        None => Ok(()),
-    };
-    let common = Common {
-        namespace: args.namespace.clone(),
-        templates: args.templates.clone(),
+    let inv = Invocation {
+        options: RenderOptions {
+            proxy_image: args.proxy_image.clone(),
+            network_policies: args.network_policies,
+            prometheus_url: args.prometheus_url.clone(),
+        },
+        common: Common {
+            namespace: args.namespace.clone(),
+            templates: args.templates.clone(),
+        },
+        kube_api_versions: args.kube_api_versions.clone(),
     };
     match args.command {
         Command::Render {
@@ -328,110 +325,13 @@ fn run(args: Cli) -> Result<Done, Diagnostics> {
             out_dir,
             rev,
             repo,
-        } => {
-            let yaml = out_dir.is_none() && output == Format::Yaml;
-            let load = |paths: &[PathBuf]| -> Result<_, Diagnostics> {
-                let renderer = source::renderer(args.templates.as_deref(), options.clone())?;
-                let fleet = source::load_fleet(&inputs(paths.to_vec()), &args.namespace)?;
-                Ok((renderer, fleet))
-            };
-            if yaml {
-                let stream = match rev {
-                    None => {
-                        let (renderer, fleet) = load(&paths)?;
-                        YamlStream::render(&renderer, &fleet)?
-                    }
-                    Some(rev) => revision(&rev, repo.as_deref(), &paths, |repo, paths| {
-                        render_side(repo, Some(&rev), paths, &common, options.clone(), |r| {
-                            r.run_yaml()
-                        })
-                    })?,
-                };
-                served(&stream.ids)?;
-                return Ok(stream.into());
-            }
-            let objects = match rev {
-                None => {
-                    let (renderer, fleet) = load(&paths)?;
-                    renderer.render_fleet(&fleet)?
-                }
-                Some(rev) => revision(&rev, repo.as_deref(), &paths, |repo, paths| {
-                    render_side(repo, Some(&rev), paths, &common, options.clone(), |r| {
-                        r.run()
-                    })
-                })?,
-            };
-            let ids: Vec<ObjectId> = objects.iter().map(ObjectId::of).collect();
-            served(&ids)?;
-            match out_dir {
-                Some(dir) => {
-                    output::write_dir_atomically(&dir, &output::object_files(&objects))
-                        .map_err(plain)?;
-                    Ok(String::new().into())
-                }
-                None => Ok(render::to_json_list(&objects).into()),
-            }
-        }
-        Command::Diff(d) => diff_command(&common, options, d),
-        Command::Cmp { command } => {
-            let mut base = Settings::new(
-                args.namespace.clone(),
-                args.proxy_image.clone(),
-                args.templates.clone(),
-            );
-            base.network_policies = args.network_policies;
-            base.prometheus_url = args.prometheus_url.clone();
-            match command {
-                CmpCommand::Generate(g) => {
-                    let mut app = AppEnv {
-                        app_name: g.app_name,
-                        app_namespace: g.app_namespace,
-                        revision: g.revision,
-                        source_path: g.source_path,
-                        kube_version: g.kube_version,
-                        kube_api_versions: args.kube_api_versions.clone(),
-                        parameters: g.parameters,
-                        ..Default::default()
-                    };
-                    collect_plugin_env(&mut app, &g.env)?;
-                    Ok(cmp::generate(base, &app)?.into())
-                }
-                CmpCommand::Parameters { env } => {
-                    let mut app = AppEnv::default();
-                    collect_plugin_env(&mut app, &env)?;
-                    Ok(cmp::announcement(&base, &app).into())
-                }
-            }
-        }
-        Command::Validate { paths } => {
-            let renderer = source::renderer(args.templates.as_deref(), options)?;
-            let fleet = source::load_fleet(&inputs(paths), &args.namespace)?;
-            let objects = renderer.render_fleet_to(&fleet, drop)?;
-            served(&objects)?;
-            Ok(format!(
-                "valid: {} shards, {} plugins, {} namespaces -> {} objects\n",
-                fleet.shards.len(),
-                fleet.plugins.len(),
-                fleet.namespaces.len(),
-                objects.len()
-            )
-            .into())
-        }
-        Command::Crds { out_dir } => match out_dir {
-            None => Ok(api::crds_yaml().into()),
-            Some(dir) => {
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| plain(format!("{}: {e}", dir.display())))?;
-                for (name, text) in api::crd_files() {
-                    let path = dir.join(name);
-                    std::fs::write(&path, text)
-                        .map_err(|e| plain(format!("{}: {e}", path.display())))?;
-                }
-                Ok(String::new().into())
-            }
-        },
+        } => render_command(&inv, paths, output, out_dir, rev.map(|rev| (rev, repo))),
+        Command::Diff(d) => diff_command(&inv.common, inv.options, d),
+        Command::Cmp { command } => cmp_command(&inv, command),
+        Command::Validate { paths } => validate_command(&inv, paths),
+        Command::Crds { out_dir } => crds_command(out_dir),
         Command::Explain { name, paths } => {
-            let fleet = source::load_fleet(&inputs(paths), &args.namespace)?;
+            let fleet = source::load_fleet(&inputs(paths), &inv.common.namespace)?;
             Ok(render::placement::explain(&fleet, &name)
                 .map_err(plain)?
                 .into())
@@ -444,6 +344,146 @@ fn run(args: Cli) -> Result<Done, Diagnostics> {
                 .into())
         }
     }
+}
+
+/// What every command of one invocation shares.
+struct Invocation {
+    options: RenderOptions,
+    common: Common,
+    /// `--kube-api-versions`.
+    kube_api_versions: Option<String>,
+}
+
+impl Invocation {
+    /// Whether the target cluster serves every object, when `--kube-api-versions` says what
+    /// it serves.
+    fn served(&self, objects: &[ObjectId]) -> Result<(), Diagnostics> {
+        match &self.kube_api_versions {
+            Some(list) => {
+                cmp::check_api_versions(objects, list, "--kube-api-versions").into_result(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Renders `paths` (of revision `rev` in repository `repo` when given) with `on_disk` for
+    /// paths as given and `in_rev` for a revision.
+    fn render<T>(
+        &self,
+        paths: &[PathBuf],
+        rev: Option<&(String, Option<PathBuf>)>,
+        on_disk: impl FnOnce(&render::Renderer, &source::Fleet) -> Result<T, Diagnostics>,
+        in_rev: impl FnOnce(&Render<'_>) -> Result<Rendered<T>, Diagnostics>,
+    ) -> Result<T, Diagnostics> {
+        match rev {
+            None => {
+                let renderer = render::templates::renderer(
+                    self.common.templates.as_deref(),
+                    self.options.clone(),
+                )?;
+                let fleet = source::load_fleet(&inputs(paths.to_vec()), &self.common.namespace)?;
+                on_disk(&renderer, &fleet)
+            }
+            Some((rev, repo)) => revision(rev, repo.as_deref(), paths, |repo, paths| {
+                render_side(
+                    repo,
+                    Some(rev),
+                    paths,
+                    &self.common,
+                    self.options.clone(),
+                    in_rev,
+                )
+            }),
+        }
+    }
+}
+
+/// `render`: a YAML stream on stdout, a JSON `List`, or one file per object in `out_dir`.
+fn render_command(
+    inv: &Invocation,
+    paths: Vec<PathBuf>,
+    output: Format,
+    out_dir: Option<PathBuf>,
+    rev: Option<(String, Option<PathBuf>)>,
+) -> Result<Done, Diagnostics> {
+    if out_dir.is_none() && output == Format::Yaml {
+        let stream = inv.render(&paths, rev.as_ref(), YamlStream::render, |r| r.run_yaml())?;
+        inv.served(&stream.ids)?;
+        return Ok(stream.into());
+    }
+    let objects = inv.render(&paths, rev.as_ref(), |r, f| r.render_fleet(f), |r| r.run())?;
+    let ids: Vec<ObjectId> = objects.iter().map(ObjectId::of).collect();
+    inv.served(&ids)?;
+    match out_dir {
+        Some(dir) => {
+            output::files::write_dir_atomically(&dir, &output::files::object_files(&objects))
+                .map_err(plain)?;
+            Ok(String::new().into())
+        }
+        None => Ok(output::to_json_list(&objects).into()),
+    }
+}
+
+/// `cmp generate` and `cmp parameters`.
+fn cmp_command(inv: &Invocation, command: CmpCommand) -> Result<Done, Diagnostics> {
+    let mut base = Settings::new(
+        inv.common.namespace.clone(),
+        inv.options.proxy_image.clone(),
+        inv.common.templates.clone(),
+    );
+    base.network_policies = inv.options.network_policies;
+    base.prometheus_url = inv.options.prometheus_url.clone();
+    match command {
+        CmpCommand::Generate(g) => {
+            let mut app = AppEnv {
+                app_name: g.app_name,
+                app_namespace: g.app_namespace,
+                revision: g.revision,
+                source_path: g.source_path,
+                kube_version: g.kube_version,
+                kube_api_versions: inv.kube_api_versions.clone(),
+                parameters: g.parameters,
+                ..Default::default()
+            };
+            collect_plugin_env(&mut app, &g.env)?;
+            Ok(cmp::generate(base, &app)?.into())
+        }
+        CmpCommand::Parameters { env } => {
+            let mut app = AppEnv::default();
+            collect_plugin_env(&mut app, &env)?;
+            Ok(cmp::announcement(&base, &app).into())
+        }
+    }
+}
+
+/// `validate`: renders without writing, and counts.
+fn validate_command(inv: &Invocation, paths: Vec<PathBuf>) -> Result<Done, Diagnostics> {
+    let renderer =
+        render::templates::renderer(inv.common.templates.as_deref(), inv.options.clone())?;
+    let fleet = source::load_fleet(&inputs(paths), &inv.common.namespace)?;
+    let objects = renderer.render_fleet_to(&fleet, drop)?;
+    inv.served(&objects)?;
+    Ok(format!(
+        "valid: {} shards, {} plugins, {} namespaces -> {} objects\n",
+        fleet.shards.len(),
+        fleet.plugins.len(),
+        fleet.namespaces.len(),
+        objects.len()
+    )
+    .into())
+}
+
+/// `crds`: on stdout, or one file per CRD in `out_dir`.
+fn crds_command(out_dir: Option<PathBuf>) -> Result<Done, Diagnostics> {
+    let Some(dir) = out_dir else {
+        return Ok(api::crds_yaml().into());
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| plain(format!("{}: {e}", dir.display())))?;
+    for (name, text) in api::crd_files() {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| plain(format!("{}: {e}", path.display())))?;
+    }
+    Ok(String::new().into())
 }
 
 /// `ARGOCD_ENV_*` and `PARAM_*` from the environment, then `--env NAME=VALUE` flags.
@@ -496,7 +536,7 @@ fn revision<T>(
             .iter()
             .map(|p| format!("{rev}:{}", p.display()))
             .collect();
-        return Err(Diagnostic::new(shown.join(" "), 0, "", "no YAML files found").into());
+        return Err(source::no_yaml_files(&shown, None).into());
     }
     Ok(rendered.objects)
 }
@@ -528,15 +568,14 @@ fn render_side<T>(
             &disk_tree
         }
     };
-    let outside;
-    let templates = match &common.templates {
-        None => TemplateSource::Embedded,
-        Some(dir) if dir.is_absolute() => {
-            outside = DiskTree::new(dir, dir.display().to_string());
-            TemplateSource::Elsewhere(&outside, PathBuf::new())
+    // A relative directory is the repository's, at each side's revision.
+    let templates = TemplateSource::of(common.templates.as_deref(), |dir| {
+        if dir.is_absolute() {
+            Ok(None)
+        } else {
+            repo.repo_path(dir).map(Some).map_err(plain)
         }
-        Some(dir) => TemplateSource::Inside(repo.repo_path(dir).map_err(plain)?),
-    };
+    })?;
     run(&Render {
         tree,
         paths: paths.to_vec(),

@@ -137,7 +137,7 @@ fn renderer(cfg: &RunConfig) -> anyhow::Result<prism_render::render::Renderer> {
         network_policies: cfg.network_policies,
         prometheus_url: cfg.traffic.as_ref().map(|t| t.prometheus.url.clone()),
     };
-    prism_render::source::renderer(cfg.templates.as_deref(), options)
+    prism_render::render::templates::renderer(cfg.templates.as_deref(), options)
         .map_err(|e| anyhow::anyhow!("templates: {e}"))
 }
 

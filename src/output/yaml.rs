@@ -1,5 +1,7 @@
 //! Writing rendered objects as YAML, byte for byte as `serde_yaml` writes them, without its
-//! per-event emitter on the common path.
+//! per-event emitter on the common path. `serde_yaml` is the `yaml_serde` crate (the YAML
+//! organization's continuation of serde_yaml 0.9, renamed in Cargo.toml), which writes every
+//! value exactly as serde_yaml 0.9 did.
 //!
 //! Objects are block mappings of block mappings, sequences and scalars. Whatever this module
 //! cannot prove it writes exactly like `serde_yaml` — a float, a long or unusual key, a root

@@ -1,8 +1,8 @@
-//! What `render` writes: one file per object for `--out-dir`, written all at once.
+//! `render`'s output formats, and one file per object for `--out-dir`, written all at once.
 
 use std::path::Path;
 
-use prism_render::render::Object;
+use crate::render::Object;
 
 /// Output formats of `render`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -25,7 +25,7 @@ pub fn object_files(objects: &[Object]) -> Vec<(String, String)> {
                 o.namespace,
                 o.name
             );
-            (name, prism_render::render::yaml::to_string(&o.value))
+            (name, super::yaml::to_string(&o.value))
         })
         .collect()
 }

@@ -7,7 +7,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 
-use crate::render::objects::OrderKey;
+use crate::render::OrderKey;
 
 /// Bytes of documents kept in memory before they go to the temporary file.
 pub const DEFAULT_LIMIT: usize = 1 << 20;
