@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use crate::error::{Diagnostic, Diagnostics};
+use crate::job::{Inputs, Job, TemplateSource};
 use crate::output::YamlStream;
 use crate::render::contract::missing_crd;
 use crate::render::{ObjectId, RenderOptions};
-use crate::snapshot::{Render, TemplateSource};
 use crate::source::tree::{DiskTree, FileTree, normalize};
 
 /// Parameter: namespace for resources that set none.
@@ -407,9 +407,11 @@ pub fn generate(base: Settings, app: &AppEnv) -> Result<YamlStream, Diagnostics>
     });
     // An app's directory is normalised already; the plugin's is inside when it normalises.
     let templates = TemplateSource::of(dir, |dir| Ok::<_, Diagnostics>(normalize(dir).ok()))?;
-    let render = Render {
-        tree: &tree,
-        paths: s.paths.clone(),
+    let job = Job {
+        inputs: Inputs::Tree {
+            tree: &tree,
+            paths: s.paths.clone(),
+        },
         templates,
         namespace: s.namespace.clone(),
         options: RenderOptions {
@@ -418,17 +420,12 @@ pub fn generate(base: Settings, app: &AppEnv) -> Result<YamlStream, Diagnostics>
             prometheus_url: s.prometheus_url.clone(),
         },
     };
-    let rendered = render.run_yaml()?;
-    if let Some(missing) = rendered.missing.first() {
-        return Err(problem(&tree.name(missing), "no such file or directory"));
-    }
     let app_name = app.app_name.as_deref().unwrap_or("the app");
-    if rendered.files == 0 {
-        let dirs: Vec<String> = s.paths.iter().map(|p| tree.name(p)).collect();
-        let so = format!("nothing to render for {app_name}");
-        return Err(crate::source::no_yaml_files(&dirs, Some(&so)).into());
-    }
-    if rendered.objects.ids.is_empty() {
+    let so = format!("nothing to render for {app_name}");
+    let stream = job.stream()?.found(&job, Some(&so), |missing| {
+        problem(&tree.name(missing), "no such file or directory")
+    })?;
+    if stream.ids.is_empty() {
         return Err(problem(
             &tree.name(&PathBuf::new()),
             format!(
@@ -437,11 +434,11 @@ pub fn generate(base: Settings, app: &AppEnv) -> Result<YamlStream, Diagnostics>
         ));
     }
     check_cluster(
-        &rendered.objects.ids,
+        &stream.ids,
         app.kube_version.as_deref(),
         app.kube_api_versions.as_deref(),
     )?;
-    Ok(rendered.objects)
+    Ok(stream)
 }
 
 /// Parses `1.31.2`, `v1.31.2+k3s1` … into (major, minor).

@@ -5,13 +5,15 @@ use std::fmt;
 /// One problem in the input, pointing at the file and line and naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Diagnostic {
-    /// File the problem is in (`-` for standard input).
+    /// File the problem is in (`-` for standard input); empty until a problem found in one
+    /// document is placed ([`Diagnostic::in_file`]).
     pub file: String,
-    /// 1-based line; 0 when the problem is with the file as a whole.
+    /// 1-based line; 0 when the problem is with the file as a whole. Until placed, the line in
+    /// the document's text (0: the path alone places it).
     pub line: usize,
     /// Field path inside the document, e.g. `spec.plugins[0].version`; empty for the whole document.
     pub path: String,
-    /// What is wrong, in one line.
+    /// What is wrong, in one line (until placed, as written).
     pub message: String,
 }
 
@@ -30,6 +32,37 @@ impl Diagnostic {
             message: one_line(&message.into()),
         }
     }
+
+    /// A problem with the field at `path` of one document, not yet placed in a file: what shape
+    /// checks ([`crate::source::locate`]), schema validation ([`crate::source::schema`]) and
+    /// plugin resolution ([`crate::render::resolve`]) find. The message is kept as written
+    /// until [`Diagnostic::in_file`] places it.
+    pub fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::on_line(0, path, message)
+    }
+
+    /// A problem on `line` of one document's text (1-based), at the field `path`, not yet
+    /// placed in a file (see [`Diagnostic::at`]).
+    pub fn on_line(line: usize, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            file: String::new(),
+            line,
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Places a problem found in a document whose text starts on line `first_line` of `file`:
+    /// its line, counted in the document's text, becomes the file's; the path is shown with
+    /// control characters escaped and the message folded onto one line.
+    pub fn in_file(self, file: impl Into<String>, first_line: usize) -> Self {
+        Self::new(
+            file,
+            first_line + self.line - 1,
+            crate::source::locate::printable(&self.path),
+            self.message,
+        )
+    }
 }
 
 impl fmt::Display for Diagnostic {
@@ -42,36 +75,6 @@ impl fmt::Display for Diagnostic {
             write!(f, ": {}", self.path)?;
         }
         write!(f, ": {}", self.message)
-    }
-}
-
-/// What is wrong at a field of one document, before the document's file and line are added:
-/// the one form of what shape checks ([`crate::source::locate`]), schema validation
-/// ([`crate::source::schema`]) and plugin resolution ([`crate::render::resolve`]) find, each
-/// made a [`Diagnostic`] by its caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldProblem {
-    /// Line in the document's text (1-based); 0 when the path alone places the problem.
-    pub line: usize,
-    /// Field path, e.g. `spec.plugins[0].version` (empty for the document itself).
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl FieldProblem {
-    /// A problem with the field at `path`.
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::on_line(0, path, message)
-    }
-
-    /// A problem on `line` of the document's text, at the field `path`.
-    pub fn on_line(line: usize, path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            line,
-            path: path.into(),
-            message: message.into(),
-        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! prism-render: the pure renderer of Prism fleets and the tools built on it. Inputs are read
 //! and strictly validated ([`source`]), rendered into Kubernetes objects ([`render`]), written
-//! as YAML or JSON ([`output`]), and served to CI and Argo CD as renders of the working tree or a
-//! git revision ([`snapshot`], [`git`]), diffs ([`diff`]) and the config management plugin
+//! as YAML or JSON ([`output`]), and served to CI and Argo CD as renders of paths, the working
+//! tree or a git revision ([`job`], [`git`]), diffs ([`diff`]) and the config management plugin
 //! ([`cmp`]). The custom resources themselves are in `prism_api`, re-exported as [`api`].
 
 pub use prism_api as api;
@@ -10,7 +10,7 @@ pub mod cmp;
 pub mod diff;
 pub mod error;
 pub mod git;
+pub mod job;
 pub mod output;
 pub mod render;
-pub mod snapshot;
 pub mod source;

@@ -12,6 +12,7 @@ use crate::render::{Object, ObjectId, OrderKey, Renderer};
 use crate::source::Fleet;
 
 /// A render as a YAML stream waiting to be written, and the ids of its objects in output order.
+#[derive(Default)]
 pub struct YamlStream {
     /// The documents.
     pub spool: Spool,

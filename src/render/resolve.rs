@@ -11,7 +11,7 @@ use super::contract::{DATA_PORT, METRICS_PORT};
 use super::placement::choose;
 use super::values::PluginUse;
 use crate::api::{PluginDeploymentType, PrismNamespace, PrismPlugin, PrismShard, ShardPlugin};
-use crate::error::{Diagnostics, FieldProblem};
+use crate::error::{Diagnostic, Diagnostics};
 use crate::source::{Fleet, Located};
 
 /// A plugin as a shard finds it: the object and how to name it in messages
@@ -24,7 +24,7 @@ pub fn shard_plugins<'a>(
     shard: &'a PrismShard,
     lookup: impl Fn(&str) -> Option<Found<'a>>,
     available: &[String],
-) -> Result<Vec<PluginUse<'a>>, Vec<FieldProblem>> {
+) -> Result<Vec<PluginUse<'a>>, Vec<Diagnostic>> {
     let ns = shard.namespace().unwrap_or_default();
     let mut problems = Vec::new();
     let mut uses = Vec::new();
@@ -35,7 +35,7 @@ pub fn shard_plugins<'a>(
             } else {
                 format!("PrismPlugins in {ns}: {}", available.join(", "))
             };
-            problems.push(FieldProblem::new(
+            problems.push(Diagnostic::at(
                 format!("spec.plugins[{i}].name"),
                 format!("PrismPlugin {ns}/{} not found ({hint})", entry.name),
             ));
@@ -99,7 +99,7 @@ pub fn resolve(fleet: &Fleet) -> Result<Resolved<'_>, Diagnostics> {
             Ok(uses) => shards.push((shard, uses)),
             Err(found) => {
                 for p in found {
-                    problems.push(shard.diagnostic(&p.path, p.message));
+                    problems.push(shard.locate(p));
                 }
             }
         }
@@ -159,22 +159,22 @@ fn check_use(
     i: usize,
     plugin: &PrismPlugin,
     described: &str,
-) -> Result<PluginDeploymentType, Vec<FieldProblem>> {
+) -> Result<PluginDeploymentType, Vec<Diagnostic>> {
     let at = |field: &str| format!("spec.plugins[{i}].{field}");
     let mut problems = Vec::new();
     match (
         VersionReq::parse(&entry.version),
         Version::parse(&plugin.spec.version),
     ) {
-        (Err(e), _) => problems.push(FieldProblem::new(
+        (Err(e), _) => problems.push(Diagnostic::at(
             at("version"),
             format!("{:?} is not a version requirement: {e}", entry.version),
         )),
-        (_, Err(e)) => problems.push(FieldProblem::new(
+        (_, Err(e)) => problems.push(Diagnostic::at(
             at("version"),
             format!("{described} has an invalid version: {e}"),
         )),
-        (Ok(req), Ok(v)) if !req.matches(&v) => problems.push(FieldProblem::new(
+        (Ok(req), Ok(v)) if !req.matches(&v) => problems.push(Diagnostic::at(
             at("version"),
             format!(
                 "requires {} {req}, but {described} has version {v}",
@@ -198,7 +198,7 @@ fn check_use(
                 own.as_str()
             )
         };
-        problems.push(FieldProblem::new(at("deployment"), why));
+        problems.push(Diagnostic::at(at("deployment"), why));
     }
     if problems.is_empty() {
         Ok(wanted)
@@ -209,7 +209,7 @@ fn check_use(
 
 /// Sidecars share the pod's network: their ports (gRPC and gRPC+1 for metrics) must not
 /// collide with each other or with the proxy's.
-fn check_ports(shard: &PrismShard, uses: &[PluginUse<'_>]) -> Vec<FieldProblem> {
+fn check_ports(shard: &PrismShard, uses: &[PluginUse<'_>]) -> Vec<Diagnostic> {
     let mut problems = Vec::new();
     let mut taken: BTreeMap<i32, String> = BTreeMap::new();
     taken.insert(DATA_PORT, "the proxy's data port".into());
@@ -227,7 +227,7 @@ fn check_ports(shard: &PrismShard, uses: &[PluginUse<'_>]) -> Vec<FieldProblem> 
         for port in [u.port(), u.port() + 1] {
             let owner = format!("sidecar {}", u.entry.name);
             if let Some(other) = taken.insert(port, owner) {
-                problems.push(FieldProblem::new(
+                problems.push(Diagnostic::at(
                     format!("spec.plugins[{index}].name"),
                     format!(
                         "sidecar {} needs port {port} (gRPC {} and metrics {}), already used by {other}; give the PrismPlugin another healthCheck.grpc.port",

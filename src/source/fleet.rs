@@ -28,6 +28,11 @@ impl<T> Located<T> {
         self.origin.diagnostic(path, message)
     }
 
+    /// Places `problem`, found at a field of this object, at the file line of that field.
+    pub fn locate(&self, problem: Diagnostic) -> Diagnostic {
+        self.origin.locate(problem)
+    }
+
     /// `file:line` of the object's document.
     pub fn place(&self) -> String {
         format!("{}:{}", self.origin.file, self.origin.line)
@@ -206,12 +211,7 @@ fn parse_document(
     problems: &mut Diagnostics,
 ) -> Option<(String, Value)> {
     if let Err(p) = locate::check_shape(&doc.text, doc.line) {
-        problems.push(Diagnostic::new(
-            doc.file.as_ref(),
-            doc.line + p.line - 1,
-            locate::printable(&p.path),
-            p.message,
-        ));
+        problems.push(p.in_file(doc.file.as_ref(), doc.line));
         return None;
     }
     let mut value: Value = match serde_yaml::from_str(&doc.text) {
@@ -295,7 +295,7 @@ fn parse_document(
         problems,
     );
     for e in schemas.validate(&kind, &value) {
-        problems.push(doc.diagnostic(&e.path, e.message));
+        problems.push(doc.locate(e));
     }
     for (path, quantity) in rules::quantities(&kind, &value) {
         if let Some(why) = rules::quantity_problem(quantity) {

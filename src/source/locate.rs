@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use granit_parser::{ErrorKind, Event, Parser, ScalarStyle, Tag};
 use regex::Regex;
 
-use crate::error::FieldProblem;
+use crate::error::Diagnostic;
 
 /// One step of a field path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,8 +203,8 @@ pub const MAX_ALIAS_NODES: u64 = 10_000;
 
 /// A problem with the shape of a document, found before its values are read, on `line` of
 /// its text.
-fn shape_problem(line: usize, path: &[Segment], message: String) -> FieldProblem {
-    FieldProblem::on_line(line, format_path(path), message)
+fn shape_problem(line: usize, path: &[Segment], message: String) -> Diagnostic {
+    Diagnostic::on_line(line, format_path(path), message)
 }
 
 /// Characters YAML does not allow in a stream: C0 controls other than tab, LF and CR, DEL, C1
@@ -217,7 +217,7 @@ fn forbidden_char(c: char) -> bool {
 }
 
 /// The first character YAML does not allow, as a problem naming its line and column.
-fn check_chars(text: &str) -> Result<(), FieldProblem> {
+fn check_chars(text: &str) -> Result<(), Diagnostic> {
     for (i, line) in text.lines().enumerate() {
         if let Some((col, c)) = line.chars().enumerate().find(|(_, c)| forbidden_char(*c)) {
             let message = match c {
@@ -311,7 +311,7 @@ impl ShapeWalk {
     }
 
     /// A scalar or an alias of `size` nodes; `text` is the scalar's (or aliased scalar's) text.
-    fn leaf(&mut self, line: usize, size: u64, text: Option<&str>) -> Result<(), FieldProblem> {
+    fn leaf(&mut self, line: usize, size: u64, text: Option<&str>) -> Result<(), Diagnostic> {
         match self.role() {
             Role::Key => {
                 let o = self.open.last_mut().expect("a mapping is open");
@@ -341,7 +341,7 @@ impl ShapeWalk {
     }
 
     /// The problem of nesting too deep, named by the field it starts in (its leading keys).
-    fn too_deep(&self, line: usize) -> FieldProblem {
+    fn too_deep(&self, line: usize) -> Diagnostic {
         let here = self.here();
         let field: Vec<Segment> = here
             .iter()
@@ -357,7 +357,7 @@ impl ShapeWalk {
     }
 
     /// Opens a collection (a mapping when `map`) carrying `anchor`.
-    fn start(&mut self, line: usize, anchor: usize, map: bool) -> Result<(), FieldProblem> {
+    fn start(&mut self, line: usize, anchor: usize, map: bool) -> Result<(), Diagnostic> {
         if self.open.len() >= MAX_DEPTH {
             return Err(self.too_deep(line));
         }
@@ -396,7 +396,7 @@ impl ShapeWalk {
 }
 
 /// A mapping key that is a list or a mapping (JSON, and so Kubernetes, has string keys only).
-fn complex_key(line: usize, path: &[Segment]) -> FieldProblem {
+fn complex_key(line: usize, path: &[Segment]) -> Diagnostic {
     shape_problem(
         line,
         path,
@@ -405,7 +405,7 @@ fn complex_key(line: usize, path: &[Segment]) -> FieldProblem {
 }
 
 /// Only the core schema's tags (`!!str`, `!!int` …) mean something to a JSON-shaped resource.
-fn check_tag(tag: Option<&Tag>, line: usize, walk: &ShapeWalk) -> Result<(), FieldProblem> {
+fn check_tag(tag: Option<&Tag>, line: usize, walk: &ShapeWalk) -> Result<(), Diagnostic> {
     match tag {
         Some(tag) if tag.core_suffix().is_none() => {
             let written = if tag.original_handle().is_empty() {
@@ -485,7 +485,7 @@ fn flow_brackets(text: &str) -> usize {
 /// Other syntax errors are left to the value parser, whose messages are the familiar ones,
 /// except in a text with many flow brackets, which that parser scans in quadratic time.
 /// `first_line` is the file line of the text's first line, for lines named in messages.
-pub fn check_shape(text: &str, first_line: usize) -> Result<(), FieldProblem> {
+pub fn check_shape(text: &str, first_line: usize) -> Result<(), Diagnostic> {
     check_chars(text)?;
     let mut shape = Shape {
         walk: ShapeWalk {
@@ -539,7 +539,7 @@ struct Shape {
 
 impl Shape {
     /// Follows one parser event, on `line` of the text.
-    fn event(&mut self, event: Event<'_>, line: usize) -> Result<(), FieldProblem> {
+    fn event(&mut self, event: Event<'_>, line: usize) -> Result<(), Diagnostic> {
         let walk = &mut self.walk;
         match event {
             Event::Scalar(value, style, anchor, tag) => {

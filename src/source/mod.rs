@@ -42,12 +42,13 @@ impl Document {
     /// A diagnostic for the field at `path` of this document (control characters in keys
     /// are shown escaped, so the diagnostic stays one line).
     pub fn diagnostic(&self, path: &str, message: impl Into<String>) -> Diagnostic {
-        Diagnostic::new(
-            self.file.as_ref(),
-            self.line_of(path),
-            locate::printable(path),
-            message,
-        )
+        self.locate(Diagnostic::at(path, message))
+    }
+
+    /// Places `problem`, found at a field of this document, at the file line of that field.
+    pub fn locate(&self, problem: Diagnostic) -> Diagnostic {
+        let line = locate::line_of(&self.text, &problem.path);
+        Diagnostic { line, ..problem }.in_file(self.file.as_ref(), self.line)
     }
 }
 

@@ -9,7 +9,7 @@ use kube::core::cel::{CompiledSchema, Validator, compile_schema};
 use regex::Regex;
 use serde_json::Value;
 
-use crate::error::FieldProblem;
+use crate::error::Diagnostic;
 
 /// The OpenAPI and compiled CEL schemas of every Prism kind.
 pub struct Schemas {
@@ -64,7 +64,7 @@ impl Schemas {
     }
 
     /// Every problem in `object` (a whole custom resource) for its `kind`.
-    pub fn validate(&self, kind: &str, object: &Value) -> Vec<FieldProblem> {
+    pub fn validate(&self, kind: &str, object: &Value) -> Vec<Diagnostic> {
         let Some((schema, compiled)) = self.kinds.get(kind) else {
             return vec![];
         };
@@ -74,7 +74,7 @@ impl Schemas {
             && let Err(cel) = self.validator.validate_compiled(compiled, object, None)
         {
             for e in cel.into_vec() {
-                errors.push(FieldProblem::new(
+                errors.push(Diagnostic::at(
                     e.field_path.trim_start_matches('.').to_string(),
                     e.message,
                 ));
@@ -83,10 +83,10 @@ impl Schemas {
         errors
     }
 
-    fn walk(&self, schema: &Value, value: &Value, path: &str, out: &mut Vec<FieldProblem>) {
+    fn walk(&self, schema: &Value, value: &Value, path: &str, out: &mut Vec<Diagnostic>) {
         let s = |k: &str| schema.get(k);
-        let err = |out: &mut Vec<FieldProblem>, message: String| {
-            out.push(FieldProblem::new(path.to_string(), message))
+        let err = |out: &mut Vec<Diagnostic>, message: String| {
+            out.push(Diagnostic::at(path.to_string(), message))
         };
         if let Some(problem) = null_or_int_or_string(schema, value) {
             return problem.into_iter().for_each(|m| err(out, m));
@@ -135,10 +135,10 @@ impl Schemas {
     }
 
     /// The items of a list at `path`: their number, keys and each against `items`.
-    fn walk_array(&self, schema: &Value, items: &[Value], path: &str, out: &mut Vec<FieldProblem>) {
+    fn walk_array(&self, schema: &Value, items: &[Value], path: &str, out: &mut Vec<Diagnostic>) {
         let s = |k: &str| schema.get(k);
-        let err = |out: &mut Vec<FieldProblem>, message: String| {
-            out.push(FieldProblem::new(path.to_string(), message))
+        let err = |out: &mut Vec<Diagnostic>, message: String| {
+            out.push(Diagnostic::at(path.to_string(), message))
         };
         if let Some(max) = s("maxItems").and_then(Value::as_u64)
             && items.len() as u64 > max
@@ -167,13 +167,13 @@ impl Schemas {
         map: &serde_json::Map<String, Value>,
         preserve: bool,
         path: &str,
-        out: &mut Vec<FieldProblem>,
+        out: &mut Vec<Diagnostic>,
     ) {
         let props = schema.get("properties").and_then(Value::as_object);
         if let Some(required) = schema.get("required").and_then(Value::as_array) {
             for field in required.iter().filter_map(Value::as_str) {
                 if map.get(field).is_none_or(Value::is_null) {
-                    out.push(FieldProblem::new(
+                    out.push(Diagnostic::at(
                         join(path, field),
                         "required field is missing",
                     ));
@@ -183,7 +183,7 @@ impl Schemas {
         if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
             && map.len() as u64 > max
         {
-            out.push(FieldProblem::new(
+            out.push(Diagnostic::at(
                 path.to_string(),
                 format!("must have at most {max} entries, has {}", map.len()),
             ));
@@ -203,7 +203,7 @@ impl Schemas {
                     let known: Vec<&str> = props
                         .map(|p| p.keys().map(String::as_str).collect())
                         .unwrap_or_default();
-                    out.push(FieldProblem::new(
+                    out.push(Diagnostic::at(
                         child_path,
                         unknown_field_message(key, &known),
                     ));
@@ -217,13 +217,13 @@ impl Schemas {
         schema: &Value,
         items: &[Value],
         path: &str,
-        out: &mut Vec<FieldProblem>,
+        out: &mut Vec<Diagnostic>,
     ) {
         let list_type = schema.get("x-kubernetes-list-type").and_then(Value::as_str);
         if list_type == Some("set") {
             for (i, item) in items.iter().enumerate() {
                 if let Some(first) = items[..i].iter().position(|x| x == item) {
-                    out.push(FieldProblem::new(
+                    out.push(Diagnostic::at(
                         format!("{path}[{i}]"),
                         format!("duplicate value {} (first at {path}[{first}])", shown(item)),
                     ));
@@ -247,7 +247,7 @@ impl Schemas {
                 .collect();
             if let Some(first) = seen.insert(id.clone(), i) {
                 let shown: Vec<String> = id.iter().map(|v| shown(v)).collect();
-                out.push(FieldProblem::new(
+                out.push(Diagnostic::at(
                     format!("{path}[{i}]"),
                     format!(
                         "duplicate entry {} (first at {path}[{first}])",

@@ -36,9 +36,9 @@ use prism_render::cmp::{self, AppEnv, Settings};
 use prism_render::diff::{self, Style};
 use prism_render::error::Diagnostics;
 use prism_render::git::Repo;
+use prism_render::job::{Inputs, Job, Rendered, TemplateSource};
 use prism_render::output::{self, Format, Spool, YamlStream};
 use prism_render::render::{self, ObjectId, RenderOptions};
-use prism_render::snapshot::{Render, Rendered, TemplateSource};
 use prism_render::source::{
     self,
     tree::{DiskTree, FileTree},
@@ -169,6 +169,20 @@ enum ColorWhen {
     Auto,
     Always,
     Never,
+}
+
+impl ColorWhen {
+    /// Whether to colour: `auto` on a terminal unless NO_COLOR is set.
+    fn on(self) -> bool {
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => {
+                std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -326,16 +340,14 @@ fn run(args: Cli) -> Result<Done, Diagnostics> {
             rev,
             repo,
         } => render_command(&inv, paths, output, out_dir, rev.map(|rev| (rev, repo))),
-        Command::Diff(d) => diff_command(&inv.common, inv.options, d),
+        Command::Diff(d) => diff_command(&inv, d),
         Command::Cmp { command } => cmp_command(&inv, command),
         Command::Validate { paths } => validate_command(&inv, paths),
         Command::Crds { out_dir } => crds_command(out_dir),
-        Command::Explain { name, paths } => {
-            let fleet = source::load_fleet(&inputs(paths), &inv.common.namespace)?;
-            Ok(render::placement::explain(&fleet, &name)
-                .map_err(plain)?
-                .into())
-        }
+        Command::Explain { name, paths } => Ok(inv
+            .run(paths, None, |job| job.explain(&name))?
+            .map_err(plain)?
+            .into()),
         Command::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "prism-render", &mut buf);
@@ -366,35 +378,79 @@ impl Invocation {
         }
     }
 
-    /// Renders `paths` (of revision `rev` in repository `repo` when given) with `on_disk` for
-    /// paths as given and `in_rev` for a revision.
-    fn render<T>(
-        &self,
-        paths: &[PathBuf],
-        rev: Option<&(String, Option<PathBuf>)>,
-        on_disk: impl FnOnce(&render::Renderer, &source::Fleet) -> Result<T, Diagnostics>,
-        in_rev: impl FnOnce(&Render<'_>) -> Result<Rendered<T>, Diagnostics>,
-    ) -> Result<T, Diagnostics> {
-        match rev {
-            None => {
-                let renderer = render::templates::renderer(
-                    self.common.templates.as_deref(),
-                    self.options.clone(),
-                )?;
-                let fleet = source::load_fleet(&inputs(paths.to_vec()), &self.common.namespace)?;
-                on_disk(&renderer, &fleet)
-            }
-            Some((rev, repo)) => revision(rev, repo.as_deref(), paths, |repo, paths| {
-                render_side(
-                    repo,
-                    Some(rev),
-                    paths,
-                    &self.common,
-                    self.options.clone(),
-                    in_rev,
-                )
-            }),
+    /// A job over `inputs` with the invocation's namespace and options.
+    fn job<'a>(&self, inputs: Inputs<'a>, templates: TemplateSource) -> Job<'a> {
+        Job {
+            inputs,
+            namespace: self.common.namespace.clone(),
+            templates,
+            options: self.options.clone(),
         }
+    }
+
+    /// Runs `run` on the job of `paths` (of revision `rev` in repository `repo` when given; the
+    /// current directory when no path is given); a path missing from the revision or no input
+    /// file at all is an error.
+    fn run<T>(
+        &self,
+        paths: Vec<PathBuf>,
+        rev: Option<&(String, Option<PathBuf>)>,
+        run: impl FnOnce(&Job<'_>) -> Result<Rendered<T>, Diagnostics>,
+    ) -> Result<T, Diagnostics> {
+        let Some((rev, repo)) = rev else {
+            let templates = TemplateSource::given(self.common.templates.as_deref());
+            let job = self.job(Inputs::Given(inputs(paths)), templates);
+            return run(&job)?.found(&job, None, |path| {
+                plain(format!("{}: no such file or directory", path.display()))
+            });
+        };
+        let repo = Repo::open(repo.as_deref()).map_err(plain)?;
+        let paths = repo_paths(&repo, &paths)?;
+        self.side(&repo, Some(rev), paths, |job| {
+            run(job)?.found(job, None, |path| {
+                plain(format!(
+                    "{rev}:{}: no such file or directory in the revision",
+                    path.display()
+                ))
+            })
+        })
+    }
+
+    /// Runs `run` on the job of `paths` of revision `rev` of `repo`, or of its working tree
+    /// when `rev` is `None`. A relative --templates is the repository's, at that revision.
+    fn side<T>(
+        &self,
+        repo: &Repo,
+        rev: Option<&str>,
+        paths: Vec<PathBuf>,
+        run: impl FnOnce(&Job<'_>) -> Result<T, Diagnostics>,
+    ) -> Result<T, Diagnostics> {
+        let git_tree;
+        let disk_tree;
+        let tree: &dyn FileTree = match rev {
+            Some(rev) => {
+                git_tree = repo.tree(rev).map_err(plain)?;
+                &git_tree
+            }
+            None => {
+                let workdir = repo.workdir().ok_or_else(|| {
+                    plain(format!(
+                        "{} is a bare repository: it has no working tree, so name the head revision too",
+                        repo.location()
+                    ))
+                })?;
+                disk_tree = DiskTree::new(workdir, "");
+                &disk_tree
+            }
+        };
+        let templates = TemplateSource::of(self.common.templates.as_deref(), |dir| {
+            if dir.is_absolute() {
+                Ok(None)
+            } else {
+                repo.repo_path(dir).map(Some).map_err(plain)
+            }
+        })?;
+        run(&self.job(Inputs::Tree { tree, paths }, templates))
     }
 }
 
@@ -407,11 +463,11 @@ fn render_command(
     rev: Option<(String, Option<PathBuf>)>,
 ) -> Result<Done, Diagnostics> {
     if out_dir.is_none() && output == Format::Yaml {
-        let stream = inv.render(&paths, rev.as_ref(), YamlStream::render, |r| r.run_yaml())?;
+        let stream = inv.run(paths, rev.as_ref(), |job| job.stream())?;
         inv.served(&stream.ids)?;
         return Ok(stream.into());
     }
-    let objects = inv.render(&paths, rev.as_ref(), |r, f| r.render_fleet(f), |r| r.run())?;
+    let objects = inv.run(paths, rev.as_ref(), |job| job.render())?;
     let ids: Vec<ObjectId> = objects.iter().map(ObjectId::of).collect();
     inv.served(&ids)?;
     match out_dir {
@@ -458,17 +514,14 @@ fn cmp_command(inv: &Invocation, command: CmpCommand) -> Result<Done, Diagnostic
 
 /// `validate`: renders without writing, and counts.
 fn validate_command(inv: &Invocation, paths: Vec<PathBuf>) -> Result<Done, Diagnostics> {
-    let renderer =
-        render::templates::renderer(inv.common.templates.as_deref(), inv.options.clone())?;
-    let fleet = source::load_fleet(&inputs(paths), &inv.common.namespace)?;
-    let objects = renderer.render_fleet_to(&fleet, drop)?;
-    inv.served(&objects)?;
+    let valid = inv.run(paths, None, |job| job.validate())?;
+    inv.served(&valid.objects)?;
     Ok(format!(
         "valid: {} shards, {} plugins, {} namespaces -> {} objects\n",
-        fleet.shards.len(),
-        fleet.plugins.len(),
-        fleet.namespaces.len(),
-        objects.len()
+        valid.shards,
+        valid.plugins,
+        valid.namespaces,
+        valid.objects.len()
     )
     .into())
 }
@@ -514,84 +567,13 @@ fn repo_paths(repo: &Repo, paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostic
         .collect()
 }
 
-/// `render --rev`: the revision's files of `paths` (repository paths of the user's paths),
-/// rendered by `render`; a path missing from the revision or no YAML file is an error.
-fn revision<T>(
-    rev: &str,
-    repo: Option<&Path>,
-    paths: &[PathBuf],
-    render: impl FnOnce(&Repo, &[PathBuf]) -> Result<Rendered<T>, Diagnostics>,
-) -> Result<T, Diagnostics> {
-    let repo = Repo::open(repo).map_err(plain)?;
-    let paths = repo_paths(&repo, paths)?;
-    let rendered = render(&repo, &paths)?;
-    if let Some(missing) = rendered.missing.first() {
-        return Err(plain(format!(
-            "{rev}:{}: no such file or directory in the revision",
-            missing.display()
-        )));
-    }
-    if rendered.files == 0 {
-        let shown: Vec<String> = paths
-            .iter()
-            .map(|p| format!("{rev}:{}", p.display()))
-            .collect();
-        return Err(source::no_yaml_files(&shown, None).into());
-    }
-    Ok(rendered.objects)
-}
-
-/// Renders `paths` of revision `rev`, or of the working tree when `rev` is `None`, with `run`.
-fn render_side<T>(
-    repo: &Repo,
-    rev: Option<&str>,
-    paths: &[PathBuf],
-    common: &Common,
-    options: RenderOptions,
-    run: impl FnOnce(&Render<'_>) -> Result<Rendered<T>, Diagnostics>,
-) -> Result<Rendered<T>, Diagnostics> {
-    let git_tree;
-    let disk_tree;
-    let tree: &dyn FileTree = match rev {
-        Some(rev) => {
-            git_tree = repo.tree(rev).map_err(plain)?;
-            &git_tree
-        }
-        None => {
-            let workdir = repo.workdir().ok_or_else(|| {
-                plain(format!(
-                    "{} is a bare repository: it has no working tree, so name the head revision too",
-                    repo.location()
-                ))
-            })?;
-            disk_tree = DiskTree::new(workdir, "");
-            &disk_tree
-        }
-    };
-    // A relative directory is the repository's, at each side's revision.
-    let templates = TemplateSource::of(common.templates.as_deref(), |dir| {
-        if dir.is_absolute() {
-            Ok(None)
-        } else {
-            repo.repo_path(dir).map(Some).map_err(plain)
-        }
-    })?;
-    run(&Render {
-        tree,
-        paths: paths.to_vec(),
-        templates,
-        namespace: common.namespace.clone(),
-        options,
-    })
-}
-
 /// Settings every render of one invocation shares.
 struct Common {
     namespace: String,
     templates: Option<PathBuf>,
 }
 
-fn diff_command(common: &Common, options: RenderOptions, d: DiffArgs) -> Result<Done, Diagnostics> {
+fn diff_command(inv: &Invocation, d: DiffArgs) -> Result<Done, Diagnostics> {
     let repo = Repo::open(d.repo.as_deref()).map_err(plain)?;
     let head = match (d.base.split_once("..."), d.head) {
         (Some(_), Some(_)) => {
@@ -604,19 +586,21 @@ fn diff_command(common: &Common, options: RenderOptions, d: DiffArgs) -> Result<
     };
     let paths = repo_paths(&repo, &d.paths)?;
     let side = |rev: Option<&str>| {
-        render_side(&repo, rev, &paths, common, options.clone(), |r| r.run()).map_err(|e| {
-            // `diff BASE dir` most likely meant a path: say how to give one.
-            match rev {
-                Some(rev)
-                    if Path::new(rev).exists() && e.to_string().contains("unknown revision") =>
-                {
-                    plain(format!(
-                        "{e} (to limit the diff to a path, put it after --)"
-                    ))
+        inv.side(&repo, rev, paths.clone(), |job| job.render())
+            .map_err(|e| {
+                // `diff BASE dir` most likely meant a path: say how to give one.
+                match rev {
+                    Some(rev)
+                        if Path::new(rev).exists()
+                            && e.to_string().contains("unknown revision") =>
+                    {
+                        plain(format!(
+                            "{e} (to limit the diff to a path, put it after --)"
+                        ))
+                    }
+                    _ => e,
                 }
-                _ => e,
-            }
-        })
+            })
     };
     let base = side(Some(&d.base))?;
     let head = side(head.as_deref())?;
@@ -631,14 +615,7 @@ fn diff_command(common: &Common, options: RenderOptions, d: DiffArgs) -> Result<
     }
     let diffs = diff::compare(&base.objects, &head.objects);
     let style = Style {
-        color: match d.color {
-            ColorWhen::Always => true,
-            ColorWhen::Never => false,
-            ColorWhen::Auto => {
-                std::io::stdout().is_terminal()
-                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-            }
-        },
+        color: d.color.on(),
         context: d.context,
     };
     let out = match (diffs.is_empty(), d.stat) {
