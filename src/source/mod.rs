@@ -5,8 +5,8 @@
 //! given on the command line, a directory, a git revision) and reads its YAML files and template
 //! overrides, [`decode`] turns bytes into text, [`split_documents`] and [`parse_fleet`] make the
 //! fleet; [`read_inputs`] and [`load_fleet`] do it all for paths on disk (the CLI's commands go
-//! through [`crate::job::Job`], which reads with [`read_inputs`]). The templates a fleet is rendered with are read
-//! by [`crate::render::templates::renderer`].
+//! through [`crate::job::Job`], which reads with [`read_inputs`]). The templates a fleet is
+//! rendered with are read by [`crate::render::templates::renderer`].
 
 mod fleet;
 mod load;
