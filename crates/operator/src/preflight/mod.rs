@@ -16,6 +16,7 @@ use serde_json::Value;
 
 pub mod rbac;
 
+use crate::view::key;
 use prism_admin::{AdminPool, Probe};
 use prism_api::PrismShard;
 use rbac::{Needs, Permission, Scope, permissions};
@@ -279,10 +280,7 @@ async fn shards(client: &Client, cfg: &Config) -> Vec<(String, String)> {
                 .into_iter()
                 .filter_map(|s| {
                     let endpoints = s.spec.admin_endpoint.clone()?;
-                    Some((
-                        format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any()),
-                        endpoints,
-                    ))
+                    Some((key(&s), endpoints))
                 })
                 .collect()
         })

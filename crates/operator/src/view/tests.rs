@@ -6,14 +6,12 @@ use kube::ResourceExt;
 use kube::runtime::watcher::Event;
 
 use super::fixture::{Objects, namespace, pod, shard};
+use super::key;
 use crate::decide::admin::{Access, access, name_owner, stale_proxies};
 use prism_api::PrismShard;
 
 fn names<K: ResourceExt>(objects: &[std::sync::Arc<K>]) -> Vec<String> {
-    objects
-        .iter()
-        .map(|o| format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()))
-        .collect()
+    objects.iter().map(|o| key(&**o)).collect()
 }
 
 #[test]
