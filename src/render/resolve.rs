@@ -123,22 +123,28 @@ pub fn resolve(fleet: &Fleet) -> Result<Resolved<'_>, Diagnostics> {
         let shards = shards_by_namespace
             .get(&ns.value.namespace())
             .map_or(&[][..], Vec::as_slice);
-        match choose(&ns.value, shards) {
+        match placement(&ns.value, shards) {
             Ok(shard) => placements.push((ns, shard)),
-            Err(why) => {
-                let field = if ns.value.spec.shard.is_some() {
-                    "spec.shard"
-                } else {
-                    "spec.backend"
-                };
-                problems.push(ns.diagnostic(field, format!("cannot be placed: {why}")));
-            }
+            Err(problem) => problems.push(ns.locate(problem)),
         }
     }
     problems.into_result(Resolved {
         shards,
         remote_plugins,
         placements,
+    })
+}
+
+/// The shard `ns` is placed on among `shards` (those of its Kubernetes namespace), or why it
+/// cannot be placed, at the field that says where it wants to go.
+pub fn placement(ns: &PrismNamespace, shards: &[&PrismShard]) -> Result<String, Diagnostic> {
+    choose(ns, shards).map_err(|why| {
+        let field = if ns.spec.shard.is_some() {
+            "spec.shard"
+        } else {
+            "spec.backend"
+        };
+        Diagnostic::at(field, format!("cannot be placed: {why}"))
     })
 }
 

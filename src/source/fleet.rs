@@ -131,14 +131,14 @@ pub fn parse_fleet(docs: Vec<Document>, default_namespace: &str) -> Result<Fleet
 const PARALLEL_DOCUMENTS: usize = 32;
 
 /// One document parsed on its own, before it meets the others.
-struct Parsed {
+pub(super) struct Parsed {
     origin: Arc<Document>,
     /// Kind, namespace and name, when the document got that far.
     identity: Option<(String, String, String)>,
     /// Its problems.
-    problems: Vec<Diagnostic>,
+    pub(super) problems: Vec<Diagnostic>,
     /// The typed object, when it has no problems so far.
-    typed: Option<Result<Typed, Diagnostic>>,
+    pub(super) typed: Option<Result<Typed, Diagnostic>>,
 }
 
 impl Parsed {
@@ -151,13 +151,16 @@ impl Parsed {
 }
 
 /// A typed Prism object (boxed: they are large, and move through vectors).
-enum Typed {
+pub enum Typed {
+    /// A PrismShard.
     Shard(Box<PrismShard>),
+    /// A PrismPlugin.
     Plugin(Box<PrismPlugin>),
+    /// A PrismNamespace.
     Namespace(Box<PrismNamespace>),
 }
 
-fn parse_one(doc: Arc<Document>, schemas: &Schemas, default_namespace: &str) -> Parsed {
+pub(super) fn parse_one(doc: Arc<Document>, schemas: &Schemas, default_namespace: &str) -> Parsed {
     let mut problems = Diagnostics::default();
     let parsed = parse_document(&doc, schemas, default_namespace, &mut problems);
     let mut out = Parsed {

@@ -11,6 +11,7 @@
 mod fleet;
 mod load;
 pub mod locate;
+mod object;
 pub mod rules;
 pub mod schema;
 pub mod tree;
@@ -18,8 +19,9 @@ pub mod tree;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use fleet::{Fleet, Located, parse_fleet};
+pub use fleet::{Fleet, Located, Typed, parse_fleet};
 pub use load::{fleet_from_files, load_fleet, read_inputs};
+pub use object::{OBJECT_FILE, check_object};
 
 use crate::error::Diagnostic;
 

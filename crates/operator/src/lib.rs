@@ -12,7 +12,8 @@
 //! - [`decide`]: pure rules (admin access and name ownership, the rollout state machine);
 //! - [`shard`], [`plugin`], [`namespace`]: one controller each;
 //! - [`traffic`]: traffic figures and health from Prometheus;
-//! - [`preflight`]: the `preflight` command and the operator's permissions.
+//! - [`preflight`]: the `preflight` command and the operator's permissions;
+//! - [`webhook`]: the admission and conversion webhooks, and their certificates.
 
 pub mod decide;
 pub mod kit;
@@ -22,4 +23,5 @@ pub mod preflight;
 pub mod shard;
 pub mod traffic;
 pub mod view;
+pub mod webhook;
 pub mod wiring;

@@ -10,8 +10,12 @@ use prism_admin::{AdminPool, AdminTls};
 use prism_api::duration_seconds;
 use prism_operator::kit::context::Settings;
 use prism_operator::preflight;
+use prism_operator::preflight::rbac::WebhookObjects;
 use prism_operator::traffic::prometheus::PrometheusConfig;
 use prism_operator::traffic::{Queries, TrafficSettings};
+use prism_operator::webhook::WebhookConfig;
+use prism_operator::webhook::certs::Want;
+use prism_operator::webhook::secret::{Managed, Source};
 use prism_operator::wiring::{RunConfig, Traffic, run};
 use prism_render::render::DEFAULT_PROXY_IMAGE;
 
@@ -47,6 +51,16 @@ struct PreflightArgs {
     /// Namespace of the leader Lease.
     #[arg(long, env = "POD_NAMESPACE", default_value = "prism-system")]
     lease_namespace: String,
+    /// The operator keeps its own webhook certificates: check the permissions on their Secret
+    /// (in the Lease's namespace, the operator's), the webhook configuration and the CRDs.
+    #[arg(long)]
+    webhook_certificates: bool,
+    /// Secret of the webhook certificates.
+    #[arg(long, default_value = "prism-operator-webhook-cert")]
+    webhook_secret: String,
+    /// ValidatingWebhookConfiguration the CA is injected into.
+    #[arg(long, default_value = "prism-operator")]
+    webhook_configuration: String,
     #[command(flatten)]
     admin: AdminArgs,
     /// Output format.
@@ -167,6 +181,81 @@ impl TrafficArgs {
     }
 }
 
+/// The admission and conversion webhooks.
+#[derive(clap::Args)]
+struct WebhookArgs {
+    /// Serve the validating and conversion webhooks over HTTPS on this address, e.g.
+    /// `0.0.0.0:9443`; not served when unset.
+    #[arg(long, env = "PRISM_WEBHOOK_ADDR", value_name = "ADDR")]
+    webhook_addr: Option<SocketAddr>,
+    /// Serve `tls.crt` and `tls.key` from this directory (kept by cert-manager) instead of
+    /// the operator's own CA.
+    #[arg(long, env = "PRISM_WEBHOOK_CERT_DIR", value_name = "DIR")]
+    webhook_cert_dir: Option<PathBuf>,
+    /// Secret (in the operator's namespace) holding the operator's own CA and certificate.
+    #[arg(long, default_value = "prism-operator-webhook-cert")]
+    webhook_secret: String,
+    /// Namespace of that Secret: the operator's.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "prism-system")]
+    webhook_namespace: String,
+    /// Service the API server calls the webhooks through; the certificate names it.
+    #[arg(long, default_value = "prism-operator-webhook")]
+    webhook_service: String,
+    /// Another name or IP address for the certificate (repeatable), e.g. `127.0.0.1` for an
+    /// operator running outside the cluster.
+    #[arg(long = "webhook-san", value_name = "NAME")]
+    webhook_sans: Vec<String>,
+    /// ValidatingWebhookConfiguration to inject the CA bundle into.
+    #[arg(long, default_value = "prism-operator")]
+    webhook_configuration: String,
+    /// Lifetime of a serving certificate; renewed with a third left.
+    #[arg(long, default_value = "2160h", value_parser = duration)]
+    webhook_cert_lifetime: Duration,
+    /// Lifetime of the CA; renewed with a third left (at least twice the certificate's).
+    #[arg(long, default_value = "87600h", value_parser = duration)]
+    webhook_ca_lifetime: Duration,
+}
+
+impl WebhookArgs {
+    /// The webhook server's settings, when it is served.
+    fn config(&self) -> Result<Option<WebhookConfig>, String> {
+        let Some(addr) = self.webhook_addr else {
+            return Ok(None);
+        };
+        let source = match &self.webhook_cert_dir {
+            Some(dir) => Source::Files(dir.clone()),
+            None => {
+                if self.webhook_ca_lifetime < 2 * self.webhook_cert_lifetime {
+                    return Err(
+                        "--webhook-ca-lifetime must be at least twice --webhook-cert-lifetime"
+                            .into(),
+                    );
+                }
+                let (svc, ns) = (&self.webhook_service, &self.webhook_namespace);
+                let mut sans = vec![
+                    format!("{svc}.{ns}.svc"),
+                    format!("{svc}.{ns}.svc.cluster.local"),
+                    format!("{svc}.{ns}"),
+                    svc.clone(),
+                ];
+                sans.extend(self.webhook_sans.iter().cloned());
+                Source::Managed(Managed {
+                    namespace: ns.clone(),
+                    secret: self.webhook_secret.clone(),
+                    want: Want {
+                        sans,
+                        lifetime: self.webhook_cert_lifetime,
+                        ca_lifetime: self.webhook_ca_lifetime,
+                    },
+                    webhook_configuration: self.webhook_configuration.clone(),
+                    crds: true,
+                })
+            }
+        };
+        Ok(Some(WebhookConfig { addr, source }))
+    }
+}
+
 fn fraction(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
@@ -213,6 +302,8 @@ struct RunArgs {
     network_policies: bool,
     #[command(flatten)]
     traffic: TrafficArgs,
+    #[command(flatten)]
+    webhook: WebhookArgs,
     #[command(flatten)]
     admin: AdminArgs,
     /// Let several shards sync to one Prism admin. Admin then serves a shard's namespaces from
@@ -316,8 +407,15 @@ fn preflight(args: PreflightArgs) -> ExitCode {
             .expect("TLS settings were checked");
         let cfg = preflight::Config {
             watch_namespace: args.watch_namespace,
-            lease_namespace: args.leader_elect.then_some(args.lease_namespace),
+            lease_namespace: args.leader_elect.then(|| args.lease_namespace.clone()),
             workload_writes: !args.render_mode,
+            webhook_certificates: args.webhook_certificates.then(|| {
+                let objects = WebhookObjects {
+                    secret: args.webhook_secret,
+                    configuration: args.webhook_configuration,
+                };
+                (args.lease_namespace.clone(), objects)
+            }),
             admin_endpoint: args.admin.admin_endpoint,
             admin,
         };
@@ -355,8 +453,16 @@ fn run_operator(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let webhook = match args.webhook.config() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = RunConfig {
         traffic,
+        webhook,
         settings: Settings {
             watch_namespace: args.watch_namespace,
             workload_writes: !args.render_mode,

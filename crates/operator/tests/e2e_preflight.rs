@@ -12,7 +12,7 @@ use std::process::Command;
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use prism_operator::preflight::rbac::{Needs, permissions};
+use prism_operator::preflight::rbac::{Needs, WebhookObjects, permissions};
 use support::admin_server::AdminServer;
 use support::cluster::{NamespaceOptions, cluster, test_namespace_with};
 use support::helm::{documents, helm, service_account_kubeconfig};
@@ -278,6 +278,10 @@ async fn the_chart_grants_exactly_the_permissions_preflight_checks() {
     let wanted: BTreeSet<_> = permissions(Needs {
         workload_writes: true,
         leader_election: true,
+        webhook_certificates: Some(WebhookObjects {
+            secret: "x-prism-operator-webhook-cert".into(),
+            configuration: "x-prism-operator".into(),
+        }),
     })
     .into_iter()
     .map(|p| (p.group, p.resource, p.verb, p.name))

@@ -10,7 +10,7 @@
 pub mod derive;
 mod finalizer;
 mod fingerprint;
-mod rules;
+pub mod rules;
 mod upsert;
 
 use std::ops::Deref;

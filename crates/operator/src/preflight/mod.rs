@@ -34,6 +34,9 @@ pub struct Config {
     pub lease_namespace: Option<String>,
     /// Workloads are applied (not render mode).
     pub workload_writes: bool,
+    /// The operator's namespace and the objects of its own webhook certificates, when it
+    /// keeps them.
+    pub webhook_certificates: Option<(String, rbac::WebhookObjects)>,
     /// The operator's default admin endpoints.
     pub admin_endpoint: Option<String>,
     /// Clients for admin, with the configured timeout and TLS.
@@ -213,6 +216,7 @@ async fn access(client: &Client, cfg: &Config) -> Check {
     let needs = Needs {
         workload_writes: cfg.workload_writes,
         leader_election: cfg.lease_namespace.is_some(),
+        webhook_certificates: cfg.webhook_certificates.clone().map(|(_, w)| w),
     };
     let wanted = permissions(needs);
     let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
@@ -221,6 +225,7 @@ async fn access(client: &Client, cfg: &Config) -> Check {
         let namespace = match permission.scope {
             Scope::Watched => cfg.watch_namespace.clone(),
             Scope::Lease => cfg.lease_namespace.clone(),
+            Scope::Operator => cfg.webhook_certificates.clone().map(|(ns, _)| ns),
             Scope::Cluster => None,
         };
         let review = review(permission, namespace.clone());

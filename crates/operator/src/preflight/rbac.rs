@@ -27,17 +27,31 @@ pub enum Scope {
     Watched,
     /// The leader-election Lease's namespace.
     Lease,
+    /// The operator's own namespace (its webhook certificate Secret).
+    Operator,
     /// Cluster-scoped objects.
     Cluster,
 }
 
 /// What the operator is configured to do.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Needs {
     /// Applies and prunes workloads (off in render mode).
     pub workload_writes: bool,
     /// Takes part in leader election.
     pub leader_election: bool,
+    /// Keeps its own webhook certificates: the Secret they live in and the
+    /// ValidatingWebhookConfiguration their CA is injected into.
+    pub webhook_certificates: Option<WebhookObjects>,
+}
+
+/// The objects the operator's own webhook certificates touch.
+#[derive(Debug, Clone)]
+pub struct WebhookObjects {
+    /// The Secret, in the operator's namespace.
+    pub secret: String,
+    /// The ValidatingWebhookConfiguration.
+    pub configuration: String,
 }
 
 /// The Prism kinds' plurals.
@@ -107,14 +121,51 @@ pub fn permissions(needs: Needs) -> Vec<Permission> {
         let verbs = ["get", "list", "watch", "create", "update", "patch"];
         add("coordination.k8s.io", "leases", &verbs, Scope::Lease);
     }
+    let named = |group: &str, resource: &str, verb: &str, name: Option<&str>, scope| Permission {
+        group: group.into(),
+        resource: resource.into(),
+        verb: verb.into(),
+        name: name.map(String::from),
+        scope,
+    };
+    let crds = "customresourcedefinitions";
     for crd in prism_api::crds() {
-        out.push(Permission {
-            group: "apiextensions.k8s.io".into(),
-            resource: "customresourcedefinitions".into(),
-            verb: "get".into(),
-            name: crd.metadata.name,
-            scope: Scope::Cluster,
-        });
+        let name = crd.metadata.name.as_deref();
+        out.push(named(
+            "apiextensions.k8s.io",
+            crds,
+            "get",
+            name,
+            Scope::Cluster,
+        ));
+        if needs.webhook_certificates.is_some() {
+            // The CA bundle of the conversion webhook.
+            out.push(named(
+                "apiextensions.k8s.io",
+                crds,
+                "update",
+                name,
+                Scope::Cluster,
+            ));
+        }
+    }
+    if let Some(w) = &needs.webhook_certificates {
+        let secret = Some(w.secret.as_str());
+        out.push(named("", "secrets", "get", secret, Scope::Operator));
+        out.push(named("", "secrets", "update", secret, Scope::Operator));
+        // A create cannot be limited to a name.
+        out.push(named("", "secrets", "create", None, Scope::Operator));
+        let hooks = "validatingwebhookconfigurations";
+        let configuration = Some(w.configuration.as_str());
+        for verb in ["get", "update"] {
+            out.push(named(
+                "admissionregistration.k8s.io",
+                hooks,
+                verb,
+                configuration,
+                Scope::Cluster,
+            ));
+        }
     }
     out.sort();
     out.dedup();
@@ -148,10 +199,15 @@ mod tests {
         let full = permissions(Needs {
             workload_writes: true,
             leader_election: true,
+            webhook_certificates: Some(WebhookObjects {
+                secret: "cert".into(),
+                configuration: "hooks".into(),
+            }),
         });
         let render = permissions(Needs {
             workload_writes: false,
             leader_election: false,
+            webhook_certificates: None,
         });
         let shown: Vec<String> = full.iter().map(ToString::to_string).collect();
         for expected in [
@@ -160,6 +216,10 @@ mod tests {
             "update leases.coordination.k8s.io",
             "get secrets",
             "get customresourcedefinitions.apiextensions.k8s.io prismshards.prism.io",
+            "update customresourcedefinitions.apiextensions.k8s.io prismshards.prism.io",
+            "update secrets cert",
+            "create secrets",
+            "update validatingwebhookconfigurations.admissionregistration.k8s.io hooks",
         ] {
             assert!(
                 shown.iter().any(|s| s == expected),
@@ -176,7 +236,13 @@ mod tests {
         assert!(
             !full
                 .iter()
-                .any(|p| p.resource == "secrets" && p.verb != "get")
+                .any(|p| p.resource == "secrets" && p.verb != "get" && p.scope == Scope::Watched),
+            "Secrets where Prism resources live are only read"
+        );
+        assert!(
+            !render
+                .iter()
+                .any(|p| p.verb == "update" && p.scope == Scope::Cluster)
         );
     }
 }

@@ -131,13 +131,29 @@ pub fn admin_status(
     );
 }
 
+/// Why a shard using `endpoints` may not use them: the older shard `owner` does, and the
+/// operator does not allow shared admins (the `SharedAdminRefused` condition, and what the
+/// validating webhook refuses with).
+pub fn refused(endpoints: &AdminOf, owner: &str) -> String {
+    format!(
+        "shares {} with the older shard {owner}, and the operator does not allow shared \
+         admins: none of this shard's namespaces are sent to admin. Give the shard its own \
+         spec.adminEndpoint, or run the operator with --allow-shared-admin",
+        which(endpoints)
+    )
+}
+
+fn which(endpoints: &AdminOf) -> &'static str {
+    match endpoints.default {
+        true => "the operator's default Prism admin (--admin-endpoint)",
+        false => "its Prism admin",
+    }
+}
+
 /// The `AdminIsolated` condition of a shard using `endpoints` with `access`, and the shards
 /// it shares them with.
 fn admin_isolated(endpoints: &AdminOf, access: Access) -> (Cond, Vec<String>) {
-    let which = match endpoints.default {
-        true => "the operator's default Prism admin (--admin-endpoint)",
-        false => "its Prism admin",
-    };
+    let which = which(endpoints);
     match access {
         Access::Own if endpoints.default => (
             Cond::admin_isolated(
@@ -175,12 +191,7 @@ fn admin_isolated(endpoints: &AdminOf, access: Access) -> (Cond, Vec<String>) {
             Cond::admin_isolated(
                 false,
                 reason::SHARED_ADMIN_REFUSED,
-                format!(
-                    "shares {which} with the older shard {owner}, and the operator does \
-                     not allow shared admins: none of this shard's namespaces are sent to admin. \
-                     Give the shard its own spec.adminEndpoint, or run the operator with \
-                     --allow-shared-admin"
-                ),
+                refused(endpoints, &owner),
             ),
             with,
         ),

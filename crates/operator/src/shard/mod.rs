@@ -25,7 +25,8 @@ use crate::kit::outcome::is_true;
 use crate::kit::report::object_key;
 use crate::kit::status;
 use crate::view::key;
-use derive::{AdminOf, Seen, admin_status, invalid_status, shard_status};
+pub use derive::{AdminOf, refused};
+use derive::{Seen, admin_status, invalid_status, shard_status};
 use prism_api::{PrismPlugin, PrismShard, PrismShardStatus, condition, reason};
 use prism_render::render::contract::shard_fullname;
 use prism_render::render::resolve::shard_plugins;
@@ -90,10 +91,7 @@ async fn reconcile_shard(shard: &PrismShard, ctx: &Ctx) -> Result<Action, Error>
         plugins: &pinned,
     };
     shard_status(&mut status, &seen, degraded, now);
-    let endpoints = ctx.view.admins.endpoints_of(shard).map(|list| AdminOf {
-        default: shard.spec.admin_endpoint.is_none(),
-        endpoints: list,
-    });
+    let endpoints = admin_of(&ctx.view, shard);
     let access = access(&ctx.view, shard, ctx.settings.allow_shared_admin);
     admin_status(
         &mut status,
@@ -176,4 +174,12 @@ async fn write_status(
         ctx.report.event(shard, false, why, note).await;
     }
     Ok(true)
+}
+
+/// The admin endpoints `shard` uses, and whether they are the operator's default.
+pub fn admin_of(view: &crate::view::View, shard: &PrismShard) -> Option<AdminOf> {
+    view.admins.endpoints_of(shard).map(|list| AdminOf {
+        default: shard.spec.admin_endpoint.is_none(),
+        endpoints: list,
+    })
 }

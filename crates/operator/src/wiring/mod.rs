@@ -27,6 +27,7 @@ use crate::kit::report::Report;
 use crate::kit::served::{self, Served};
 use crate::traffic::prometheus::{Prometheus, PrometheusConfig};
 use crate::traffic::{self, TrafficSettings};
+use crate::webhook::{self, WebhookConfig};
 use caches::{caches, sync_caches};
 use controllers::run_controllers;
 use leader::{lead, stop_when_lost};
@@ -59,6 +60,8 @@ pub struct RunConfig {
     pub concurrency: u16,
     /// Traffic figures from Prometheus, when configured.
     pub traffic: Option<Traffic>,
+    /// The admission and conversion webhooks, when served.
+    pub webhook: Option<WebhookConfig>,
 }
 
 /// Where traffic figures come from, and how they are written.
@@ -92,6 +95,16 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let ctx = Arc::new(context(client, &cfg, renderer, view, served)?);
     let health = Health::for_metrics(ctx.report.metrics.clone());
     let server = tokio::spawn(serve(cfg.metrics_addr, health.clone(), stop.signalled()));
+    // Every replica serves the webhooks, before its caches fill: reading objects stored in
+    // another version goes through the conversion webhook.
+    let webhooks = match &cfg.webhook {
+        Some(w) => Some(webhook::start(ctx.clone(), w.clone(), stop.signalled()).await?),
+        None => None,
+    };
+    // A standby keeps its caches warm too: the webhook reads them, and a new leader starts
+    // from them.
+    let mut background: Vec<JoinHandle<()>> = cache_tasks.into_iter().map(tokio::spawn).collect();
+    background.extend(webhooks);
 
     let leading = match cfg.leader_election {
         true => match lead(&ctx, &cfg, &health, &stop).await? {
@@ -100,7 +113,6 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         },
         false => None,
     };
-    let mut background: Vec<JoinHandle<()>> = cache_tasks.into_iter().map(tokio::spawn).collect();
     sync_caches(&ctx, &health).await?;
     let lost = Arc::new(AtomicBool::new(false));
     if let Some(rx) = leading {

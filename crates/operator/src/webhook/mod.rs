@@ -1,0 +1,156 @@
+//! The admission and conversion webhooks, served over HTTPS by every replica (not only the
+//! leader) from the moment the process starts: the API server calls them for every write of
+//! a Prism object, and for every read in a version other than the stored one.
+//!
+//! - `POST /validate`: the validating webhook ([`admission`]);
+//! - `POST /convert`: the CRD conversion webhook ([`conversion`]).
+//!
+//! The certificate comes from [`secret`]: the operator's own CA, kept in a Secret and renewed
+//! in place ([`certs`]), or files another issuer keeps (cert-manager).
+
+pub mod admission;
+pub mod certs;
+// TEMP mod conversion;
+pub mod secret;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use futures::FutureExt;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::kit::context::Ctx;
+use admission::Caches;
+use secret::Source;
+use tls::Certificate;
+
+/// How the webhooks are served.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// Address of the HTTPS server.
+    pub addr: SocketAddr,
+    /// Where its certificate comes from.
+    pub source: Source,
+}
+
+/// Loads the first certificate (waiting for the API server if it must), then serves the
+/// webhooks until `shutdown` resolves. Returns once the server listens.
+pub async fn start(
+    ctx: Arc<Ctx>,
+    cfg: WebhookConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let certificate = Arc::new(Certificate::default());
+    first_certificate(&ctx, &cfg.source, &certificate).await?;
+    tokio::spawn(secret::keep(
+        ctx.client.clone(),
+        cfg.source.clone(),
+        certificate.clone(),
+    ));
+    let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(certificate)));
+    let app = Router::new()
+        .route("/validate", post(validate))
+        // TEMP .route("/convert", post(conversion::convert))
+        .with_state(ctx);
+    let listener = TcpListener::bind(cfg.addr).await?;
+    tracing::info!(addr = %cfg.addr, "serving the webhooks over HTTPS");
+    Ok(tokio::spawn(accept(listener, acceptor, app, shutdown)))
+}
+
+async fn first_certificate(
+    ctx: &Ctx,
+    source: &Source,
+    certificate: &Certificate,
+) -> anyhow::Result<()> {
+    match source {
+        Source::Files(dir) => secret::load_files(dir, certificate),
+        Source::Managed(m) => loop {
+            match secret::round(&ctx.client, m, certificate).await {
+                Ok(()) if certificate.is_loaded() => return Ok(()),
+                Ok(()) => {} // lost the race to create the Secret: read the winner's
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "webhook certificates"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        },
+    }
+}
+
+async fn accept(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook accept");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => return,
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(tcp).await else {
+                return; // a failed handshake (a probe, a client without our CA)
+            };
+            let service = TowerToHyperService::new(app);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Whether every Prism cache has listed its objects.
+fn caches(ctx: &Ctx) -> Caches {
+    let view = &ctx.view;
+    let ready = [
+        view.shards.wait_until_ready().now_or_never(),
+        view.plugins.wait_until_ready().now_or_never(),
+        view.namespaces.wait_until_ready().now_or_never(),
+    ];
+    match ready.iter().all(|r| matches!(r, Some(Ok(())))) {
+        true => Caches::Synced,
+        false => Caches::Loading,
+    }
+}
+
+async fn validate(
+    State(ctx): State<Arc<Ctx>>,
+    Json(review): Json<AdmissionReview<DynamicObject>>,
+) -> Json<AdmissionReview<DynamicObject>> {
+    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
+        Ok(request) => request,
+        Err(e) => return Json(AdmissionResponse::invalid(e.to_string()).into_review()),
+    };
+    let verdict = admission::review(
+        &ctx.view,
+        ctx.settings.allow_shared_admin,
+        caches(&ctx),
+        &request,
+    );
+    tracing::debug!(
+        kind = %request.kind.kind,
+        name = %request.name,
+        namespace = request.namespace.as_deref().unwrap_or_default(),
+        refused = !verdict.refusals.is_empty(),
+        warnings = verdict.warnings.len(),
+        "admission"
+    );
+    Json(verdict.respond(&request).into_review())
+}

