@@ -12,11 +12,13 @@
 //! - [`decide`]: pure rules (admin access and name ownership, the rollout state machine);
 //! - [`shard`], [`plugin`], [`namespace`]: one controller each;
 //! - [`traffic`]: traffic figures and health from Prometheus;
+//! - [`migrate`]: moving stored objects to the storage version;
 //! - [`preflight`]: the `preflight` command and the operator's permissions;
 //! - [`webhook`]: the admission and conversion webhooks, and their certificates.
 
 pub mod decide;
 pub mod kit;
+pub mod migrate;
 pub mod namespace;
 pub mod plugin;
 pub mod preflight;

@@ -114,6 +114,9 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         false => None,
     };
     sync_caches(&ctx, &health).await?;
+    if cfg.settings.watch_namespace.is_none() {
+        background.push(tokio::spawn(crate::migrate::run(ctx.client.clone())));
+    }
     let lost = Arc::new(AtomicBool::new(false));
     if let Some(rx) = leading {
         background.push(tokio::spawn(stop_when_lost(
