@@ -392,9 +392,216 @@ async fn the_api_server_calls_the_operators_webhooks() {
     let expected: BTreeMap<String, Outcome> =
         CATALOGUE.iter().map(|(n, o)| (n.to_string(), *o)).collect();
     assert_eq!(outcomes, expected);
-    let _ = &mut op;
-    let _ = Instant::now();
-    let _: Option<Secret> = None;
-    let _ = read(&client, "prism.io/v1beta1", &home, "PrismShard", "x").await;
-    let _ = (shard(&home, "a", json!({})), namespace(&home, "a"), &other);
+
+    // 2. Across objects: an older shard's admin is refused; what a later apply fixes is warned.
+    let admin = json!({"product": "p", "adminEndpoint": "127.0.0.1:9"});
+    assert_eq!(
+        write(
+            &client,
+            "POST",
+            &home,
+            &shard(&home, "owner", admin.clone())
+        )
+        .await,
+        Ok(vec![])
+    );
+    wait_for(
+        "the shard in the webhook's cache",
+        Duration::from_secs(30),
+        || async {
+            match write(
+                &client,
+                "POST",
+                &other,
+                &shard(&other, "taker", admin.clone()),
+            )
+            .await
+            {
+                Err(m) if m.starts_with(DENIED) => Ok(m),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await
+    .contains("shares its Prism admin with the older shard");
+    let refused = write(
+        &client,
+        "POST",
+        &other,
+        &shard(&other, "taker", admin.clone()),
+    )
+    .await;
+    assert_eq!(
+        refused,
+        Err(format!(
+            "{DENIED}shares its Prism admin with the older shard {home}/owner, and the operator \
+             does not allow shared admins: none of this shard's namespaces are sent to admin. \
+             Give the shard its own spec.adminEndpoint, or run the operator with \
+             --allow-shared-admin"
+        ))
+    );
+    let waiting = write(&client, "POST", &other, &namespace(&other, "early")).await;
+    assert_eq!(
+        waiting,
+        Ok(vec![format!(
+            "spec.backend: cannot be placed: no PrismShard exists in namespace {other}"
+        )])
+    );
+    let needs = json!({"product": "p", "plugins": [{"name": "pg", "version": "1.2"}]});
+    let warned = write(
+        &client,
+        "POST",
+        &other,
+        &shard(&other, "needs", needs.clone()),
+    )
+    .await;
+    assert_eq!(
+        warned,
+        Ok(vec![format!(
+            "spec.plugins[0].name: PrismPlugin {other}/pg not found (no PrismPlugin exists in namespace {other})"
+        )])
+    );
+
+    // 3. Conversion: written as v1alpha1, read as v1beta1, and back.
+    let mut old = shard(
+        &home,
+        "old",
+        json!({"product": "p", "replicas": 3,
+        "autoscaling": {"enabled": true, "minReplicas": 2, "maxReplicas": 5, "targetCPUUtilization": 70}}),
+    );
+    old["apiVersion"] = "prism.io/v1alpha1".into();
+    assert_eq!(write(&client, "POST", &home, &old).await, Ok(vec![]));
+    let beta = read(&client, "prism.io/v1beta1", &home, "PrismShard", "old")
+        .await
+        .unwrap();
+    assert_eq!(beta["apiVersion"], "prism.io/v1beta1");
+    assert!(beta["spec"].get("replicas").is_none(), "{beta}");
+    let alpha = read(&client, "prism.io/v1alpha1", &home, "PrismShard", "old")
+        .await
+        .unwrap();
+    assert_eq!(
+        alpha["spec"], old["spec"],
+        "the round trip keeps every field"
+    );
+    let mut updated = beta.clone();
+    updated["spec"]["product"] = "q".into();
+    assert!(write(&client, "PUT", &home, &updated).await.is_ok());
+    let alpha = read(&client, "prism.io/v1alpha1", &home, "PrismShard", "old")
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            alpha["spec"]["product"].clone(),
+            alpha["spec"]["replicas"].clone()
+        ),
+        (json!("q"), json!(3))
+    );
+
+    // 4. Renewals (36 s certificates, 90 s CA): writes and converted reads all the while.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &home);
+    let material = |s: Secret| {
+        let d = s.data.unwrap_or_default();
+        (d.get("tls.crt").cloned(), d.get("ca.key").cloned())
+    };
+    let first = material(secrets.get("prism-operator-webhook-cert").await.unwrap());
+    let (mut certs, mut cas) = (vec![first.0.clone()], vec![first.1.clone()]);
+    let (mut calls, mut failures) = (0, Vec::new());
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(100) {
+        let name = format!("r{calls}");
+        match write(
+            &client,
+            "POST",
+            &home,
+            &shard(&home, &name, json!({"product": "p"})),
+        )
+        .await
+        {
+            Ok(_) => {}
+            Err(e) => failures.push(e),
+        }
+        if let Err(e) = read(&client, "prism.io/v1alpha1", &home, "PrismShard", &name).await {
+            failures.push(e);
+        }
+        calls += 2;
+        let (cert, ca) = material(secrets.get("prism-operator-webhook-cert").await.unwrap());
+        if certs.last() != Some(&cert) {
+            certs.push(cert);
+        }
+        if cas.last() != Some(&ca) {
+            cas.push(ca);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    println!(
+        "{calls} calls across {} certificates and {} CAs",
+        certs.len(),
+        cas.len()
+    );
+    assert_eq!(failures, Vec::<String>::new());
+    assert!(certs.len() >= 3, "{} certificates", certs.len());
+    assert!(cas.len() >= 2, "{} CAs", cas.len());
+
+    // 5. The operator down: conversion fails loudly, validation follows failurePolicy (Fail).
+    op.kill();
+    let converted = read(&client, "prism.io/v1alpha1", &home, "PrismShard", "owner").await;
+    assert!(
+        converted.is_err_and(|e| e.contains("conversion webhook")),
+        "a read in the other version fails"
+    );
+    let down = write(
+        &client,
+        "POST",
+        &home,
+        &shard(&home, "while-down", json!({"product": "p"})),
+    )
+    .await;
+    assert!(down.is_err_and(|e| e.contains("failed calling webhook")));
+
+    // 6. failurePolicy Ignore: writes go through while it is down, and the conditions catch
+    // what the webhook would have refused once the operator is back.
+    let patch = webhook_configuration("prism-e2e", port, "Ignore");
+    configs
+        .patch(
+            "prism-e2e",
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .unwrap();
+    wait_for(
+        "writes to go through unchecked",
+        Duration::from_secs(30),
+        || async {
+            write(
+                &client,
+                "POST",
+                &other,
+                &shard(&other, "taker", admin.clone()),
+            )
+            .await
+            .map(drop)
+        },
+    )
+    .await;
+    let _op = operator(&home, port, &[]).await;
+    let shards: Api<prism_api::PrismShard> = Api::namespaced(client.clone(), &other);
+    wait_for(
+        "SharedAdminRefused on the shard let in",
+        Duration::from_secs(60),
+        || async {
+            let s = shards.get("taker").await.map_err(|e| e.to_string())?;
+            let reasons: Vec<String> = s
+                .status
+                .iter()
+                .flat_map(|s| s.conditions.iter())
+                .map(|c| c.reason.clone())
+                .collect();
+            match reasons.iter().any(|r| r == "SharedAdminRefused") {
+                true => Ok(()),
+                false => Err(format!("{reasons:?}")),
+            }
+        },
+    )
+    .await;
 }

@@ -451,6 +451,14 @@ impl Launcher {
             ),
         )?;
         let p = |f: &str| dir.join(f).display().to_string();
+        let egress_socket = dir.join("egress.sock");
+        crate::egress::serve(&egress_socket, dir.join("egress-refused.log"))
+            .map_err(|e| format!("starting the egress proxy: {e}"))?;
+        let egress_config = dir.join("egress-selector.yaml");
+        write_file(
+            &egress_config,
+            &crate::egress::selector_config(&egress_socket),
+        )?;
 
         self.spawn(
             "etcd",
@@ -497,6 +505,9 @@ impl Launcher {
                 format!("--service-account-key-file={}", p("pki/sa.pub")),
                 format!("--service-account-signing-key-file={}", p("pki/sa.key")),
                 format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+                // Webhooks, aggregated APIs and pod proxies go through a proxy that only
+                // opens tunnels to loopback (see `egress`).
+                format!("--egress-selector-config-file={}", egress_config.display()),
                 "--profiling=false".into(),
             ],
         )?;

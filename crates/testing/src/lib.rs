@@ -26,6 +26,8 @@ pub mod apiserver_metrics;
 #[cfg(feature = "cluster")]
 pub mod cluster;
 #[cfg(feature = "cluster")]
+pub mod egress;
+#[cfg(feature = "cluster")]
 pub mod helm;
 #[cfg(feature = "cluster")]
 pub mod operator;

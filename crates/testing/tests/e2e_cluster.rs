@@ -295,3 +295,64 @@ async fn pod_security_admission_rejects_privileged_pods_in_restricted_namespaces
         .await
         .expect("a restricted-compliant pod is admitted");
 }
+
+/// A webhook behind a Service (whose address is made up and must never be dialed) fails at once:
+/// the API server reaches the cluster only through the loopback-only egress proxy, which refuses
+/// the tunnel and writes it down.
+#[tokio::test]
+async fn the_api_server_never_dials_a_service_address() {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    use k8s_openapi::api::core::v1::{ConfigMap, Service};
+    let (client, ns) = cluster::test_namespace("egress").await;
+    let services = Api::<Service>::namespaced(client.clone(), &ns);
+    let service: Service = serde_json::from_value(json!({
+        "metadata": {"name": "hook"},
+        "spec": {"ports": [{"port": 443, "targetPort": 9443}], "selector": {"app": "none"}}
+    }))
+    .unwrap();
+    let service = services
+        .create(&PostParams::default(), &service)
+        .await
+        .unwrap();
+    let address = service.spec.unwrap().cluster_ip.unwrap();
+    let configs = Api::<ValidatingWebhookConfiguration>::all(client.clone());
+    let name = format!("egress-{ns}");
+    let config: ValidatingWebhookConfiguration = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "webhooks": [{
+            "name": "egress.prism.test",
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Fail",
+            "timeoutSeconds": 5,
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["configmaps"]}],
+            "clientConfig": {"service": {"namespace": ns, "name": "hook", "port": 443}}
+        }]
+    }))
+    .unwrap();
+    configs
+        .create(&PostParams::default(), &config)
+        .await
+        .unwrap();
+    let maps = Api::<ConfigMap>::namespaced(client.clone(), &ns);
+    let map: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "m"}})).unwrap();
+    let log = cluster::cluster().await.dir().join("egress-refused.log");
+    let refused = wait_for("the webhook call to be refused", TIMEOUT, || async {
+        match maps.create(&PostParams::default(), &map).await {
+            Err(e) if e.to_string().contains("failed calling webhook") => {
+                Ok(std::fs::read_to_string(&log).unwrap_or_default())
+            }
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    configs
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(
+        refused.contains(&format!("CONNECT {address}:443")),
+        "{refused}"
+    );
+}
