@@ -14,6 +14,10 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams}
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
+/// Rewrites per second at most: an upgrade of a large fleet must not crowd out the API server
+/// (5,000 objects take under two minutes).
+const WRITES_PER_SECOND: u32 = 50;
+
 /// Migrates every Prism CRD that stores objects in an older version; logs what it did.
 pub async fn run(client: Client) {
     for crd in prism_api::crds() {
@@ -66,9 +70,11 @@ async fn migrate(
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
     let mut count = 0;
     let mut page = ListParams::default().limit(500);
+    let mut pace = tokio::time::interval(std::time::Duration::from_secs(1) / WRITES_PER_SECOND);
     loop {
         let list = api.list_metadata(&page).await?;
         for object in &list.items {
+            pace.tick().await;
             rewrite(client, &resource, object).await?;
             count += 1;
         }
