@@ -16,7 +16,11 @@ use kube::{Client, Config};
 use support::admin_server::AdminServer;
 use support::cluster::{NamespaceOptions, cluster, test_namespace_with};
 use support::helm::{helm, service_account_kubeconfig};
-use support::operator::{FleetAdmins, Operator, apply_example_fleet, wait_example_fleet};
+use support::operator::{
+    FleetAdmins, Operator, apply_example_fleet, wait_example_fleet, webhook_args,
+    webhooks_to_loopback,
+};
+use support::process::free_port;
 use support::wait_for;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,21 +85,31 @@ async fn the_chart_installs_and_its_rbac_is_exactly_enough() {
     let (_, fleet_ns) = test_namespace_with("fleet", &NamespaceOptions::restricted()).await;
     let prism_admin = AdminServer::start().await;
     let endpoint = prism_admin.endpoint();
-    let op = Operator::start_with_kubeconfig(
-        &sa_config,
-        &[
-            "--leader-elect",
-            "--lease-namespace",
-            &release_ns,
-            "--identity",
-            "sa-test",
-            "--admin-endpoint",
-            &endpoint,
-            "--resync",
-            "30s",
-        ],
-    )
-    .await;
+    // It serves the chart's webhooks too (on loopback: the test control plane never dials a
+    // Service), keeping their certificates with the chart's permissions.
+    let port = free_port();
+    webhooks_to_loopback(&admin, "prism-operator", port).await;
+    let mut args: Vec<String> = [
+        "--leader-elect",
+        "--lease-namespace",
+        &release_ns,
+        "--identity",
+        "sa-test",
+        "--admin-endpoint",
+        &endpoint,
+        "--resync",
+        "30s",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(webhook_args(
+        &release_ns,
+        port,
+        "prism-operator-webhook-cert",
+        "prism-operator",
+    ));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let op = Operator::start_with_kubeconfig(&sa_config, &args).await;
     let fleet_admins = FleetAdmins::start().await;
     apply_example_fleet(&admin, &fleet_ns, &fleet_admins).await;
     wait_example_fleet(&admin, &fleet_ns, &op).await;

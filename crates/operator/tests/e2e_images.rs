@@ -13,7 +13,9 @@ use serde_json::Value;
 use support::admin_server::AdminServer;
 use support::cluster::{NamespaceOptions, cluster, test_namespace_with};
 use support::helm::{documents, helm, service_account_token};
-use support::operator::{FleetAdmins, apply_example_fleet, wait_example_fleet_logged};
+use support::operator::{
+    FleetAdmins, apply_example_fleet, wait_example_fleet_logged, webhooks_to_loopback,
+};
 use support::podman::{Container, build_images, images, podman_ok};
 use support::process::{free_port, http_get};
 use support::{paths, wait_for};
@@ -132,6 +134,7 @@ async fn the_operator_image_runs_as_the_chart_deploys_it() {
         test_namespace_with("prism-system", &NamespaceOptions::restricted()).await;
     let prism_admin = AdminServer::start().await;
     let port = free_port().to_string();
+    let webhook_port = free_port();
     let values = [
         format!("metrics.port={port}"),
         // The host network is the container's: listen on loopback only.
@@ -139,6 +142,9 @@ async fn the_operator_image_runs_as_the_chart_deploys_it() {
         format!("adminEndpoint={}", prism_admin.endpoint()),
         "adminTimeout=2s".into(),
         "resync=30s".into(),
+        format!("webhook.port={webhook_port}"),
+        "webhook.bindAddress=127.0.0.1".into(),
+        "webhook.extraSANs={127.0.0.1}".into(),
     ];
     let mut args = vec![
         "prism-operator",
@@ -194,6 +200,9 @@ async fn the_operator_image_runs_as_the_chart_deploys_it() {
     )
     .await;
 
+    // The image keeps its own webhook certificates (no HOME, no shell, no CA roots needed) and
+    // serves the webhooks the chart registered, here reached on loopback.
+    webhooks_to_loopback(&admin, "prism-operator", webhook_port).await;
     let (_, fleet_ns) = test_namespace_with("fleet", &NamespaceOptions::restricted()).await;
     let fleet_admins = FleetAdmins::start().await;
     apply_example_fleet(&admin, &fleet_ns, &fleet_admins).await;
@@ -202,6 +211,25 @@ async fn the_operator_image_runs_as_the_chart_deploys_it() {
         fleet_admins.namespace_count(),
         12,
         "every namespace reached its shard\'s admin"
+    );
+    let resource = kube::core::ApiResource::erase::<prism_api::PrismShard>(&());
+    let shards: kube::Api<kube::core::DynamicObject> =
+        kube::Api::namespaced_with(admin.clone(), &fleet_ns, &resource);
+    let bad: kube::core::DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": prism_api::API_VERSION, "kind": "PrismShard", "metadata": {"name": "bad"},
+        "spec": {"product": "p", "storage": {"size": "10 gigabytes"}}
+    }))
+    .unwrap();
+    let refused = shards
+        .create(&Default::default(), &bad)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains(
+            "admission webhook \"validate.prism.io\" denied the request: spec.storage.size"
+        ),
+        "{refused}"
     );
     http_get(&format!("{base}/readyz"))
         .await

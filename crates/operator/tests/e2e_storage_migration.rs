@@ -10,13 +10,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::ApiResource;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use support::cluster::{cluster, test_namespace};
 use support::helm::helm;
-use support::operator::Operator;
+use support::operator::{Operator, webhook_args, webhooks_to_loopback};
 use support::paths;
 use support::process::free_port;
 use support::wait_for;
@@ -133,55 +133,17 @@ async fn stored_versions(client: &Client) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-/// Points the webhooks the chart registered (at its Service, whose address the test control
-/// plane never dials) at the operator on 127.0.0.1 instead.
-async fn webhooks_to(client: &Client, configuration: &str, port: u16) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in prism_api::crds() {
-        let patch = json!({"spec": {"conversion": {"webhook": {"clientConfig": {
-            "service": null, "url": format!("https://127.0.0.1:{port}/convert")}}}}});
-        crds.patch(
-            &crd.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-        .unwrap();
-    }
-    let configs: Api<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration> =
-        Api::all(client.clone());
-    let mut config = configs.get(configuration).await.unwrap();
-    for hook in config.webhooks.iter_mut().flatten() {
-        hook.client_config.service = None;
-        hook.client_config.url = Some(format!("https://127.0.0.1:{port}/validate"));
-    }
-    configs
-        .replace(configuration, &Default::default(), &config)
-        .await
-        .unwrap();
-}
-
 async fn operator(release_ns: &str, port: u16) -> Operator {
     let kubeconfig = cluster().await.kubeconfig_path();
-    let addr = format!("127.0.0.1:{port}");
-    Operator::start_with_kubeconfig(
-        &kubeconfig,
-        &[
-            "--lease-namespace",
-            release_ns,
-            "--webhook-addr",
-            &addr,
-            "--webhook-san",
-            "127.0.0.1",
-            "--webhook-namespace",
-            release_ns,
-            "--webhook-secret",
-            "prism-operator-webhook-cert",
-            "--webhook-configuration",
-            "prism-operator",
-        ],
-    )
-    .await
+    let mut args = vec!["--lease-namespace".to_string(), release_ns.to_string()];
+    args.extend(webhook_args(
+        release_ns,
+        port,
+        "prism-operator-webhook-cert",
+        "prism-operator",
+    ));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Operator::start_with_kubeconfig(&kubeconfig, &args).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,7 +203,7 @@ async fn an_upgrade_moves_storage_to_v1beta1_and_loses_nothing() {
         &kubeconfig,
     );
     let port = free_port();
-    webhooks_to(&client, "prism-operator", port).await;
+    webhooks_to_loopback(&client, "prism-operator", port).await;
     let mut op = operator(&release_ns, port).await;
 
     // Read and written as v1beta1 after the upgrade; still v1alpha1 to those who ask.

@@ -451,3 +451,49 @@ pub async fn events_with_reason(
         .filter(|e| e.reason.as_deref() == Some(reason))
         .collect()
 }
+
+/// Points the webhooks a chart registered (the ValidatingWebhookConfiguration `configuration`
+/// and the Prism CRDs' conversion, at the release's Service, whose address the test control
+/// plane never dials) at an operator serving them on 127.0.0.1:`port`.
+pub async fn webhooks_to_loopback(client: &Client, configuration: &str, port: u16) {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in prism_api::crds() {
+        let name = crd.metadata.name.unwrap();
+        let patch = serde_json::json!({"spec": {"conversion": {"webhook": {"clientConfig": {
+            "service": null, "url": format!("https://127.0.0.1:{port}/convert")}}}}});
+        crds.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap_or_else(|e| panic!("pointing {name} at 127.0.0.1:{port}: {e}"));
+    }
+    let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    if let Some(mut config) = configs.get_opt(configuration).await.unwrap() {
+        for hook in config.webhooks.iter_mut().flatten() {
+            hook.client_config.service = None;
+            hook.client_config.url = Some(format!("https://127.0.0.1:{port}/validate"));
+        }
+        configs
+            .replace(configuration, &Default::default(), &config)
+            .await
+            .unwrap();
+    }
+}
+
+/// `prism-operator run` arguments serving the webhooks on 127.0.0.1:`port`, with the
+/// certificates in Secret `secret` of `namespace` and the CA injected into `configuration`.
+pub fn webhook_args(namespace: &str, port: u16, secret: &str, configuration: &str) -> Vec<String> {
+    [
+        "--webhook-addr",
+        &format!("127.0.0.1:{port}"),
+        "--webhook-san",
+        "127.0.0.1",
+        "--webhook-namespace",
+        namespace,
+        "--webhook-secret",
+        secret,
+        "--webhook-configuration",
+        configuration,
+    ]
+    .map(String::from)
+    .to_vec()
+}
