@@ -20,10 +20,10 @@ impl Certificate {
     /// Returns whether the served certificate changed.
     pub fn load(&self, cert_pem: &str, key_pem: &str) -> anyhow::Result<bool> {
         let fingerprint = format!("{cert_pem}{key_pem}");
-        if let Some((current, _)) = &*self.current.read().expect("lock") {
-            if *current == fingerprint {
-                return Ok(false);
-            }
+        if let Some((current, _)) = &*self.current.read().expect("lock")
+            && *current == fingerprint
+        {
+            return Ok(false);
         }
         let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
