@@ -524,7 +524,13 @@ fn unknown_api_version_is_rejected() {
     let plugin = PLUGIN.replace("prism.io/v1alpha1", "prism.io/v1");
     assert_rejected(
         &[("p.yaml", &plugin)],
-        "./p.yaml:1: apiVersion: unsupported apiVersion \"prism.io/v1\" for PrismPlugin: expected prism.io/v1alpha1",
+        "./p.yaml:1: apiVersion: unsupported apiVersion \"prism.io/v1\" for PrismPlugin: expected prism.io/v1beta1 or prism.io/v1alpha1",
+    );
+    // Another group at a version Prism has: that version of prism.io.
+    let plugin = PLUGIN.replace("prism.io/v1alpha1", "prism.example.com/v1beta1");
+    assert_rejected(
+        &[("p.yaml", &plugin)],
+        "./p.yaml:1: apiVersion: unsupported apiVersion \"prism.example.com/v1beta1\" for PrismPlugin: expected prism.io/v1beta1",
     );
 }
 
