@@ -523,7 +523,7 @@ fn errors_name_the_repository_file_and_keep_secrets_out() {
     let text_before = std::fs::read_to_string(&shards).unwrap();
     std::fs::write(
         &shards,
-        text_before.replacen("replicas: 5", "replicas: many", 1),
+        text_before.replacen("replicas: 3", "replicas: many", 1),
     )
     .unwrap();
     let env = with(generate_env(), "ARGOCD_ENV_DB_PASSWORD", "hunter2-secret");
