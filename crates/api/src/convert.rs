@@ -23,9 +23,9 @@
 //!
 //! So v1alpha1 → v1beta1 → v1alpha1 gives back the same object, and v1beta1 → v1alpha1 →
 //! v1beta1 too (both byte for byte), for every object the API server can hold. An annotation
-//! map left empty by removing the annotation is removed too (the API server keeps no empty
-//! map either). A v1alpha1 object that carries the annotation itself loses it: it is the
-//! conversion's.
+//! map (or metadata) left empty by removing the annotation is removed too: the API server
+//! keeps no empty map either, so an empty or null one and none are the same to it. A v1alpha1
+//! object that carries the annotation itself loses it: it is the conversion's.
 
 use serde_json::{Map, Value};
 
@@ -234,6 +234,9 @@ fn annotations(object: &mut Map<String, Value>) -> Result<&mut Map<String, Value
     let metadata = object
         .entry("metadata")
         .or_insert_with(|| Value::Object(Map::new()));
+    if metadata.is_null() {
+        *metadata = Value::Object(Map::new());
+    }
     let Some(metadata) = metadata.as_object_mut() else {
         return Err(ConvertError::Malformed(
             "metadata must be an object to hold the conversion annotation".into(),
@@ -253,14 +256,17 @@ fn annotations(object: &mut Map<String, Value>) -> Result<&mut Map<String, Value
     })
 }
 
-/// Removes the conversion annotation (and the annotation map it leaves empty); what it kept,
-/// when it is the JSON object conversion writes.
+/// Removes the conversion annotation (and the annotation map, and metadata, it leaves empty);
+/// what it kept, when it is the JSON object conversion writes.
 fn remove_annotation(object: &mut Map<String, Value>) -> Option<Map<String, Value>> {
     let metadata = object.get_mut("metadata")?.as_object_mut()?;
     let annotations = metadata.get_mut("annotations")?.as_object_mut()?;
     let text = annotations.remove(CONVERSION_ANNOTATION)?;
     if annotations.is_empty() {
         metadata.remove("annotations");
+        if metadata.is_empty() {
+            object.remove("metadata");
+        }
     }
     match serde_json::from_str(text.as_str()?) {
         Ok(Value::Object(kept)) => Some(kept),
@@ -529,6 +535,25 @@ mod tests {
             convert(&bad, API_VERSION),
             Err(ConvertError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn kept_values_read_back_exactly() {
+        let object = namespace(json!({"health": -3.243_999_605_017_023_4e-215}), None);
+        let back = round_trip(&object, API_VERSION);
+        assert_eq!(
+            serde_json::to_string(&back).unwrap(),
+            serde_json::to_string(&object).unwrap()
+        );
+    }
+
+    #[test]
+    fn metadata_conversion_created_goes_again() {
+        let mut object = shard(autoscaled(Some(3)));
+        object.as_object_mut().unwrap().remove("metadata");
+        let beta = convert(&object, API_VERSION).unwrap();
+        assert!(beta["metadata"]["annotations"][CONVERSION_ANNOTATION].is_string());
+        assert_eq!(convert(&beta, ALPHA).unwrap(), object);
     }
 
     #[test]
