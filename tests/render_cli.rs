@@ -575,6 +575,34 @@ fn cel_rule_violation_is_caught_offline() {
     );
 }
 
+/// An autoscaled shard without `replicas` renders in both versions; with `replicas`, v1alpha1
+/// checks it against the bounds and v1beta1 refuses it.
+#[test]
+fn replicas_under_autoscaling_by_version() {
+    let scaling = "  autoscaling: {enabled: true, minReplicas: 2, maxReplicas: 10, targetCPUUtilization: 70}\n";
+    let unset = format!("{}{scaling}", SHARD.replace("  replicas: 2\n", ""));
+    for version in ["v1alpha1", "v1beta1"] {
+        let shard = unset.replace("v1alpha1", version);
+        let (code, out, err) = render_files(&[("p.yaml", PLUGIN), ("s.yaml", &shard)]);
+        assert_eq!(code, Some(0), "{version}: {err}");
+        assert!(out.contains("kind: HorizontalPodAutoscaler"), "{version}");
+    }
+    let set = format!("{SHARD}{scaling}");
+    let (code, _, err) = render_files(&[("p.yaml", PLUGIN), ("s.yaml", &set)]);
+    assert_eq!(
+        code,
+        Some(0),
+        "v1alpha1 accepts replicas within the bounds: {err}"
+    );
+    assert_rejected(
+        &[
+            ("p.yaml", PLUGIN),
+            ("s.yaml", &set.replace("v1alpha1", "v1beta1")),
+        ],
+        "./s.yaml:7: spec.replicas: replicas must be unset when autoscaling is enabled: the shard starts at autoscaling.minReplicas and the autoscaler owns the count",
+    );
+}
+
 #[test]
 fn enum_violation_lists_allowed_values() {
     let ns = "apiVersion: prism.io/v1alpha1\nkind: PrismNamespace\nmetadata: {name: n}\nspec:\n  backend: postgres\n  pattern: graph\n";
