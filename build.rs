@@ -1,5 +1,6 @@
 //! Build script: turns the checked-in CRDs (`crds/*.yaml`, generated from `crates/api`) into one
-//! JSON object of each kind's OpenAPI schema, which the renderer embeds for offline validation.
+//! JSON object of the OpenAPI schema of each kind and version (`{kind: {version: schema}}`),
+//! which the renderer embeds for offline validation.
 //! A render then parses a small JSON text instead of deriving the schemas at every start. The
 //! test `embedded_schemas_match_the_types` (src/source/schema.rs) keeps the two equal.
 
@@ -26,15 +27,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let kind = crd["spec"]["names"]["kind"]
             .as_str()
             .ok_or_else(|| format!("{}: no spec.names.kind", file.display()))?;
-        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
-        if !schema.is_object() {
-            return Err(format!(
-                "{}: no openAPIV3Schema in its first version",
-                file.display()
-            )
-            .into());
+        let versions = crd["spec"]["versions"]
+            .as_array()
+            .ok_or_else(|| format!("{}: no spec.versions", file.display()))?;
+        let mut by_version = BTreeMap::new();
+        for version in versions {
+            let name = version["name"]
+                .as_str()
+                .ok_or_else(|| format!("{}: a version without a name", file.display()))?;
+            let schema = &version["schema"]["openAPIV3Schema"];
+            if !schema.is_object() {
+                return Err(format!("{}: no openAPIV3Schema in {name}", file.display()).into());
+            }
+            by_version.insert(name.to_string(), schema.clone());
         }
-        schemas.insert(kind.to_string(), schema.clone());
+        schemas.insert(kind.to_string(), by_version);
     }
     let out = PathBuf::from(env::var("OUT_DIR")?).join("crd_schemas.json");
     fs::write(out, serde_json::to_string(&schemas)?)?;

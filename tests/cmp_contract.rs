@@ -68,6 +68,10 @@ fn generate_env() -> Vec<(String, String)> {
         "prism.io/v1alpha1/PrismNamespace",
         "prism.io/v1alpha1/PrismPlugin",
         "prism.io/v1alpha1/PrismShard",
+        "prism.io/v1beta1",
+        "prism.io/v1beta1/PrismNamespace",
+        "prism.io/v1beta1/PrismPlugin",
+        "prism.io/v1beta1/PrismShard",
         "v1",
         "v1/ConfigMap",
         "v1/Service",
@@ -519,7 +523,7 @@ fn errors_name_the_repository_file_and_keep_secrets_out() {
     let text_before = std::fs::read_to_string(&shards).unwrap();
     std::fs::write(
         &shards,
-        text_before.replacen("replicas: 5", "replicas: many", 1),
+        text_before.replacen("replicas: 3", "replicas: many", 1),
     )
     .unwrap();
     let env = with(generate_env(), "ARGOCD_ENV_DB_PASSWORD", "hunter2-secret");
@@ -856,26 +860,56 @@ fn health_checks_map_conditions_to_argo_cd_health() {
         ),
     ];
     let dir = tempfile::tempdir().unwrap();
-    for (status, expected) in cases {
-        let mut obj = serde_json::json!({
-            "apiVersion": "prism.io/v1alpha1", "kind": "PrismShard",
-            "metadata": {"name": "a", "namespace": "prism", "generation": 2}
-        });
-        if !status.is_null() {
-            obj["status"] = status.clone();
-        }
+    let check = |obj: &Value, script: &str| {
         let program = format!(
             "obj = {}\nlocal function check()\n{}\nend\nlocal hs = check()\nio.write(hs.status, '\\t', hs.message or '')\n",
-            lua_value(&obj),
-            scripts[0]
+            lua_value(obj),
+            script
         );
         let file = dir.path().join("check.lua");
         std::fs::write(&file, program).unwrap();
         let out = Command::new(lua).arg(&file).output().unwrap();
         assert!(out.status.success(), "{}", text(&out.stderr));
-        let result = text(&out.stdout);
-        let (health, message) = result.split_once('\t').unwrap();
-        assert_eq!(health, expected, "status {status}: {message}");
-        assert!(!message.is_empty());
+        text(&out.stdout)
+    };
+    // Argo CD picks a script by group and kind: each must judge both versions, with the status
+    // fields only one of them has, alike.
+    let versions = [
+        (
+            "prism.io/v1alpha1",
+            serde_json::json!({"health": "Warning", "prismInstances": ["prism-a-0", "prism-a-1"]}),
+        ),
+        (
+            "prism.io/v1beta1",
+            serde_json::json!({"health": "Degraded"}),
+        ),
+    ];
+    for ((kind, script), (api_version, extra)) in ["PrismShard", "PrismPlugin", "PrismNamespace"]
+        .into_iter()
+        .zip(&scripts)
+        .flat_map(|k| versions.iter().map(move |v| (k, v)))
+    {
+        for (status, expected) in &cases {
+            let mut obj = serde_json::json!({
+                "apiVersion": api_version, "kind": kind,
+                "metadata": {"name": "a", "namespace": "prism", "generation": 2}
+            });
+            if !status.is_null() {
+                obj["status"] = status.clone();
+                if kind == "PrismNamespace" {
+                    obj["status"]
+                        .as_object_mut()
+                        .unwrap()
+                        .extend(extra.as_object().unwrap().clone());
+                }
+            }
+            let result = check(&obj, script);
+            let (health, message) = result.split_once('\t').unwrap();
+            assert_eq!(
+                health, *expected,
+                "{api_version} {kind}, status {status}: {message}"
+            );
+            assert!(!message.is_empty());
+        }
     }
 }

@@ -5,7 +5,8 @@
 //! fail with well-formed diagnostics (one line each, naming an input file and a line inside it,
 //! no control characters) or produce objects that each parse back losslessly into their typed
 //! form. A value placed in a field must come out verbatim in exactly the fields it feeds, and
-//! nowhere create keys or objects.
+//! nowhere create keys or objects. Conversion between `prism.io/v1alpha1` and `v1beta1` gives
+//! back every generated object, byte for byte, both ways round.
 //!
 //! Case counts are bounded for `cargo test`; `PROPTEST_CASES=N` runs N cases per property
 //! (e.g. `PROPTEST_CASES=20000 cargo test --release --test fuzz_render -- --nocapture`), and
@@ -727,6 +728,280 @@ fn structurally_mutated_resources_render_or_fail_cleanly() {
             Ok(())
         },
     );
+}
+
+// ---- conversion between the API versions ------------------------------------------------
+
+/// Health words: the three v1beta1 knows, others a v1alpha1 writer may have left, anything.
+fn health() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        3 => prop::sample::select(&["Healthy", "Degraded", "Unknown"][..]).prop_map(Value::from),
+        2 => prop::sample::select(&["Warning", "healthy", "", "OK", "Progressing"][..])
+            .prop_map(Value::from),
+        1 => hostile().prop_map(Value::String),
+        1 => arb_json(),
+    ]
+}
+
+/// A PrismNamespace status as v1alpha1 holds it: a health word, the shard's pods and more.
+fn alpha_namespace_status() -> impl Strategy<Value = Value> {
+    (
+        prop::option::of(health()),
+        prop::option::of(prop::collection::vec("prism-[a-z]{1,8}-[0-9]", 0..4)),
+        prop::option::of(prop::sample::select(
+            &["Pending", "Active", "Failed", "Terminating"][..],
+        )),
+        prop::option::of("prism-[a-z]{1,8}-[0-9]"),
+        prop::option::of(0..256i64),
+    )
+        .prop_map(|(health, instances, state, proxy, partition)| {
+            let mut status = serde_json::Map::new();
+            let mut put = |k: &str, v: Option<Value>| {
+                if let Some(v) = v {
+                    status.insert(k.into(), v);
+                }
+            };
+            put("health", health);
+            put("prismInstances", instances.map(Value::from));
+            put("state", state.map(Value::from));
+            put("assignedProxy", proxy.map(Value::from));
+            put("assignedPartition", partition.map(Value::from));
+            put("observedGeneration", Some(Value::from(3)));
+            Value::Object(status)
+        })
+}
+
+/// `replicas` and `autoscaling` of a v1alpha1 shard: replicas unset, within the autoscaling
+/// bounds or anywhere; autoscaling absent, off or on.
+fn alpha_scaling() -> impl Strategy<Value = (Option<i64>, Option<Value>)> {
+    (
+        0..3u8,
+        1..1000i64,
+        prop::option::of((any::<bool>(), 1..20i64, 0..20i64)),
+    )
+        .prop_map(|(mode, n, autoscaling)| {
+            let (min, span) = autoscaling.map_or((1, 999), |(_, min, span)| (min, span));
+            let replicas = match mode {
+                0 => None,
+                1 => Some(min + n % (span + 1)),
+                _ => Some(n),
+            };
+            let autoscaling = autoscaling.map(|(enabled, min, span)| {
+                json!({"enabled": enabled, "minReplicas": min, "maxReplicas": min + span, "targetRPS": 100})
+            });
+            (replicas, autoscaling)
+        })
+}
+
+/// Whether v1alpha1's rule accepts the replicas of `object` (a shard autoscaled with
+/// `replicas` outside its bounds is refused, so the API server never holds one).
+fn v1alpha1_accepts(object: &Value) -> bool {
+    let spec = &object["spec"];
+    let n = |v: &Value| v.as_i64();
+    let scaling = &spec["autoscaling"];
+    match (
+        scaling["enabled"].as_bool(),
+        n(&spec["replicas"]),
+        n(&scaling["minReplicas"]),
+        n(&scaling["maxReplicas"]),
+    ) {
+        (Some(true), Some(r), Some(min), Some(max)) => min <= r && r <= max,
+        _ => true,
+    }
+}
+
+/// Metadata with an empty or null annotation map dropped, and empty or null metadata as none:
+/// the API server keeps no empty map either, so conversion need not tell them from no map.
+fn normalized_metadata(object: &Value) -> Value {
+    let empty = |v: &Value| v.is_null() || v.as_object().is_some_and(|m| m.is_empty());
+    let mut meta = object["metadata"].clone();
+    if let Some(map) = meta.as_object_mut()
+        && map.get("annotations").is_some_and(empty)
+    {
+        map.remove("annotations");
+    }
+    if empty(&meta) { Value::Null } else { meta }
+}
+
+fn json_text(v: &Value) -> String {
+    serde_json::to_string(v).expect("JSON serializes")
+}
+
+/// What v1beta1 cannot hold is not in `beta`.
+fn holdable_by_v1beta1(beta: &Value) -> Result<(), TestCaseError> {
+    match beta["kind"].as_str() {
+        Some("PrismShard") if beta["spec"]["autoscaling"]["enabled"] == true => {
+            prop_assert!(beta["spec"].get("replicas").is_none(), "{beta}");
+        }
+        Some("PrismNamespace") if beta["status"].is_object() => {
+            let status = &beta["status"];
+            prop_assert!(status.get("prismInstances").is_none(), "{beta}");
+            if let Some(h) = status.get("health") {
+                prop_assert!(serde_json::from_value::<prism_api::Health>(h.clone()).is_ok());
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `object` as a v1beta1 object that v1beta1 can hold: the fields it has no place for dropped.
+fn as_v1beta1(object: &Value) -> Value {
+    let mut beta = object.clone();
+    beta["apiVersion"] = Value::from(prism_api::API_VERSION);
+    if beta["spec"]["autoscaling"]["enabled"] == true
+        && let Some(spec) = beta["spec"].as_object_mut()
+    {
+        spec.remove("replicas");
+    }
+    if beta["kind"] == "PrismNamespace"
+        && let Some(status) = beta["status"].as_object_mut()
+    {
+        status.remove("prismInstances");
+        if status
+            .get("health")
+            .is_some_and(|h| serde_json::from_value::<prism_api::Health>(h.clone()).is_err())
+        {
+            status.remove("health");
+        }
+    }
+    beta
+}
+
+/// Both round trips of one v1alpha1 object; which of them kept fields in the annotation.
+fn round_trips(alpha: &Value) -> Result<(bool, bool), TestCaseError> {
+    use prism_api::{API_VERSION, CONVERSION_ANNOTATION, ConvertError, convert, v1alpha1};
+    let beta = match convert(alpha, API_VERSION) {
+        Ok(beta) => beta,
+        // Mutations can take away what conversion needs: its apiVersion, a Prism kind, a map
+        // to annotate.
+        Err(
+            ConvertError::UnknownApiVersion(_)
+            | ConvertError::UnknownKind(_)
+            | ConvertError::Malformed(_),
+        ) => return Ok((false, false)),
+        Err(e) => return Err(TestCaseError::fail(format!("{e}: {alpha}"))),
+    };
+    prop_assert_eq!(&beta["apiVersion"], API_VERSION);
+    holdable_by_v1beta1(&beta)?;
+    let kept = beta["metadata"]["annotations"][CONVERSION_ANNOTATION]
+        .as_str()
+        .map(|k| serde_json::from_str::<Value>(k).expect("the annotation is JSON"));
+    let back = convert(&beta, v1alpha1::API_VERSION).expect("v1beta1 converts back");
+    if v1alpha1_accepts(alpha) {
+        // v1alpha1 -> v1beta1 -> v1alpha1: spec and status byte for byte, metadata too.
+        for part in ["spec", "status"] {
+            prop_assert_eq!(json_text(&back[part]), json_text(&alpha[part]), "{}", part);
+        }
+        prop_assert_eq!(normalized_metadata(&back), normalized_metadata(alpha));
+        prop_assert_eq!(
+            json_text(&back["apiVersion"]),
+            json_text(&alpha["apiVersion"])
+        );
+        // v1beta1 -> v1alpha1 -> v1beta1, from the converted object (annotation and all).
+        let again = convert(&back, API_VERSION).expect("converts again");
+        prop_assert_eq!(json_text(&again), json_text(&beta));
+    } else {
+        // v1alpha1 refuses the replicas: they are not shown to v1alpha1 readers again.
+        prop_assert!(back["spec"].get("replicas").is_none(), "{back}");
+    }
+    // v1beta1 -> v1alpha1 -> v1beta1 from an object written in v1beta1.
+    let written = as_v1beta1(alpha);
+    let there = convert(&written, v1alpha1::API_VERSION).expect("converts to v1alpha1");
+    let home = convert(&there, API_VERSION).expect("converts back");
+    prop_assert_eq!(json_text(&home), json_text(&written));
+    let kept_status = kept.as_ref().is_some_and(|k| k.get("status").is_some());
+    let kept_spec = kept.as_ref().is_some_and(|k| k.get("spec").is_some());
+    Ok((kept_spec, kept_status))
+}
+
+#[test]
+fn conversion_round_trips_both_ways() {
+    let kept = [AtomicU64::new(0), AtomicU64::new(0)];
+    let total = AtomicU64::new(0);
+    fuzz(
+        "conversion_round_trips",
+        300,
+        (
+            alpha_scaling(),
+            alpha_namespace_status(),
+            prop::option::of(arb_json()),
+            prop::collection::vec((0..5usize, mutation()), 0..4),
+        ),
+        |((replicas, autoscaling), ns_status, shard_status, mutations)| {
+            let mut docs = base_fleet();
+            let spec = docs[0]["spec"].as_object_mut().unwrap();
+            spec.remove("replicas");
+            spec.remove("autoscaling");
+            if let Some(r) = replicas {
+                spec.insert("replicas".into(), r.into());
+            }
+            if let Some(a) = autoscaling {
+                spec.insert("autoscaling".into(), a);
+            }
+            if let Some(s) = shard_status {
+                docs[0]["status"] = s;
+            }
+            docs[4]["status"] = ns_status;
+            for (doc, m) in &mutations {
+                mutate(&mut docs[*doc], m);
+            }
+            for doc in &docs {
+                total.fetch_add(1, Ordering::Relaxed);
+                let (spec, status) = round_trips(doc)?;
+                kept[0].fetch_add(u64::from(spec), Ordering::Relaxed);
+                kept[1].fetch_add(u64::from(status), Ordering::Relaxed);
+            }
+            Ok(())
+        },
+    );
+    let [spec, status] = kept.map(AtomicU64::into_inner);
+    eprintln!(
+        "conversion: {} objects, {spec} kept replicas, {status} kept status fields",
+        total.into_inner()
+    );
+    if cases(300) >= 100 {
+        assert!(
+            spec >= 10 && status >= 10,
+            "the generator misses the interesting cases"
+        );
+    }
+}
+
+/// Conversion's regression cases, each a v1alpha1 object.
+#[test]
+fn conversion_findings_stay_fixed() {
+    let shard = |spec: Value| {
+        json!({"apiVersion": "prism.io/v1alpha1", "kind": "PrismShard",
+            "metadata": {"name": "s", "namespace": "n"}, "spec": spec})
+    };
+    let namespace = |metadata: Value, status: Value| {
+        json!({"apiVersion": "prism.io/v1alpha1", "kind": "PrismNamespace",
+            "metadata": metadata, "spec": {"backend": "pg", "pattern": "keyvalue"}, "status": status})
+    };
+    let cases = [
+        // The brief's shard: autoscaled, replicas within the bounds.
+        shard(
+            json!({"product": "p", "replicas": 4, "autoscaling": {"enabled": true, "minReplicas": 2, "maxReplicas": 10, "targetCPUUtilization": 70}}),
+        ),
+        // Status with nothing left once the pods go: an empty status stays.
+        namespace(
+            json!({"name": "n"}),
+            json!({"prismInstances": ["prism-a-0"]}),
+        ),
+        // Null health and an empty pod list are values too.
+        namespace(
+            json!({"name": "n", "annotations": {"a": "b"}}),
+            json!({"health": null, "prismInstances": []}),
+        ),
+        // Replicas that are not a number.
+        shard(
+            json!({"product": "p", "replicas": "five", "autoscaling": {"enabled": true, "minReplicas": 2, "maxReplicas": 3}}),
+        ),
+    ];
+    for case in cases {
+        round_trips(&case).unwrap_or_else(|e| panic!("{case}: {e}"));
+    }
 }
 
 /// Where a fuzzed value goes in the input and what it becomes in the output.

@@ -11,7 +11,7 @@ use git2::{Oid, Repository, Signature, Time};
 
 const BIN: &str = env!("CARGO_BIN_EXE_prism-render");
 
-const PLUGINS: &str = r#"apiVersion: prism.io/v1alpha1
+const PLUGINS: &str = r#"apiVersion: prism.io/v1beta1
 kind: PrismPlugin
 metadata:
   name: postgres
@@ -25,7 +25,7 @@ spec:
     type: sidecar
 "#;
 
-const SHARDS: &str = r#"apiVersion: prism.io/v1alpha1
+const SHARDS: &str = r#"apiVersion: prism.io/v1beta1
 kind: PrismShard
 metadata:
   name: playback
@@ -40,7 +40,7 @@ spec:
 "#;
 
 const SEARCH_SHARD: &str = r#"---
-apiVersion: prism.io/v1alpha1
+apiVersion: prism.io/v1beta1
 kind: PrismShard
 metadata:
   name: search
@@ -54,7 +54,7 @@ spec:
     version: "1.4"
 "#;
 
-const NAMESPACES: &str = r#"apiVersion: prism.io/v1alpha1
+const NAMESPACES: &str = r#"apiVersion: prism.io/v1beta1
 kind: PrismNamespace
 metadata:
   name: user-profiles
@@ -65,7 +65,7 @@ spec:
   shard:
     product: playback
 ---
-apiVersion: prism.io/v1alpha1
+apiVersion: prism.io/v1beta1
 kind: PrismNamespace
 metadata:
   name: watch-history
@@ -208,14 +208,14 @@ fn diff_lists_added_removed_and_changed_objects() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let text = stdout(&out);
     for line in [
-        "added prism.io/v1alpha1/PrismShard/prism/search",
+        "added prism.io/v1beta1/PrismShard/prism/search",
         "added apps/v1/StatefulSet/prism/prism-search",
         "added v1/Service/prism/prism-search",
-        "removed prism.io/v1alpha1/PrismNamespace/prism/watch-history",
-        "changed prism.io/v1alpha1/PrismPlugin/prism/postgres",
+        "removed prism.io/v1beta1/PrismNamespace/prism/watch-history",
+        "changed prism.io/v1beta1/PrismPlugin/prism/postgres",
         "changed apps/v1/StatefulSet/prism/prism-playback",
-        "--- a/prism.io/v1alpha1/PrismPlugin/prism/postgres",
-        "+++ b/prism.io/v1alpha1/PrismPlugin/prism/postgres",
+        "--- a/prism.io/v1beta1/PrismPlugin/prism/postgres",
+        "+++ b/prism.io/v1beta1/PrismPlugin/prism/postgres",
         "--- /dev/null",
         "+++ /dev/null",
         "-  version: 1.4.2",
@@ -242,7 +242,7 @@ fn diff_lists_added_removed_and_changed_objects() {
     let summary = stdout(&stat);
     assert!(
         summary.lines().any(|l| l
-            .starts_with(" changed prism.io/v1alpha1/PrismPlugin/prism/postgres ")
+            .starts_with(" changed prism.io/v1beta1/PrismPlugin/prism/postgres ")
             && l.split('|')
                 .nth(1)
                 .is_some_and(|n| n.trim().starts_with("4 "))),
@@ -342,7 +342,7 @@ fn merge_base_syntax_compares_like_a_pull_request() {
         "{text}"
     );
     assert!(text.contains("changed apps/v1/StatefulSet/prism/prism-playback "));
-    assert!(text.contains("changed prism.io/v1alpha1/PrismShard/prism/playback "));
+    assert!(text.contains("changed prism.io/v1beta1/PrismShard/prism/playback "));
 }
 
 #[test]
@@ -398,7 +398,7 @@ fn shallow_clone_diffs_against_origin_and_explains_missing_history() {
     );
     let changed = run_in(&shallow.join("fleet"), &["diff", "origin/main"]);
     assert_eq!(changed.status.code(), Some(1), "{}", stderr(&changed));
-    assert!(stdout(&changed).contains("changed prism.io/v1alpha1/PrismPlugin/prism/postgres"));
+    assert!(stdout(&changed).contains("changed prism.io/v1beta1/PrismPlugin/prism/postgres"));
     let gone = run_in(&shallow, &["diff", "HEAD~1", "--", "fleet"]);
     assert_eq!(gone.status.code(), Some(2));
     let err = stderr(&gone);
@@ -525,7 +525,7 @@ fn exposing_and_protecting_a_shard_shows_the_route_and_policy_added() {
         [
             "added gateway.networking.k8s.io/v1/GRPCRoute/prism/prism-playback",
             "added networking.k8s.io/v1/NetworkPolicy/prism/prism-playback",
-            "changed prism.io/v1alpha1/PrismShard/prism/playback",
+            "changed prism.io/v1beta1/PrismShard/prism/playback",
         ],
         "{summary}"
     );

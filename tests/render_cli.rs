@@ -524,7 +524,13 @@ fn unknown_api_version_is_rejected() {
     let plugin = PLUGIN.replace("prism.io/v1alpha1", "prism.io/v1");
     assert_rejected(
         &[("p.yaml", &plugin)],
-        "./p.yaml:1: apiVersion: unsupported apiVersion \"prism.io/v1\" for PrismPlugin: expected prism.io/v1alpha1",
+        "./p.yaml:1: apiVersion: unsupported apiVersion \"prism.io/v1\" for PrismPlugin: expected prism.io/v1beta1 or prism.io/v1alpha1",
+    );
+    // Another group at a version Prism has: that version of prism.io.
+    let plugin = PLUGIN.replace("prism.io/v1alpha1", "prism.example.com/v1beta1");
+    assert_rejected(
+        &[("p.yaml", &plugin)],
+        "./p.yaml:1: apiVersion: unsupported apiVersion \"prism.example.com/v1beta1\" for PrismPlugin: expected prism.io/v1beta1",
     );
 }
 
@@ -566,6 +572,34 @@ fn cel_rule_violation_is_caught_offline() {
     assert!(
         err.contains("./s.yaml:11: spec.autoscaling: minReplicas must not exceed maxReplicas"),
         "{err}"
+    );
+}
+
+/// An autoscaled shard without `replicas` renders in both versions; with `replicas`, v1alpha1
+/// checks it against the bounds and v1beta1 refuses it.
+#[test]
+fn replicas_under_autoscaling_by_version() {
+    let scaling = "  autoscaling: {enabled: true, minReplicas: 2, maxReplicas: 10, targetCPUUtilization: 70}\n";
+    let unset = format!("{}{scaling}", SHARD.replace("  replicas: 2\n", ""));
+    for version in ["v1alpha1", "v1beta1"] {
+        let shard = unset.replace("v1alpha1", version);
+        let (code, out, err) = render_files(&[("p.yaml", PLUGIN), ("s.yaml", &shard)]);
+        assert_eq!(code, Some(0), "{version}: {err}");
+        assert!(out.contains("kind: HorizontalPodAutoscaler"), "{version}");
+    }
+    let set = format!("{SHARD}{scaling}");
+    let (code, _, err) = render_files(&[("p.yaml", PLUGIN), ("s.yaml", &set)]);
+    assert_eq!(
+        code,
+        Some(0),
+        "v1alpha1 accepts replicas within the bounds: {err}"
+    );
+    assert_rejected(
+        &[
+            ("p.yaml", PLUGIN),
+            ("s.yaml", &set.replace("v1alpha1", "v1beta1")),
+        ],
+        "./s.yaml:7: spec.replicas: replicas must be unset when autoscaling is enabled: the shard starts at autoscaling.minReplicas and the autoscaler owns the count",
     );
 }
 

@@ -63,3 +63,53 @@ pub fn write_dir_atomically(dir: &Path, files: &[(String, String)]) -> Result<()
         format!("{}: {e}", dir.display())
     })
 }
+
+/// One file for [`write_files_replacing`]: its path relative to the directory, its text, and
+/// the file whose permissions a new file takes (the input it was made from), if any.
+pub struct FileToWrite {
+    /// Path relative to the directory.
+    pub path: std::path::PathBuf,
+    /// Content.
+    pub text: String,
+    /// The input file it was made from.
+    pub like: Option<std::path::PathBuf>,
+}
+
+/// Writes `files` into `dir` (created when missing), replacing files of the same names and
+/// leaving every other file alone. Each file is written to a temporary file beside its place
+/// first; only when all are written are they renamed into place, so a failure to write leaves
+/// every file as it was. A file that already holds its text is not touched; a file replaced
+/// keeps its permissions, a new one takes those of the input it was made from.
+pub fn write_files_replacing(dir: &Path, files: &[FileToWrite]) -> Result<(), String> {
+    let shown = |p: &Path| p.display().to_string();
+    let mut pending = Vec::new();
+    for file in files {
+        let target = dir.join(&file.path);
+        if std::fs::read(&target).is_ok_and(|old| old == file.text.as_bytes()) {
+            continue;
+        }
+        let parent = target.parent().unwrap_or(dir);
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", shown(parent)))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".prism-render-")
+            .tempfile_in(parent)
+            .map_err(|e| format!("{}: {e}", shown(parent)))?;
+        std::io::Write::write_all(&mut tmp, file.text.as_bytes())
+            .map_err(|e| format!("{}: {e}", shown(&target)))?;
+        let permissions = std::fs::metadata(&target)
+            .ok()
+            .or_else(|| file.like.as_ref().and_then(|l| std::fs::metadata(l).ok()))
+            .map(|m| m.permissions());
+        if let Some(permissions) = permissions {
+            tmp.as_file()
+                .set_permissions(permissions)
+                .map_err(|e| format!("{}: {e}", shown(&target)))?;
+        }
+        pending.push((tmp, target));
+    }
+    for (tmp, target) in pending {
+        tmp.persist(&target)
+            .map_err(|e| format!("{}: {}", shown(&target), e.error))?;
+    }
+    Ok(())
+}

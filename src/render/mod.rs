@@ -452,7 +452,7 @@ mod tests {
     fn config_hash_ignores_what_pods_do_not_see() {
         let mut fleet = example_fleet();
         let before = hash_of(&fleet, "playback-vod");
-        shard_mut(&mut fleet, "playback-vod").spec.replicas = 7;
+        shard_mut(&mut fleet, "playback-vod").spec.replicas = Some(7);
         shard_mut(&mut fleet, "playback-vod").spec.service = Some(crate::api::ShardService {
             type_: crate::api::ServiceType::LoadBalancer,
             annotations: Default::default(),

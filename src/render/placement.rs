@@ -306,7 +306,7 @@ mod tests {
                 product: product.into(),
                 feature: None,
                 sla_tier: None,
-                replicas: 1,
+                replicas: None,
                 backends: vec![],
                 resources: None,
                 plugins: vec![],

@@ -206,7 +206,7 @@ pub fn shard_context(
         replicas: if autoscaling.is_some() {
             None
         } else {
-            Some(spec.replicas)
+            Some(spec.replicas_or_default())
         },
         image,
         resources: resources_json(&spec.resources),

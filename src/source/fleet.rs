@@ -181,6 +181,15 @@ pub(super) fn parse_one(doc: Arc<Document>, schemas: &Schemas, default_namespace
     let identity = (kind, field("namespace"), field("name"));
     if out.problems.is_empty() {
         let doc = &out.origin;
+        // The renderer works on v1beta1: a v1alpha1 document, valid as such, is converted.
+        let value = match api::convert(&value, api::API_VERSION) {
+            Ok(value) => value,
+            Err(e) => {
+                out.typed = Some(Err(doc.diagnostic("", e.to_string())));
+                out.identity = Some(identity);
+                return out;
+            }
+        };
         out.typed = Some(match identity.0.as_str() {
             "PrismShard" => typed(doc, value).map(Typed::Shard),
             "PrismPlugin" => typed(doc, value).map(Typed::Plugin),
@@ -267,15 +276,17 @@ fn parse_document(
             return None;
         }
     };
-    match map.get("apiVersion") {
-        Some(Value::String(v)) if v == api::API_VERSION => {}
+    let version = match map.get("apiVersion") {
+        Some(Value::String(v)) if api::API_VERSIONS.contains(&v.as_str()) => {
+            v.rsplit('/').next().unwrap_or_default().to_string()
+        }
         Some(v) => {
             problems.push(doc.diagnostic(
                 "apiVersion",
                 format!(
                     "unsupported apiVersion {} for {kind}: expected {}",
                     shown(v),
-                    api::API_VERSION
+                    expected_api_version(v)
                 ),
             ));
             return None;
@@ -284,7 +295,7 @@ fn parse_document(
             problems.push(doc.diagnostic("apiVersion", "required field is missing"));
             return None;
         }
-    }
+    };
     let max_name = if kind == "PrismNamespace" {
         63
     } else {
@@ -297,7 +308,7 @@ fn parse_document(
         default_namespace,
         problems,
     );
-    for e in schemas.validate(&kind, &value) {
+    for e in schemas.validate(&kind, &version, &value) {
         problems.push(doc.locate(e));
     }
     for (path, quantity) in rules::quantities(&kind, &value) {
@@ -316,6 +327,22 @@ fn parse_document(
         }
     }
     Some((kind, value))
+}
+
+/// What to write instead of the apiVersion `given`: the Prism group at the version it names,
+/// when that is one; else the versions there are, newest first.
+fn expected_api_version(given: &Value) -> String {
+    let version = given
+        .as_str()
+        .and_then(|v| v.rsplit_once('/'))
+        .map(|(_, version)| version);
+    match api::API_VERSIONS
+        .iter()
+        .find(|v| v.rsplit('/').next() == version)
+    {
+        Some(same_version) => same_version.to_string(),
+        None => format!("{} or {}", api::API_VERSION, api::v1alpha1::API_VERSION),
+    }
 }
 
 fn check_metadata(

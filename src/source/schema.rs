@@ -1,7 +1,7 @@
 //! Offline validation of an input document against the CRD schema the API server enforces:
 //! structure, unknown fields, types, enums, patterns, bounds, and the CEL rules (via kube's
 //! client-side CEL evaluator). One source of truth: the schema derived from `crates/api`, as
-//! checked in under `crds/` and embedded at build time.
+//! checked in under `crds/` and embedded at build time, one for each kind and version.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -11,9 +11,9 @@ use serde_json::Value;
 
 use crate::error::Diagnostic;
 
-/// The OpenAPI and compiled CEL schemas of every Prism kind.
+/// The OpenAPI and compiled CEL schemas of every Prism kind, by kind and version.
 pub struct Schemas {
-    kinds: BTreeMap<String, (Value, CompiledSchema)>,
+    kinds: BTreeMap<(String, String), (Value, CompiledSchema)>,
     validator: Validator,
     regexes: std::sync::Mutex<HashMap<String, Option<Regex>>>,
 }
@@ -24,23 +24,32 @@ impl Default for Schemas {
     }
 }
 
-/// Each kind's OpenAPI schema as JSON, converted from `crds/*.yaml` by the build script.
+/// Each kind's OpenAPI schema of each version as JSON (`{kind: {version: schema}}`), converted
+/// from `crds/*.yaml` by the build script.
 const EMBEDDED: &str = include_str!(concat!(env!("OUT_DIR"), "/crd_schemas.json"));
+
+/// OpenAPI schemas by kind, then version.
+type ByKind = BTreeMap<String, BTreeMap<String, Value>>;
 
 impl Schemas {
     /// Builds the schemas from the checked-in CRDs (embedded at build time; equal to the ones
     /// derived from the CRD types, which a test checks).
     pub fn new() -> Self {
-        let embedded: BTreeMap<String, Value> =
+        let embedded: ByKind =
             serde_json::from_str(EMBEDDED).expect("the embedded CRD schemas are JSON");
         Self::from_openapi(embedded)
     }
 
-    /// Builds the schemas from each kind's `openAPIV3Schema`.
-    fn from_openapi(schemas: BTreeMap<String, Value>) -> Self {
+    /// Builds the schemas from each kind's `openAPIV3Schema` of each version.
+    fn from_openapi(schemas: ByKind) -> Self {
         let kinds = schemas
             .into_iter()
-            .map(|(kind, mut schema)| {
+            .flat_map(|(kind, versions)| {
+                versions
+                    .into_iter()
+                    .map(move |(version, schema)| ((kind.clone(), version), schema))
+            })
+            .map(|(key, mut schema)| {
                 // The API server checks the envelope itself; describe it so the walk accepts it.
                 if let Some(props) = schema["properties"].as_object_mut() {
                     props.insert("apiVersion".into(), serde_json::json!({"type": "string"}));
@@ -48,7 +57,7 @@ impl Schemas {
                     props.insert("metadata".into(), serde_json::json!({"type": "object"}));
                 }
                 let compiled = compile_schema(&schema);
-                (kind, (schema, compiled))
+                (key, (schema, compiled))
             })
             .collect();
         Self {
@@ -60,12 +69,14 @@ impl Schemas {
 
     /// Whether `kind` is one of ours.
     pub fn knows(&self, kind: &str) -> bool {
-        self.kinds.contains_key(kind)
+        self.kinds.keys().any(|(k, _)| k == kind)
     }
 
-    /// Every problem in `object` (a whole custom resource) for its `kind`.
-    pub fn validate(&self, kind: &str, object: &Value) -> Vec<Diagnostic> {
-        let Some((schema, compiled)) = self.kinds.get(kind) else {
+    /// Every problem in `object` (a whole custom resource) for its `kind` at `version` (such
+    /// as `v1beta1`).
+    pub fn validate(&self, kind: &str, version: &str, object: &Value) -> Vec<Diagnostic> {
+        let Some((schema, compiled)) = self.kinds.get(&(kind.to_string(), version.to_string()))
+        else {
             return vec![];
         };
         let mut errors = Vec::new();
@@ -497,22 +508,31 @@ mod crd_tests {
     /// The schemas a render embeds are those the CRD types derive.
     #[test]
     fn embedded_schemas_match_the_types() {
-        let derived: BTreeMap<String, Value> = crate::api::crds()
-            .into_iter()
-            .map(|crd| {
-                let schema = crd.spec.versions[0]
+        let mut derived = ByKind::new();
+        for crd in crate::api::crds() {
+            for version in crd.spec.versions {
+                let schema = version
                     .schema
                     .as_ref()
                     .and_then(|s| s.open_api_v3_schema.as_ref())
                     .expect("derived CRDs have a schema");
                 let schema = serde_json::to_value(schema).expect("schema serializes");
-                (crd.spec.names.kind, schema)
-            })
-            .collect();
-        let embedded: BTreeMap<String, Value> = serde_json::from_str(EMBEDDED).unwrap();
+                derived
+                    .entry(crd.spec.names.kind.clone())
+                    .or_default()
+                    .insert(version.name, schema);
+            }
+        }
+        let embedded: ByKind = serde_json::from_str(EMBEDDED).unwrap();
         assert_eq!(
             embedded.keys().collect::<Vec<_>>(),
             ["PrismNamespace", "PrismPlugin", "PrismShard"]
+        );
+        assert!(
+            embedded
+                .values()
+                .all(|v| v.keys().eq(["v1alpha1", "v1beta1"])),
+            "every kind has both versions"
         );
         assert!(
             embedded == derived,
@@ -520,9 +540,42 @@ mod crd_tests {
         );
         let (from_types, from_files) = (Schemas::from_openapi(derived), Schemas::new());
         assert_eq!(from_types.kinds.len(), from_files.kinds.len());
-        for (kind, (schema, _)) in &from_types.kinds {
-            assert_eq!(&from_files.kinds[kind].0, schema, "{kind}");
+        for (key, (schema, _)) in &from_types.kinds {
+            assert_eq!(&from_files.kinds[key].0, schema, "{key:?}");
         }
+    }
+
+    /// A shard autoscaled without `replicas` is valid in both versions; with it, v1alpha1
+    /// checks the bounds and v1beta1 refuses it.
+    #[test]
+    fn replicas_under_autoscaling_by_version() {
+        let schemas = Schemas::new();
+        let shard = |version: &str, replicas: Option<i64>| {
+            let mut spec = serde_json::json!({"product": "p", "autoscaling": {"enabled": true, "minReplicas": 2, "maxReplicas": 10, "targetCPUUtilization": 70}});
+            if let Some(r) = replicas {
+                spec["replicas"] = r.into();
+            }
+            let object = serde_json::json!({"apiVersion": format!("prism.io/{version}"), "kind": "PrismShard", "metadata": {"name": "s"}, "spec": spec});
+            schemas
+                .validate("PrismShard", version, &object)
+                .into_iter()
+                .map(|d| format!("{}: {}", d.path, d.message))
+                .collect::<Vec<_>>()
+        };
+        for version in ["v1alpha1", "v1beta1"] {
+            assert_eq!(shard(version, None), Vec::<String>::new(), "{version}");
+        }
+        assert_eq!(shard("v1alpha1", Some(3)), Vec::<String>::new());
+        assert_eq!(
+            shard("v1alpha1", Some(1)),
+            [
+                "spec.replicas: replicas must lie within autoscaling.minReplicas and autoscaling.maxReplicas"
+            ]
+        );
+        assert_eq!(
+            shard("v1beta1", Some(3)),
+            [format!("spec.replicas: {}", crate::api::REPLICAS_MESSAGE)]
+        );
     }
 
     #[test]
@@ -533,7 +586,7 @@ mod crd_tests {
         assert_eq!(backends["x-kubernetes-list-type"], "set");
         let schemas = Schemas::new();
         let dup = serde_json::json!({"apiVersion": crate::api::API_VERSION, "kind": "PrismShard", "metadata": {"name": "s"}, "spec": {"product": "p", "backends": ["pg", "pg"]}});
-        let errors = schemas.validate("PrismShard", &dup);
+        let errors = schemas.validate("PrismShard", crate::api::VERSION, &dup);
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert_eq!(errors[0].path, "spec.backends[1]");
         assert_eq!(

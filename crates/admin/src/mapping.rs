@@ -196,7 +196,7 @@ mod tests {
 
     fn namespace(spec: serde_json::Value) -> PrismNamespace {
         serde_json::from_value(json!({
-            "apiVersion": "prism.io/v1alpha1",
+            "apiVersion": "prism.io/v1beta1",
             "kind": "PrismNamespace",
             "metadata": {"name": "orders", "namespace": "team-a"},
             "spec": spec,

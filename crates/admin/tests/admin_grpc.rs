@@ -64,7 +64,7 @@ fn registration(proxy_id: &str) -> ProxyRegistration {
 
 fn orders() -> PrismNamespace {
     serde_json::from_value(serde_json::json!({
-        "apiVersion": "prism.io/v1alpha1",
+        "apiVersion": "prism.io/v1beta1",
         "kind": "PrismNamespace",
         "metadata": {"name": "orders", "namespace": "team-a"},
         "spec": {

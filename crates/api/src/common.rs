@@ -74,8 +74,9 @@ pub mod condition {
     pub const METRICS_AVAILABLE: &str = "MetricsAvailable";
 }
 
-/// What a namespace's traffic says about it: `status.health`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// From traffic (with `--prometheus-url`): `Healthy`, `Degraded` (p99 above the shard's SLA
+/// tier, or too many errors) or `Unknown` (no data). Also the `Healthy` condition.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum Health {
     /// Latency and errors within bounds.
     Healthy,
@@ -133,7 +134,17 @@ pub fn duration_seconds(text: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::duration_seconds;
+    use super::{Health, duration_seconds};
+
+    #[test]
+    fn health_serializes_as_its_word() {
+        for health in [Health::Healthy, Health::Degraded, Health::Unknown] {
+            let json = serde_json::to_value(health).unwrap();
+            assert_eq!(json, health.as_str());
+            assert_eq!(serde_json::from_value::<Health>(json).unwrap(), health);
+        }
+        assert!(serde_json::from_value::<Health>("Warning".into()).is_err());
+    }
 
     #[test]
     fn parses_durations() {

@@ -1,33 +1,98 @@
-//! The three custom resources of `prism.io/v1alpha1` and the types they share.
+//! The custom resources of `prism.io` and the types they share.
+//!
+//! The Rust types are `prism.io/v1beta1`, the stored version. `prism.io/v1alpha1`, the first
+//! version, is still served: [`v1alpha1`] describes it as its differences from v1beta1 and
+//! [`convert`] converts whole objects between the two, losslessly.
 //!
 //! Everything the API server validates is declared here once: OpenAPI constraints through
 //! `schemars` attributes and CEL rules through `x_kube`. The generated CRDs in `crds/` come from
 //! these types, and `prism-render validate` checks inputs against the very same schemas.
 
 mod common;
+pub mod convert;
 mod namespace;
 mod plugin;
 pub mod reason;
 mod shard;
+pub mod v1alpha1;
 
 pub use common::*;
+pub use convert::{CONVERSION_ANNOTATION, ConvertError, convert};
 pub use namespace::*;
 pub use plugin::*;
 pub use shard::*;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceConversion, CustomResourceDefinition, ServiceReference, WebhookClientConfig,
+    WebhookConversion,
+};
 use kube::CustomResourceExt;
 
 /// API group of every Prism resource.
 pub const GROUP: &str = "prism.io";
-/// The one served and stored version.
-pub const VERSION: &str = "v1alpha1";
-/// `apiVersion` string of every Prism resource.
-pub const API_VERSION: &str = "prism.io/v1alpha1";
+/// The version the Rust types are, and the one the API server stores.
+pub const VERSION: &str = "v1beta1";
+/// `apiVersion` string of the Rust types.
+pub const API_VERSION: &str = "prism.io/v1beta1";
+/// Every served `apiVersion`, oldest first.
+pub const API_VERSIONS: [&str; 2] = [v1alpha1::API_VERSION, API_VERSION];
+/// The three kinds, in the order of [`crds`].
+pub const KINDS: [&str; 3] = ["PrismNamespace", "PrismPlugin", "PrismShard"];
 
-/// The CRDs of all three kinds, in a stable order (by kind).
+/// Namespace of the Service in front of the operator's webhook server (conversion).
+pub const WEBHOOK_NAMESPACE: &str = "prism-system";
+/// Name of that Service.
+pub const WEBHOOK_SERVICE: &str = "prism-operator-webhook";
+/// Port of that Service.
+pub const WEBHOOK_PORT: i32 = 443;
+/// Path the API server posts `ConversionReview`s to.
+pub const CONVERSION_PATH: &str = "/convert";
+
+/// The CRDs of all three kinds, in a stable order (by kind), each serving v1alpha1 and
+/// v1beta1 (stored), converted by the operator's webhook.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![PrismNamespace::crd(), PrismPlugin::crd(), PrismShard::crd()]
+    vec![
+        two_versions(PrismNamespace::crd()),
+        two_versions(PrismPlugin::crd()),
+        two_versions(PrismShard::crd()),
+    ]
+}
+
+/// A derived (v1beta1) CRD with v1alpha1 beside it and webhook conversion.
+fn two_versions(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let beta = crd
+        .spec
+        .versions
+        .pop()
+        .expect("derived CRDs have a version");
+    assert!(
+        crd.spec.versions.is_empty(),
+        "derived CRDs have one version"
+    );
+    let alpha = v1alpha1::version(&crd.spec.names.kind, &beta);
+    crd.spec.versions = vec![alpha, beta];
+    crd.spec.conversion = Some(conversion());
+    crd
+}
+
+/// `spec.conversion` of every Prism CRD: the operator's webhook at [`CONVERSION_PATH`] of
+/// [`WEBHOOK_SERVICE`] (the CA bundle is the installer's to add).
+pub fn conversion() -> CustomResourceConversion {
+    CustomResourceConversion {
+        strategy: "Webhook".into(),
+        webhook: Some(WebhookConversion {
+            conversion_review_versions: vec!["v1".into()],
+            client_config: Some(WebhookClientConfig {
+                service: Some(ServiceReference {
+                    namespace: WEBHOOK_NAMESPACE.into(),
+                    name: WEBHOOK_SERVICE.into(),
+                    path: Some(CONVERSION_PATH.into()),
+                    port: Some(WEBHOOK_PORT),
+                }),
+                ..Default::default()
+            }),
+        }),
+    }
 }
 
 /// The CRDs as a YAML stream.
@@ -81,36 +146,129 @@ mod tests {
     }
 
     #[test]
-    fn autoscaling_bounds() {
-        let ok = shard(
-            json!({"product": "p", "replicas": 3, "autoscaling": {"enabled": true, "minReplicas": 2, "maxReplicas": 5, "targetRPS": 10}}),
+    fn autoscaling_owns_the_count() {
+        let scaled = |extra: serde_json::Value| {
+            let mut spec = json!({"product": "p", "autoscaling": {"enabled": true, "minReplicas": 2, "maxReplicas": 5, "targetRPS": 10}});
+            spec.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            shard(spec)
+        };
+        assert_eq!(
+            messages(scaled(json!({})).validate_cel()),
+            Vec::<String>::new()
         );
-        assert_eq!(messages(ok.validate_cel()), Vec::<String>::new());
+        assert_eq!(
+            messages(scaled(json!({"replicas": 3})).validate_cel()),
+            [REPLICAS_MESSAGE]
+        );
         let inverted = shard(
-            json!({"product": "p", "replicas": 3, "autoscaling": {"enabled": true, "minReplicas": 6, "maxReplicas": 5, "targetRPS": 10}}),
+            json!({"product": "p", "autoscaling": {"enabled": true, "minReplicas": 6, "maxReplicas": 5, "targetRPS": 10}}),
         );
         assert!(
             messages(inverted.validate_cel())
                 .contains(&"minReplicas must not exceed maxReplicas".to_string())
-        );
-        let outside = shard(
-            json!({"product": "p", "replicas": 9, "autoscaling": {"enabled": true, "minReplicas": 2, "maxReplicas": 5, "targetRPS": 10}}),
-        );
-        assert_eq!(
-            messages(outside.validate_cel()),
-            ["replicas must lie within autoscaling.minReplicas and autoscaling.maxReplicas"]
         );
         let disabled = shard(
             json!({"product": "p", "replicas": 9, "autoscaling": {"enabled": false, "minReplicas": 2, "maxReplicas": 5}}),
         );
         assert_eq!(messages(disabled.validate_cel()), Vec::<String>::new());
         let no_target = shard(
-            json!({"product": "p", "replicas": 3, "autoscaling": {"enabled": true, "minReplicas": 2, "maxReplicas": 5}}),
+            json!({"product": "p", "autoscaling": {"enabled": true, "minReplicas": 2, "maxReplicas": 5}}),
         );
         assert_eq!(
             messages(no_target.validate_cel()),
             ["autoscaling needs targetRPS or targetCPUUtilization"]
         );
+        assert_eq!(shard(json!({"product": "p"})).spec.replicas_or_default(), 1);
+    }
+
+    /// The CEL messages of `object` against `kind`'s schema of `version` in [`crds`].
+    fn schema_messages(kind: &str, version: &str, object: serde_json::Value) -> Vec<String> {
+        let crd = crds()
+            .into_iter()
+            .find(|c| c.spec.names.kind == kind)
+            .unwrap();
+        let v = crd
+            .spec
+            .versions
+            .iter()
+            .find(|v| v.name == version)
+            .unwrap();
+        let schema = serde_json::to_value(&v.schema.as_ref().unwrap().open_api_v3_schema).unwrap();
+        let compiled = kube::core::cel::compile_schema(&schema);
+        let result = kube::core::cel::Validator::new().validate_compiled(&compiled, &object, None);
+        messages(result)
+    }
+
+    #[test]
+    fn v1alpha1_checks_replicas_only_when_set() {
+        let object = |replicas: Option<i64>| {
+            let mut spec = json!({"product": "p", "autoscaling": {"enabled": true, "minReplicas": 2, "maxReplicas": 10, "targetCPUUtilization": 70}});
+            if let Some(r) = replicas {
+                spec["replicas"] = json!(r);
+            }
+            json!({"apiVersion": v1alpha1::API_VERSION, "kind": "PrismShard", "metadata": {"name": "s"}, "spec": spec})
+        };
+        let alpha = |o| schema_messages("PrismShard", "v1alpha1", o);
+        assert_eq!(alpha(object(None)), Vec::<String>::new());
+        assert_eq!(alpha(object(Some(4))), Vec::<String>::new());
+        assert_eq!(alpha(object(Some(11))), [v1alpha1::REPLICAS_MESSAGE]);
+        let beta = |o| schema_messages("PrismShard", "v1beta1", o);
+        assert_eq!(beta(object(None)), Vec::<String>::new());
+        assert_eq!(beta(object(Some(4))), [REPLICAS_MESSAGE]);
+    }
+
+    #[test]
+    fn each_crd_serves_both_versions_and_stores_v1beta1() {
+        for crd in crds() {
+            let versions: Vec<(&str, bool, bool)> = crd
+                .spec
+                .versions
+                .iter()
+                .map(|v| (v.name.as_str(), v.served, v.storage))
+                .collect();
+            assert_eq!(
+                versions,
+                [("v1alpha1", true, false), ("v1beta1", true, true)]
+            );
+            let (alpha, beta) = (&crd.spec.versions[0], &crd.spec.versions[1]);
+            assert_eq!(
+                alpha.additional_printer_columns,
+                beta.additional_printer_columns
+            );
+            assert_eq!(alpha.subresources, beta.subresources);
+            let conversion = serde_json::to_value(&crd.spec.conversion).unwrap();
+            assert_eq!(
+                conversion,
+                json!({"strategy": "Webhook", "webhook": {"conversionReviewVersions": ["v1"],
+                    "clientConfig": {"service": {"namespace": WEBHOOK_NAMESPACE, "name": WEBHOOK_SERVICE,
+                        "path": CONVERSION_PATH, "port": 443}}}})
+            );
+        }
+    }
+
+    #[test]
+    fn v1alpha1_namespaces_keep_a_free_health_and_their_instances() {
+        let crd = serde_json::to_value(&crds()[0]).unwrap();
+        let status = |i: usize| {
+            crd["spec"]["versions"][i]["schema"]["openAPIV3Schema"]["properties"]["status"]
+                ["properties"]
+                .clone()
+        };
+        let (alpha, beta) = (status(0), status(1));
+        assert_eq!(
+            beta["health"]["enum"],
+            json!(["Healthy", "Degraded", "Unknown"])
+        );
+        assert!(alpha["health"].get("enum").is_none());
+        assert_eq!(alpha["health"]["type"], "string");
+        assert!(beta.get("prismInstances").is_none());
+        assert_eq!(alpha["prismInstances"]["items"]["type"], "string");
+        let mut rest = alpha.as_object().unwrap().clone();
+        rest.remove("prismInstances");
+        rest["health"] = beta["health"].clone();
+        assert_eq!(serde_json::Value::Object(rest), beta);
     }
 
     fn plugin(deployment: serde_json::Value) -> PrismPlugin {

@@ -11,13 +11,13 @@ use schemars::JsonSchema;
 use schemars::{Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 
-use super::ValueSource;
+use super::{Health, ValueSource};
 
 /// Desired state of a Prism namespace.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "prism.io",
-    version = "v1alpha1",
+    version = "v1beta1",
     kind = "PrismNamespace",
     namespaced,
     doc = "A named Prism data API (keyvalue, pubsub, queue …) placed on one shard and synced to the Prism control plane.",
@@ -235,13 +235,10 @@ pub struct PrismNamespaceStatus {
     /// Shard the namespace is placed on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
-    /// Proxy pods of that shard.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub prism_instances: Vec<String>,
     /// From traffic (with `--prometheus-url`): `Healthy`, `Degraded` (p99 above the shard's
     /// SLA tier, or too many errors) or `Unknown` (no data). Also the `Healthy` condition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health: Option<String>,
+    pub health: Option<Health>,
     /// Traffic figures from Prometheus, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<NamespaceMetrics>,

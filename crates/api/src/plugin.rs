@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "prism.io",
-    version = "v1alpha1",
+    version = "v1beta1",
     kind = "PrismPlugin",
     namespaced,
     doc = "A Prism backend plugin at a version, run as a sidecar, in-process or remote.",

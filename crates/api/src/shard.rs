@@ -19,7 +19,7 @@ use super::PluginDeploymentType;
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "prism.io",
-    version = "v1alpha1",
+    version = "v1beta1",
     kind = "PrismShard",
     namespaced,
     doc = "A fleet of Prism proxies for one product, feature or SLA tier.",
@@ -57,9 +57,7 @@ use super::PluginDeploymentType;
         json_path = ".metadata.creationTimestamp"
     )
 )]
-#[x_kube(validation = Rule::new(
-    "!has(self.autoscaling) || !self.autoscaling.enabled || (self.replicas >= self.autoscaling.minReplicas && self.replicas <= self.autoscaling.maxReplicas)"
-).message("replicas must lie within autoscaling.minReplicas and autoscaling.maxReplicas").field_path(".replicas"))]
+#[x_kube(validation = Rule::new(REPLICAS_RULE).message(REPLICAS_MESSAGE).field_path(".replicas"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PrismShardSpec {
     /// Product this shard serves (ADR-034 sharding dimension).
@@ -82,10 +80,11 @@ pub struct PrismShardSpec {
         regex(pattern = r"^[a-z0-9]([_a-z0-9]*[a-z0-9])?$")
     )]
     pub sla_tier: Option<String>,
-    /// Proxy replicas; with autoscaling the starting size, and then the HPA owns the count.
-    #[serde(default = "default_replicas")]
+    /// Proxy replicas, 1 when unset. Leave it unset when autoscaling is enabled: the shard
+    /// then starts at `autoscaling.minReplicas` and the autoscaler owns the count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000))]
-    pub replicas: i32,
+    pub replicas: Option<i32>,
     /// Backends this shard's namespaces may use (e.g. `postgres`, `redis`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Set)]
@@ -142,8 +141,17 @@ fn is_default<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()
 }
 
-fn default_replicas() -> i32 {
-    1
+/// The CEL rule of `spec.replicas` in v1beta1: one count owner, the user or the autoscaler.
+pub const REPLICAS_RULE: &str =
+    "!has(self.autoscaling) || !self.autoscaling.enabled || !has(self.replicas)";
+/// The message of [`REPLICAS_RULE`].
+pub const REPLICAS_MESSAGE: &str = "replicas must be unset when autoscaling is enabled: the shard starts at autoscaling.minReplicas and the autoscaler owns the count";
+
+impl PrismShardSpec {
+    /// The replicas a shard runs when it is not autoscaled: `replicas`, 1 when unset.
+    pub fn replicas_or_default(&self) -> i32 {
+        self.replicas.unwrap_or(1)
+    }
 }
 
 /// One plugin a shard loads.

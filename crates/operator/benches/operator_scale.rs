@@ -130,7 +130,7 @@ async fn run(a: Args) {
     let endpoints: Vec<String> = admins.iter().map(AdminServer::host_port).collect();
     let resync = format!("{}s", a.resync);
     let op = Operator::start(&ns, &["--concurrency", "16", "--resync", &resync]).await;
-    apply_yaml(&client, &ns, "apiVersion: prism.io/v1alpha1\nkind: PrismPlugin\nmetadata: {name: pg}\nspec:\n  version: 1.0.0\n  source: {registry: ghcr.io/prism/plugins, image: pg:1.0.0}\n  deployment: {type: sidecar}\n").await;
+    apply_yaml(&client, &ns, "apiVersion: prism.io/v1beta1\nkind: PrismPlugin\nmetadata: {name: pg}\nspec:\n  version: 1.0.0\n  source: {registry: ghcr.io/prism/plugins, image: pg:1.0.0}\n  deployment: {type: sidecar}\n").await;
 
     // Record when each namespace first shows Active.
     let namespaces: Api<PrismNamespace> = Api::namespaced(client.clone(), &ns);
@@ -163,7 +163,7 @@ async fn run(a: Args) {
             let endpoint = endpoints[i].clone();
             async move {
                 let obj: PrismShard = serde_yaml::from_str(&format!(
-                    "apiVersion: prism.io/v1alpha1\nkind: PrismShard\nmetadata: {{name: s{i:04}}}\nspec:\n  product: p{}\n  replicas: {}\n  backends: [postgres]\n  plugins: [{{name: pg, version: \"1\"}}]\n  adminEndpoint: {endpoint}\n",
+                    "apiVersion: prism.io/v1beta1\nkind: PrismShard\nmetadata: {{name: s{i:04}}}\nspec:\n  product: p{}\n  replicas: {}\n  backends: [postgres]\n  plugins: [{{name: pg, version: \"1\"}}]\n  adminEndpoint: {endpoint}\n",
                     i % 20,
                     a.replicas
                 ))
@@ -181,7 +181,7 @@ async fn run(a: Args) {
             async move {
                 let name = format!("ns-{i:05}");
                 let obj: PrismNamespace = serde_yaml::from_str(&format!(
-                    "apiVersion: prism.io/v1alpha1\nkind: PrismNamespace\nmetadata: {{name: {name}}}\nspec:\n  backend: postgres\n  pattern: keyvalue\n  shard: {{name: s{:04}}}\n",
+                    "apiVersion: prism.io/v1beta1\nkind: PrismNamespace\nmetadata: {{name: {name}}}\nspec:\n  backend: postgres\n  pattern: keyvalue\n  shard: {{name: s{:04}}}\n",
                     i % a.shards
                 ))
                 .unwrap();

@@ -18,10 +18,10 @@ use support::wait_for;
 async fn the_operator_survives_an_api_server_crash() {
     let (client, ns) = crd_namespace("faults").await;
     let op = Operator::start(&ns, &["--resync", "10s"]).await;
-    apply_yaml(&client, &ns, "apiVersion: prism.io/v1alpha1\nkind: PrismPlugin\nmetadata: {name: pg}\nspec:\n  version: 1.0.0\n  source: {registry: r.io/p, image: pg:1}\n  deployment: {type: sidecar}\n").await;
+    apply_yaml(&client, &ns, "apiVersion: prism.io/v1beta1\nkind: PrismPlugin\nmetadata: {name: pg}\nspec:\n  version: 1.0.0\n  source: {registry: r.io/p, image: pg:1}\n  deployment: {type: sidecar}\n").await;
     let shard = |i: usize| {
         format!(
-            "apiVersion: prism.io/v1alpha1\nkind: PrismShard\nmetadata: {{name: s{i}}}\nspec:\n  product: p{i}\n  replicas: 2\n  plugins: [{{name: pg, version: \"1\"}}]\n"
+            "apiVersion: prism.io/v1beta1\nkind: PrismShard\nmetadata: {{name: s{i}}}\nspec:\n  product: p{i}\n  replicas: 2\n  plugins: [{{name: pg, version: \"1\"}}]\n"
         )
     };
     for i in 0..6 {

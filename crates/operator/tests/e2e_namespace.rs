@@ -98,21 +98,20 @@ async fn namespace_becomes_active_with_its_config_and_follows_updates() {
     apply_yaml(&client, &ns, &namespace("user-profiles", "playback", "")).await;
 
     wait_state(&client, &ns, "user-profiles", "Active", &op).await;
-    // Active as soon as one proxy is ready; both pods are listed once both are.
+    // Active as soon as one proxy is ready; both are registered with admin once both are.
     let api: Api<PrismNamespace> = Api::namespaced(client.clone(), &ns);
-    let n = wait_for("both proxies listed", MINUTE, || {
-        let api = api.clone();
+    wait_for("both proxies registered", MINUTE, || {
+        let proxies = admin.proxies();
         async move {
-            let n = api.get("user-profiles").await.map_err(|e| e.to_string())?;
-            let pods = n.status.clone().unwrap_or_default().prism_instances;
-            if pods == ["prism-play-0", "prism-play-1"] {
-                Ok(n)
+            if proxies == ["prism-play-0", "prism-play-1"] {
+                Ok(())
             } else {
-                Err(format!("{pods:?}"))
+                Err(format!("{proxies:?}"))
             }
         }
     })
     .await;
+    let n = api.get("user-profiles").await.unwrap();
     let st = n.status.clone().unwrap();
     assert_eq!(st.shard.as_deref(), Some("play"));
     assert_eq!(st.assigned_partition, Some(partition_of("user-profiles")));
@@ -198,7 +197,10 @@ async fn no_proxy_yet_then_active_once_pods_are_ready() {
     // Unpause: pods come up, get registered, and the namespace goes live.
     apply_yaml(&client, &ns, &shard_yaml("later", "p", 1)).await;
     let n = wait_state(&client, &ns, "orders", "Active", &op).await;
-    assert_eq!(n.status.unwrap().prism_instances, ["prism-later-0"]);
+    assert_eq!(
+        n.status.unwrap().assigned_proxy.as_deref(),
+        Some("prism-later-0")
+    );
     assert!(admin.namespaces().contains_key("orders"));
 }
 

@@ -501,7 +501,7 @@ async fn kubectl_columns_are_useful() {
             ],
         ),
     ] {
-        let req = http::Request::get(format!("/apis/prism.io/v1alpha1/namespaces/{ns}/{plural}"))
+        let req = http::Request::get(format!("/apis/prism.io/v1beta1/namespaces/{ns}/{plural}"))
             .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
             .body(Vec::new())
             .unwrap();

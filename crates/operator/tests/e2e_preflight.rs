@@ -61,7 +61,7 @@ async fn preflight_is_green_with_the_chart_and_red_for_each_failure() {
     let ha = AdminServer::start_ha(2).await;
     let (_, fleet_ns) = test_namespace_with("fleet", &NamespaceOptions::restricted()).await;
     let shard = format!(
-        "apiVersion: prism.io/v1alpha1
+        "apiVersion: prism.io/v1beta1
 kind: PrismShard
 metadata: {{name: own}}
 spec:

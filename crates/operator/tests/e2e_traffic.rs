@@ -80,8 +80,8 @@ fn healthy_condition(n: &PrismNamespace) -> Option<(String, String)> {
     Some((c.status.clone(), c.reason.clone()))
 }
 
-fn health(n: &PrismNamespace) -> Option<&str> {
-    n.status.as_ref()?.health.as_deref()
+fn health(n: &PrismNamespace) -> Option<&'static str> {
+    n.status.as_ref()?.health.map(|h| h.as_str())
 }
 
 /// Traffic status writes so far (`operation="traffic"`), of namespaces.
@@ -97,7 +97,7 @@ async fn traffic_writes(op: &Operator) -> f64 {
 /// `kubectl get pns` as the API server renders the table.
 async fn table(client: &Client, ns: &str) -> String {
     let req = http::Request::get(format!(
-        "/apis/prism.io/v1alpha1/namespaces/{ns}/prismnamespaces"
+        "/apis/prism.io/v1beta1/namespaces/{ns}/prismnamespaces"
     ))
     .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
     .body(Vec::new())

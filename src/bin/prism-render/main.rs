@@ -119,6 +119,23 @@ enum Command {
         #[arg(value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
+    /// Rewrite Prism resources at another API version: a YAML stream on stdout (documents in
+    /// order, other documents as they are), or the files in --out-dir. Each Prism document is
+    /// checked as `validate` checks it first; a document whose only change is its apiVersion
+    /// keeps its comments and layout.
+    Convert {
+        /// The version to write: v1beta1 or v1alpha1.
+        #[arg(long, value_name = "VERSION", value_parser = ["v1beta1", "v1alpha1"])]
+        to: String,
+        /// Write one file per input file into this directory, named as inside each PATH (a
+        /// file PATH by its name), replacing files of those names; nothing is written unless
+        /// every file converts. The input directory itself converts in place.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+        /// Inputs; the current directory when none are given.
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
     /// Print the CustomResourceDefinitions, or write one file per CRD.
     Crds {
         /// Write `<group>_<plural>.yaml` files into this directory (replacing them).
@@ -343,6 +360,9 @@ fn run(args: Cli) -> Result<Done, Diagnostics> {
         Command::Diff(d) => diff_command(&inv, d),
         Command::Cmp { command } => cmp_command(&inv, command),
         Command::Validate { paths } => validate_command(&inv, paths),
+        Command::Convert { to, out_dir, paths } => {
+            convert_command(&inv.common.namespace, &to, out_dir, inputs(paths))
+        }
         Command::Crds { out_dir } => crds_command(out_dir),
         Command::Explain { name, paths } => Ok(inv
             .run(paths, None, |job| job.explain(&name))?
@@ -524,6 +544,82 @@ fn validate_command(inv: &Invocation, paths: Vec<PathBuf>) -> Result<Done, Diagn
         valid.objects.len()
     )
     .into())
+}
+
+/// `convert`: the converted documents of `paths` on stdout, or their files in `out_dir`.
+fn convert_command(
+    namespace: &str,
+    to: &str,
+    out_dir: Option<PathBuf>,
+    paths: Vec<PathBuf>,
+) -> Result<Done, Diagnostics> {
+    let to = prism_render::convert::api_version(to).expect("clap allows known versions only");
+    // Each path is read on its own: a file's name inside its PATH is its name in --out-dir.
+    let mut files = Vec::new();
+    let mut places = Vec::new();
+    let mut problems = Diagnostics::default();
+    for path in &paths {
+        match source::read_inputs(std::slice::from_ref(path)) {
+            Ok(found) => {
+                for file in found {
+                    places.push(path.clone());
+                    files.push(file);
+                }
+            }
+            Err(e) => problems.0.extend(e.0),
+        }
+    }
+    let files = problems.into_result(files)?;
+    if files.is_empty() {
+        let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        return Err(source::no_yaml_files(&shown, None).into());
+    }
+    let converted = prism_render::convert::convert_files(&files, to, namespace)?;
+    let Some(dir) = out_dir else {
+        let documents: Vec<String> = converted.into_iter().flat_map(|f| f.documents).collect();
+        return Ok(prism_render::convert::stream(&documents).into());
+    };
+    let mut written: std::collections::BTreeMap<PathBuf, String> = Default::default();
+    let mut out = Vec::new();
+    for (file, place) in converted.into_iter().zip(places) {
+        let relative = relative_name(&file.name, &place)?;
+        if let Some(first) = written.insert(relative.clone(), file.name.clone()) {
+            return Err(plain(format!(
+                "{} and {first} would both be written to {}",
+                file.name,
+                dir.join(&relative).display()
+            )));
+        }
+        out.push(output::files::FileToWrite {
+            path: relative,
+            text: file.text,
+            like: Some(PathBuf::from(&file.name)),
+        });
+    }
+    output::files::write_files_replacing(&dir, &out).map_err(plain)?;
+    Ok(String::new().into())
+}
+
+/// Where the file `name`, read from the input `place`, goes in `--out-dir`: its path inside
+/// `place` when that is a directory, its file name when `place` is the file.
+fn relative_name(name: &str, place: &Path) -> Result<PathBuf, Diagnostics> {
+    if name == "-" {
+        return Err(plain(
+            "standard input has no file name: convert it to stdout, without --out-dir".into(),
+        ));
+    }
+    let path = Path::new(name);
+    let relative = match path.strip_prefix(place) {
+        Ok(inside) if !inside.as_os_str().is_empty() => inside.to_path_buf(),
+        _ => PathBuf::from(path.file_name().unwrap_or(path.as_os_str())),
+    };
+    let escapes = relative
+        .components()
+        .any(|c| !matches!(c, std::path::Component::Normal(_)));
+    if escapes {
+        return Err(plain(format!("{name}: no file name to write it under")));
+    }
+    Ok(relative)
 }
 
 /// `crds`: on stdout, or one file per CRD in `out_dir`.

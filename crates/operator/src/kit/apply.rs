@@ -175,7 +175,7 @@ mod tests {
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "n"}, "data": {"k": "v"}}),
         );
         let owner = OwnerReference {
-            api_version: "prism.io/v1alpha1".into(),
+            api_version: "prism.io/v1beta1".into(),
             kind: "PrismShard".into(),
             name: "s".into(),
             uid: "u".into(),

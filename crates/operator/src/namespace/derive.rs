@@ -26,12 +26,10 @@ pub struct Blocked {
 pub fn blocked_status(
     status: &mut PrismNamespaceStatus,
     shard: &str,
-    instances: Vec<String>,
     blocked: &Blocked,
     now: Timestamp,
 ) {
     status.shard = Some(shard.to_string());
-    status.prism_instances = instances;
     status.state = Some(blocked.state);
     let outcome = Outcome::failed(blocked.reason, blocked.message.clone());
     set_outcome(
@@ -67,7 +65,6 @@ pub fn placed_off_shard(
 /// The status of a namespace no shard can host.
 pub fn unschedulable_status(status: &mut PrismNamespaceStatus, why: &str, now: Timestamp) {
     status.state = Some(NamespaceState::Pending);
-    status.prism_instances.clear();
     let outcome = Outcome::failed(reason::UNSCHEDULABLE, why);
     set_outcome(
         &mut status.conditions,
@@ -77,13 +74,12 @@ pub fn unschedulable_status(status: &mut PrismNamespaceStatus, why: &str, now: T
     );
 }
 
-/// The status of a namespace placed on `shard` (with proxy pods `instances`) after pushing it
-/// to Prism admin came to `synced`; `off_shard` says why the proxy admin assigned does not
+/// The status of a namespace placed on `shard` after pushing it to Prism admin came to
+/// `synced`; `off_shard` says why the proxy admin assigned does not
 /// serve the shard, if it does not.
 pub fn placed_status(
     status: &mut PrismNamespaceStatus,
     shard: &str,
-    instances: Vec<String>,
     synced: &Result<Synced, Error>,
     off_shard: Option<&str>,
     now: Timestamp,
@@ -98,7 +94,6 @@ pub fn placed_status(
         status.admin_endpoint = None;
     }
     status.shard = Some(shard.to_string());
-    status.prism_instances = instances;
     let outcome = match synced {
         Ok(accepted) => accepted_outcome(status, shard, accepted, off_shard),
         Err(e) => {
@@ -183,10 +178,8 @@ mod tests {
     #[test]
     fn a_namespace_no_shard_fits_is_unschedulable() {
         let mut status = draft();
-        status.prism_instances = vec!["prism-a-0".into()];
         unschedulable_status(&mut status, "no shard has sla_tier gold", now());
         assert_eq!(status.state, Some(NamespaceState::Pending));
-        assert!(status.prism_instances.is_empty());
         let why = "no shard has sla_tier gold";
         assert_eq!(condition(&status, "Ready"), ("False", "Unschedulable", why));
         assert_eq!(
@@ -199,8 +192,7 @@ mod tests {
     #[test]
     fn a_synced_namespace_is_active() {
         let mut status = draft();
-        let pods = vec!["prism-a-0".to_string()];
-        placed_status(&mut status, "a", pods, &synced(7, "prism-a-0"), None, now());
+        placed_status(&mut status, "a", &synced(7, "prism-a-0"), None, now());
         assert_eq!(status.state, Some(NamespaceState::Active));
         assert_eq!(status.shard.as_deref(), Some("a"));
         assert_eq!(status.assigned_partition, Some(7));
@@ -224,7 +216,7 @@ mod tests {
     fn admin_errors_leave_it_pending_or_failed() {
         let mut status = draft();
         let down = Err(Error::from(AdminError::Unavailable("refused".into())));
-        placed_status(&mut status, "a", vec![], &down, None, now());
+        placed_status(&mut status, "a", &down, None, now());
         assert_eq!(status.state, Some(NamespaceState::Pending));
         assert_eq!(
             condition(&status, "Ready"),
@@ -235,11 +227,11 @@ mod tests {
             )
         );
         let rejected = Err(Error::from(AdminError::Rejected("bad config".into())));
-        placed_status(&mut status, "a", vec![], &rejected, None, now());
+        placed_status(&mut status, "a", &rejected, None, now());
         assert_eq!(status.state, Some(NamespaceState::Failed));
         assert_eq!(condition(&status, "Degraded").1, "AdminRejected");
         let secret = Err(Error::Secret("Secret orders-db has no key nope".into()));
-        placed_status(&mut status, "a", vec![], &secret, None, now());
+        placed_status(&mut status, "a", &secret, None, now());
         assert_eq!(status.state, Some(NamespaceState::Pending));
         assert_eq!(
             condition(&status, "Ready"),
@@ -249,36 +241,22 @@ mod tests {
                 "Secret orders-db has no key nope"
             )
         );
-        placed_status(
-            &mut status,
-            "a",
-            vec![],
-            &Err(Error::NoAdminEndpoint),
-            None,
-            now(),
-        );
+        placed_status(&mut status, "a", &Err(Error::NoAdminEndpoint), None, now());
         assert_eq!(status.state, Some(NamespaceState::Failed));
     }
 
     #[test]
     fn moving_shards_forgets_the_old_assignment() {
         let mut status = draft();
-        placed_status(
-            &mut status,
-            "a",
-            vec![],
-            &synced(7, "prism-a-0"),
-            None,
-            now(),
-        );
+        placed_status(&mut status, "a", &synced(7, "prism-a-0"), None, now());
         let down = Err(Error::from(AdminError::Unavailable("refused".into())));
-        placed_status(&mut status, "b", vec![], &down, None, now());
+        placed_status(&mut status, "b", &down, None, now());
         assert_eq!(status.shard.as_deref(), Some("b"));
         assert_eq!(status.assigned_partition, None);
         assert_eq!(status.assigned_proxy, None);
         // Staying on the same shard keeps what admin assigned.
-        placed_status(&mut status, "b", vec![], &synced(9, ""), None, now());
-        placed_status(&mut status, "b", vec![], &down, None, now());
+        placed_status(&mut status, "b", &synced(9, ""), None, now());
+        placed_status(&mut status, "b", &down, None, now());
         assert_eq!(status.assigned_partition, Some(9));
         assert_eq!(status.assigned_proxy, None);
     }
@@ -297,15 +275,7 @@ mod tests {
         assert!(gone.contains("prism-a-2, which has no pod"), "{gone}");
 
         let mut status = draft();
-        let pods = vec!["prism-a-0".to_string()];
-        placed_status(
-            &mut status,
-            "a",
-            pods,
-            &synced(7, "prism-b-1"),
-            Some(&why),
-            now(),
-        );
+        placed_status(&mut status, "a", &synced(7, "prism-b-1"), Some(&why), now());
         assert_eq!(status.state, Some(NamespaceState::Failed));
         assert_eq!(status.assigned_proxy.as_deref(), Some("prism-b-1"));
         assert_eq!(
@@ -323,7 +293,7 @@ mod tests {
             message: "the name carts belongs to team-a/carts".into(),
             state: NamespaceState::Pending,
         };
-        blocked_status(&mut status, "a", vec!["prism-a-0".into()], &blocked, now());
+        blocked_status(&mut status, "a", &blocked, now());
         assert_eq!(status.state, Some(NamespaceState::Pending));
         assert_eq!(status.shard.as_deref(), Some("a"));
         assert_eq!(

@@ -174,7 +174,7 @@ mod tests {
     fn a_deletion_stops_waiting_when_forced_or_late() {
         let ns = |annotations: serde_json::Value| -> PrismNamespace {
             serde_json::from_value(json!({
-                "apiVersion": "prism.io/v1alpha1", "kind": "PrismNamespace",
+                "apiVersion": "prism.io/v1beta1", "kind": "PrismNamespace",
                 "metadata": {
                     "name": "orders", "namespace": "n", "annotations": annotations,
                     "deletionTimestamp": "2023-11-14T22:13:20Z"

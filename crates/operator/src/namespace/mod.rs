@@ -94,12 +94,6 @@ struct Placed {
     endpoints: Option<String>,
 }
 
-impl Placed {
-    fn instances(&self) -> Vec<String> {
-        self.pods.iter().map(|p| p.name_any()).collect()
-    }
-}
-
 async fn sync(ns: &PrismNamespace, ctx: &Context) -> Result<Action, Error> {
     let (old, mut status) = status::begin(ns);
     if let Some(action) = status::pause_if_paused(ctx, ns, &old, &mut status).await? {
@@ -199,13 +193,7 @@ async fn hold(
     blocked: Blocked,
 ) -> Result<Action, Error> {
     let shard = placed.shard.name_any();
-    blocked_status(
-        &mut status,
-        &shard,
-        placed.instances(),
-        &blocked,
-        Timestamp::now(),
-    );
+    blocked_status(&mut status, &shard, &blocked, Timestamp::now());
     if status::write(ctx, ns, old, &status).await? {
         ctx.report
             .event(ns, true, blocked.reason, blocked.message.clone())
@@ -233,14 +221,7 @@ async fn report(
         .ok()
         .and_then(|s| rules::off_shard(&ctx.view, ns, &shard, &s.answer.assigned_proxy));
     let now = Timestamp::now();
-    placed_status(
-        status,
-        &shard,
-        placed.instances(),
-        synced,
-        off_shard.as_deref(),
-        now,
-    );
+    placed_status(status, &shard, synced, off_shard.as_deref(), now);
     let action = match synced {
         Ok(accepted) => {
             endpoint_moved(ns, ctx, old, accepted).await;

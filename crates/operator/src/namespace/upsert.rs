@@ -145,7 +145,7 @@ mod tests {
 
     fn ns() -> PrismNamespace {
         serde_json::from_value(json!({
-            "apiVersion": "prism.io/v1alpha1", "kind": "PrismNamespace",
+            "apiVersion": "prism.io/v1beta1", "kind": "PrismNamespace",
             "metadata": {"name": "orders", "namespace": "team", "uid": "u1"},
             "spec": {"backend": "postgres", "pattern": "keyvalue",
                      "connectionStringFrom": {"secretKeyRef": {"name": "db", "key": "url"}}},

@@ -180,7 +180,7 @@ mod tests {
 
     fn plugin(version: &str, type_: &str) -> PrismPlugin {
         serde_json::from_value(json!({
-            "apiVersion": "prism.io/v1alpha1", "kind": "PrismPlugin",
+            "apiVersion": "prism.io/v1beta1", "kind": "PrismPlugin",
             "metadata": {"name": "pg", "namespace": "n", "generation": 4},
             "spec": {
                 "version": version,

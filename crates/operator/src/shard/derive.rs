@@ -227,7 +227,7 @@ mod tests {
 
     fn plugin(name: &str, version: &str) -> PrismPlugin {
         serde_json::from_value(json!({
-            "apiVersion": "prism.io/v1alpha1", "kind": "PrismPlugin",
+            "apiVersion": "prism.io/v1beta1", "kind": "PrismPlugin",
             "metadata": {"name": name, "namespace": "n"},
             "spec": {
                 "version": version,

@@ -142,7 +142,7 @@ pub fn namespace_needs_write(
     let status = ns.status.as_ref();
     let old = status.and_then(|s| s.metrics.as_ref());
     let cond = status.and_then(|s| s.conditions.iter().find(|c| c.type_ == condition::HEALTHY));
-    status.and_then(|s| s.health.as_deref()) != Some(health.health.as_str())
+    status.and_then(|s| s.health) != Some(health.health)
         || cond.is_none_or(|c| c.reason != health.reason)
         || moved(rps_of(old), rps_of(metrics), threshold)
         || moved(p99_of(old), p99_of(metrics), threshold)

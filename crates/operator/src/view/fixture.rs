@@ -85,7 +85,7 @@ pub fn child(kind: &str, namespace: &str, name: &str, label: (&str, &str), owner
         "apiVersion": version, "kind": kind,
         "metadata": {
             "name": name, "namespace": namespace, "labels": {label.0: label.1},
-            "ownerReferences": [{"apiVersion": "prism.io/v1alpha1", "kind": "PrismShard",
+            "ownerReferences": [{"apiVersion": "prism.io/v1beta1", "kind": "PrismShard",
                                  "name": label.1, "uid": owner, "controller": true}],
         },
         "data": {"k": "v"},
@@ -100,7 +100,7 @@ pub fn shard(namespace: &str, name: &str, created: i64, admin: Option<&str>) -> 
         spec["adminEndpoint"] = admin.into();
     }
     serde_json::json!({
-        "apiVersion": "prism.io/v1alpha1", "kind": "PrismShard",
+        "apiVersion": "prism.io/v1beta1", "kind": "PrismShard",
         "metadata": {"name": name, "namespace": namespace, "uid": format!("{namespace}-{name}"),
                      "creationTimestamp": timestamp(created)},
         "spec": spec,
@@ -110,7 +110,7 @@ pub fn shard(namespace: &str, name: &str, created: i64, admin: Option<&str>) -> 
 /// A PrismNamespace `namespace/name` created at `created`, placed on `shard` if given.
 pub fn namespace(namespace: &str, name: &str, created: i64, shard: Option<&str>) -> Value {
     let mut ns = serde_json::json!({
-        "apiVersion": "prism.io/v1alpha1", "kind": "PrismNamespace",
+        "apiVersion": "prism.io/v1beta1", "kind": "PrismNamespace",
         "metadata": {"name": name, "namespace": namespace, "uid": format!("{namespace}-{name}"),
                      "creationTimestamp": timestamp(created)},
         "spec": {"backend": "postgres", "pattern": "keyvalue"},

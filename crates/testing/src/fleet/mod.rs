@@ -369,7 +369,8 @@ fn shard(rng: &mut Lcg, i: usize, ns: &str, catalogue: &[PluginInfo]) -> PrismSh
             product: product.into(),
             feature: Some(feature.into()),
             sla_tier: Some(rng.pick(TIERS).to_string()),
-            replicas,
+            // v1beta1: an autoscaled shard leaves the count to its autoscaler.
+            replicas: autoscaling.is_none().then_some(replicas),
             backends,
             resources: Some(resources((size.0, size.2), (size.1, size.3))),
             plugins,
