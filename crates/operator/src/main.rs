@@ -199,7 +199,7 @@ struct WebhookArgs {
     #[arg(long, env = "POD_NAMESPACE", default_value = "prism-system")]
     webhook_namespace: String,
     /// Service the API server calls the webhooks through; the certificate names it.
-    #[arg(long, default_value = "prism-operator-webhook")]
+    #[arg(long, default_value = prism_api::WEBHOOK_SERVICE)]
     webhook_service: String,
     /// Another name or IP address for the certificate (repeatable), e.g. `127.0.0.1` for an
     /// operator running outside the cluster.

@@ -54,12 +54,15 @@ async fn shard_lifecycle_apply_drift_and_prune() {
     let (client, ns) = crd_namespace("op-shard").await;
     let op = Operator::start(&ns, &["--resync", "20s"]).await;
     apply_yaml(&client, &ns, &plugin_yaml("pg", "1.0.0", 50100, "")).await;
+    // Autoscaled: the autoscaler owns the count (v1beta1 has no replicas then); it starts at
+    // minReplicas.
     let autoscaled = sized_shard_yaml(
         "a",
         2,
         &["pg"],
         "  autoscaling: {enabled: true, minReplicas: 2, maxReplicas: 4, targetCPUUtilization: 80}\n",
-    );
+    )
+    .replace("  replicas: 2\n", "");
     apply_yaml(&client, &ns, &autoscaled).await;
 
     // Every object exists and the StatefulSet reaches ready with bound volumes.

@@ -517,7 +517,7 @@ async fn keda_scales_and_a_pod_monitor_scrapes_a_shard() {
     apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
     let scaled = shard().replace(
         "  replicas: 2\n",
-        "  replicas: 2\n  autoscaling: {enabled: true, provider: keda, minReplicas: 2, maxReplicas: 8, targetRPS: 500, targetCPUUtilization: 70}\n  monitoring: {podMonitor: {interval: 15s, labels: {release: prometheus}}}\n",
+        "  autoscaling: {enabled: true, provider: keda, minReplicas: 2, maxReplicas: 8, targetRPS: 500, targetCPUUtilization: 70}\n  monitoring: {podMonitor: {interval: 15s, labels: {release: prometheus}}}\n",
     );
     apply_yaml(&client, &ns, &scaled).await;
     let get =

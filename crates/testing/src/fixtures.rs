@@ -2,7 +2,7 @@
 //! namespaces.
 
 /// A sidecar PrismPlugin `pg` at 1.0.0, for shards that list `{name: pg, version: "1"}`.
-pub const SIDECAR_PLUGIN: &str = "apiVersion: prism.io/v1alpha1
+pub const SIDECAR_PLUGIN: &str = "apiVersion: prism.io/v1beta1
 kind: PrismPlugin
 metadata: {name: pg}
 spec:
@@ -19,7 +19,7 @@ pub fn shard_yaml(name: &str, product: &str, replicas: u32) -> String {
 /// [`shard_yaml`] with `extra` lines (indented by two spaces) at the end of its spec.
 pub fn shard_yaml_with(name: &str, product: &str, replicas: u32, extra: &str) -> String {
     format!(
-        "apiVersion: prism.io/v1alpha1
+        "apiVersion: prism.io/v1beta1
 kind: PrismShard
 metadata: {{name: {name}}}
 spec:
@@ -39,7 +39,7 @@ pub fn namespace_yaml(name: &str, product: &str) -> String {
 /// [`namespace_yaml`] with `extra` lines (indented by two spaces) at the end of its spec.
 pub fn namespace_yaml_with(name: &str, product: &str, extra: &str) -> String {
     format!(
-        "apiVersion: prism.io/v1alpha1
+        "apiVersion: prism.io/v1beta1
 kind: PrismNamespace
 metadata: {{name: {name}}}
 spec:
@@ -54,7 +54,7 @@ spec:
 /// gRPC on `port`, given 20 s to roll out.
 pub fn plugin_yaml(name: &str, version: &str, port: u16, extra: &str) -> String {
     format!(
-        "apiVersion: prism.io/v1alpha1
+        "apiVersion: prism.io/v1beta1
 kind: PrismPlugin
 metadata: {{name: {name}}}
 spec:
@@ -81,7 +81,7 @@ pub fn sized_shard_yaml(name: &str, replicas: u32, plugins: &[&str], extra: &str
         format!("  plugins:\n{list}")
     };
     format!(
-        "apiVersion: prism.io/v1alpha1
+        "apiVersion: prism.io/v1beta1
 kind: PrismShard
 metadata: {{name: {name}}}
 spec:

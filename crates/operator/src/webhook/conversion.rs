@@ -2,9 +2,9 @@
 //! by the same pure conversion `prism-render convert` uses.
 
 use axum::Json;
+use kube::core::Status;
 use kube::core::conversion::{ConversionRequest, ConversionResponse, ConversionReview};
 use kube::core::response::StatusSummary;
-use kube::core::Status;
 
 /// Converts every object of the review, or fails the whole review with the first problem
 /// (the API server then fails the read or write: a conversion must never drop an object).

@@ -10,7 +10,7 @@
 
 pub mod admission;
 pub mod certs;
-// TEMP mod conversion;
+mod conversion;
 pub mod secret;
 pub mod tls;
 
@@ -60,7 +60,7 @@ pub async fn start(
     let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(certificate)));
     let app = Router::new()
         .route("/validate", post(validate))
-        // TEMP .route("/convert", post(conversion::convert))
+        .route(prism_api::CONVERSION_PATH, post(conversion::convert))
         .with_state(ctx);
     let listener = TcpListener::bind(cfg.addr).await?;
     tracing::info!(addr = %cfg.addr, "serving the webhooks over HTTPS");
