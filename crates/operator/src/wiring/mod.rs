@@ -82,7 +82,6 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let client = Client::try_default()
         .await
         .context("connecting to the Kubernetes API")?;
-    check_crds(&client, &cfg.settings).await?;
     let renderer = renderer(&cfg)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop = Stop(stop_rx);
@@ -101,6 +100,8 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         Some(w) => Some(webhook::start(ctx.clone(), w.clone(), stop.signalled()).await?),
         None => None,
     };
+    // Listing a kind whose objects are stored in another version needs the webhook above.
+    check_crds(&ctx.client, &cfg.settings).await?;
     // A standby keeps its caches warm too: the webhook reads them, and a new leader starts
     // from them.
     let mut background: Vec<JoinHandle<()>> = cache_tasks.into_iter().map(tokio::spawn).collect();
