@@ -203,6 +203,16 @@ async fn the_operator_image_runs_as_the_chart_deploys_it() {
     // The image keeps its own webhook certificates (no HOME, no shell, no CA roots needed) and
     // serves the webhooks the chart registered, here reached on loopback.
     webhooks_to_loopback(&admin, "prism-operator", webhook_port).await;
+    wait_for(
+        "the container serving its webhooks",
+        Duration::from_secs(60),
+        || async {
+            std::net::TcpStream::connect(("127.0.0.1", webhook_port))
+                .map(drop)
+                .map_err(|e| format!("{e}; logs:\n{}", container.logs()))
+        },
+    )
+    .await;
     let (_, fleet_ns) = test_namespace_with("fleet", &NamespaceOptions::restricted()).await;
     let fleet_admins = FleetAdmins::start().await;
     apply_example_fleet(&admin, &fleet_ns, &fleet_admins).await;

@@ -126,8 +126,21 @@ impl Operator {
         };
         let mut op = op;
         let url = format!("http://127.0.0.1:{port}/healthz");
+        // With webhooks, also until they listen (they start once their certificate is loaded).
+        let webhooks = args
+            .iter()
+            .position(|a| *a == "--webhook-addr")
+            .and_then(|i| args.get(i + 1))
+            .map(|addr| addr.to_string());
         let started = std::time::Instant::now();
-        while http_get(&url).await.is_err() {
+        loop {
+            let serving = http_get(&url).await.is_ok()
+                && webhooks
+                    .as_ref()
+                    .is_none_or(|addr| std::net::TcpStream::connect(addr.as_str()).is_ok());
+            if serving {
+                break;
+            }
             if let Some(status) = op.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!(
                     "prism-operator exited with {status} before serving:\n{}",
@@ -136,7 +149,7 @@ impl Operator {
             }
             assert!(
                 started.elapsed() < Duration::from_secs(90),
-                "prism-operator did not serve /healthz within 90 s:\n{}",
+                "prism-operator did not serve /healthz (and its webhooks) within 90 s:\n{}",
                 op.log_tail()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;

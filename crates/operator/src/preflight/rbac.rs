@@ -138,6 +138,14 @@ pub fn permissions(needs: Needs) -> Vec<Permission> {
             name,
             Scope::Cluster,
         ));
+        // Trimming status.storedVersions once every object is in the storage version.
+        out.push(named(
+            "apiextensions.k8s.io",
+            "customresourcedefinitions/status",
+            "patch",
+            name,
+            Scope::Cluster,
+        ));
         if needs.webhook_certificates.is_some() {
             // The CA bundle of the conversion webhook.
             out.push(named(
@@ -217,6 +225,7 @@ mod tests {
             "get secrets",
             "get customresourcedefinitions.apiextensions.k8s.io prismshards.prism.io",
             "update customresourcedefinitions.apiextensions.k8s.io prismshards.prism.io",
+            "patch customresourcedefinitions.apiextensions.k8s.io/status prismshards.prism.io",
             "update secrets cert",
             "create secrets",
             "update validatingwebhookconfigurations.admissionregistration.k8s.io hooks",
