@@ -14,7 +14,8 @@ use support::admin_server::AdminServer;
 use support::cluster::{NamespaceOptions, cluster, test_namespace_with};
 use support::helm::{documents, helm, service_account_token};
 use support::operator::{
-    FleetAdmins, apply_example_fleet, wait_example_fleet_logged, webhooks_to_loopback,
+    FleetAdmins, WEBHOOKS_SERVING, apply_example_fleet, wait_example_fleet_logged,
+    webhooks_to_loopback,
 };
 use support::podman::{Container, build_images, images, podman_ok};
 use support::process::{free_port, http_get};
@@ -206,10 +207,14 @@ async fn the_operator_image_runs_as_the_chart_deploys_it() {
     wait_for(
         "the container serving its webhooks",
         Duration::from_secs(60),
-        || async {
-            std::net::TcpStream::connect(("127.0.0.1", webhook_port))
-                .map(drop)
-                .map_err(|e| format!("{e}; logs:\n{}", container.logs()))
+        || {
+            let logs = container.logs();
+            async move {
+                match logs.contains(WEBHOOKS_SERVING) {
+                    true => Ok(()),
+                    false => Err(format!("logs:\n{logs}")),
+                }
+            }
         },
     )
     .await;

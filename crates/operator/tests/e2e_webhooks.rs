@@ -35,8 +35,13 @@ fn plural(kind: &str) -> String {
     format!("{}s", kind.to_lowercase())
 }
 
-/// Sends `object` with `method` (POST creates, PUT replaces) in `ns`, in its own apiVersion.
+/// Sends `object` with `method` (POST creates, PUT replaces, DRY creates in a dry run: admitted
+/// or not, nothing is stored) in `ns`, in its own apiVersion.
 async fn write(client: &Client, method: &str, ns: &str, object: &Value) -> Answer {
+    let (method, dry) = match method {
+        "DRY" => ("POST", "&dryRun=All"),
+        other => (other, ""),
+    };
     let api_version = object["apiVersion"].as_str().unwrap_or("prism.io/v1beta1");
     let kind = object["kind"].as_str().unwrap_or("PrismShard");
     let mut url = format!("/apis/{api_version}/namespaces/{ns}/{}", plural(kind));
@@ -46,6 +51,7 @@ async fn write(client: &Client, method: &str, ns: &str, object: &Value) -> Answe
     }
     // As `kubectl apply` sends it (its default --validate=strict): unknown fields are refused.
     url.push_str("?fieldValidation=Strict");
+    url.push_str(dry);
     let request = http::Request::builder()
         .method(method)
         .uri(url)
@@ -607,7 +613,70 @@ async fn the_api_server_calls_the_operators_webhooks() {
     assert!(certs.len() >= 3, "{} certificates", certs.len());
     assert!(cas.len() >= 2, "{} CAs", cas.len());
 
-    // 5. The operator down: conversion fails loudly, validation follows failurePolicy (Fail).
+    // 5. Every replica serves, not only the leader: a standby, its caches warm, refuses what
+    // needs them, with a certificate from the same Secret.
+    op.kill();
+    let elect = ["--leader-elect", "--lease-name", "prism-e2e"];
+    let leader = operator(
+        &home,
+        port,
+        &[&elect[..], &["--identity", "leader"]].concat(),
+    )
+    .await;
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), &home);
+    wait_for(
+        "the leader to hold the Lease",
+        Duration::from_secs(60),
+        || async {
+            let lease = leases.get("prism-e2e").await.map_err(|e| e.to_string())?;
+            match lease.spec.and_then(|s| s.holder_identity).as_deref() {
+                Some("leader") => Ok(()),
+                other => Err(format!("held by {other:?}")),
+            }
+        },
+    )
+    .await;
+    let standby_port = free_port();
+    let standby = operator(
+        &home,
+        standby_port,
+        &[&elect[..], &["--identity", "standby"]].concat(),
+    )
+    .await;
+    let to_standby = webhook_configuration("prism-e2e", standby_port, "Fail");
+    configs
+        .patch(
+            "prism-e2e",
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&to_standby),
+        )
+        .await
+        .unwrap();
+    let by_standby = wait_for("the standby to refuse", Duration::from_secs(60), || async {
+        match write(
+            &client,
+            "DRY",
+            &other,
+            &shard(&other, "taker", admin.clone()),
+        )
+        .await
+        {
+            Err(m) if m.starts_with(DENIED) => Ok(m),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(Err(by_standby), refused);
+    let metrics = standby.metrics().await;
+    assert!(
+        metrics.contains("leader_election_master_status 0"),
+        "it answered as a standby: {metrics}"
+    );
+    drop(standby);
+    drop(leader);
+
+    // 6. The operator down: conversion fails loudly, validation follows failurePolicy (Fail).
     op.kill();
     let converted = read(&client, "prism.io/v1alpha1", &home, "PrismShard", "owner").await;
     assert!(
@@ -623,7 +692,7 @@ async fn the_api_server_calls_the_operators_webhooks() {
     .await;
     assert!(down.is_err_and(|e| e.contains("failed calling webhook")));
 
-    // 6. failurePolicy Ignore: writes go through while it is down, and the conditions catch
+    // 7. failurePolicy Ignore: writes go through while it is down, and the conditions catch
     // what the webhook would have refused once the operator is back.
     let patch = webhook_configuration("prism-e2e", port, "Ignore");
     configs

@@ -79,6 +79,9 @@ pub async fn crd_namespace(prefix: &str) -> (Client, String) {
 
 pub use crate::process::operator_binary;
 
+/// What the operator logs once its webhooks serve their first certificate.
+pub const WEBHOOKS_SERVING: &str = "serving the webhooks over HTTPS";
+
 /// A running operator process; killed when dropped.
 pub struct Operator {
     child: Option<Child>,
@@ -126,18 +129,14 @@ impl Operator {
         };
         let mut op = op;
         let url = format!("http://127.0.0.1:{port}/healthz");
-        // With webhooks, also until they listen (they start once their certificate is loaded).
-        let webhooks = args
-            .iter()
-            .position(|a| *a == "--webhook-addr")
-            .and_then(|i| args.get(i + 1))
-            .map(|addr| addr.to_string());
+        // With webhooks, also until they serve their first certificate.
+        let webhooks = args.contains(&"--webhook-addr");
         let started = std::time::Instant::now();
         loop {
             let serving = http_get(&url).await.is_ok()
-                && webhooks
-                    .as_ref()
-                    .is_none_or(|addr| std::net::TcpStream::connect(addr.as_str()).is_ok());
+                && (!webhooks
+                    || std::fs::read_to_string(&op.log)
+                        .is_ok_and(|log| log.contains(WEBHOOKS_SERVING)));
             if serving {
                 break;
             }

@@ -43,28 +43,31 @@ pub struct WebhookConfig {
     pub source: Source,
 }
 
-/// Loads the first certificate (waiting for the API server if it must), then serves the
-/// webhooks until `shutdown` resolves. Returns once the server listens.
+/// Serves the webhooks until `shutdown` resolves. Listens first (a handshake fails until a
+/// certificate is loaded), then loads the first certificate, waiting for the API server if it
+/// must, and injects its CA: the API server is never pointed at a closed port. Returns once
+/// the first certificate is served.
 pub async fn start(
     ctx: Arc<Ctx>,
     cfg: WebhookConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let certificate = Arc::new(Certificate::default());
+    let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(certificate.clone())));
+    let app = Router::new()
+        .route("/validate", post(validate))
+        .route(prism_api::CONVERSION_PATH, post(conversion::convert))
+        .with_state(ctx.clone());
+    let listener = TcpListener::bind(cfg.addr).await?;
+    let server = tokio::spawn(accept(listener, acceptor, app, shutdown));
     first_certificate(&ctx, &cfg.source, &certificate).await?;
     tokio::spawn(secret::keep(
         ctx.client.clone(),
         cfg.source.clone(),
-        certificate.clone(),
+        certificate,
     ));
-    let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(certificate)));
-    let app = Router::new()
-        .route("/validate", post(validate))
-        .route(prism_api::CONVERSION_PATH, post(conversion::convert))
-        .with_state(ctx);
-    let listener = TcpListener::bind(cfg.addr).await?;
     tracing::info!(addr = %cfg.addr, "serving the webhooks over HTTPS");
-    Ok(tokio::spawn(accept(listener, acceptor, app, shutdown)))
+    Ok(server)
 }
 
 async fn first_certificate(

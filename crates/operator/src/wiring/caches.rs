@@ -165,28 +165,44 @@ pub fn caches(
 pub async fn sync_caches(ctx: &Ctx, health: &Health) -> anyhow::Result<()> {
     let view = &ctx.view;
     health.ready.store(false, Ordering::Relaxed);
-    view.shards
-        .wait_until_ready()
-        .await
-        .context("PrismShard cache")?;
-    view.plugins
-        .wait_until_ready()
-        .await
-        .context("PrismPlugin cache")?;
-    view.namespaces
-        .wait_until_ready()
-        .await
-        .context("PrismNamespace cache")?;
-    view.pods.wait_until_ready().await.context("Pod cache")?;
+    listed("PrismShard", || view.shards.wait_until_ready()).await?;
+    listed("PrismPlugin", || view.plugins.wait_until_ready()).await?;
+    listed("PrismNamespace", || view.namespaces.wait_until_ready()).await?;
+    listed("Pod", || view.pods.wait_until_ready()).await?;
     // Kinds whose CRD is missing have no cache yet: it fills once they are served.
     for (kind, (_, store)) in &view.children {
         if ctx.served.has(kind) {
-            store.wait_until_ready().await.context("child cache")?;
+            listed(kind, || store.wait_until_ready()).await?;
         }
     }
     health.ready.store(true, Ordering::Relaxed);
     tracing::info!("caches synced; reconciling");
     Ok(())
+}
+
+/// Waits for one cache to be listed, saying every half minute that it still waits. Asks
+/// again every second: a wake-up of the store's readiness can be lost when the cache filled
+/// while nobody waited on it yet (seen as a wait that ended exactly when a timeout made it ask
+/// again), so the wait never rests on the wake-up alone.
+async fn listed<E, F>(kind: &str, ready: impl Fn() -> F) -> anyhow::Result<()>
+where
+    E: std::error::Error + Send + Sync + 'static,
+    F: Future<Output = Result<(), E>>,
+{
+    for second in 1u64.. {
+        match tokio::time::timeout(std::time::Duration::from_secs(1), ready()).await {
+            Ok(result) => return result.with_context(|| format!("{kind} cache")),
+            Err(_) if second % 30 == 0 => {
+                tracing::warn!(
+                    kind,
+                    seconds = second,
+                    "still waiting for the cache to list"
+                )
+            }
+            Err(_) => {}
+        }
+    }
+    unreachable!("the wait ends with the cache or its error")
 }
 
 /// Proxy pods (for namespace placement on ready pods).

@@ -129,7 +129,11 @@ where
                     publish.publish(Change::Applied(obj));
                 }
             }
-            Ok(watcher::Event::Init | watcher::Event::InitApply(_)) | Err(_) => {}
+            Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
+            // Retried with backoff; said, so that a cache that cannot fill is not silent.
+            Err(e) => {
+                tracing::warn!(kind = %K::kind(&dyntype), error = %e, "watch failed; retrying")
+            }
         }
         futures::future::ready(())
     });
