@@ -295,6 +295,29 @@ fn bad_input_cases() -> Vec<std::path::PathBuf> {
     dirs
 }
 
+/// Waits (a few seconds at most) until the webhook's caches hold what this case created
+/// before `object`: a plugin or shard created a moment ago may not have reached them yet, and
+/// the webhook would then warn that it does not exist (a race the status conditions cover).
+/// Probes with dry runs, which store nothing.
+async fn until_cached(client: &Client, ns: &str, object: &Value, before: &[Answer]) {
+    if before.iter().all(Result::is_err) {
+        return;
+    }
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(5) {
+        match write(client, "DRY", ns, object).await {
+            Ok(warnings)
+                if warnings
+                    .iter()
+                    .any(|w| w.contains(" not found (") || w.contains("no PrismShard exists")) =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            _ => return,
+        }
+    }
+}
+
 /// How the cluster answered one catalogue case.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Clone, Copy)]
 enum Outcome {
@@ -328,6 +351,7 @@ async fn replay(client: &Client, dir: &Path) -> Option<(Outcome, String)> {
             .as_str()
             .unwrap_or(&ns)
             .to_string();
+        until_cached(client, &target, &object, &seen).await;
         seen.push(write(client, "POST", &target, &object).await);
     }
     for answer in &seen {
