@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 
 use super::certs::{Material, Want, plan, valid_bundle};
 use super::tls::Certificate;
+use prism_render::render::contract::MANAGED_BY;
 
 /// Where the serving certificate comes from.
 #[derive(Debug, Clone)]
@@ -112,7 +113,7 @@ async fn write(
                     namespace: Some(m.namespace.clone()),
                     labels: Some(BTreeMap::from([(
                         "app.kubernetes.io/managed-by".to_string(),
-                        "prism-operator".to_string(),
+                        MANAGED_BY.to_string(),
                     )])),
                     ..Default::default()
                 },
