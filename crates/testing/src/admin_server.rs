@@ -77,6 +77,8 @@ struct CallLog {
     create_calls: usize,
     creates_by_name: BTreeMap<String, usize>,
     last_requests: BTreeMap<String, CreateNamespaceRequest>,
+    /// `traceparent` metadata of the last create of each namespace, when sent.
+    traceparents: BTreeMap<String, String>,
     revoked: Vec<String>,
     /// Calls by (node, RPC name), answered or not.
     calls: BTreeMap<(usize, &'static str), usize>,
@@ -260,6 +262,12 @@ impl AdminServer {
     /// The loopback address served on (the same across restarts).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The W3C `traceparent` gRPC metadata of the last CreateNamespace of `namespace`, if it
+    /// carried one.
+    pub fn traceparent(&self, namespace: &str) -> Option<String> {
+        lock(&self.shared.log).traceparents.get(namespace).cloned()
     }
 
     /// Stored namespaces: name → the metadata admin persisted.
@@ -547,9 +555,17 @@ impl ControlPlane for Service {
         &self,
         request: Request<CreateNamespaceRequest>,
     ) -> Result<Response<CreateNamespaceResponse>, Status> {
+        let traceparent = request
+            .metadata()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
         let request = request.into_inner();
         {
             let mut log = lock(&self.shared.log);
+            if let Some(tp) = traceparent {
+                log.traceparents.insert(request.namespace.clone(), tp);
+            }
             log.create_calls += 1;
             *log.creates_by_name
                 .entry(request.namespace.clone())

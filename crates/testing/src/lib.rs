@@ -3,21 +3,24 @@
 //!
 //! Always there (the renderer's tests and benchmarks use these): generated fleets and their
 //! Helm and Kustomize twins ([`fleet`]), Prism resources as YAML ([`fixtures`]), the repository's
-//! files ([`paths`]), child processes and loopback ports ([`process`]) and the benchmarks'
-//! command line ([`bench`]).
+//! files ([`paths`]), child processes and loopback ports ([`process`]), the benchmarks'
+//! command line ([`bench`]) and the PromQL of the chart's alerts and dashboard ([`promql`]).
 //!
 //! With the `cluster` feature (the operator's and admin's tests): the lazily started local
 //! control plane ([`cluster`]) and its request metrics ([`apiserver_metrics`]), a
 //! wire-compatible Prism admin server ([`admin_server`]),
 //! throw-away PKI ([`pki`]), the operator as a process ([`operator`]), helm and service-account
 //! tokens ([`helm`]), the project's images and containers ([`podman`]), a real Prometheus
-//! scraping known traffic ([`prometheus`]) and bounded polling ([`wait_for`]).
+//! scraping known traffic ([`prometheus`]), the operator's HTTPS `/metrics` read as an
+//! authorized scraper would ([`scrape`]), a real OpenTelemetry Collector recording the spans
+//! it receives ([`otelcol`]) and bounded polling ([`wait_for`]).
 
 pub mod bench;
 pub mod fixtures;
 pub mod fleet;
 pub mod paths;
 pub mod process;
+pub mod promql;
 
 #[cfg(feature = "cluster")]
 pub mod admin_server;
@@ -32,11 +35,15 @@ pub mod helm;
 #[cfg(feature = "cluster")]
 pub mod operator;
 #[cfg(feature = "cluster")]
+pub mod otelcol;
+#[cfg(feature = "cluster")]
 pub mod pki;
 #[cfg(feature = "cluster")]
 pub mod podman;
 #[cfg(feature = "cluster")]
 pub mod prometheus;
+#[cfg(feature = "cluster")]
+pub mod scrape;
 
 #[cfg(feature = "cluster")]
 use std::future::Future;

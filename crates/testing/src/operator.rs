@@ -15,7 +15,7 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use crate::cluster::cluster;
-use crate::process::{free_port, http_get};
+use crate::process::http_get;
 use crate::wait_for;
 
 /// Installs the CRDs (once per test binary) and waits until they are Established.
@@ -85,8 +85,10 @@ pub const WEBHOOKS_SERVING: &str = "serving the webhooks over HTTPS";
 /// A running operator process; killed when dropped.
 pub struct Operator {
     child: Option<Child>,
-    /// Port of its /metrics, /healthz and /readyz.
+    /// Port of its /metrics (plain HTTP unless started with `--metrics-secure=true`).
     pub port: u16,
+    /// Port of its /healthz and /readyz.
+    pub health_port: u16,
     /// Where its logs go.
     pub log: PathBuf,
 }
@@ -108,12 +110,16 @@ impl Operator {
     /// Starts `prism-operator run` with `args`, authenticating with `kubeconfig`.
     pub async fn start_with_kubeconfig(kubeconfig: &std::path::Path, args: &[&str]) -> Operator {
         let c = cluster().await;
-        let port = free_port();
+        let [port, health_port] = crate::process::free_ports().unwrap();
         let log = c.dir().join(format!("operator-{port}.log"));
         let file = std::fs::File::create(&log).unwrap();
+        // Plain metrics unless the test asks for the secure ones.
+        let secure = args.iter().any(|a| a.starts_with("--metrics-secure"));
         let child = Command::new(operator_binary())
             .arg("run")
             .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+            .args(["--health-addr", &format!("127.0.0.1:{health_port}")])
+            .args((!secure).then_some("--metrics-secure=false"))
             .args(["--log-level", "info,prism_operator=debug"])
             .args(args)
             .env("KUBECONFIG", kubeconfig)
@@ -122,13 +128,13 @@ impl Operator {
             .stderr(file)
             .spawn()
             .expect("prism-operator starts");
-        let op = Operator {
+        let mut op = Operator {
             child: Some(child),
             port,
+            health_port,
             log,
         };
-        let mut op = op;
-        let url = format!("http://127.0.0.1:{port}/healthz");
+        let url = format!("http://127.0.0.1:{health_port}/healthz");
         // With webhooks, also until they serve their first certificate.
         let webhooks = args.contains(&"--webhook-addr");
         let started = std::time::Instant::now();

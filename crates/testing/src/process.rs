@@ -77,6 +77,118 @@ pub fn free_ports<const N: usize>() -> Result<[u16; N], String> {
     Ok(ports)
 }
 
+/// An HTTP response, read whole.
+#[cfg(feature = "cluster")]
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Header lines, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: String,
+}
+
+#[cfg(feature = "cluster")]
+impl HttpResponse {
+    /// The value of header `name` (lower case), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn parse(raw: &[u8]) -> Result<Self, String> {
+        let text = String::from_utf8_lossy(raw).to_string();
+        let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP header")?;
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| format!("no status line in {head:?}"))?;
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let chunked = headers
+            .iter()
+            .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+        // Bodies may be chunked; de-chunk if needed.
+        let body = if chunked {
+            let mut out = String::new();
+            let mut rest = body;
+            while let Some((size, after)) = rest.split_once("\r\n") {
+                let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+                if n == 0 || after.len() < n {
+                    break;
+                }
+                out.push_str(&after[..n]);
+                rest = after[n..].trim_start_matches("\r\n");
+            }
+            out
+        } else {
+            body.to_string()
+        };
+        Ok(Self {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// An HTTPS GET of `path` on 127.0.0.1:`port`: the server's certificate must be valid for
+/// `server_name` and signed by `ca_pem`; `headers` are sent as given (e.g. `Authorization`,
+/// `Accept`). The response whatever its status.
+#[cfg(feature = "cluster")]
+pub async fn https_get(
+    port: u16,
+    path: &str,
+    server_name: &str,
+    ca_pem: &str,
+    headers: &[(&str, &str)],
+) -> Result<HttpResponse, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots
+            .add(cert.map_err(|e| format!("CA PEM: {e}"))?)
+            .map_err(|e| format!("CA: {e}"))?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("connect 127.0.0.1:{port}: {e}"))?;
+    let name = ServerName::try_from(server_name.to_string()).map_err(|e| e.to_string())?;
+    let mut tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS handshake with 127.0.0.1:{port} as {server_name}: {e}"))?;
+    let mut request =
+        format!("GET {path} HTTP/1.1\r\nHost: {server_name}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    tls.write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    // A server may close without close_notify; what was read is the response.
+    let _ = tls.read_to_end(&mut buf).await;
+    HttpResponse::parse(&buf)
+}
+
 /// A plain HTTP GET on loopback; the body on 2xx.
 #[cfg(feature = "cluster")]
 pub async fn http_get(url: &str) -> Result<String, String> {
@@ -99,29 +211,11 @@ pub async fn http_get(url: &str) -> Result<String, String> {
         .read_to_end(&mut buf)
         .await
         .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP header")?;
-    if !head.starts_with("HTTP/1.1 2") {
-        return Err(head.lines().next().unwrap_or_default().to_string());
+    let response = HttpResponse::parse(&buf)?;
+    match response.status {
+        200..=299 => Ok(response.body),
+        status => Err(format!("HTTP {status}")),
     }
-    // Bodies may be chunked; de-chunk if needed.
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut rest = body;
-        while let Some((size, after)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 || after.len() < n {
-                break;
-            }
-            out.push_str(&after[..n]);
-            rest = after[n..].trim_start_matches("\r\n");
-        }
-        return Ok(out);
-    }
-    Ok(body.to_string())
 }
 
 /// A minimal blocking HTTP/1.0 GET of `path` on 127.0.0.1:`port` (etcd's plain-HTTP health

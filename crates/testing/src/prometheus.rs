@@ -185,7 +185,18 @@ impl PrometheusServer {
     /// Starts Prometheus scraping `pods` (Kubernetes namespace, pod name) from the exporter on
     /// `exporter_port`; returns once it is ready.
     pub async fn start(exporter_port: u16, pods: &[(String, String)]) -> Self {
-        Self::start_with(exporter_port, pods, None).await
+        Self::start_with(exporter_port, pods, None, &[], None).await
+    }
+
+    /// Like [`start`](Self::start) on loopback `port`, also scraping the HTTPS endpoints of
+    /// `jobs`.
+    pub async fn start_scraping(
+        port: u16,
+        exporter_port: u16,
+        pods: &[(String, String)],
+        jobs: &[SecureJob],
+    ) -> Self {
+        Self::start_with(exporter_port, pods, None, jobs, Some(port)).await
     }
 
     /// Like [`start`](Self::start), serving its API over TLS with `leaf` (a loopback serving
@@ -195,13 +206,15 @@ impl PrometheusServer {
         pods: &[(String, String)],
         leaf: &crate::pki::Leaf,
     ) -> Self {
-        Self::start_with(exporter_port, pods, Some(leaf)).await
+        Self::start_with(exporter_port, pods, Some(leaf), &[], None).await
     }
 
     async fn start_with(
         exporter_port: u16,
         pods: &[(String, String)],
         tls: Option<&crate::pki::Leaf>,
+        jobs: &[SecureJob],
+        port: Option<u16>,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         if let Some(leaf) = tls {
@@ -222,15 +235,40 @@ impl PrometheusServer {
                 "- job_name: {namespace}-{pod}\n  metrics_path: /pods/{namespace}/{pod}\n  static_configs:\n  - targets: ['127.0.0.1:{exporter_port}']\n    labels: {{namespace: {namespace}, pod: {pod}}}\n"
             ));
         }
+        for (i, job) in jobs.iter().enumerate() {
+            config.push_str(&job.config(dir.path(), i));
+        }
         std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
         let mut server = Self {
             child: None,
-            port: crate::process::free_port(),
+            port: port.unwrap_or_else(crate::process::free_port),
             dir,
             tls: tls.is_some(),
         };
         server.run().await;
         server
+    }
+
+    /// An instant query's result vector; `Err` with Prometheus's answer when it fails.
+    pub async fn query(&self, promql: &str) -> Result<Vec<serde_json::Value>, String> {
+        let encoded: String = promql
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let body =
+            crate::process::http_get(&format!("{}/api/v1/query?query={encoded}", self.url()))
+                .await?;
+        let answer: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+        match answer["status"] == "success" {
+            true => Ok(answer["data"]["result"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()),
+            false => Err(format!("{promql}: {answer}")),
+        }
     }
 
     /// Its base URL.
@@ -311,5 +349,46 @@ impl PrometheusServer {
 impl Drop for PrometheusServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A scrape job over HTTPS with a bearer token, as a ServiceMonitor with `scheme: https`,
+/// `bearerTokenFile`, `tlsConfig.{ca,serverName}` and `honorLabels: true` makes it.
+#[derive(Debug, Clone)]
+pub struct SecureJob {
+    /// `job` label (a ServiceMonitor's is its Service's name).
+    pub job: String,
+    /// Loopback port of the target.
+    pub port: u16,
+    /// Name the certificate is checked for.
+    pub server_name: String,
+    /// CA the certificate is checked against (PEM).
+    pub ca: String,
+    /// Bearer token.
+    pub token: String,
+    /// Target labels, as service discovery would add them (`namespace`, `pod`, …).
+    pub labels: Vec<(String, String)>,
+}
+
+impl SecureJob {
+    fn config(&self, dir: &std::path::Path, i: usize) -> String {
+        let ca = dir.join(format!("job-{i}-ca.crt"));
+        let token = dir.join(format!("job-{i}-token"));
+        std::fs::write(&ca, &self.ca).unwrap();
+        std::fs::write(&token, &self.token).unwrap();
+        let labels: Vec<String> = self
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}: {v:?}"))
+            .collect();
+        format!(
+            "- job_name: {job}\n  scheme: https\n  honor_labels: true\n  metrics_path: /metrics\n  scrape_interval: 2s\n  scrape_timeout: 2s\n  authorization:\n    credentials_file: {token}\n  tls_config:\n    ca_file: {ca}\n    server_name: {server}\n  static_configs:\n  - targets: ['127.0.0.1:{port}']\n    labels: {{{labels}}}\n",
+            job = self.job,
+            token = token.display(),
+            ca = ca.display(),
+            server = self.server_name,
+            port = self.port,
+            labels = labels.join(", "),
+        )
     }
 }
