@@ -24,6 +24,10 @@ use super::{AdminError, AdminTls};
 /// duration. For metrics; it never sees requests or answers.
 pub type CallObserver = Arc<dyn Fn(&str, &str, &str, Duration) + Send + Sync>;
 
+/// Adds to the gRPC metadata of every admin call, inside the call's span (e.g. the W3C trace
+/// context of that span).
+pub type MetadataHook = Arc<dyn Fn(&mut tonic::metadata::MetadataMap) + Send + Sync>;
+
 /// Port prism-admin serves `prism.ControlPlane` on by default; used when an endpoint has none.
 pub const DEFAULT_ADMIN_PORT: u16 = 8981;
 
@@ -40,6 +44,7 @@ pub struct AdminClient {
     timeout: Duration,
     tls: bool,
     observer: Option<CallObserver>,
+    metadata: Option<MetadataHook>,
 }
 
 impl std::fmt::Debug for AdminClient {
@@ -107,12 +112,19 @@ impl AdminClient {
             timeout,
             tls: tls.is_some(),
             observer: None,
+            metadata: None,
         })
     }
 
     /// The same client, reporting every call to `observer`.
     pub fn observed(mut self, observer: CallObserver) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    /// The same client, adding to every call's metadata with `hook`.
+    pub fn with_metadata(mut self, hook: MetadataHook) -> Self {
+        self.metadata = Some(hook);
         self
     }
 
@@ -216,9 +228,46 @@ impl AdminClient {
         }
     }
 
-    /// Runs one unary call under the timeout and classifies its failure. Logs the RPC name,
-    /// endpoint and outcome only, never the request.
+    /// Runs one unary call under the timeout, in a span of its own (RPC, endpoint, outcome),
+    /// and classifies its failure. Logs and records the RPC name, endpoint and outcome only,
+    /// never the request.
     async fn call<Req, Resp, F, Fut>(
+        &self,
+        rpc: &'static str,
+        secrets: &[&str],
+        message: Req,
+        send: F,
+    ) -> Result<Resp, AdminError>
+    where
+        F: FnOnce(ControlPlaneClient<Channel>, Request<Req>) -> Fut,
+        Fut: Future<Output = Result<Response<Resp>, Status>>,
+    {
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "admin call",
+            otel.name = format!("prism.ControlPlane/{rpc}"),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            rpc.system = "grpc",
+            rpc.service = "prism.ControlPlane",
+            rpc.method = rpc,
+            server.address = %self.endpoint,
+            outcome = tracing::field::Empty,
+        );
+        let result = self
+            .traced_call(rpc, secrets, message, send)
+            .instrument(span.clone())
+            .await;
+        let outcome = result.as_ref().map_or_else(AdminError::reason, |_| "ok");
+        span.record("outcome", outcome);
+        span.record(
+            "otel.status_code",
+            if result.is_ok() { "ok" } else { "error" },
+        );
+        result
+    }
+
+    async fn traced_call<Req, Resp, F, Fut>(
         &self,
         rpc: &'static str,
         secrets: &[&str],
@@ -231,6 +280,9 @@ impl AdminClient {
     {
         let mut request = Request::new(message);
         request.set_timeout(self.timeout);
+        if let Some(hook) = &self.metadata {
+            hook(request.metadata_mut());
+        }
         let started = Instant::now();
         let outcome = tokio::time::timeout(self.timeout, send(self.inner.clone(), request)).await;
         let result = match outcome {
@@ -417,6 +469,7 @@ pub struct AdminPool {
     clients: Arc<Mutex<HashMap<String, AdminClient>>>,
     groups: Arc<Mutex<HashMap<String, AdminGroup>>>,
     observer: Option<CallObserver>,
+    metadata: Option<MetadataHook>,
 }
 
 impl std::fmt::Debug for AdminPool {
@@ -438,12 +491,20 @@ impl AdminPool {
             clients: Arc::default(),
             groups: Arc::default(),
             observer: None,
+            metadata: None,
         }
     }
 
     /// The pool, reporting every call of its clients to `observer` (set before first use).
     pub fn with_observer(mut self, observer: CallObserver) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    /// The pool, adding to the metadata of every call of its clients with `hook` (set before
+    /// first use).
+    pub fn with_metadata(mut self, hook: MetadataHook) -> Self {
+        self.metadata = Some(hook);
         self
     }
 
@@ -458,6 +519,7 @@ impl AdminPool {
             clients: Arc::default(),
             groups: Arc::default(),
             observer: None,
+            metadata: None,
         })
     }
 
@@ -486,6 +548,9 @@ impl AdminPool {
         let mut client = AdminClient::connect(&key, self.timeout, self.tls.as_deref())?;
         if let Some(observer) = &self.observer {
             client = client.observed(observer.clone());
+        }
+        if let Some(hook) = &self.metadata {
+            client = client.with_metadata(hook.clone());
         }
         clients.insert(key, client.clone());
         Ok(client)

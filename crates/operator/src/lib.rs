@@ -11,6 +11,7 @@
 //! - [`view`]: every read of the caches, with indexes;
 //! - [`decide`]: pure rules (admin access and name ownership, the rollout state machine);
 //! - [`shard`], [`plugin`], [`namespace`]: one controller each;
+//! - [`observe`]: metrics, who may read them, and traces;
 //! - [`traffic`]: traffic figures and health from Prometheus;
 //! - [`migrate`]: moving stored objects to the storage version;
 //! - [`preflight`]: the `preflight` command and the operator's permissions;
@@ -20,6 +21,7 @@ pub mod decide;
 pub mod kit;
 pub mod migrate;
 pub mod namespace;
+pub mod observe;
 pub mod plugin;
 pub mod preflight;
 pub mod shard;

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use prism_admin::{AdminPool, AdminTls};
 use prism_api::duration_seconds;
 use prism_operator::kit::context::Settings;
+use prism_operator::observe;
 use prism_operator::preflight;
 use prism_operator::preflight::rbac::WebhookObjects;
 use prism_operator::traffic::prometheus::PrometheusConfig;
@@ -61,6 +62,10 @@ struct PreflightArgs {
     /// ValidatingWebhookConfiguration the CA is injected into.
     #[arg(long, default_value = "prism-operator")]
     webhook_configuration: String,
+    /// The operator serves /metrics to authorized callers only: check that it may create
+    /// TokenReviews and SubjectAccessReviews.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    metrics_secure: bool,
     #[command(flatten)]
     admin: AdminArgs,
     /// Output format.
@@ -275,9 +280,18 @@ struct RunArgs {
     /// Safety-net resync of every object, e.g. `5m`.
     #[arg(long, default_value = "5m", value_parser = duration)]
     resync: Duration,
-    /// Address of /metrics, /healthz and /readyz.
-    #[arg(long, default_value = "0.0.0.0:8080", env = "PRISM_METRICS_ADDR")]
+    /// Address of /metrics.
+    #[arg(long, default_value = "0.0.0.0:8443", env = "PRISM_METRICS_ADDR")]
     metrics_addr: SocketAddr,
+    /// Serve /metrics over HTTPS, only to callers the API server authenticates (TokenReview)
+    /// and authorizes to get the non-resource URL /metrics (SubjectAccessReview); `false`
+    /// serves plain HTTP to anyone. The certificate is the webhooks' when they are served,
+    /// else a self-signed one made at start.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "PRISM_METRICS_SECURE")]
+    metrics_secure: bool,
+    /// Address of /healthz and /readyz (plain HTTP, for the kubelet).
+    #[arg(long, default_value = "0.0.0.0:8081", env = "PRISM_HEALTH_ADDR")]
+    health_addr: SocketAddr,
     /// Elect a leader with a Lease; only the leader writes.
     #[arg(long)]
     leader_elect: bool,
@@ -322,6 +336,11 @@ struct RunArgs {
     /// Log filter (tracing env-filter syntax), e.g. `info` or `prism_operator=debug`.
     #[arg(long, default_value = "info", env = "RUST_LOG")]
     log_level: String,
+    /// Export traces to this OTLP/gRPC endpoint (`http://collector:4317`); default: the
+    /// standard OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT, else no
+    /// traces. An https:// endpoint needs OTEL_EXPORTER_OTLP_CERTIFICATE (a CA bundle).
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -336,18 +355,34 @@ fn duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{s:?} is not a duration like 30s, 5m or 1h"))
 }
 
-fn init_logging(format: LogFormat, filter: &str) {
+/// Logs to stderr through `filter`; with a `tracer`, also the spans of the operator and its
+/// admin client at info level and above, for export.
+fn init_logging(format: LogFormat, filter: &str, tracer: Option<observe::traces::Tracer>) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
+    let fmt = match format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
+    };
+    let spans = tracer.map(|tracer| {
+        let ours = tracing_subscriber::filter::Targets::new()
+            .with_target("prism_operator", tracing::Level::INFO)
+            .with_target("prism_admin", tracing::Level::INFO);
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_filter(ours)
+    });
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .with(spans)
+        .init();
 }
 
 fn main() -> ExitCode {
@@ -416,6 +451,7 @@ fn preflight(args: PreflightArgs) -> ExitCode {
                 };
                 (args.lease_namespace.clone(), objects)
             }),
+            metrics_auth: args.metrics_secure,
             admin_endpoint: args.admin.admin_endpoint,
             admin,
         };
@@ -438,7 +474,26 @@ fn preflight(args: PreflightArgs) -> ExitCode {
 
 fn run_operator(args: RunArgs) -> ExitCode {
     one_malloc_arena();
-    init_logging(args.log_format, &args.log_level);
+    let runtime = runtime();
+    let trace_config =
+        observe::traces::TraceConfig::from(args.otlp_endpoint.clone(), |k| std::env::var(k).ok());
+    let (traces, tracer) = match &trace_config {
+        Some(cfg) => {
+            let _runtime = runtime.enter();
+            match observe::traces::start(cfg, &args.identity) {
+                Ok((traces, tracer)) => (Some(traces), Some(tracer)),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        None => (None, None),
+    };
+    init_logging(args.log_format, &args.log_level, tracer);
+    if let Some(cfg) = &trace_config {
+        tracing::info!(endpoint = %cfg.endpoint, "exporting traces over OTLP");
+    }
     let admin_tls = match args.admin.tls() {
         Ok(tls) => tls,
         Err(e) => {
@@ -477,14 +532,21 @@ fn run_operator(args: RunArgs) -> ExitCode {
         network_policies: args.network_policies,
         templates: args.templates,
         metrics_addr: args.metrics_addr,
+        metrics_secure: args.metrics_secure,
+        health_addr: args.health_addr,
         leader_election: args.leader_elect,
         lease_namespace: args.lease_namespace,
         lease_name: args.lease_name,
         identity: args.identity,
         concurrency: args.concurrency.max(1),
     };
-    let runtime = runtime();
-    let result = runtime.block_on(run(config));
+    let result = runtime.block_on(async {
+        let result = run(config).await;
+        if let Some(traces) = traces {
+            traces.shutdown(Duration::from_secs(5)).await;
+        }
+        result
+    });
     // Do not wait on stray blocking work (e.g. a DNS lookup) when shutting down.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {

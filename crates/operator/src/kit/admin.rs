@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use prism_admin::{AdminError, AdminGroup, AdminPool, AdminTls};
 
-use super::metrics::Metrics;
+use crate::observe::metrics::Metrics;
 
 /// Clients of every Prism admin, and the proxy registrations made with each.
 pub struct Admin {
@@ -45,17 +45,21 @@ impl Registration {
 }
 
 impl Admin {
-    /// Clients with `timeout` per call and `tls`, each call counted in `metrics`.
+    /// Clients with `timeout` per call and `tls`, each call counted in `metrics` and carrying
+    /// the trace context of its span.
     pub fn new(
         timeout: Duration,
         tls: Option<AdminTls>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, AdminError> {
-        let pool = AdminPool::configured(timeout, tls)?.with_observer(Arc::new(
-            move |rpc: &str, endpoint: &str, outcome: &str, took: Duration| {
-                metrics.admin_call(rpc, endpoint, outcome, took)
-            },
-        ));
+        let pool = AdminPool::configured(timeout, tls)?
+            .with_observer(Arc::new(
+                move |rpc: &str, endpoint: &str, outcome: &str, took: Duration| {
+                    metrics.admin_call(rpc, endpoint, outcome, took)
+                },
+            ))
+            // The trace context of the call's span, when traces are exported.
+            .with_metadata(Arc::new(crate::observe::traces::inject_context));
         Ok(Self {
             pool,
             registered: Mutex::default(),

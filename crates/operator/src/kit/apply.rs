@@ -85,7 +85,19 @@ pub fn is_subset(want: &Value, have: &Value) -> bool {
 
 /// Applies `desired` with server-side apply. With `force`, fields another manager owns are
 /// taken over; without it, such a conflict is an error naming the manager and the fields. With
-/// `dry_run` nothing is persisted.
+/// `dry_run` nothing is persisted. Traced as a span `apply` with the object's kind, namespace
+/// and name.
+#[tracing::instrument(
+    name = "apply",
+    skip_all,
+    fields(
+        otel.name = format!("apply {}", ar.kind),
+        k8s.kind = %ar.kind,
+        k8s.namespace.name = desired["metadata"]["namespace"].as_str().unwrap_or_default(),
+        k8s.object.name = desired["metadata"]["name"].as_str().unwrap_or_default(),
+        dry_run,
+    )
+)]
 pub async fn apply(
     client: &Client,
     ar: &ApiResource,

@@ -102,7 +102,7 @@ pub fn dynamic_api(client: &Client, settings: &Settings, ar: &ApiResource) -> Ap
 pub fn for_tests(client: Client, view: View) -> Ctx {
     use kube::runtime::events::{Recorder, Reporter};
     use std::sync::Arc;
-    let metrics = Arc::new(super::metrics::Metrics::new());
+    let metrics = Arc::new(crate::observe::metrics::Metrics::new());
     let reporter = Reporter {
         controller: "prism-operator".into(),
         instance: None,

@@ -77,7 +77,7 @@ impl Error {
     }
 
     /// The `reason` label of `prism_operator_reconcile_errors_total`: a short, bounded name
-    /// of where the failure came from.
+    /// of where the failure came from (one of [`METRIC_LABELS`]).
     pub fn metric_label(&self) -> &'static str {
         match self {
             Self::Kube(_) => "api",
@@ -89,6 +89,9 @@ impl Error {
         }
     }
 }
+
+/// Every `reason` label of `prism_operator_reconcile_errors_total`.
+pub const METRIC_LABELS: [&str; 6] = ["api", "admin", "secret", "prune", "storage", "finalizer"];
 
 impl From<&Error> for Degradation {
     fn from(e: &Error) -> Self {

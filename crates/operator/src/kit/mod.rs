@@ -8,7 +8,6 @@ pub mod children;
 pub mod conflicts;
 pub mod context;
 pub mod error;
-pub mod metrics;
 #[cfg(test)]
 pub mod mock_api;
 pub mod outcome;

@@ -11,10 +11,11 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use super::apply::FIELD_MANAGER;
 use super::error::Error;
-use super::metrics::Metrics;
+use crate::observe::metrics::{Failure, Metrics};
 
 /// Events, status writes and reconcile accounting, shared by every controller.
 pub struct Report {
@@ -112,18 +113,22 @@ impl Report {
         self.failures.failed(key)
     }
 
-    /// Runs one reconciliation of `key` for `controller`: times it, counts its result, and
-    /// forgets the object's failures when it succeeds.
-    pub async fn measured(
+    /// Runs one reconciliation of `obj` for `controller` in its trace span: times it, counts
+    /// its result, and forgets the object's failures when it succeeds.
+    pub async fn measured<K: Resource<DynamicType = ()>>(
         &self,
         controller: &str,
-        key: &str,
+        obj: &K,
         reconcile: impl std::future::Future<Output = Result<Action, Error>>,
     ) -> Result<Action, Error> {
+        let key = &object_key(obj);
         let timer = self.metrics.start(controller);
         let before = self.failures.count(key);
-        let result = reconcile.await;
-        timer.finish(result.as_ref().map(drop).map_err(Error::metric_label));
+        let result = reconcile.instrument(reconcile_span(controller, obj)).await;
+        timer.finish(result.as_ref().map(drop).map_err(|e| Failure {
+            label: e.metric_label(),
+            terminal: !e.is_retryable(),
+        }));
         if result.is_ok() {
             self.failures.settle(key, before);
         }
@@ -131,11 +136,26 @@ impl Report {
     }
 
     /// What every controller does after a failure: log it and back off per object.
-    pub fn retry_later(&self, key: &str, err: &Error) -> Action {
-        let wait = self.backoff(key);
+    pub fn retry_later<K: Resource<DynamicType = ()>>(&self, obj: &K, err: &Error) -> Action {
+        let key = object_key(obj);
+        let wait = self.backoff(&key);
         tracing::warn!(object = %key, error = %err, retry_in = ?wait, "reconcile failed");
         Action::requeue(wait)
     }
+}
+
+/// The root span of one reconciliation: `reconcile <Kind>`, with the object.
+fn reconcile_span<K: Resource<DynamicType = ()>>(controller: &str, obj: &K) -> tracing::Span {
+    let meta = obj.meta();
+    tracing::info_span!(
+        "reconcile",
+        otel.name = format!("reconcile {}", K::kind(&())),
+        controller,
+        object = %object_key(obj),
+        k8s.namespace.name = meta.namespace.as_deref().unwrap_or_default(),
+        k8s.object.name = meta.name.as_deref().unwrap_or_default(),
+        k8s.object.generation = meta.generation.unwrap_or_default(),
+    )
 }
 
 /// Consecutive failures per object, for per-object exponential backoff.

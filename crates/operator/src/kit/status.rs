@@ -97,7 +97,13 @@ pub fn mark_paused<S: Observed>(
     paused
 }
 
-/// Writes `new` when it differs from `old`; returns whether it did.
+/// Writes `new` when it differs from `old`; returns whether it did. Traced as a span
+/// `status write`, with `written` saying whether it wrote.
+#[tracing::instrument(
+    name = "status write",
+    skip_all,
+    fields(otel.name = format!("status write {}", K::kind(&())), written = tracing::field::Empty)
+)]
 pub async fn write<K: Reconciled>(
     ctx: &Ctx,
     obj: &K,
@@ -105,12 +111,14 @@ pub async fn write<K: Reconciled>(
     new: &K::Status,
 ) -> Result<bool, Error> {
     if old == new {
+        tracing::Span::current().record("written", false);
         return Ok(false);
     }
     if tracing::enabled!(tracing::Level::DEBUG) {
         tracing::debug!(fields = %changed_fields(old, new), "status changed");
     }
     ctx.report.patch_status(obj, new).await?;
+    tracing::Span::current().record("written", true);
     if let Some((why, message)) = problem_begun(old.conditions(), new.conditions()) {
         ctx.report.event(obj, true, why, message.to_string()).await;
     }

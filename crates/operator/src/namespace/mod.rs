@@ -66,7 +66,6 @@ impl Deref for Context {
 }
 
 /// Reconciles one namespace.
-#[tracing::instrument(skip_all, fields(object = %object_key(&*ns)))]
 pub async fn reconcile(ns: Arc<PrismNamespace>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<PrismNamespace> =
         Api::namespaced(ctx.client.clone(), &ns.namespace().unwrap_or_default());
@@ -77,14 +76,12 @@ pub async fn reconcile(ns: Arc<PrismNamespace>, ctx: Arc<Context>) -> Result<Act
         }
     });
     let run = async { run.await.map_err(Error::from) };
-    ctx.report
-        .measured(CONTROLLER, &object_key(&*ns), run)
-        .await
+    ctx.report.measured(CONTROLLER, &*ns, run).await
 }
 
 /// Backs off per object after a failure.
 pub fn error_policy(ns: Arc<PrismNamespace>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.report.retry_later(&object_key(&*ns), err)
+    ctx.report.retry_later(&*ns, err)
 }
 
 /// What one sync found: the namespace's shard, its ready proxies and its admin.

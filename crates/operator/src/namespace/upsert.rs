@@ -135,8 +135,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::kit::metrics::Metrics;
     use crate::kit::mock_api::{self, lines};
+    use crate::observe::metrics::Metrics;
     use crate::view::fixture::{pod, shard};
     use prism_testing::admin_server::AdminServer;
     use serde_json::json;

@@ -19,7 +19,6 @@ use crate::decide::rollout;
 use crate::kit::children;
 use crate::kit::context::Ctx;
 use crate::kit::error::Error;
-use crate::kit::report::object_key;
 use crate::kit::status;
 use crate::kit::workload::deployment_available;
 use derive::{Remote, Seen, Shards, plugin_status, shard_report};
@@ -33,20 +32,15 @@ pub const CONTROLLER: &str = "prismplugin";
 const ROLLOUT_POLL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Reconciles one plugin.
-#[tracing::instrument(skip_all, fields(object = %object_key(&*plugin)))]
 pub async fn reconcile(plugin: Arc<PrismPlugin>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     ctx.report
-        .measured(
-            CONTROLLER,
-            &object_key(&*plugin),
-            reconcile_plugin(&plugin, &ctx),
-        )
+        .measured(CONTROLLER, &*plugin, reconcile_plugin(&plugin, &ctx))
         .await
 }
 
 /// Backs off per object after a failure.
 pub fn error_policy(plugin: Arc<PrismPlugin>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    ctx.report.retry_later(&object_key(&*plugin), err)
+    ctx.report.retry_later(&*plugin, err)
 }
 
 async fn reconcile_plugin(plugin: &PrismPlugin, ctx: &Ctx) -> Result<Action, Error> {

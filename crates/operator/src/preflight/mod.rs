@@ -37,6 +37,8 @@ pub struct Config {
     /// The operator's namespace and the objects of its own webhook certificates, when it
     /// keeps them.
     pub webhook_certificates: Option<(String, rbac::WebhookObjects)>,
+    /// `/metrics` is served to authorized callers only (TokenReview, SubjectAccessReview).
+    pub metrics_auth: bool,
     /// The operator's default admin endpoints.
     pub admin_endpoint: Option<String>,
     /// Clients for admin, with the configured timeout and TLS.
@@ -232,6 +234,7 @@ async fn access(client: &Client, cfg: &Config) -> Check {
         workload_writes: cfg.workload_writes,
         leader_election: cfg.lease_namespace.is_some(),
         webhook_certificates: cfg.webhook_certificates.clone().map(|(_, w)| w),
+        metrics_auth: cfg.metrics_auth,
     };
     let wanted = permissions(needs);
     let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());

@@ -43,6 +43,8 @@ pub struct Needs {
     /// Keeps its own webhook certificates: the Secret they live in and the
     /// ValidatingWebhookConfiguration their CA is injected into.
     pub webhook_certificates: Option<WebhookObjects>,
+    /// Serves `/metrics` only to callers the API server authenticates and authorizes.
+    pub metrics_auth: bool,
 }
 
 /// The objects the operator's own webhook certificates touch.
@@ -157,6 +159,23 @@ pub fn permissions(needs: Needs) -> Vec<Permission> {
             ));
         }
     }
+    if needs.metrics_auth {
+        // Who scrapes /metrics, and whether they may.
+        out.push(named(
+            "authentication.k8s.io",
+            "tokenreviews",
+            "create",
+            None,
+            Scope::Cluster,
+        ));
+        out.push(named(
+            "authorization.k8s.io",
+            "subjectaccessreviews",
+            "create",
+            None,
+            Scope::Cluster,
+        ));
+    }
     if let Some(w) = &needs.webhook_certificates {
         let secret = Some(w.secret.as_str());
         out.push(named("", "secrets", "get", secret, Scope::Operator));
@@ -211,11 +230,13 @@ mod tests {
                 secret: "cert".into(),
                 configuration: "hooks".into(),
             }),
+            metrics_auth: true,
         });
         let render = permissions(Needs {
             workload_writes: false,
             leader_election: false,
             webhook_certificates: None,
+            metrics_auth: false,
         });
         let shown: Vec<String> = full.iter().map(ToString::to_string).collect();
         for expected in [

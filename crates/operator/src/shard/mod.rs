@@ -22,7 +22,6 @@ use crate::kit::children;
 use crate::kit::context::Ctx;
 use crate::kit::error::Error;
 use crate::kit::outcome::is_true;
-use crate::kit::report::object_key;
 use crate::kit::status;
 use crate::view::key;
 pub use derive::{AdminOf, refused};
@@ -36,20 +35,15 @@ use storage::VolumeGrowth;
 pub const CONTROLLER: &str = "prismshard";
 
 /// Reconciles one shard.
-#[tracing::instrument(skip_all, fields(object = %object_key(&*shard)))]
 pub async fn reconcile(shard: Arc<PrismShard>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     ctx.report
-        .measured(
-            CONTROLLER,
-            &object_key(&*shard),
-            reconcile_shard(&shard, &ctx),
-        )
+        .measured(CONTROLLER, &*shard, reconcile_shard(&shard, &ctx))
         .await
 }
 
 /// Backs off per object after a failure.
 pub fn error_policy(shard: Arc<PrismShard>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    ctx.report.retry_later(&object_key(&*shard), err)
+    ctx.report.retry_later(&*shard, err)
 }
 
 async fn reconcile_shard(shard: &PrismShard, ctx: &Ctx) -> Result<Action, Error> {

@@ -22,8 +22,6 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use futures::FutureExt;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use tokio::net::TcpListener;
@@ -47,19 +45,20 @@ pub struct WebhookConfig {
 /// certificate is loaded), then loads the first certificate, waiting for the API server if it
 /// must, and injects its CA: the API server is never pointed at a closed port. Returns once
 /// the first certificate is served.
+/// `certificate` is filled here; the metrics server shares it.
 pub async fn start(
     ctx: Arc<Ctx>,
     cfg: WebhookConfig,
+    certificate: Arc<Certificate>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let certificate = Arc::new(Certificate::default());
     let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(certificate.clone())));
     let app = Router::new()
         .route("/validate", post(validate))
         .route(prism_api::CONVERSION_PATH, post(conversion::convert))
         .with_state(ctx.clone());
     let listener = TcpListener::bind(cfg.addr).await?;
-    let server = tokio::spawn(accept(listener, acceptor, app, shutdown));
+    let server = tokio::spawn(tls::serve(listener, acceptor, app, shutdown));
     first_certificate(&ctx, &cfg.source, &certificate).await?;
     tokio::spawn(secret::keep(
         ctx.client.clone(),
@@ -85,37 +84,6 @@ async fn first_certificate(
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         },
-    }
-}
-
-async fn accept(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (tcp, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "webhook accept");
-                    continue;
-                }
-            },
-            _ = &mut shutdown => return,
-        };
-        let (acceptor, app) = (acceptor.clone(), app.clone());
-        tokio::spawn(async move {
-            let Ok(stream) = acceptor.accept(tcp).await else {
-                return; // a failed handshake (a probe, a client without our CA)
-            };
-            let service = TowerToHyperService::new(app);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
     }
 }
 

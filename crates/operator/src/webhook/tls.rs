@@ -1,5 +1,6 @@
-//! The webhook server's certificate, swapped in place when it is renewed: every new TLS
-//! handshake uses the current one, connections already open keep theirs.
+//! The operator's serving certificate (webhooks and metrics), swapped in place when it is
+//! renewed: every new TLS handshake uses the current one, connections already open keep
+//! theirs. And the HTTPS accept loop both servers run.
 
 use std::sync::{Arc, RwLock};
 
@@ -66,4 +67,39 @@ pub fn server_config(certificate: Arc<Certificate>) -> rustls::ServerConfig {
         .with_cert_resolver(certificate);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     config
+}
+
+/// Serves `app` over TLS on `listener` until `shutdown` resolves. A failed handshake (a probe,
+/// a client without our CA) only closes that connection.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => return,
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let service = TowerToHyperService::new(app);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }

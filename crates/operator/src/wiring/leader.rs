@@ -28,6 +28,7 @@ pub async fn lead(
         .await
         .context("setting up leader election")?;
     let (mut rx, task) = manager.watch().await;
+    ctx.report.metrics.set_leader(&cfg.lease_name, false);
     health.ready.store(true, Ordering::Relaxed); // a healthy standby is ready
     tracing::info!(identity = %cfg.identity, lease = %cfg.lease_name, "waiting for leadership");
     tokio::select! {
@@ -35,7 +36,7 @@ pub async fn lead(
         _ = stop.signalled() => { task.abort(); return Ok(None); }
     }
     tracing::info!(identity = %cfg.identity, "leading");
-    ctx.report.metrics.set_leader(true);
+    ctx.report.metrics.set_leader(&cfg.lease_name, true);
     Ok(Some(rx))
 }
 

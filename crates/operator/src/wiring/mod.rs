@@ -22,11 +22,17 @@ use tokio::task::JoinHandle;
 use crate::kit::admin::Admin;
 use crate::kit::conflicts::Contests;
 use crate::kit::context::{Ctx, Settings, api};
-use crate::kit::metrics::Metrics;
 use crate::kit::report::Report;
 use crate::kit::served::{self, Served};
+use crate::observe::auth::Authorizer;
+use crate::observe::fleet::Fleet;
+use crate::observe::metrics::Metrics;
+use crate::observe::process::Process;
+use crate::observe::serve::Access;
+use crate::observe::{self, rest_client};
 use crate::traffic::prometheus::{Prometheus, PrometheusConfig};
 use crate::traffic::{self, TrafficSettings};
+use crate::webhook::tls::Certificate;
 use crate::webhook::{self, WebhookConfig};
 use caches::{caches, sync_caches};
 use controllers::run_controllers;
@@ -46,8 +52,12 @@ pub struct RunConfig {
     pub network_policies: bool,
     /// Templates replacing the embedded ones.
     pub templates: Option<PathBuf>,
-    /// Address of `/metrics`, `/healthz`, `/readyz`.
+    /// Address of `/metrics`.
     pub metrics_addr: SocketAddr,
+    /// Serve `/metrics` over HTTPS to authorized scrapers only (else plain HTTP to anyone).
+    pub metrics_secure: bool,
+    /// Address of `/healthz` and `/readyz`.
+    pub health_addr: SocketAddr,
     /// Elect a leader with a Lease; only the leader reconciles.
     pub leader_election: bool,
     /// Namespace of the Lease.
@@ -73,13 +83,22 @@ pub struct Traffic {
     pub settings: TrafficSettings,
 }
 
+/// The controllers, as their metrics name them.
+const CONTROLLERS: [&str; 3] = [
+    crate::shard::CONTROLLER,
+    crate::plugin::CONTROLLER,
+    crate::namespace::CONTROLLER,
+];
+
 /// Runs until a shutdown signal; an error when the operator could not run or lost leadership.
 pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let prometheus = match &cfg.traffic {
         Some(t) => Some(Prometheus::new(t.prometheus.clone()).context("Prometheus")?),
         None => None,
     };
-    let client = Client::try_default()
+    let mut metrics = Metrics::new();
+    metrics.collect(Process);
+    let client = rest_client::client(&metrics)
         .await
         .context("connecting to the Kubernetes API")?;
     let renderer = renderer(&cfg)?;
@@ -91,14 +110,51 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     served::discover(&client, &served).await;
     tokio::spawn(served::keep_discovering(client.clone(), served.clone()));
     let (view, feeds, cache_tasks) = caches(&client, &cfg.settings, &served);
-    let ctx = Arc::new(context(client, &cfg, renderer, view, served)?);
-    let health = Health::for_metrics(ctx.report.metrics.clone());
-    let server = tokio::spawn(serve(cfg.metrics_addr, health.clone(), stop.signalled()));
+    metrics.collect(Fleet::new(view.clone(), served.clone()));
+    metrics.controllers(
+        &CONTROLLERS,
+        cfg.concurrency,
+        &crate::kit::error::METRIC_LABELS,
+    );
+    if !cfg.leader_election {
+        metrics.set_leader(&cfg.lease_name, true); // the only writer
+    }
+    let metrics = Arc::new(metrics);
+    let ctx = Arc::new(context(
+        client,
+        &cfg,
+        renderer,
+        view,
+        served,
+        metrics.clone(),
+    )?);
+    let health = Health::default();
+    let server = tokio::spawn(serve(cfg.health_addr, health.clone(), stop.signalled()));
+    let certificate = match (&cfg.webhook, cfg.metrics_secure) {
+        (Some(_), _) => Some(Arc::new(Certificate::default())),
+        (None, true) => Some(observe::serve::self_signed(vec!["localhost".into()])?),
+        (None, false) => None,
+    };
+    let access = match &certificate {
+        Some(certificate) if cfg.metrics_secure => Access::Secure {
+            certificate: certificate.clone(),
+            authorizer: Arc::new(Authorizer::new(ctx.client.clone())),
+        },
+        _ => Access::Open,
+    };
+    let metrics_server = tokio::spawn(observe::serve::serve(
+        cfg.metrics_addr,
+        access,
+        metrics,
+        stop.signalled(),
+    ));
     // Every replica serves the webhooks, before its caches fill: reading objects stored in
     // another version goes through the conversion webhook.
-    let webhooks = match &cfg.webhook {
-        Some(w) => Some(webhook::start(ctx.clone(), w.clone(), stop.signalled()).await?),
-        None => None,
+    let webhooks = match (&cfg.webhook, certificate) {
+        (Some(w), Some(certificate)) => {
+            Some(webhook::start(ctx.clone(), w.clone(), certificate, stop.signalled()).await?)
+        }
+        _ => None,
     };
     // Listing a kind whose objects are stored in another version needs the webhook above.
     check_crds(&ctx.client, &cfg.settings).await?;
@@ -137,6 +193,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         t.abort();
     }
     let _ = server.await;
+    let _ = metrics_server.await;
     tracing::info!("endpoints stopped");
     if lost.load(Ordering::Relaxed) {
         bail!("leadership lost");
@@ -164,6 +221,7 @@ fn context(
     renderer: prism_render::render::Renderer,
     view: crate::view::View,
     served: Served,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<Ctx> {
     let recorder = Recorder::new(
         client.clone(),
@@ -172,7 +230,6 @@ fn context(
             instance: Some(cfg.identity.clone()),
         },
     );
-    let metrics = Arc::new(Metrics::new());
     let settings = &cfg.settings;
     let admin = Admin::new(
         settings.admin_timeout,

@@ -1,0 +1,144 @@
+//! The Kubernetes client, with a layer that counts every request it sends as client-go does:
+//! `rest_client_requests_total{code,method,host}` (`code` is `<error>` when no response came)
+//! and `rest_client_request_duration_seconds{verb,host}` (time to the response's headers).
+//! The layer sits outside the client's own retries: a request retried inside the client is
+//! counted once, with its last answer.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::{Request, Response};
+use kube::client::ClientBuilder;
+use kube::{Client, Config};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use tower::{Layer, Service};
+
+use super::metrics::{Metrics, RequestLabels, VerbLabels};
+
+/// A client for the inferred configuration (in cluster, or `KUBECONFIG`) whose requests are
+/// counted in `metrics`.
+pub async fn client(metrics: &Metrics) -> Result<Client, kube::Error> {
+    let config = Config::infer().await.map_err(kube::Error::InferConfig)?;
+    let layer = RequestMetrics {
+        host: config
+            .cluster_url
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
+        requests: metrics.requests.clone(),
+        durations: metrics.request_durations.clone(),
+    };
+    Ok(ClientBuilder::try_from(config)?.with_layer(&layer).build())
+}
+
+/// Counts requests into the two families.
+#[derive(Clone)]
+pub struct RequestMetrics {
+    host: String,
+    requests: Family<RequestLabels, Counter>,
+    durations: super::metrics::Histograms<VerbLabels>,
+}
+
+impl<S> Layer<S> for RequestMetrics {
+    type Service = Counted<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Counted {
+            inner,
+            metrics: self.clone(),
+        }
+    }
+}
+
+/// A service whose requests are counted.
+#[derive(Clone)]
+pub struct Counted<S> {
+    inner: S,
+    metrics: RequestMetrics,
+}
+
+impl<S, B, R> Service<Request<B>> for Counted<S>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let method = request.method().as_str().to_string();
+        let metrics = self.metrics.clone();
+        let started = Instant::now();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let result = response.await;
+            let code = match &result {
+                Ok(r) => r.status().as_str().to_string(),
+                Err(_) => "<error>".to_string(),
+            };
+            metrics
+                .durations
+                .get_or_create(&VerbLabels {
+                    verb: method.clone(),
+                    host: metrics.host.clone(),
+                })
+                .observe(started.elapsed().as_secs_f64());
+            metrics
+                .requests
+                .get_or_create(&RequestLabels {
+                    code,
+                    method,
+                    host: metrics.host.clone(),
+                })
+                .inc();
+            result
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::exposition::Format;
+
+    #[tokio::test]
+    async fn counts_each_request_by_code_and_method() {
+        let metrics = Metrics::new();
+        let layer = RequestMetrics {
+            host: "10.0.0.1:6443".into(),
+            requests: metrics.requests.clone(),
+            durations: metrics.request_durations.clone(),
+        };
+        let answer = |code: u16| {
+            let svc = tower::service_fn(move |_: Request<()>| async move {
+                Ok::<_, std::convert::Infallible>(
+                    Response::builder().status(code).body(()).unwrap(),
+                )
+            });
+            layer.layer(svc)
+        };
+        let get = || Request::get("/api").body(()).unwrap();
+        answer(200).call(get()).await.unwrap();
+        answer(200).call(get()).await.unwrap();
+        answer(429)
+            .call(Request::patch("/apis").body(()).unwrap())
+            .await
+            .unwrap();
+        let text = metrics.encode(Format::Text);
+        for line in [
+            r#"rest_client_requests_total{code="200",method="GET",host="10.0.0.1:6443"} 2"#,
+            r#"rest_client_requests_total{code="429",method="PATCH",host="10.0.0.1:6443"} 1"#,
+            r#"rest_client_request_duration_seconds_count{verb="GET",host="10.0.0.1:6443"} 2"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+        }
+    }
+}
