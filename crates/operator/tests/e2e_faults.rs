@@ -121,7 +121,7 @@ async fn the_operator_survives_an_api_server_crash() {
     assert!(
         op.metrics()
             .await
-            .contains("prism_operator_reconcile_total"),
+            .contains("controller_runtime_reconcile_total"),
         "the same operator process is still serving"
     );
 }

@@ -93,8 +93,8 @@ async fn an_idle_operator_makes_no_writes_over_full_resyncs() {
         .map(|(k, v)| (k, v - before.get(k).copied().unwrap_or(0.0)))
         .filter(|(_, d)| *d != 0.0)
         .collect();
-    let reconciles = apiserver_metrics::sum(&ops_after, "prism_operator_reconcile_total")
-        - apiserver_metrics::sum(&ops_before, "prism_operator_reconcile_total");
+    let reconciles = apiserver_metrics::sum(&ops_after, "controller_runtime_reconcile_total")
+        - apiserver_metrics::sum(&ops_before, "controller_runtime_reconcile_total");
     println!(
         "idle window of 20 s: {reconciles} reconciliations, API writes on operator resources: {delta:?}"
     );

@@ -19,6 +19,7 @@ use support::operator::{
 };
 use support::podman::{Container, build_images, images, podman_ok};
 use support::process::{free_port, http_get};
+use support::scrape::{Scraper, scraper_token};
 use support::{paths, wait_for};
 
 /// The host's `prism-render`, built with the workspace.
@@ -42,12 +43,14 @@ fn strings(v: &Value) -> Vec<String> {
 /// `podman run` options for a pod's single container, as a kubelet would run it on the host
 /// network: user and group, read-only root filesystem, capabilities, no privilege escalation,
 /// the container's env (fieldRefs resolved for `pod`/`namespace`), the in-cluster service
-/// variables, the service-account mount, the image and its args.
+/// variables, the service-account mount, the other `volumes` (see [`project_volumes`]), the
+/// image and its args.
 fn run_options(
     pod_spec: &Value,
     pod: (&str, &str),
     api: (&str, u16),
     service_account_dir: &Path,
+    volumes: &[String],
 ) -> Vec<String> {
     let containers = pod_spec["containers"].as_array().unwrap();
     assert_eq!(containers.len(), 1, "one container");
@@ -102,6 +105,7 @@ fn run_options(
         "--volume={}:/var/run/secrets/kubernetes.io/serviceaccount:ro",
         service_account_dir.display()
     ));
+    args.extend(volumes.iter().cloned());
     if let Some(command) = c["command"].as_array() {
         args.push(format!(
             "--entrypoint={}",
@@ -111,6 +115,80 @@ fn run_options(
     args.push(c["image"].as_str().unwrap().to_string());
     args.extend(strings(&c["args"]));
     args
+}
+
+/// The ConfigMap and Secret volumes the container mounts, projected as a kubelet does: the
+/// items (or every key) of the object in namespace `ns`, read from the cluster, written under
+/// `dir`, readable by any user; returns the `--volume` options mounting them read-only.
+async fn project_volumes(
+    client: &kube::Client,
+    ns: &str,
+    pod_spec: &Value,
+    dir: &Path,
+) -> Vec<String> {
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    use std::os::unix::fs::PermissionsExt;
+    let mut options = Vec::new();
+    let mounts = pod_spec["containers"][0]["volumeMounts"]
+        .as_array()
+        .cloned();
+    for mount in mounts.unwrap_or_default() {
+        let name = mount["name"].as_str().unwrap();
+        let volume = pod_spec["volumes"]
+            .as_array()
+            .and_then(|v| v.iter().find(|v| v["name"] == name))
+            .unwrap_or_else(|| panic!("volume {name} of a mount"));
+        let (data, items): (BTreeMap<String, Vec<u8>>, &Value) =
+            if let Some(name) = volume["configMap"]["name"].as_str() {
+                let cm = kube::Api::<ConfigMap>::namespaced(client.clone(), ns)
+                    .get(name)
+                    .await
+                    .unwrap_or_else(|e| panic!("ConfigMap {ns}/{name}: {e}"));
+                let data = cm.data.unwrap_or_default().into_iter();
+                (
+                    data.map(|(k, v)| (k, v.into_bytes())).collect(),
+                    &volume["configMap"]["items"],
+                )
+            } else if let Some(name) = volume["secret"]["secretName"].as_str() {
+                let secret = kube::Api::<Secret>::namespaced(client.clone(), ns)
+                    .get(name)
+                    .await
+                    .unwrap_or_else(|e| panic!("Secret {ns}/{name}: {e}"));
+                let data = secret.data.unwrap_or_default().into_iter();
+                (
+                    data.map(|(k, v)| (k, v.0)).collect(),
+                    &volume["secret"]["items"],
+                )
+            } else {
+                panic!("volume {volume}: only configMap and secret volumes are modelled");
+            };
+        let files: Vec<(String, String)> = match items.as_array() {
+            Some(items) => items
+                .iter()
+                .map(|i| {
+                    (
+                        i["key"].as_str().unwrap().into(),
+                        i["path"].as_str().unwrap().into(),
+                    )
+                })
+                .collect(),
+            None => data.keys().map(|k| (k.clone(), k.clone())).collect(),
+        };
+        let host = dir.join(name);
+        std::fs::create_dir_all(&host).unwrap();
+        for (key, path) in files {
+            let bytes = data
+                .get(&key)
+                .unwrap_or_else(|| panic!("volume {name}: no key {key}"));
+            std::fs::write(host.join(&path), bytes).unwrap();
+            std::fs::set_permissions(host.join(&path), std::fs::Permissions::from_mode(0o644))
+                .unwrap();
+        }
+        std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mount_path = mount["mountPath"].as_str().unwrap();
+        options.push(format!("--volume={}:{mount_path}:ro", host.display()));
+    }
+    options
 }
 
 /// The files a kubelet projects into `/var/run/secrets/kubernetes.io/serviceaccount`, readable
@@ -135,10 +213,13 @@ async fn the_operator_image_runs_as_the_chart_deploys_it() {
         test_namespace_with("prism-system", &NamespaceOptions::restricted()).await;
     let prism_admin = AdminServer::start().await;
     let port = free_port().to_string();
+    let metrics_port = free_port();
     let webhook_port = free_port();
     let values = [
-        format!("metrics.port={port}"),
+        format!("health.port={port}"),
         // The host network is the container's: listen on loopback only.
+        "health.bindAddress=127.0.0.1".into(),
+        format!("metrics.port={metrics_port}"),
         "metrics.bindAddress=127.0.0.1".into(),
         format!("adminEndpoint={}", prism_admin.endpoint()),
         "adminTimeout=2s".into(),
@@ -171,16 +252,28 @@ async fn the_operator_image_runs_as_the_chart_deploys_it() {
     let token = service_account_token(&admin, &release_ns, sa).await;
     service_account_files(sa_dir.path(), &token, &c.ca_cert_path(), &release_ns);
     let api_port: u16 = c.server_url().rsplit_once(':').unwrap().1.parse().unwrap();
+    assert!(
+        pod_spec["volumes"].is_null(),
+        "no volumes by default: {pod_spec}"
+    );
     let options = run_options(
         pod_spec,
         ("prism-operator-7d9f8-image", &release_ns),
         ("127.0.0.1", api_port),
         sa_dir.path(),
+        &[],
     );
     let container = Container::run(&format!("prism-e2e-operator-{port}"), &options);
 
     // Probes on the port the chart declares.
-    let probe_port = pod_spec["containers"][0]["ports"][0]["containerPort"]
+    let container_spec = &pod_spec["containers"][0];
+    assert_eq!(container_spec["livenessProbe"]["httpGet"]["port"], "health");
+    let probe_port = container_spec["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "health")
+        .expect("a port named health")["containerPort"]
         .as_i64()
         .unwrap();
     assert_eq!(probe_port.to_string(), port);
@@ -249,10 +342,36 @@ async fn the_operator_image_runs_as_the_chart_deploys_it() {
     http_get(&format!("{base}/readyz"))
         .await
         .expect("/readyz once leading and synced");
-    let metrics = http_get(&format!("{base}/metrics")).await.unwrap();
+    // /metrics over HTTPS with the certificate the image keeps, checked as the chart's
+    // ServiceMonitor checks it; only for a token the API server accepts and authorizes.
+    let scraper = Scraper::new(
+        &admin,
+        &release_ns,
+        "prism-operator-webhook-cert",
+        &format!("prism-operator-metrics.{release_ns}.svc"),
+        metrics_port,
+    )
+    .await;
+    let anonymous = scraper.get(None, None).await.unwrap();
+    assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+    let stranger = scraper_token(&admin, &release_ns, "stranger", None).await;
+    let refused = scraper.get(Some(&stranger), None).await.unwrap();
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let reader = scraper_token(
+        &admin,
+        &release_ns,
+        "reader",
+        Some("prism-operator-metrics-reader"),
+    )
+    .await;
+    let metrics = scraper.get(Some(&reader), None).await.unwrap();
+    assert_eq!(metrics.status, 200, "{}", metrics.body);
     assert!(
-        metrics.contains("prism_operator_reconcile_total{controller=\"prismshard\""),
-        "{metrics}"
+        metrics
+            .body
+            .contains("controller_runtime_reconcile_total{controller=\"prismshard\""),
+        "{}",
+        metrics.body
     );
     let logs = container.logs();
     assert!(!logs.contains("forbidden"), "{logs}");
@@ -275,6 +394,160 @@ async fn the_operator_image_runs_as_the_chart_deploys_it() {
     assert!(
         took < Duration::from_secs(grace),
         "stopping took {took:?} of a {grace} s grace period"
+    );
+    drop(container);
+
+    let release = Release {
+        args: args.iter().map(|a| a.to_string()).collect(),
+        kubeconfig,
+        admin,
+        ns: release_ns,
+        api_port,
+        service_account_dir: sa_dir.path(),
+    };
+    traces_over_tls_and_plain_metrics(&release).await;
+}
+
+/// The chart installed in the first configuration, as the next one upgrades it.
+struct Release<'a> {
+    /// `helm install` arguments after the verb: release, chart, namespace, values.
+    args: Vec<String>,
+    kubeconfig: std::path::PathBuf,
+    admin: kube::Client,
+    ns: String,
+    api_port: u16,
+    service_account_dir: &'a Path,
+}
+
+/// The image upgraded to plain `/metrics`, traces to an OTLP endpoint over TLS and an https
+/// Prometheus with a bearer token: each CA and the token read from the volumes the chart mounts
+/// (the image has no CA roots), spans arriving at a real collector, the traffic queries
+/// answered.
+async fn traces_over_tls_and_plain_metrics(release: &Release<'_>) {
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    use support::otelcol::Collector;
+    use support::prometheus::{PrometheusServer, TrafficExporter};
+    let (admin, ns) = (&release.admin, &release.ns);
+    let ca = support::pki::Ca::new("observability");
+    let collector = Collector::start_tls(&ca.server()).await;
+    let exporter = TrafficExporter::start().await;
+    let prometheus = PrometheusServer::start_tls(exporter.port(), &[], &ca.server()).await;
+    assert!(
+        prometheus.url().starts_with("https://"),
+        "{}",
+        prometheus.url()
+    );
+    let params = kube::api::PostParams::default();
+    let config_maps = kube::Api::<ConfigMap>::namespaced(admin.clone(), ns);
+    for name in ["otlp-ca", "prometheus-ca"] {
+        let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name}, "data": {"ca.crt": ca.pem}
+        }))
+        .unwrap();
+        config_maps.create(&params, &cm).await.unwrap();
+    }
+    let token: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "prometheus-token"}, "stringData": {"token": "scrape-me"}
+    }))
+    .unwrap();
+    kube::Api::<Secret>::namespaced(admin.clone(), ns)
+        .create(&params, &token)
+        .await
+        .unwrap();
+
+    let [health_port, metrics_port] = support::process::free_ports().unwrap();
+    let values = [
+        "metrics.secure=false".to_string(),
+        format!("metrics.port={metrics_port}"),
+        format!("health.port={health_port}"),
+        format!("tracing.otlpEndpoint={}", collector.endpoint()),
+        "tracing.caConfigMap=otlp-ca".into(),
+        format!("prometheus.url={}", prometheus.url()),
+        "prometheus.interval=2s".into(),
+        "prometheus.caConfigMap=prometheus-ca".into(),
+        "prometheus.tokenSecret=prometheus-token".into(),
+    ];
+    let mut args: Vec<&str> = release.args.iter().map(String::as_str).collect();
+    for v in &values {
+        args.extend(["--set", v]);
+    }
+    helm(&[&["upgrade"], &args[..]].concat(), &release.kubeconfig);
+    let docs = documents(&helm(
+        &[&["template"], &args[..]].concat(),
+        &release.kubeconfig,
+    ));
+    let pod_spec = &only(&docs, "Deployment")["spec"]["template"]["spec"];
+    let volumes_dir = tempfile::tempdir().unwrap();
+    let volumes = project_volumes(admin, ns, pod_spec, volumes_dir.path()).await;
+    assert_eq!(volumes.len(), 3, "{volumes:?}");
+    let options = run_options(
+        pod_spec,
+        ("prism-operator-7d9f8-traced", ns),
+        ("127.0.0.1", release.api_port),
+        release.service_account_dir,
+        &volumes,
+    );
+    let container = Container::run(&format!("prism-e2e-operator-{health_port}"), &options);
+    // The upgrade put the webhooks back on their Service.
+    let webhook_port: u16 = release
+        .args
+        .iter()
+        .find_map(|a| a.strip_prefix("webhook.port="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    webhooks_to_loopback(admin, "prism-operator", webhook_port).await;
+
+    // Plain HTTP for anyone, with the figures of the https Prometheus.
+    let url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    wait_for(
+        "plain /metrics with the traffic queries answered",
+        Duration::from_secs(90),
+        || {
+            let url = url.clone();
+            let logs = container.logs();
+            async move {
+                let body = http_get(&url)
+                    .await
+                    .map_err(|e| format!("{e}; logs:\n{logs}"))?;
+                match body.lines().any(|l| l == "prism_operator_prometheus_up 1") {
+                    true => Ok(()),
+                    false => Err(format!(
+                        "no prism_operator_prometheus_up 1 in:\n{body}\nlogs:\n{logs}"
+                    )),
+                }
+            }
+        },
+    )
+    .await;
+    // The fleet's shards, reconciled again at start, traced over TLS.
+    let spans = collector
+        .wait_spans(
+            "a reconcile span from the image",
+            Duration::from_secs(90),
+            |spans| spans.iter().any(|s| s.name == "reconcile PrismShard"),
+        )
+        .await;
+    let reconcile = spans
+        .iter()
+        .find(|s| s.name == "reconcile PrismShard")
+        .unwrap();
+    assert_eq!(
+        reconcile.resource.get("service.name").map(String::as_str),
+        Some("prism-operator"),
+        "{reconcile:?}"
+    );
+    let logs = container.logs();
+    assert!(
+        !logs.contains("scrape-me"),
+        "the token in the logs:\n{logs}"
+    );
+    podman_ok(&["stop", "--time", "30", &container.name]);
+    assert_eq!(
+        container.inspect("{{.State.ExitCode}}"),
+        "0",
+        "exit status after SIGTERM; logs:\n{}",
+        container.logs()
     );
 }
 

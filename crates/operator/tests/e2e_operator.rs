@@ -414,7 +414,7 @@ async fn an_unhealthy_version_is_rolled_back() {
         .await
         .unwrap();
     assert!(
-        events.contains("prism_operator_reconcile_total{controller=\"prismplugin\""),
+        events.contains("controller_runtime_reconcile_total{controller=\"prismplugin\""),
         "{events}"
     );
 }
@@ -453,7 +453,7 @@ async fn only_the_leader_writes() {
         standby
             .metrics()
             .await
-            .contains("prism_operator_leader_election_master_status 0")
+            .contains("leader_election_master_status{name=\"prism-operator\"} 0")
     );
 }
 

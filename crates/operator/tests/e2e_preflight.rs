@@ -291,6 +291,7 @@ async fn the_chart_grants_exactly_the_permissions_preflight_checks() {
             secret: "x-prism-operator-webhook-cert".into(),
             configuration: "x-prism-operator".into(),
         }),
+        metrics_auth: true,
     })
     .into_iter()
     .map(|p| (p.group, p.resource, p.verb, p.name))
