@@ -60,6 +60,9 @@ pub const REPLACED: &str = "Replaced";
 pub const RETAINED: &str = "Retained";
 /// A deleted namespace was revoked in Prism.
 pub const REVOKED: &str = "Revoked";
+/// A deleted namespace was never accepted by Prism admin, or its name there belongs to
+/// another: nothing is revoked.
+pub const NOT_REVOKED: &str = "NotRevoked";
 /// A deleted namespace could not be revoked and was let go.
 pub const REVOKE_ABANDONED: &str = "RevokeAbandoned";
 /// Prism admin acknowledged a revocation without removing anything (upstream's stub).

@@ -1,7 +1,9 @@
-//! Two teams, one Prism admin: names are global in admin, so a PrismNamespace whose name an
+//! Teams sharing one Prism admin: names are global in admin, so a PrismNamespace whose name an
 //! older one in another Kubernetes namespace already holds there waits (NameConflict) and is
-//! never sent; when the owner is deleted it takes over. One operator watches every namespace,
-//! so this binary has a control plane of its own.
+//! never sent; deleting it revokes nothing; when the owner is deleted it takes over. A name
+//! never belongs to a namespace that cannot be sent (its shard refused the admin). The
+//! operators watch every namespace, so this binary has a control plane of its own and runs its
+//! scenarios one after the other.
 
 use prism_testing as support;
 
@@ -12,7 +14,9 @@ use prism_admin::keys;
 use prism_api::{NamespaceState, PrismNamespace};
 use support::admin_server::AdminServer;
 use support::cluster::{NamespaceOptions, cluster, test_namespace_with};
-use support::fixtures::{SIDECAR_PLUGIN, namespace_yaml, shard_yaml};
+use support::fixtures::{
+    SIDECAR_PLUGIN, namespace_yaml, namespace_yaml_with, shard_yaml, shard_yaml_with,
+};
 use support::operator::{Operator, apply_yaml, events_with_reason, install_crds, wait_object};
 
 /// A team's plugin and its one shop shard.
@@ -24,7 +28,15 @@ fn state(n: &PrismNamespace) -> Option<NamespaceState> {
     n.status.as_ref().and_then(|s| s.state)
 }
 
+/// `reclaimPolicy: delete`: deleting the namespace revokes it in admin, if it is its own.
+const RECLAIM_DELETE: &str = "  reclaimPolicy: delete\n";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_in_a_shared_admin() {
+    the_older_of_two_same_named_namespaces_keeps_the_name_in_admin().await;
+    a_namespace_that_cannot_be_sent_holds_no_name_and_revokes_nothing().await;
+}
+
 async fn the_older_of_two_same_named_namespaces_keeps_the_name_in_admin() {
     let admin = AdminServer::start().await;
     let (client, team_a) = test_namespace_with("team-a", &NamespaceOptions::restricted()).await;
@@ -63,16 +75,29 @@ async fn the_older_of_two_same_named_namespaces_keeps_the_name_in_admin() {
     .await;
     // Creation times have a resolution of one second: team-b's is the younger.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    apply_yaml(&client, &team_b, &namespace_yaml(&name, "shop")).await;
-
-    let waiting = wait_object(&b, &name, "NameConflict", &op, |n| {
+    let younger = namespace_yaml_with(&name, "shop", RECLAIM_DELETE);
+    apply_yaml(&client, &team_b, &younger).await;
+    let conflict = |n: &PrismNamespace| {
         n.status.as_ref().is_some_and(|s| {
             s.conditions
                 .iter()
                 .any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "NameConflict")
         })
-    })
-    .await;
+    };
+    wait_object(&b, &name, "NameConflict", &op, conflict).await;
+    // Deleted, the waiting one revokes nothing: the name in admin is team-a's.
+    b.delete(&name, &DeleteParams::default()).await.unwrap();
+    wait_gone(&b, &name).await;
+    assert_eq!(admin.revoked(), Vec::<String>::new(), "nothing revoked");
+    assert_eq!(admin.namespaces()[&name][keys::K8S_NAMESPACE], team_a);
+    let said = notes(&client, &team_b, "NotRevoked").await;
+    assert!(
+        said.iter().any(|m| m.contains(&format!("{team_a}/{name}"))),
+        "the event names the owner: {said:?}"
+    );
+    apply_yaml(&client, &team_b, &younger).await;
+
+    let waiting = wait_object(&b, &name, "NameConflict", &op, conflict).await;
     assert_eq!(state(&waiting), Some(NamespaceState::Pending));
     let message = &waiting.status.as_ref().unwrap().conditions[0].message;
     let owner = format!("{team_a}/{name}");
@@ -120,4 +145,93 @@ async fn the_older_of_two_same_named_namespaces_keeps_the_name_in_admin() {
         Some("prism-b-0"),
         "served by team-b's own proxy"
     );
+}
+
+/// Waits until `name` is gone (its finalizer done).
+async fn wait_gone(api: &Api<PrismNamespace>, name: &str) {
+    support::wait_for(
+        &format!("{name} deleted"),
+        Duration::from_secs(60),
+        || async move {
+            match api.get_opt(name).await {
+                Ok(None) => Ok(()),
+                Ok(Some(n)) => Err(format!("still there: {:?}", n.status)),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await;
+}
+
+/// team-c's shard owns the admin; team-d's, younger, names it too and is refused. team-d's
+/// `dup2` is the older namespace of that name but can never be sent, so team-c's goes Active
+/// with the name; deleting team-d's revokes nothing.
+async fn a_namespace_that_cannot_be_sent_holds_no_name_and_revokes_nothing() {
+    let admin = AdminServer::start().await;
+    let (client, team_c) = test_namespace_with("team-c", &NamespaceOptions::restricted()).await;
+    let (_, team_d) = test_namespace_with("team-d", &NamespaceOptions::restricted()).await;
+    let kubeconfig = cluster().await.kubeconfig_path();
+    // No default admin and no sharing: each shard names the admin itself.
+    let op = Operator::start_with_kubeconfig(
+        &kubeconfig,
+        &["--lease-namespace", &team_c, "--resync", "30s"],
+    )
+    .await;
+    let endpoint = format!("  adminEndpoint: {}\n", admin.host_port());
+    let shard = |name: &str| {
+        format!(
+            "{SIDECAR_PLUGIN}---\n{}",
+            shard_yaml_with(name, "shop", 1, &endpoint)
+        )
+    };
+    apply_yaml(&client, &team_c, &shard("c")).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    apply_yaml(&client, &team_d, &shard("d")).await;
+    let d: Api<PrismNamespace> = Api::namespaced(client.clone(), &team_d);
+    let c: Api<PrismNamespace> = Api::namespaced(client.clone(), &team_c);
+    apply_yaml(
+        &client,
+        &team_d,
+        &namespace_yaml_with("dup2", "shop", RECLAIM_DELETE),
+    )
+    .await;
+    wait_object(&d, "dup2", "SharedAdminRefused", &op, |n| {
+        n.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.reason == "SharedAdminRefused")
+        })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    apply_yaml(&client, &team_c, &namespace_yaml("dup2", "shop")).await;
+    let active = wait_object(&c, "dup2", "Active", &op, |n| {
+        state(n) == Some(NamespaceState::Active)
+    })
+    .await;
+    assert_eq!(admin.namespaces()["dup2"][keys::K8S_NAMESPACE], team_c);
+    assert_eq!(
+        active.status.unwrap().assigned_proxy.as_deref(),
+        Some("prism-c-0")
+    );
+
+    d.delete("dup2", &DeleteParams::default()).await.unwrap();
+    wait_gone(&d, "dup2").await;
+    assert_eq!(admin.revoked(), Vec::<String>::new(), "nothing revoked");
+    assert_eq!(admin.namespaces()["dup2"][keys::K8S_NAMESPACE], team_c);
+    let said = notes(&client, &team_d, "NotRevoked").await;
+    assert!(
+        said.iter()
+            .any(|m| m.contains(&format!("older shard {team_c}/c"))),
+        "the event says why: {said:?}"
+    );
+}
+
+/// The notes of the events with `reason` in `namespace`.
+async fn notes(client: &kube::Client, namespace: &str, reason: &str) -> Vec<String> {
+    events_with_reason(client, namespace, reason)
+        .await
+        .into_iter()
+        .filter_map(|e| e.note)
+        .collect()
 }

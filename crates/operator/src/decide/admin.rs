@@ -59,17 +59,30 @@ pub fn access(view: &View, shard: &PrismShard, allow_shared: bool) -> Option<Acc
 
 /// The PrismNamespace that owns `ns`'s name in the admin it reaches through `endpoints`: the
 /// oldest other one with the same name, in another Kubernetes namespace, reaching an admin
-/// that shares an endpoint. `None` when `ns` owns it.
-pub fn name_owner(view: &View, ns: &PrismNamespace, endpoints: &str) -> Option<String> {
+/// that shares an endpoint through a shard that may use it (`allow_shared`: the operator's
+/// `--allow-shared-admin`), so that the owner is one that can be sent. `None` when `ns` owns
+/// it.
+pub fn name_owner(
+    view: &View,
+    ns: &PrismNamespace,
+    endpoints: &str,
+    allow_shared: bool,
+) -> Option<String> {
     let mine = view.admins.endpoint_set(endpoints);
     view.named(&ns.name_any())
         .into_iter()
         .filter(|o| o.namespace() != ns.namespace())
         .filter(|o| by_age(&**o, ns) == Ordering::Less)
         .filter(|o| {
-            view.shard_of(o)
-                .and_then(|s| view.admins.endpoints_of(&s))
-                .is_some_and(|list| !view.admins.endpoint_set(&list).is_disjoint(&mine))
+            view.shard_of(o).is_some_and(|s| {
+                let refused =
+                    matches!(access(view, &s, allow_shared), Some(Access::Refused { .. }));
+                !refused
+                    && view
+                        .admins
+                        .endpoints_of(&s)
+                        .is_some_and(|list| !view.admins.endpoint_set(&list).is_disjoint(&mine))
+            })
         })
         .min_by(|a, b| by_age(&**a, &**b))
         .map(|o| key(&*o))

@@ -8,6 +8,7 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
 use super::Context;
+use super::rules;
 use crate::kit::error::Error;
 use crate::kit::report::object_key;
 use crate::kit::status;
@@ -26,6 +27,11 @@ pub async fn cleanup(ns: &PrismNamespace, ctx: &Context) -> Result<Action, Error
         return Ok(Action::await_change());
     }
     let (old, mut status) = status::begin(ns);
+    if let Some(why) = not_ours(ns, ctx, &status) {
+        let note = format!("nothing revoked in Prism admin: {why}");
+        ctx.report.event(ns, false, reason::NOT_REVOKED, note).await;
+        return Ok(Action::await_change());
+    }
     if status.state != Some(NamespaceState::Terminating) {
         status.state = Some(NamespaceState::Terminating);
         status::write(ctx, ns, &old, &status).await?;
@@ -56,6 +62,31 @@ pub async fn cleanup(ns: &PrismNamespace, ctx: &Context) -> Result<Action, Error
             Err(e.into())
         }
     }
+}
+
+/// Why revoking the namespace's name in Prism admin would touch what it did not create, if
+/// so: admin never accepted it (`status.adminEndpoint` records the admin that did), or the
+/// name there now belongs to another PrismNamespace or its shard may not use that admin.
+fn not_ours(ns: &PrismNamespace, ctx: &Context, status: &PrismNamespaceStatus) -> Option<String> {
+    let blocked = || {
+        let shard = ctx.view.shard(
+            &ns.namespace().unwrap_or_default(),
+            status.shard.as_deref()?,
+        )?;
+        let endpoints = ctx
+            .view
+            .admins
+            .endpoints_of(&shard)
+            .or_else(|| ctx.settings.admin_endpoint.clone())?;
+        let allow_shared = ctx.settings.allow_shared_admin;
+        rules::blocked(&ctx.view, allow_shared, ns, &shard, &endpoints).map(|b| b.message)
+    };
+    blocked().or_else(|| {
+        status
+            .admin_endpoint
+            .is_none()
+            .then(|| format!("Prism admin never accepted {}", ns.name_any()))
+    })
 }
 
 /// What to report about a RevokeNamespace admin answered with success: whether it is a

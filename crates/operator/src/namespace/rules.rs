@@ -33,7 +33,7 @@ pub fn blocked(
             state: NamespaceState::Failed,
         });
     }
-    let owner = name_owner(view, ns, endpoints)?;
+    let owner = name_owner(view, ns, endpoints, allow_shared)?;
     let message = format!(
         "the name {} in Prism admin belongs to the older PrismNamespace {owner}: admin keys \
          namespaces by name alone, so this one is not sent until that one is deleted",

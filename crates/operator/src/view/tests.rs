@@ -78,19 +78,46 @@ fn a_name_belongs_to_the_oldest_namespace_reaching_the_same_admin() {
         .unwrap();
     // team-c's is older but reaches another admin; team-a's reaches the same one.
     assert_eq!(
-        name_owner(&view, &b, "admin-1:8981"),
+        name_owner(&view, &b, "admin-1:8981", true),
         Some("team-a/orders".into())
     );
     let a = view
         .namespaces
         .get(&kube::runtime::reflector::ObjectRef::new("orders").within("team-a"))
         .unwrap();
-    assert_eq!(name_owner(&view, &a, "admin-1:8981"), None);
+    assert_eq!(name_owner(&view, &a, "admin-1:8981", true), None);
     let carts = view
         .namespaces
         .get(&kube::runtime::reflector::ObjectRef::new("carts").within("team-b"))
         .unwrap();
-    assert_eq!(name_owner(&view, &carts, "admin-1:8981"), None);
+    assert_eq!(name_owner(&view, &carts, "admin-1:8981", true), None);
+}
+
+#[test]
+fn a_name_never_belongs_to_a_namespace_whose_shard_is_refused_its_admin() {
+    // team-c's shard owns admin-1; team-d's shares it and is refused. team-d's dup2 is the
+    // older, but it is never sent, so the name is team-c's.
+    let view = Objects(vec![
+        shard("team-c", "c", 0, Some("admin-1:8981")),
+        shard("team-d", "d", 5, Some("admin-1:8981")),
+        namespace("team-d", "dup2", 10, Some("d")),
+        namespace("team-c", "dup2", 20, Some("c")),
+    ])
+    .view(None);
+    let get = |team: &str| {
+        view.namespaces
+            .get(&kube::runtime::reflector::ObjectRef::new("dup2").within(team))
+            .unwrap()
+    };
+    assert_eq!(
+        name_owner(&view, &get("team-c"), "admin-1:8981", false),
+        None
+    );
+    // Shared admins allowed: team-d's is sent, so it keeps the name it had first.
+    assert_eq!(
+        name_owner(&view, &get("team-c"), "admin-1:8981", true),
+        Some("team-d/dup2".into())
+    );
 }
 
 #[test]
