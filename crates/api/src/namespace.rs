@@ -28,7 +28,12 @@ use super::{Health, ValueSource};
     printcolumn(name = "Backend", type_ = "string", json_path = ".spec.backend"),
     printcolumn(name = "Pattern", type_ = "string", json_path = ".spec.pattern"),
     printcolumn(name = "Shard", type_ = "string", json_path = ".status.shard"),
-    printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
+    printcolumn(
+        name = "State",
+        type_ = "string",
+        description = "Active: Prism admin accepted the namespace and placed it on a proxy of its shard (not proof that the proxy serves it)",
+        json_path = ".status.state"
+    ),
     printcolumn(
         name = "Ready",
         type_ = "string",

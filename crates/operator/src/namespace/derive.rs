@@ -130,10 +130,16 @@ fn accepted_outcome(
         return Outcome::failed(reason::PLACED_OFF_SHARD, why);
     }
     status.state = Some(NamespaceState::Active);
-    let message = format!(
-        "synced to Prism admin {} on shard {shard}",
-        accepted.endpoint
-    );
+    let message = match status.assigned_proxy.as_deref() {
+        Some(proxy) => format!(
+            "accepted by Prism admin {} and placed on proxy {proxy} of shard {shard}",
+            accepted.endpoint
+        ),
+        None => format!(
+            "accepted by Prism admin {} for shard {shard}, no proxy assigned",
+            accepted.endpoint
+        ),
+    };
     Outcome {
         ready: Cond::ready(reason::SYNCED, message),
         progressing: None,
@@ -206,7 +212,8 @@ mod tests {
             (
                 "True",
                 "Synced",
-                "synced to Prism admin http://admin-1:8981 on shard a"
+                "accepted by Prism admin http://admin-1:8981 and placed on proxy prism-a-0 of \
+                 shard a"
             )
         );
         assert_eq!(condition(&status, "Degraded"), ("False", "Synced", ""));
