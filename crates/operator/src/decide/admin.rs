@@ -4,7 +4,7 @@
 //! namespaces by bare name. So two shards with one admin serve each other's namespaces, and
 //! two PrismNamespaces of one name in different Kubernetes namespaces overwrite each other.
 //! The rules here keep both from happening silently:
-//! - an admin belongs to the oldest shard (creation time, then UID) naming any of its
+//! - an admin belongs to the oldest shard (creation time, then name) naming any of its
 //!   endpoints; other shards are refused unless the operator allows sharing;
 //! - a name in an admin belongs to the oldest PrismNamespace with that name reaching it; the
 //!   others wait, and are never sent.

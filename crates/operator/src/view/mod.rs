@@ -365,12 +365,16 @@ where
     ObjectRef::new(name).within(namespace)
 }
 
-/// Older first: creation time, then UID.
+/// Older first: creation time (whole seconds), then, for objects created in the same second,
+/// name and namespace, so that the order is one a user can predict; UID last.
 pub fn by_age<K: kube::Resource>(a: &K, b: &K) -> std::cmp::Ordering {
     let created = |o: &K| o.meta().creation_timestamp.as_ref().map(|t| t.0);
+    let (ma, mb) = (a.meta(), b.meta());
     created(a)
         .cmp(&created(b))
-        .then_with(|| a.meta().uid.cmp(&b.meta().uid))
+        .then_with(|| ma.name.cmp(&mb.name))
+        .then_with(|| ma.namespace.cmp(&mb.namespace))
+        .then_with(|| ma.uid.cmp(&mb.uid))
 }
 
 #[cfg(test)]

@@ -121,6 +121,17 @@ fn a_name_never_belongs_to_a_namespace_whose_shard_is_refused_its_admin() {
 }
 
 #[test]
+fn objects_created_in_the_same_second_are_ordered_by_name_not_uid() {
+    // Same creation second; the UIDs would order them the other way.
+    let mut early: PrismShard = serde_json::from_value(shard("t", "alpha", 7, None)).unwrap();
+    let mut late: PrismShard = serde_json::from_value(shard("t", "beta", 7, None)).unwrap();
+    early.metadata.uid = Some("ffff".into());
+    late.metadata.uid = Some("0000".into());
+    assert_eq!(super::by_age(&early, &late), std::cmp::Ordering::Less);
+    assert_eq!(super::by_age(&late, &early), std::cmp::Ordering::Greater);
+}
+
+#[test]
 fn pods_placements_and_stale_proxies() {
     let view = Objects(vec![
         shard("team", "s", 0, Some("admin-1:8981")),
