@@ -12,7 +12,8 @@ use crate::job::{Inputs, Job, TemplateSource};
 use crate::output::YamlStream;
 use crate::render::contract::missing_crd;
 use crate::render::{ObjectId, RenderOptions};
-use crate::source::tree::{DiskTree, FileTree, normalize};
+use crate::source::tree::{DiskTree, Entry, FileTree, normalize};
+use crate::source::{Others, Skipped};
 
 /// Parameter: namespace for resources that set none.
 pub const NAMESPACE: &str = "namespace";
@@ -22,6 +23,8 @@ pub const PROXY_IMAGE: &str = "proxy-image";
 pub const TEMPLATES: &str = "templates";
 /// Parameter: files or directories inside the app directory to render.
 pub const PATHS: &str = "paths";
+/// Parameter: `true` passes Kubernetes objects that are not Prism resources through.
+pub const PASS_THROUGH: &str = "pass-through";
 
 /// Plugin env (`spec.source.plugin.env`, seen as `ARGOCD_ENV_<NAME>`) the plugin reads; each
 /// mirrors the `prism-render` option of the same `PRISM_*` environment variable.
@@ -78,8 +81,9 @@ impl AppEnv {
 pub enum TemplatesDir {
     /// Set for the whole plugin (`--templates`, `PRISM_TEMPLATES`): any path.
     Plugin(PathBuf),
-    /// Set by an Application: a normalised path inside the app directory.
-    App(PathBuf),
+    /// Set by an Application: a normalised path inside the app directory, and what set it
+    /// (for messages, which never repeat the value).
+    App(PathBuf, String),
 }
 
 /// Everything a render needs besides the files.
@@ -97,6 +101,9 @@ pub struct Settings {
     pub network_policies: bool,
     /// Prometheus for KEDA triggers (the sidecar's `--prometheus-url`).
     pub prometheus_url: Option<String>,
+    /// Pass other Kubernetes objects through (the sidecar's `--pass-through`, or the
+    /// parameter).
+    pub pass_through: bool,
 }
 
 impl Settings {
@@ -109,6 +116,7 @@ impl Settings {
             paths: vec![PathBuf::new()],
             network_policies: false,
             prometheus_url: None,
+            pass_through: false,
         }
     }
 }
@@ -149,6 +157,12 @@ const ANNOUNCED: &[(&str, bool, &str, &str)] = &[
         true,
         "Paths",
         "Files or directories inside the app directory to render. Empty: the whole app directory.",
+    ),
+    (
+        PASS_THROUGH,
+        false,
+        "Pass other objects through",
+        "true: Kubernetes objects that are not Prism resources (a Namespace, a Secret, a ConfigMap) are checked and passed through unchanged. false: they are an error, which catches a misspelt kind.",
     ),
 ];
 
@@ -283,7 +297,9 @@ pub fn settings(base: Settings, app: &AppEnv) -> Result<Settings, String> {
                 s.proxy_image = value.clone();
                 image_from = what;
             }
-            ENV_TEMPLATES => s.templates = Some(TemplatesDir::App(app_path(&what, value)?)),
+            ENV_TEMPLATES => {
+                s.templates = Some(TemplatesDir::App(app_path(&what, value)?, what.clone()))
+            }
             _ => {
                 return Err(format!(
                     "{what}: unknown setting; the plugin reads ARGOCD_ENV_{ENV_NAMESPACE}, ARGOCD_ENV_{ENV_PROXY_IMAGE} and ARGOCD_ENV_{ENV_TEMPLATES}"
@@ -311,7 +327,14 @@ pub fn settings(base: Settings, app: &AppEnv) -> Result<Settings, String> {
                     s.proxy_image = v;
                     image_from = what;
                 }
-                _ => s.templates = Some(TemplatesDir::App(app_path(&what, &v)?)),
+                PASS_THROUGH => {
+                    s.pass_through = match v.as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(format!("{what} must be true or false")),
+                    }
+                }
+                _ => s.templates = Some(TemplatesDir::App(app_path(&what, &v)?, what)),
             },
             (ParamValue::Array(items), true) => {
                 let items: Vec<&String> = items.iter().filter(|i| !i.is_empty()).collect();
@@ -345,25 +368,25 @@ pub fn settings(base: Settings, app: &AppEnv) -> Result<Settings, String> {
 pub fn announcement(base: &Settings, app: &AppEnv) -> String {
     let env = |name: &str| app.env.get(name).filter(|v| !v.is_empty()).cloned();
     let templates = env(ENV_TEMPLATES).unwrap_or_else(|| match &base.templates {
-        Some(TemplatesDir::Plugin(p) | TemplatesDir::App(p)) => p.display().to_string(),
+        Some(TemplatesDir::Plugin(p) | TemplatesDir::App(p, _)) => p.display().to_string(),
         None => String::new(),
     });
-    let defaults = [
-        env(ENV_NAMESPACE).unwrap_or_default(),
-        env(ENV_PROXY_IMAGE).unwrap_or_else(|| base.proxy_image.clone()),
-        templates,
-    ];
+    let default = |name: &str| match name {
+        NAMESPACE => env(ENV_NAMESPACE).unwrap_or_default(),
+        PROXY_IMAGE => env(ENV_PROXY_IMAGE).unwrap_or_else(|| base.proxy_image.clone()),
+        TEMPLATES => templates.clone(),
+        _ => base.pass_through.to_string(),
+    };
     let list: Vec<Value> = ANNOUNCED
         .iter()
-        .enumerate()
-        .map(|(i, (name, is_list, title, tooltip))| {
+        .map(|(name, is_list, title, tooltip)| {
             let mut p = json!({"name": name, "title": title, "tooltip": tooltip});
             if *is_list {
                 p["collectionType"] = json!("array");
                 p["array"] = json!([]);
             } else {
                 p["collectionType"] = json!("string");
-                p["string"] = json!(defaults[i]);
+                p["string"] = json!(default(name));
             }
             p
         })
@@ -397,13 +420,24 @@ fn shown_prefix(app: &AppEnv) -> String {
 
 /// `cmp generate`: renders the app directory (the current directory) with the Argo CD
 /// environment into a YAML stream, exactly as `prism-render render` renders the same files with
-/// the same settings. No objects is an error: Argo CD would prune everything.
-pub fn generate(base: Settings, app: &AppEnv) -> Result<YamlStream, Diagnostics> {
+/// the same settings, with the input files it left out. No objects is an error: Argo CD would
+/// prune everything.
+pub fn generate(base: Settings, app: &AppEnv) -> Result<(YamlStream, Vec<Skipped>), Diagnostics> {
     let s = settings(base, app).map_err(|m| problem("prism-render", m))?;
     let prefix = shown_prefix(app);
     let tree = DiskTree::new(".", prefix.clone());
+    let app_dir = tree.name(&PathBuf::new());
+    // A directory the Application names must be there; the error says who named it, not what.
+    if let Some(TemplatesDir::App(dir, from)) = &s.templates
+        && !matches!(tree.entry(dir), Ok(Entry::Dir { .. }))
+    {
+        return Err(problem(
+            &app_dir,
+            format!("{from}: names no directory of the app directory"),
+        ));
+    }
     let dir = s.templates.as_ref().map(|d| match d {
-        TemplatesDir::App(dir) | TemplatesDir::Plugin(dir) => dir.as_path(),
+        TemplatesDir::App(dir, _) | TemplatesDir::Plugin(dir) => dir.as_path(),
     });
     // An app's directory is normalised already; the plugin's is inside when it normalises.
     let templates = TemplateSource::of(dir, |dir| Ok::<_, Diagnostics>(normalize(dir).ok()))?;
@@ -419,11 +453,26 @@ pub fn generate(base: Settings, app: &AppEnv) -> Result<YamlStream, Diagnostics>
             network_policies: s.network_policies,
             prometheus_url: s.prometheus_url.clone(),
         },
+        others: match s.pass_through {
+            true => Others::PassThrough,
+            false => Others::Refuse,
+        },
     };
     let app_name = app.app_name.as_deref().unwrap_or("the app");
     let so = format!("nothing to render for {app_name}");
-    let stream = job.stream()?.found(&job, Some(&so), |missing| {
-        problem(&tree.name(missing), "no such file or directory")
+    let rendered = job.stream()?;
+    let skipped = rendered.skipped.clone();
+    let stream = rendered.found(&job, Some(&so), |missing| {
+        // Only the paths parameter names paths: say which item, never its value.
+        let item = s
+            .paths
+            .iter()
+            .position(|p| p == missing)
+            .unwrap_or_default();
+        problem(
+            &app_dir,
+            format!("parameter \"{PATHS}\" item {item}: names nothing in the app directory"),
+        )
     })?;
     if stream.ids.is_empty() {
         return Err(problem(
@@ -438,7 +487,7 @@ pub fn generate(base: Settings, app: &AppEnv) -> Result<YamlStream, Diagnostics>
         app.kube_version.as_deref(),
         app.kube_api_versions.as_deref(),
     )?;
-    Ok(stream)
+    Ok((stream, skipped))
 }
 
 /// Parses `1.31.2`, `v1.31.2+k3s1` … into (major, minor).

@@ -12,7 +12,7 @@ use crate::output::YamlStream;
 use crate::render::templates::tree_renderer;
 use crate::render::{Object, ObjectId, RenderOptions, Renderer, placement};
 use crate::source::tree::{self, DiskTree, FileTree};
-use crate::source::{Fleet, fleet_from_files, no_yaml_files, read_inputs};
+use crate::source::{Fleet, Others, Skipped, fleet_from_files_with, no_yaml_files, read_inputs};
 
 /// Where the templates of a job come from.
 pub enum TemplateSource {
@@ -79,6 +79,8 @@ pub struct Job<'a> {
     pub templates: TemplateSource,
     /// Other settings.
     pub options: RenderOptions,
+    /// What to do with Kubernetes objects that are not Prism resources.
+    pub others: Others,
 }
 
 /// What a job made of its inputs, and the requested paths that did not exist.
@@ -90,6 +92,8 @@ pub struct Rendered<T = Vec<Object>> {
     pub files: usize,
     /// Requested paths missing from the tree.
     pub missing: Vec<PathBuf>,
+    /// Input files left out.
+    pub skipped: Vec<Skipped>,
 }
 
 impl<T> Rendered<T> {
@@ -159,6 +163,17 @@ impl Job<'_> {
         )
     }
 
+    /// The sync waves a plugin's rollout takes in render mode (`explain --rollout`).
+    pub fn explain_rollout(
+        &self,
+        plugin: &str,
+    ) -> Result<Rendered<Result<String, String>>, Diagnostics> {
+        self.with_fleet(
+            || Ok(String::new()),
+            |fleet| Ok(crate::render::rollout::explain(fleet, plugin)),
+        )
+    }
+
     /// The problem of a job that read no input file; `so`, when given, what follows from it.
     pub fn no_yaml_files(&self, so: Option<&str>) -> Diagnostic {
         let shown: Vec<String> = match &self.inputs {
@@ -201,15 +216,17 @@ impl Job<'_> {
     ) -> Result<Rendered<T>, Diagnostics> {
         let found = self.read()?;
         let files = found.files.len();
-        let objects = if files == 0 {
-            nothing()
+        let (objects, skipped) = if files == 0 {
+            (nothing(), Vec::new())
         } else {
-            then(&fleet_from_files(found.files, &self.namespace)?)?
+            let fleet = fleet_from_files_with(found.files, &self.namespace, self.others)?;
+            (then(&fleet)?, fleet.skipped)
         };
         Ok(Rendered {
             objects,
             files,
             missing: found.missing,
+            skipped,
         })
     }
 

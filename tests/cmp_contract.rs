@@ -292,6 +292,7 @@ fn the_sidecar_patch_follows_the_documented_wiring() {
     assert_eq!(c["command"][0], "/var/run/argocd/argocd-cmp-server");
     assert_eq!(c["securityContext"]["runAsNonRoot"], true);
     assert_eq!(c["securityContext"]["runAsUser"], 999);
+    assert_eq!(c["securityContext"]["runAsGroup"], 999, "never group 0");
     let mounts: BTreeMap<&str, &Value> = c["volumeMounts"]
         .as_array()
         .unwrap()
@@ -606,6 +607,28 @@ fn errors_name_the_parameter_and_the_rule_never_the_value() {
             param("proxy-image", "img s3cr3t"),
             "parameter \"proxy-image\": the proxy image must be an image reference",
         ),
+        // Valid paths that name nothing: the parameter is named, the value is not, not even
+        // as a file location.
+        (
+            param("templates", "s3cr3t-dir"),
+            "parameter \"templates\": names no directory of the app directory",
+        ),
+        (
+            generate(
+                &app,
+                &with(
+                    generate_env(),
+                    "ARGOCD_APP_PARAMETERS",
+                    &serde_json::json!([{"name": "paths", "array": ["plugins.yaml", "s3cr3t.yaml"]}])
+                        .to_string(),
+                ),
+            ),
+            "parameter \"paths\" item 1: names nothing in the app directory",
+        ),
+        (
+            param("pass-through", "s3cr3t"),
+            "parameter \"pass-through\" must be true or false",
+        ),
         (
             generate(
                 &app,
@@ -634,6 +657,46 @@ fn errors_name_the_parameter_and_the_rule_never_the_value() {
         );
         assert_eq!(text(&out.stderr).lines().count(), 1);
     }
+}
+
+#[test]
+fn other_manifests_pass_through_with_the_parameter_and_values_files_are_left_out() {
+    let (_work, app) = unpack("examples/fleet");
+    std::fs::write(
+        app.join("settings.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: team-settings}\ndata: {tier: gold}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("values.yaml"),
+        "replicaCount: 2\nimage: {tag: x}\n",
+    )
+    .unwrap();
+    let strict = generate(&app, &generate_env());
+    assert_fails(
+        &strict,
+        "settings.yaml:2: kind: unknown kind \"ConfigMap\": expected PrismNamespace, PrismPlugin or PrismShard (other Kubernetes objects pass through unchanged with --pass-through, or the plugin parameter pass-through)",
+    );
+    let json = r#"[{"name":"pass-through","string":"true"}]"#;
+    let passed = generate(&app, &with(generate_env(), "ARGOCD_APP_PARAMETERS", json));
+    assert!(passed.status.success(), "{}", text(&passed.stderr));
+    let all = objects(&text(&passed.stdout));
+    let config = all
+        .iter()
+        .find(|o| o["metadata"]["name"] == "team-settings")
+        .expect("the ConfigMap passes through");
+    assert_eq!(
+        config,
+        &serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "team-settings"}, "data": {"tier": "gold"}}),
+        "unchanged"
+    );
+    assert!(
+        text(&passed.stderr).contains("left out 1 file(s), they hold no Kubernetes objects:")
+            && text(&passed.stderr).contains("values.yaml"),
+        "{}",
+        text(&passed.stderr)
+    );
 }
 
 #[test]

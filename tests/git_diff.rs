@@ -557,3 +557,59 @@ fn exposing_and_protecting_a_shard_shows_the_route_and_policy_added() {
     // Only what changed: the StatefulSet and the Services are untouched.
     assert!(!text.contains("StatefulSet/prism/prism-playback"), "{text}");
 }
+
+#[test]
+fn diff_at_a_repository_root_with_other_yaml_says_what_it_rendered_and_left_out() {
+    let f = fixture();
+    let repo = f.repo();
+    let git_repo = Repository::open(&repo).unwrap();
+    write(&repo, ".github/workflows/ci.yaml", "on: push\njobs: {}\n");
+    write(&repo, "charts/values.yaml", "replicaCount: 2\n");
+    write(
+        &repo,
+        "argocd/application.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: fleet}\n",
+    );
+    commit(&git_repo, "other YAML");
+    write(
+        &repo,
+        "fleet/plugins.yaml",
+        &PLUGINS.replace("1.4.2", "1.4.9"),
+    );
+    let out = run_in(&repo, &["diff", "--stat", "HEAD"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("changed prism.io/v1beta1/PrismPlugin/prism/postgres"),
+        "{}",
+        stdout(&out)
+    );
+    // Hidden directories are never read; the rest is named per revision.
+    let notes = stderr(&out);
+    // Files are named as everywhere else: `REV:path` in a revision.
+    for (side, at) in [("HEAD", "HEAD:"), ("the working tree", "")] {
+        assert!(
+            notes.contains(&format!("note: {side}: rendered 3 file(s) of .\n")),
+            "{notes}"
+        );
+        assert!(
+            notes.contains(&format!(
+                "note: {side}: left out 1 file(s), they hold no Kubernetes objects: {at}charts/values.yaml\n"
+            )),
+            "{notes}"
+        );
+        assert!(
+            notes.contains(&format!(
+                "note: {side}: left out 1 file(s), they hold Kubernetes objects that are not Prism resources (--pass-through renders them): {at}argocd/application.yaml\n"
+            )),
+            "{notes}"
+        );
+    }
+    // With --pass-through the Application is rendered (and diffed) too.
+    let out = run_in(&repo, &["diff", "--stat", "--pass-through", "HEAD"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("argocd/application.yaml"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -515,7 +515,142 @@ fn unknown_kind_is_rejected() {
     let doc = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n";
     assert_rejected(
         &[("c.yaml", doc)],
-        "./c.yaml:2: kind: unknown kind \"ConfigMap\": expected PrismNamespace, PrismPlugin or PrismShard",
+        "./c.yaml:2: kind: unknown kind \"ConfigMap\": expected PrismNamespace, PrismPlugin or PrismShard (other Kubernetes objects pass through unchanged with --pass-through, or the plugin parameter pass-through)",
+    );
+    // Meant to be Prism's: no hint.
+    let doc = "apiVersion: prism.io/v1beta1\nkind: PrismShrad\nmetadata: {name: x}\n";
+    assert_rejected(
+        &[("c.yaml", doc)],
+        "./c.yaml:2: kind: unknown kind \"PrismShrad\": expected PrismNamespace, PrismPlugin or PrismShard",
+    );
+}
+
+/// The documents of a YAML stream.
+fn documents(stream: &str) -> Vec<serde_json::Value> {
+    serde_yaml::Deserializer::from_str(stream)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect()
+}
+
+/// Renders `files` in a fresh directory with `args` after `render .`.
+fn render_with(files: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let out = bin()
+        .args(["render", "."])
+        .args(args)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    (out.status.code(), stdout(&out), stderr(&out))
+}
+
+const CONFIG_MAP: &str = "# Settings the team's apps read.
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: team-settings
+data:
+  tier: gold
+";
+
+#[test]
+fn other_objects_pass_through_unchanged_with_the_option() {
+    let files = [
+        ("p.yaml", PLUGIN),
+        ("s.yaml", SHARD),
+        ("team.yaml", CONFIG_MAP),
+    ];
+    let (code, _, err) = render_with(&files, &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("./team.yaml:3: kind: unknown kind \"ConfigMap\""),
+        "{err}"
+    );
+
+    let (code, out, err) = render_with(&files, &["--pass-through"]);
+    assert_eq!(code, Some(0), "{err}");
+    let docs = documents(&out);
+    let passed: Vec<&serde_json::Value> = docs
+        .iter()
+        .filter(|d| d["metadata"]["name"] == "team-settings")
+        .collect();
+    assert_eq!(
+        passed,
+        [&serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "team-settings"}, "data": {"tier": "gold"}})],
+        "passed through unchanged: no namespace added"
+    );
+    // In install order with the rendered objects: ConfigMaps before the StatefulSet.
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    let config = kinds.iter().position(|k| *k == "ConfigMap").unwrap();
+    let sts = kinds.iter().position(|k| *k == "StatefulSet").unwrap();
+    assert!(config < sts, "{kinds:?}");
+    // Byte for byte the same output twice.
+    assert_eq!(render_with(&files, &["--pass-through"]).1, out);
+}
+
+#[test]
+fn an_object_passed_through_is_checked() {
+    let base = [("p.yaml", PLUGIN), ("s.yaml", SHARD)];
+    let with = |name: &str, text: &str, args: &[&str]| {
+        let mut files = base.to_vec();
+        files.push((name, text));
+        let mut all = vec!["--pass-through"];
+        all.extend_from_slice(args);
+        render_with(&files, &all)
+    };
+    // Collides with the shard's rendered ConfigMap (the default namespace: it names none).
+    let clash = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: prism-s1}\n";
+    let (code, out, err) = with("clash.yaml", clash, &[]);
+    assert_eq!((code, out.as_str()), (Some(1), ""), "{err}");
+    assert!(
+        err.contains("ConfigMap default/prism-s1, which the") && err.contains("rename one of them"),
+        "{err}"
+    );
+    // A kind the cluster does not serve.
+    let monitor =
+        "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: m}\n";
+    let apis = "v1,apps/v1,policy/v1,prism.io/v1beta1";
+    let (code, _, err) = with("m.yaml", monitor, &["--kube-api-versions", apis]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("monitoring.coreos.com/v1 ServiceMonitor"),
+        "{err}"
+    );
+    // No name.
+    let nameless = "apiVersion: v1\nkind: Secret\nmetadata: {labels: {a: b}}\n";
+    let (code, _, err) = with("x.yaml", nameless, &[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.starts_with("error: ./x.yaml:3: metadata.name: required field is missing"),
+        "{err}"
+    );
+}
+
+#[test]
+fn files_of_no_kubernetes_objects_are_left_out_with_a_note() {
+    let values = "# Helm values\nreplicaCount: 2\nrules:\n  kind: x\n";
+    let files = [
+        ("p.yaml", PLUGIN),
+        ("s.yaml", SHARD),
+        ("values.yaml", values),
+    ];
+    let (code, out, err) = render_with(&files, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        err,
+        "note: left out 1 file(s), they hold no Kubernetes objects: ./values.yaml\n"
+    );
+    assert_eq!(out, render_files(&files[..2]).1, "nothing of it rendered");
+    // Nothing but such files is an error, not an empty render.
+    let (code, out, err) = render_with(&[("values.yaml", values)], &[]);
+    assert_eq!((code, out.as_str()), (Some(1), ""));
+    assert_eq!(
+        err,
+        "error: ./values.yaml:1: holds no Kubernetes objects (no document has an apiVersion or a kind): no Prism resources to render\n"
     );
 }
 

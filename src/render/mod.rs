@@ -12,6 +12,7 @@ pub mod objects;
 pub mod placement;
 pub mod podmonitor;
 pub mod resolve;
+pub mod rollout;
 pub mod templates;
 pub mod values;
 
@@ -33,6 +34,7 @@ pub use values::PluginUse;
 
 use crate::api::{AutoscalingProvider, PrismNamespace, PrismPlugin, PrismShard, SHARD_ANNOTATION};
 use crate::error::{Diagnostic, Diagnostics};
+use crate::source::sort::Passed;
 use crate::source::{Document, Fleet, Located};
 
 /// Proxy image used when a shard does not name one.
@@ -213,6 +215,7 @@ impl Renderer {
         sink: impl Fn(Object) + Sync,
     ) -> Result<Vec<ObjectId>, Diagnostics> {
         let resolved = resolve(fleet)?;
+        let waves = rollout::Waves::of(fleet);
         let mut units: Vec<Unit<'_>> = Vec::new();
         units.extend(resolved.shards.iter().map(|(s, uses)| Unit::Shard(s, uses)));
         units.extend(fleet.plugins.iter().map(Unit::Plugin));
@@ -228,13 +231,16 @@ impl Renderer {
                 .chunks(NAMESPACES_PER_UNIT)
                 .map(Unit::Namespaces),
         );
+        if !fleet.others.is_empty() {
+            units.push(Unit::Others(&fleet.others));
+        }
         let render = |unit: &Unit<'_>| {
             let mut ids = Vec::new();
             let mut put = |o: Object, doc: &Arc<Document>| {
                 ids.push((ObjectId::of(&o), Arc::clone(doc)));
                 sink(o);
             };
-            let problem = self.render_unit(fleet, unit, &mut put);
+            let problem = self.render_unit(fleet, &waves, unit, &mut put);
             (ids, problem)
         };
         let done: Vec<_> = if units.len() < PARALLEL_UNITS {
@@ -248,27 +254,49 @@ impl Renderer {
             ids.extend(unit_ids);
             problems.0.extend(problem);
         }
-        let ids = in_order_and_unique(ids, &mut problems);
+        let passed: std::collections::HashSet<*const Document> = fleet
+            .others
+            .iter()
+            .map(|o| Arc::as_ptr(&o.origin))
+            .collect();
+        let ids = in_order_and_unique(ids, &passed, &mut problems);
         problems.into_result(ids)
     }
 
-    /// Renders one unit, handing its objects to `put` in the order the resources came.
+    /// Renders one unit, handing its objects to `put` in the order the resources came. A
+    /// shard's objects, its custom resource included, go into its rollout wave, if it has one.
     fn render_unit(
         &self,
         fleet: &Fleet,
+        waves: &rollout::Waves,
         unit: &Unit<'_>,
         put: &mut dyn FnMut(Object, &Arc<Document>),
     ) -> Option<Diagnostic> {
         match unit {
             Unit::Shard(shard, uses) => {
+                let wave = waves.of_shard(
+                    shard
+                        .value
+                        .metadata
+                        .namespace
+                        .as_deref()
+                        .unwrap_or_default(),
+                    &shard.value.name_any(),
+                );
+                let mut put = |mut o: Object| {
+                    if let Some(wave) = wave {
+                        rollout::stamp_wave(&mut o, wave);
+                    }
+                    put(o, &shard.origin)
+                };
                 let problem = match self.render_shard(&shard.value, uses) {
                     Ok(objs) => {
-                        objs.into_iter().for_each(|o| put(o, &shard.origin));
+                        objs.into_iter().for_each(&mut put);
                         None
                     }
                     Err(e) => Some(shard.diagnostic("", e.to_string())),
                 };
-                put(custom_resource(&shard.value), &shard.origin);
+                put(custom_resource(&shard.value));
                 problem
             }
             Unit::Plugin(plugin) => {
@@ -288,6 +316,12 @@ impl Renderer {
             Unit::Namespaces(placed) => {
                 for (ns, shard) in *placed {
                     put(placed_namespace(&ns.value, shard), &ns.origin);
+                }
+                None
+            }
+            Unit::Others(others) => {
+                for o in *others {
+                    put(passed_through(&o.value), &o.origin);
                 }
                 None
             }
@@ -312,6 +346,16 @@ enum Unit<'a> {
     RemotePlugin(&'a Located<PrismPlugin>),
     /// Placed namespaces' custom resources.
     Namespaces(&'a [(&'a Located<PrismNamespace>, String)]),
+    /// Other Kubernetes objects, passed through.
+    Others(&'a [Located<Passed>]),
+}
+
+/// Another Kubernetes object as it is emitted: unchanged. For ordering and collisions it is in
+/// the namespace it goes to.
+fn passed_through(passed: &Passed) -> Object {
+    let mut object = Object::from_value(objects::sort_keys(passed.value.clone()));
+    object.namespace = passed.namespace.clone();
+    object
 }
 
 /// A PrismNamespace as it is emitted: annotated with the shard it is placed on.
@@ -361,6 +405,7 @@ fn custom_resource<K: Serialize + ResourceExt>(k: &K) -> Object {
 /// resources, naming the first object they share, in the order they were rendered.
 fn in_order_and_unique(
     objects: Vec<(ObjectId, Arc<Document>)>,
+    passed: &std::collections::HashSet<*const Document>,
     problems: &mut Diagnostics,
 ) -> Vec<ObjectId> {
     let mut objects: Vec<(usize, ObjectId, Arc<Document>)> = objects
@@ -380,10 +425,18 @@ fn in_order_and_unique(
         let (_, o, doc) = &objects[again];
         let first = &objects[before].2;
         if reported.insert((&*doc.file, doc.line, &*first.file, first.line)) {
+            // An object passed through is that object; a resource renders it.
+            let is = |d: &Arc<Document>| passed.contains(&Arc::as_ptr(d));
+            let (verb, other, other_verb) = match (is(doc), is(first)) {
+                (false, false) => ("renders", "the resource", "renders"),
+                (false, true) => ("renders", "the object", "is"),
+                (true, false) => ("is", "the resource", "renders"),
+                (true, true) => ("is", "the object", "is"),
+            };
             problems.push(doc.diagnostic(
                 "metadata.name",
                 format!(
-                    "renders {}, which the resource at {}:{} renders too; rename one of them",
+                    "{verb} {}, which {other} at {}:{} {other_verb} too; rename one of them",
                     o.id(),
                     first.file,
                     first.line

@@ -39,7 +39,8 @@ impl<T> Located<T> {
     }
 }
 
-/// Every Prism object of one render, each list sorted by namespace and name.
+/// Every Prism object of one render, each list sorted by namespace and name; the other
+/// Kubernetes objects passed through with them, and the input files left out.
 #[derive(Debug, Clone, Default)]
 pub struct Fleet {
     /// PrismShards.
@@ -48,6 +49,11 @@ pub struct Fleet {
     pub plugins: Vec<Located<PrismPlugin>>,
     /// PrismNamespaces.
     pub namespaces: Vec<Located<PrismNamespace>>,
+    /// Other Kubernetes objects, passed through unchanged (`--pass-through`), in input order.
+    pub others: Vec<Located<super::sort::Passed>>,
+    /// Input files left out: they hold no Kubernetes object, or (when diffing) only
+    /// objects that are not Prism resources.
+    pub skipped: Vec<super::sort::Skipped>,
 }
 
 /// `metadata` fields an input may carry.
@@ -85,6 +91,7 @@ pub fn parse_fleet(docs: Vec<Document>, default_namespace: &str) -> Result<Fleet
         shards: Vec::with_capacity(count("PrismShard")),
         plugins: Vec::with_capacity(count("PrismPlugin")),
         namespaces: Vec::with_capacity(count("PrismNamespace")),
+        ..Fleet::default()
     };
     let mut problems = Diagnostics::default();
     let mut seen: HashMap<(String, String, String), String> = HashMap::new();
@@ -216,32 +223,39 @@ fn typed<K: DeserializeOwned>(doc: &Document, value: Value) -> Result<Box<K>, Di
 }
 
 /// Parses and validates one document; returns its kind and JSON form when it is usable.
+/// A document's YAML, after the checks of its shape (nesting, aliases, tags …); a problem is
+/// placed at its line in the file.
+pub(super) fn parse_yaml(doc: &Document) -> Result<Value, Diagnostic> {
+    if let Err(p) = locate::check_shape(&doc.text, doc.line) {
+        return Err(p.in_file(doc.file.as_ref(), doc.line));
+    }
+    serde_yaml::from_str(&doc.text).map_err(|e| {
+        // The parser may point just past the end of the text; keep to its last line (as it
+        // counts lines: a lone CR, NEL, LS and PS end one too).
+        let breaks = ['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'];
+        let text = doc.text.replace("\r\n", "\n");
+        let ends_open = !text.ends_with(breaks);
+        let last = (text.matches(breaks).count() + usize::from(ends_open)).max(1);
+        let at = e.location().map_or(1, |l| l.line()).clamp(1, last);
+        Diagnostic::new(
+            doc.file.as_ref(),
+            doc.line + at - 1,
+            "",
+            yaml_message(&e, doc.line, doc.text.lines().nth(at - 1)),
+        )
+    })
+}
+
 fn parse_document(
     doc: &Document,
     schemas: &Schemas,
     default_namespace: &str,
     problems: &mut Diagnostics,
 ) -> Option<(String, Value)> {
-    if let Err(p) = locate::check_shape(&doc.text, doc.line) {
-        problems.push(p.in_file(doc.file.as_ref(), doc.line));
-        return None;
-    }
-    let mut value: Value = match serde_yaml::from_str(&doc.text) {
+    let mut value = match parse_yaml(doc) {
         Ok(v) => v,
-        Err(e) => {
-            // The parser may point just past the end of the text; keep to its last line (as
-            // it counts lines: a lone CR, NEL, LS and PS end one too).
-            let breaks = ['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'];
-            let text = doc.text.replace("\r\n", "\n");
-            let ends_open = !text.ends_with(breaks);
-            let last = (text.matches(breaks).count() + usize::from(ends_open)).max(1);
-            let at = e.location().map_or(1, |l| l.line()).clamp(1, last);
-            problems.push(Diagnostic::new(
-                doc.file.as_ref(),
-                doc.line + at - 1,
-                "",
-                yaml_message(&e, doc.line, doc.text.lines().nth(at - 1)),
-            ));
+        Err(p) => {
+            problems.push(p);
             return None;
         }
     };
@@ -258,10 +272,21 @@ fn parse_document(
     let kind = match map.get("kind") {
         Some(Value::String(k)) if schemas.knows(k) => k.clone(),
         Some(Value::String(k)) => {
+            // A kind that is not meant to be Prism's may be meant to pass through.
+            let prism_group = map
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .is_some_and(|v| v.starts_with(&format!("{}/", api::GROUP)));
+            let hint = match prism_group || k.to_ascii_lowercase().starts_with("prism") {
+                true => "",
+                false => {
+                    " (other Kubernetes objects pass through unchanged with --pass-through, or the plugin parameter pass-through)"
+                }
+            };
             problems.push(doc.diagnostic(
                 "kind",
                 format!(
-                    "unknown kind {}: expected PrismNamespace, PrismPlugin or PrismShard",
+                    "unknown kind {}: expected PrismNamespace, PrismPlugin or PrismShard{hint}",
                     quote(k)
                 ),
             ));

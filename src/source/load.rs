@@ -4,18 +4,66 @@
 use std::io::Read;
 use std::path::PathBuf;
 
+use super::sort::{Others, Sorted};
 use super::tree::{self, DiskTree, FileTree};
-use super::{Fleet, SourceFile};
+use super::{Fleet, Located, SourceFile};
 use crate::error::{Diagnostic, Diagnostics};
 
-/// Parses source files into a fleet.
+/// Parses source files into a fleet, refusing Kubernetes objects that are not Prism resources.
 pub fn fleet_from_files(files: Vec<SourceFile>, namespace: &str) -> Result<Fleet, Diagnostics> {
+    fleet_from_files_with(files, namespace, Others::Refuse)
+}
+
+/// Parses source files into a fleet, with the Kubernetes objects that are not Prism resources
+/// treated as `others` says. Files that hold no Kubernetes object are left out (and listed in
+/// [`Fleet::skipped`]); that is an error when every file is.
+pub fn fleet_from_files_with(
+    files: Vec<SourceFile>,
+    namespace: &str,
+    others: Others,
+) -> Result<Fleet, Diagnostics> {
+    let mut sorted = Sorted::default();
+    let mut read = 0;
     // Each file's text goes as soon as it is split: its documents hold their own.
-    let docs = files
-        .into_iter()
-        .flat_map(|(name, text)| super::split_documents(&name, &text))
-        .collect();
-    super::parse_fleet(docs, namespace)
+    for (name, text) in files {
+        let docs = super::split_documents(&name, &text);
+        read += usize::from(!docs.is_empty());
+        sorted.add_file(&name, docs, others);
+    }
+    if read > 0 && sorted.skipped.len() == read {
+        // One line: the first file, and how many others there were.
+        let first = &sorted.skipped[0];
+        let others = match read - 1 {
+            0 => String::new(),
+            1 => ", nor does the other input file".into(),
+            n => format!(", nor do the {n} other input files"),
+        };
+        let what = match first.other_objects {
+            true => "only Kubernetes objects that are not Prism resources",
+            false => "no Kubernetes objects (no document has an apiVersion or a kind)",
+        };
+        return Err(Diagnostic::new(
+            first.file.as_str(),
+            first.line,
+            "",
+            format!("holds {what}{others}: no Prism resources to render"),
+        )
+        .into());
+    }
+    let mut problems = Diagnostics::default();
+    let mut fleet = super::parse_fleet(sorted.prism, namespace).unwrap_or_else(|p| {
+        problems.0.extend(p.0);
+        Fleet::default()
+    });
+    for doc in sorted.others {
+        let doc = std::sync::Arc::new(doc);
+        match super::sort::pass_through(&doc, namespace) {
+            Ok(value) => fleet.others.push(Located { value, origin: doc }),
+            Err(p) => problems.push(p),
+        }
+    }
+    fleet.skipped = sorted.skipped;
+    problems.into_result(fleet)
 }
 
 /// Reads every input: `-` is standard input, a directory is searched recursively for

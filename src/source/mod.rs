@@ -14,14 +14,16 @@ pub mod locate;
 mod object;
 pub mod rules;
 pub mod schema;
+pub mod sort;
 pub mod tree;
 
 use std::path::Path;
 use std::sync::Arc;
 
 pub use fleet::{Fleet, Located, Typed, parse_fleet};
-pub use load::{fleet_from_files, load_fleet, read_inputs};
+pub use load::{fleet_from_files, fleet_from_files_with, load_fleet, read_inputs};
 pub use object::{OBJECT_FILE, check_object};
+pub use sort::{Others, Skipped};
 
 use crate::error::Diagnostic;
 

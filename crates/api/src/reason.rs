@@ -14,6 +14,9 @@ pub const ROLLED_OUT: &str = "RolledOut";
 pub const INSTALLED: &str = "Installed";
 /// A plugin is not yet running healthily on every shard that uses it.
 pub const INSTALLING: &str = "Installing";
+/// Render mode: Argo CD rolls a plugin out (sync waves); its spec is there for the shards to
+/// render, whichever version they run yet.
+pub const ROLLED_OUT_BY_ARGO_CD: &str = "RolledOutByArgoCD";
 /// A namespace is synced to Prism admin.
 pub const SYNCED: &str = "Synced";
 /// Reconciliation is paused by annotation.

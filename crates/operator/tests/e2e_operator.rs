@@ -242,18 +242,7 @@ async fn three_shards(client: &Client, ns: &str, op: &Operator) {
 }
 
 fn image_of(set: &StatefulSet) -> String {
-    set.spec
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers
-        .iter()
-        .find(|c| c.name == "plugin-pg")
-        .unwrap()
-        .image
-        .clone()
-        .unwrap()
+    support::operator::container_image(set, "plugin-pg").unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

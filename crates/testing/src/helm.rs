@@ -29,7 +29,7 @@ pub fn upstream_crds() -> &'static Path {
 }
 
 /// `$var`, else the directory `script` prints on its last line.
-fn script_dir(var: &str, script: &str) -> PathBuf {
+pub(crate) fn script_dir(var: &str, script: &str) -> PathBuf {
     if let Some(dir) = std::env::var_os(var) {
         return PathBuf::from(dir);
     }

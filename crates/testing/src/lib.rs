@@ -13,7 +13,8 @@
 //! tokens ([`helm`]), the project's images and containers ([`podman`]), a real Prometheus
 //! scraping known traffic ([`prometheus`]), the operator's HTTPS `/metrics` read as an
 //! authorized scraper would ([`scrape`]), a real OpenTelemetry Collector recording the spans
-//! it receives ([`otelcol`]) and bounded polling ([`wait_for`]).
+//! it receives ([`otelcol`]), Argo CD's sync of a manifest stream through gitops-engine
+//! ([`gitops`]) and bounded polling ([`wait_for`]).
 
 pub mod bench;
 pub mod fixtures;
@@ -30,6 +31,8 @@ pub mod apiserver_metrics;
 pub mod cluster;
 #[cfg(feature = "cluster")]
 pub mod egress;
+#[cfg(feature = "cluster")]
+pub mod gitops;
 #[cfg(feature = "cluster")]
 pub mod helm;
 #[cfg(feature = "cluster")]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::ApiResource;
@@ -268,6 +269,19 @@ pub async fn apply_yaml(client: &Client, namespace: &str, yaml: &str) {
         .await
         .unwrap_or_else(|e| panic!("applying {kind} {name}: {e}"));
     }
+}
+
+/// The image of container `container` in a StatefulSet's pod template, if it has one.
+pub fn container_image(set: &StatefulSet, container: &str) -> Option<String> {
+    set.spec
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == container)?
+        .image
+        .clone()
 }
 
 /// Example file content with every `namespace: prism` line removed (tests set their own).

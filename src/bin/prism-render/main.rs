@@ -40,7 +40,7 @@ use prism_render::job::{Inputs, Job, Rendered, TemplateSource};
 use prism_render::output::{self, Format, Spool, YamlStream};
 use prism_render::render::{self, ObjectId, RenderOptions};
 use prism_render::source::{
-    self,
+    self, Others, Skipped,
     tree::{DiskTree, FileTree},
 };
 
@@ -78,6 +78,13 @@ struct Cli {
     /// such as GRPCRoute. Unset: not checked.
     #[arg(long, global = true, env = "KUBE_API_VERSIONS", value_name = "LIST")]
     kube_api_versions: Option<String>,
+    /// Pass Kubernetes objects that are not Prism resources (a Namespace, a Secret, a
+    /// ConfigMap) through unchanged, after checking that each has an identity, collides with
+    /// no rendered object and (with --kube-api-versions) is served. Without it they are an
+    /// error (`diff` leaves their files out), which catches a misspelt kind. Files that hold no
+    /// Kubernetes object at all (a Helm values file) are always left out, with a note.
+    #[arg(long, global = true, env = "PRISM_PASS_THROUGH")]
+    pass_through: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -142,10 +149,15 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
-    /// Explain on which shard a PrismNamespace lands, and why.
+    /// Explain on which shard a PrismNamespace lands, and why; or, with --rollout, the sync
+    /// waves in which a PrismPlugin's new version reaches its shards in render mode.
     Explain {
-        /// PrismNamespace name, or namespace/name.
-        name: String,
+        /// PrismNamespace name, or namespace/name (with --rollout: the first input).
+        #[arg(required_unless_present = "rollout")]
+        name: Option<String>,
+        /// Explain the rollout of this PrismPlugin (name, or namespace/name) instead.
+        #[arg(long, value_name = "PLUGIN")]
+        rollout: Option<String>,
         /// Inputs; the current directory when none are given.
         #[arg(value_name = "PATH")]
         paths: Vec<PathBuf>,
@@ -348,6 +360,11 @@ fn run(args: Cli) -> Result<Done, Diagnostics> {
             templates: args.templates.clone(),
         },
         kube_api_versions: args.kube_api_versions.clone(),
+        others: match (args.pass_through, &args.command) {
+            (true, _) => Others::PassThrough,
+            (false, Command::Diff(_)) => Others::Skip,
+            (false, _) => Others::Refuse,
+        },
     };
     match args.command {
         Command::Render {
@@ -364,10 +381,21 @@ fn run(args: Cli) -> Result<Done, Diagnostics> {
             convert_command(&inv.common.namespace, &to, out_dir, inputs(paths))
         }
         Command::Crds { out_dir } => crds_command(out_dir),
-        Command::Explain { name, paths } => Ok(inv
-            .run(paths, None, |job| job.explain(&name))?
-            .map_err(plain)?
-            .into()),
+        Command::Explain {
+            name,
+            rollout,
+            paths,
+        } => {
+            let explained = match (rollout, name) {
+                (Some(plugin), first) => {
+                    let paths = first.map(PathBuf::from).into_iter().chain(paths).collect();
+                    inv.run(paths, None, |job| job.explain_rollout(&plugin))?
+                }
+                (None, Some(name)) => inv.run(paths, None, |job| job.explain(&name))?,
+                (None, None) => unreachable!("clap requires a name without --rollout"),
+            };
+            Ok(explained.map_err(plain)?.into())
+        }
         Command::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "prism-render", &mut buf);
@@ -384,6 +412,8 @@ struct Invocation {
     common: Common,
     /// `--kube-api-versions`.
     kube_api_versions: Option<String>,
+    /// Kubernetes objects that are not Prism resources: refused, left out or passed through.
+    others: Others,
 }
 
 impl Invocation {
@@ -405,6 +435,7 @@ impl Invocation {
             namespace: self.common.namespace.clone(),
             templates,
             options: self.options.clone(),
+            others: self.others,
         }
     }
 
@@ -420,14 +451,18 @@ impl Invocation {
         let Some((rev, repo)) = rev else {
             let templates = TemplateSource::given(self.common.templates.as_deref());
             let job = self.job(Inputs::Given(inputs(paths)), templates);
-            return run(&job)?.found(&job, None, |path| {
+            let done = run(&job)?;
+            note_left_out(None, &done.skipped);
+            return done.found(&job, None, |path| {
                 plain(format!("{}: no such file or directory", path.display()))
             });
         };
         let repo = Repo::open(repo.as_deref()).map_err(plain)?;
         let paths = repo_paths(&repo, &paths)?;
         self.side(&repo, Some(rev), paths, |job| {
-            run(job)?.found(job, None, |path| {
+            let done = run(job)?;
+            note_left_out(None, &done.skipped);
+            done.found(job, None, |path| {
                 plain(format!(
                     "{rev}:{}: no such file or directory in the revision",
                     path.display()
@@ -474,6 +509,14 @@ impl Invocation {
     }
 }
 
+/// Says on stderr, one line per reason, which input files a render left out (of `side`, when
+/// a diff renders two).
+fn note_left_out(side: Option<&str>, skipped: &[Skipped]) {
+    for note in source::sort::left_out_notes(side, skipped) {
+        eprintln!("{note}");
+    }
+}
+
 /// `render`: a YAML stream on stdout, a JSON `List`, or one file per object in `out_dir`.
 fn render_command(
     inv: &Invocation,
@@ -508,6 +551,7 @@ fn cmp_command(inv: &Invocation, command: CmpCommand) -> Result<Done, Diagnostic
         inv.common.templates.clone(),
     );
     base.network_policies = inv.options.network_policies;
+    base.pass_through = inv.others == Others::PassThrough;
     base.prometheus_url = inv.options.prometheus_url.clone();
     match command {
         CmpCommand::Generate(g) => {
@@ -522,7 +566,9 @@ fn cmp_command(inv: &Invocation, command: CmpCommand) -> Result<Done, Diagnostic
                 ..Default::default()
             };
             collect_plugin_env(&mut app, &g.env)?;
-            Ok(cmp::generate(base, &app)?.into())
+            let (stream, skipped) = cmp::generate(base, &app)?;
+            note_left_out(None, &skipped);
+            Ok(stream.into())
         }
         CmpCommand::Parameters { env } => {
             let mut app = AppEnv::default();
@@ -699,7 +745,21 @@ fn diff_command(inv: &Invocation, d: DiffArgs) -> Result<Done, Diagnostics> {
             })
     };
     let base = side(Some(&d.base))?;
-    let head = side(head.as_deref())?;
+    let head_side = side(head.as_deref())?;
+    // Where other YAML was left out, say what was rendered and what was not.
+    let shown: Vec<String> = paths.iter().map(|p| source::tree::display(p)).collect();
+    let head_name = head.as_deref().unwrap_or("the working tree");
+    for (name, rendered) in [(d.base.as_str(), &base), (head_name, &head_side)] {
+        if !rendered.skipped.is_empty() {
+            eprintln!(
+                "note: {name}: rendered {} file(s) of {}",
+                rendered.files - rendered.skipped.len(),
+                shown.join(" ")
+            );
+            note_left_out(Some(name), &rendered.skipped);
+        }
+    }
+    let head = head_side;
     if let Some(p) = paths
         .iter()
         .find(|p| base.missing.contains(p) && head.missing.contains(p))

@@ -1,8 +1,9 @@
 //! Plugin rollouts across shards as a pure state machine: which spec each shard renders, and
 //! how a rollout advances, completes or rolls back given what the shards report.
 //!
-//! A new plugin spec is not rendered into every shard at once. Shards (in name order) are given
-//! the new spec a budget at a time; each must report its StatefulSet rolled out and all pods
+//! A new plugin spec is not rendered into every shard at once. Shards (in the order
+//! [`shard_order`] gives, which render mode's sync waves follow too) are given the new spec a
+//! budget ([`batch_size`]) at a time; each must report its StatefulSet rolled out and all pods
 //! ready (the plugin's gRPC health probe passing) before its deadline. A shard that misses it
 //! stops the rollout, and every shard renders the last healthy spec again.
 
@@ -20,6 +21,7 @@ use prism_api::{
 pub const DEFAULT_DEADLINE_SECS: u64 = 600;
 
 pub use prism_render::render::contract::plugin_fingerprint as fingerprint;
+use prism_render::render::rollout::{batch_size, shard_order};
 
 /// The spec `shard` should render for `plugin` right now.
 pub fn spec_for_shard<'a>(plugin: &'a PrismPlugin, shard: &str) -> &'a PrismPluginSpec {
@@ -83,7 +85,7 @@ pub struct Step {
 pub fn advance(plugin: &PrismPlugin, reports: &[ShardReport], now: Timestamp) -> Step {
     let status = plugin.status.clone().unwrap_or_default();
     let mut reports: Vec<&ShardReport> = reports.iter().collect();
-    reports.sort_by(|a, b| a.shard.cmp(&b.shard));
+    reports.sort_by(|a, b| shard_order(&a.shard, &b.shard));
     let target = fingerprint(&plugin.spec);
     let mut step = Step {
         last_healthy_version: status.last_healthy_version.clone(),
@@ -116,6 +118,21 @@ pub fn advance(plugin: &PrismPlugin, reports: &[ShardReport], now: Timestamp) ->
     }
     step.rollout = Some(r);
     step
+}
+
+/// Render mode: Argo CD applies what Git holds and moves the shards wave by wave, so the
+/// operator drives no rollout of its own (`rollout` stays empty); it only records the spec as
+/// the healthy one once every shard runs it healthily.
+pub fn observe(plugin: &PrismPlugin, reports: &[ShardReport]) -> Step {
+    let status = plugin.status.clone().unwrap_or_default();
+    let reports: Vec<&ShardReport> = reports.iter().collect();
+    let step = Step {
+        last_healthy_version: status.last_healthy_version,
+        last_healthy_spec: status.last_healthy_spec,
+        rollout: None,
+        notes: vec![],
+    };
+    settle(plugin, &reports, &fingerprint(&plugin.spec), step)
 }
 
 /// No rollout is needed (first install, or the target is the healthy spec): the target
@@ -229,7 +246,7 @@ fn gate(
     r.in_progress = still;
 }
 
-/// Gives the next shards (in name order) the target, up to the budget of shards in progress.
+/// Gives the next shards (in [`shard_order`]) the target, up to the budget of shards in progress.
 fn admit(
     plugin: &PrismPlugin,
     reports: &[&ShardReport],
@@ -237,13 +254,7 @@ fn admit(
     now: Timestamp,
     notes: &mut Vec<Note>,
 ) {
-    let budget = plugin
-        .spec
-        .rollout
-        .as_ref()
-        .and_then(|p| p.max_unavailable_shards)
-        .unwrap_or(1)
-        .max(1) as usize;
+    let budget = batch_size(plugin.spec.rollout.as_ref());
     for report in reports {
         if r.in_progress.len() >= budget {
             break;
@@ -491,5 +502,55 @@ mod tests {
         assert_eq!(fingerprint(&s), before);
         s.version = "1.0.1".into();
         assert_ne!(fingerprint(&s), before);
+    }
+
+    #[test]
+    fn every_batch_the_operator_admits_is_a_sync_wave_of_render_mode() {
+        use prism_render::render::rollout::Waves;
+        let shards = ["e", "a", "d", "b", "c"];
+        let mut yaml = String::from(
+            "apiVersion: prism.io/v1beta1\nkind: PrismPlugin\nmetadata: {name: pg}\nspec:\n  version: 1.1.0\n  source: {registry: r, image: pg:1.1.0}\n  deployment: {type: sidecar}\n  rollout: {maxUnavailableShards: 2}\n",
+        );
+        for s in shards {
+            yaml.push_str(&format!(
+                "---\napiVersion: prism.io/v1beta1\nkind: PrismShard\nmetadata: {{name: {s}}}\nspec:\n  product: p\n  plugins: [{{name: pg, version: \"1\"}}]\n"
+            ));
+        }
+        let fleet =
+            prism_render::source::fleet_from_files(vec![("f.yaml".into(), yaml)], "ns").unwrap();
+        let waves = Waves::of(&fleet).of_plugin(&fleet, &fleet.plugins[0].value);
+
+        let mut p = plugin("1.1.0", stable_on("1.0.0"));
+        p.spec.rollout = fleet.plugins[0].value.spec.rollout.clone();
+        let mut batches = Vec::new();
+        for tick in 0..10 {
+            let reports: Vec<ShardReport> = shards
+                .iter()
+                .map(|s| report(s, spec_for_shard(&p, s).version == "1.1.0", true))
+                .collect();
+            let step = advance(&p, &reports, t(tick));
+            let r = step.rollout.clone().unwrap();
+            let batch: Vec<String> = r.in_progress.iter().map(|s| s.shard.clone()).collect();
+            if !batch.is_empty() {
+                batches.push(batch);
+            }
+            apply_step(p.status.as_mut().unwrap(), &step);
+            if r.phase == RolloutPhase::Complete {
+                break;
+            }
+        }
+        assert_eq!(batches, waves.into_values().collect::<Vec<_>>());
+        assert_eq!(batches, [vec!["a", "b"], vec!["c", "d"], vec!["e"]]);
+    }
+
+    #[test]
+    fn render_mode_observes_a_new_version_without_a_rollout_of_its_own() {
+        let p = plugin("1.1.0", stable_on("1.0.0"));
+        let step = observe(&p, &[report("a", true, true), report("b", false, true)]);
+        assert!(step.rollout.is_none() && step.notes.is_empty(), "{step:?}");
+        assert_eq!(step.last_healthy_version.as_deref(), Some("1.0.0"));
+        let step = observe(&p, &[report("a", true, true), report("b", true, true)]);
+        assert!(step.rollout.is_none());
+        assert_eq!(step.last_healthy_version.as_deref(), Some("1.1.0"));
     }
 }

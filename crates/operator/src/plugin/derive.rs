@@ -67,6 +67,8 @@ pub struct Seen {
     pub namespaces_using: i32,
     /// Its remote Deployment.
     pub remote: Remote,
+    /// Render mode: Argo CD moves the shards to the spec (sync waves), not the operator.
+    pub render_mode: bool,
 }
 
 /// The status of a plugin after the rollout `step`: where it runs, and the condition trio.
@@ -106,7 +108,13 @@ pub fn plugin_status(
         return;
     }
     status.installed = installed;
-    let outcome = plugin_outcome(status, plugin, healthy, seen.remote.degraded);
+    let outcome = plugin_outcome(
+        status,
+        plugin,
+        healthy,
+        seen.remote.degraded,
+        seen.render_mode,
+    );
     set_outcome(
         &mut status.conditions,
         outcome,
@@ -116,12 +124,16 @@ pub fn plugin_status(
 }
 
 /// The condition trio of a plugin by its rollout's phase; `healthy`: how many shards run the
-/// target healthily.
+/// target healthily. In render mode a plugin the shards do not all run yet is still Ready: Argo
+/// CD applies it before its shards, which render from it, and its sync waves (gated on the
+/// shards' own health) move them; were the plugin Progressing until then, the first wave
+/// would wait for the last.
 fn plugin_outcome(
     status: &PrismPluginStatus,
     plugin: &PrismPlugin,
     healthy: usize,
     degraded: Option<Degradation>,
+    render_mode: bool,
 ) -> Outcome {
     let version = &plugin.spec.version;
     let users = status.shards.len();
@@ -148,12 +160,19 @@ fn plugin_outcome(
         }
         _ => {
             let msg = format!("{version} runs on {healthy}/{users} shards");
-            let (ready, progressing) = match status.installed {
-                true => (
+            let (ready, progressing) = match (status.installed, render_mode) {
+                (true, _) => (
                     Cond::ready(reason::INSTALLED, msg.clone()),
                     Cond::not_progressing(reason::INSTALLED, msg),
                 ),
-                false => (
+                (false, true) => {
+                    let msg = format!("{msg}; Argo CD rolls it out in sync waves");
+                    (
+                        Cond::ready(reason::ROLLED_OUT_BY_ARGO_CD, msg.clone()),
+                        Cond::not_progressing(reason::ROLLED_OUT_BY_ARGO_CD, msg),
+                    )
+                }
+                (false, false) => (
                     Cond::not_ready(reason::INSTALLING, msg.clone()),
                     Cond::progressing(reason::INSTALLING, msg),
                 ),
@@ -219,6 +238,7 @@ mod tests {
                 ready: true,
                 degraded: None,
             },
+            render_mode: false,
         }
     }
 
@@ -326,6 +346,24 @@ mod tests {
         assert_eq!(
             condition(&status, "Progressing"),
             ("True", "Installing", msg)
+        );
+    }
+
+    #[test]
+    fn in_render_mode_a_plugin_on_its_way_is_ready_for_its_shards_to_render() {
+        let reports = vec![report("a", true, true), report("b", false, true)];
+        let mut seen = seen(reports);
+        seen.render_mode = true;
+        let status = derived(&step(None, &[], None), seen);
+        assert!(!status.installed, "the truth stays in installed");
+        let msg = "1.1.0 runs on 1/2 shards; Argo CD rolls it out in sync waves";
+        assert_eq!(
+            condition(&status, "Ready"),
+            ("True", "RolledOutByArgoCD", msg)
+        );
+        assert_eq!(
+            condition(&status, "Progressing"),
+            ("False", "RolledOutByArgoCD", msg)
         );
     }
 

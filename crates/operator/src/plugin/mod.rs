@@ -1,6 +1,7 @@
 //! PrismPlugin controller: drives the plugin's rollout across the shards that use it (the
 //! shards render what the rollout allows), runs remote plugins as their own Deployment, and
-//! reports which version every shard runs.
+//! reports which version every shard runs. In render mode Argo CD rolls plugins out (sync
+//! waves) and the controller only observes.
 //!
 //! One reconcile: observe the shards' StatefulSets, apply a remote plugin's own objects,
 //! advance the rollout (pure), derive the status (pure), write it once.
@@ -55,7 +56,10 @@ async fn reconcile_plugin(plugin: &PrismPlugin, ctx: &Ctx) -> Result<Action, Err
     let users = ctx.view.shards_using(plugin);
     let shards = observe_shards(ctx, plugin, &users);
     let remote = apply_remote(ctx, plugin).await?;
-    let step = rollout::advance(plugin, &shards.reports, now);
+    let step = match ctx.settings.workload_writes {
+        true => rollout::advance(plugin, &shards.reports, now),
+        false => rollout::observe(plugin, &shards.reports),
+    };
     for note in &step.notes {
         ctx.report
             .event(plugin, note.warning, note.reason, note.message.clone())
@@ -72,6 +76,7 @@ async fn reconcile_plugin(plugin: &PrismPlugin, ctx: &Ctx) -> Result<Action, Err
         ),
         shards,
         remote,
+        render_mode: !ctx.settings.workload_writes,
     };
     plugin_status(&mut status, plugin, &step, seen, now);
     status::write(ctx, plugin, &old, &status).await?;

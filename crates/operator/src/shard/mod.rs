@@ -98,7 +98,8 @@ async fn reconcile_shard(shard: &PrismShard, ctx: &Ctx) -> Result<Action, Error>
     Ok(Action::requeue(ctx.settings.resync))
 }
 
-/// The plugins of `shard` at the spec each one's rollout allows this shard to run.
+/// The plugins of `shard` at the spec each one's rollout allows this shard to run (in render
+/// mode: the spec Git holds, which Argo CD applies).
 pub fn pinned_plugins(ctx: &Ctx, shard: &PrismShard) -> Vec<PrismPlugin> {
     let ns = shard.namespace().unwrap_or_default();
     let name = shard.name_any();
@@ -109,7 +110,9 @@ pub fn pinned_plugins(ctx: &Ctx, shard: &PrismShard) -> Vec<PrismPlugin> {
         .filter_map(|e| ctx.view.plugin(&ns, &e.name))
         .map(|p| {
             let mut p = (*p).clone();
-            p.spec = rollout::spec_for_shard(&p, &name).clone();
+            if ctx.settings.workload_writes {
+                p.spec = rollout::spec_for_shard(&p, &name).clone();
+            }
             p
         })
         .collect()
