@@ -71,6 +71,9 @@ pub fn plugin_fullname(plugin: &str) -> String {
     format!("prism-plugin-{plugin}")
 }
 
+/// The label that carries the proxy image's tag on shard objects and pods.
+pub const VERSION_LABEL: &str = "app.kubernetes.io/version";
+
 /// Recommended labels; `version` is omitted when it cannot be a label value.
 pub fn labels(
     name: &str,
@@ -85,7 +88,7 @@ pub fn labels(
     l.insert("app.kubernetes.io/part-of".into(), "prism".into());
     l.insert("app.kubernetes.io/managed-by".into(), MANAGED_BY.into());
     if let Some(v) = label_value(version) {
-        l.insert("app.kubernetes.io/version".into(), v);
+        l.insert(VERSION_LABEL.into(), v);
     }
     l
 }

@@ -14,7 +14,7 @@ use crate::kit::error::Error;
 use crate::view::key;
 use prism_admin::{AdminError, namespace_config, proto};
 use prism_api::{PrismNamespace, PrismShard};
-use prism_render::render::contract::{DATA_PORT, image_tag, shard_fullname};
+use prism_render::render::contract::{DATA_PORT, VERSION_LABEL, image_tag, shard_fullname};
 
 /// Upserts the namespace into the Prism admin at `endpoints` (of `shard`), with the proxies
 /// `pods`, reading its Secret through `client`.
@@ -109,12 +109,20 @@ async fn upsert(
     }
 }
 
-/// The proxy registration of one of the shard's pods.
+/// The proxy registration of one of the shard's pods. Its version is the one the pod runs:
+/// the proxy image's tag, which the pod carries as `app.kubernetes.io/version` whether the
+/// shard names the image or the operator's default applies (the tag of the shard's image
+/// when the label is missing).
 fn registration(shard: &PrismShard, pod: &Pod) -> proto::ProxyRegistration {
     let proxy = pod.name_any();
     let shard_name = shard.name_any();
     let k8s_ns = shard.namespace().unwrap_or_default();
     let image = shard.spec.image.clone().unwrap_or_default();
+    let version = pod
+        .labels()
+        .get(VERSION_LABEL)
+        .cloned()
+        .unwrap_or_else(|| image_tag(&image).to_string());
     proto::ProxyRegistration {
         proxy_id: proxy.clone(),
         address: format!(
@@ -122,7 +130,7 @@ fn registration(shard: &PrismShard, pod: &Pod) -> proto::ProxyRegistration {
             shard_fullname(&shard_name)
         ),
         region: String::new(),
-        version: image_tag(&image).to_string(),
+        version,
         capabilities: shard.spec.backends.clone(),
         metadata: [("prism.io/shard".to_string(), shard_name)]
             .into_iter()
@@ -176,6 +184,26 @@ mod tests {
 
     fn admin() -> Admin {
         Admin::new(Duration::from_secs(5), None, Arc::new(Metrics::new())).unwrap()
+    }
+
+    #[test]
+    fn a_proxy_registers_the_version_its_pod_runs() {
+        let shard: PrismShard = serde_json::from_value(shard("team", "s", 0, None)).unwrap();
+        assert_eq!(
+            shard.spec.image, None,
+            "the operator's default image applies"
+        );
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "prism-s-0", "namespace": "team",
+                         "labels": {"app.kubernetes.io/version": "0.4.1"}}
+        }))
+        .unwrap();
+        assert_eq!(registration(&shard, &pod).version, "0.4.1");
+        let unlabelled: Pod =
+            serde_json::from_value(json!({"metadata": {"name": "prism-s-0"}})).unwrap();
+        let mut named = shard.clone();
+        named.spec.image = Some("registry.example/prism-proxy:0.5.0@sha256:ab".into());
+        assert_eq!(registration(&named, &unlabelled).version, "0.5.0");
     }
 
     /// The shard's ready pods are registered as proxies, then the namespace is created with
