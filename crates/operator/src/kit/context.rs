@@ -100,14 +100,14 @@ pub fn dynamic_api(client: &Client, settings: &Settings, ar: &ApiResource) -> Ap
 /// A context over `client` and `view` with default settings, for unit tests.
 #[cfg(test)]
 pub fn for_tests(client: Client, view: View) -> Ctx {
-    use kube::runtime::events::{Recorder, Reporter};
+    use kube::runtime::events::Reporter;
     use std::sync::Arc;
     let metrics = Arc::new(crate::observe::metrics::Metrics::new());
     let reporter = Reporter {
         controller: "prism-operator".into(),
         instance: None,
     };
-    let recorder = Recorder::new(client.clone(), reporter);
+    let events = crate::kit::events::Events::new(client.clone(), reporter);
     let settings = Settings {
         watch_namespace: None,
         workload_writes: true,
@@ -119,7 +119,7 @@ pub fn for_tests(client: Client, view: View) -> Ctx {
         deletion_deadline: Duration::from_secs(600),
     };
     Ctx {
-        report: Report::new(client.clone(), recorder, metrics.clone()),
+        report: Report::new(client.clone(), events, metrics.clone()),
         admin: Admin::new(settings.admin_timeout, None, metrics).expect("no TLS"),
         client,
         settings,

@@ -8,6 +8,7 @@ pub mod children;
 pub mod conflicts;
 pub mod context;
 pub mod error;
+pub mod events;
 #[cfg(test)]
 pub mod mock_api;
 pub mod outcome;

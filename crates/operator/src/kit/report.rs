@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -15,23 +15,24 @@ use tracing::Instrument;
 
 use super::apply::FIELD_MANAGER;
 use super::error::Error;
+use super::events::Events;
 use crate::observe::metrics::{Failure, Metrics};
 
 /// Events, status writes and reconcile accounting, shared by every controller.
 pub struct Report {
     client: Client,
-    recorder: Recorder,
+    events: Events,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     failures: Failures,
 }
 
 impl Report {
-    /// A report writing through `client`, publishing with `recorder`, counting in `metrics`.
-    pub fn new(client: Client, recorder: Recorder, metrics: Arc<Metrics>) -> Self {
+    /// A report writing through `client`, publishing with `events`, counting in `metrics`.
+    pub fn new(client: Client, events: Events, metrics: Arc<Metrics>) -> Self {
         Self {
             client,
-            recorder,
+            events,
             metrics,
             failures: Failures::default(),
         }
@@ -45,18 +46,13 @@ impl Report {
         reason: &str,
         note: String,
     ) {
-        let ev = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: reason.to_string(),
-            note: Some(note.chars().take(1000).collect()),
-            action: "Reconcile".to_string(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+        let note: String = note.chars().take(1000).collect();
+        let regarding = obj.object_ref(&());
+        if let Err(e) = self
+            .events
+            .publish(&regarding, warning, reason, &note)
+            .await
+        {
             tracing::warn!(error = %e, "publishing event failed");
         } else {
             self.metrics.write("Event", "create");

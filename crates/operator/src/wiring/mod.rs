@@ -15,13 +15,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context as _, bail};
 use kube::Client;
 use kube::api::ListParams;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::kit::admin::Admin;
 use crate::kit::conflicts::Contests;
 use crate::kit::context::{Ctx, Settings, api};
+use crate::kit::events::Events;
 use crate::kit::report::Report;
 use crate::kit::served::{self, Served};
 use crate::observe::auth::Authorizer;
@@ -223,7 +224,7 @@ fn context(
     served: Served,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<Ctx> {
-    let recorder = Recorder::new(
+    let events = Events::new(
         client.clone(),
         Reporter {
             controller: "prism-operator".into(),
@@ -238,7 +239,7 @@ fn context(
     )
     .map_err(|e| anyhow::anyhow!("Prism admin TLS: {e}"))?;
     Ok(Ctx {
-        report: Report::new(client.clone(), recorder, metrics),
+        report: Report::new(client.clone(), events, metrics),
         client,
         settings: settings.clone(),
         renderer,
