@@ -547,8 +547,7 @@ async fn dropping_expose_and_policies_prunes_them(
         Api::namespaced_with(client.clone(), ns, &policies),
     )
     .await;
-    // Deletions are announced (events of one shard with one reason form a series, so the
-    // note is the first deletion's).
+    // Deletions are announced, each in an Event of its own note.
     let pruned = events_with_reason(client, ns, "Pruned").await;
     assert!(
         pruned.iter().any(|e| e
