@@ -173,9 +173,10 @@ async fn operator(ns: &str, port: u16, extra: &[&str]) -> Operator {
     Operator::start_with_kubeconfig(&kubeconfig, &args).await
 }
 
-/// Waits until the API server calls the webhook: a shard with too many replicas is refused in
-/// the webhook's words (the API server's own schema allows up to 1000 too, so a refusal of
-/// 1001 with another message would mean the webhook was not called).
+/// Waits until the API server calls the webhook for `ns`: a shard with an invalid storage
+/// size is refused in the webhook's words (the API server's own schema lets it through, so
+/// admitting it would mean the webhook was not called). Probes with dry runs, which store
+/// nothing: an admitted probe would stay in the namespace.
 async fn until_webhook_answers(client: &Client, ns: &str) {
     let bad = shard(
         ns,
@@ -186,7 +187,7 @@ async fn until_webhook_answers(client: &Client, ns: &str) {
         "the webhook to be called",
         Duration::from_secs(60),
         || async {
-            match write(client, "POST", ns, &bad).await {
+            match write(client, "DRY", ns, &bad).await {
                 Err(m) if m.starts_with(DENIED) => Ok(()),
                 other => Err(format!("{other:?}")),
             }
