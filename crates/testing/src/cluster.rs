@@ -376,29 +376,7 @@ extern "C" fn stop_at_exit() {
 
 /// The bin dir: `PRISM_TESTBIN`, else the output of `tools/cluster/build.sh`.
 fn binaries() -> Result<PathBuf, String> {
-    let dir = match std::env::var_os("PRISM_TESTBIN") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let script = crate::paths::root().join("tools/cluster/build.sh");
-            // stderr is inherited so a (long) cold build shows its progress.
-            let output = Command::new("bash")
-                .arg(&script)
-                .stdin(Stdio::null())
-                .stderr(Stdio::inherit())
-                .output()
-                .map_err(|e| format!("running {}: {e}", script.display()))?;
-            if !output.status.success() {
-                return Err(format!(
-                    "{} failed ({}); see its stderr above",
-                    script.display(),
-                    output.status
-                ));
-            }
-            let stdout = String::from_utf8_lossy(&output.stdout);
-            let last = stdout.lines().last().unwrap_or_default().trim();
-            PathBuf::from(last)
-        }
-    };
+    let dir = crate::paths::built_dir("PRISM_TESTBIN", "tools/cluster/build.sh")?;
     for file in [
         "etcd",
         "kube-apiserver",

@@ -15,7 +15,10 @@ use crate::cluster::cluster;
 /// `tools/gitops-sync/build.sh`).
 pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| crate::helm::script_dir("PRISM_GITOPS_SYNC", "tools/gitops-sync/build.sh"))
+    DIR.get_or_init(|| {
+        crate::paths::built_dir("PRISM_GITOPS_SYNC", "tools/gitops-sync/build.sh")
+            .unwrap_or_else(|e| panic!("{e}"))
+    })
 }
 
 /// How far a sync got.

@@ -28,22 +28,9 @@ pub fn upstream_crds() -> &'static Path {
     CRDS.get_or_init(|| script_dir("PRISM_CRDS", "tools/crds/build.sh"))
 }
 
-/// `$var`, else the directory `script` prints on its last line.
-pub(crate) fn script_dir(var: &str, script: &str) -> PathBuf {
-    if let Some(dir) = std::env::var_os(var) {
-        return PathBuf::from(dir);
-    }
-    let out = Command::new("bash")
-        .arg(paths::root().join(script))
-        .output()
-        .unwrap_or_else(|e| panic!("{script}: {e}"));
-    assert!(
-        out.status.success(),
-        "{script} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).expect("UTF-8 path");
-    PathBuf::from(stdout.lines().last().expect("a directory").trim())
+/// `$var`, else the directory `script` prints on its last line ([`paths::built_dir`]).
+fn script_dir(var: &str, script: &str) -> PathBuf {
+    paths::built_dir(var, script).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Runs `helm args` in the workspace root with `kubeconfig` and private Helm homes; panics with

@@ -49,24 +49,8 @@ impl Span {
 pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        if let Some(dir) = std::env::var_os("PRISM_OTELCOL") {
-            return PathBuf::from(dir);
-        }
-        let script = crate::paths::root().join("tools/otelcol/build.sh");
-        let output = Command::new("bash")
-            .arg(&script)
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-        assert!(
-            output.status.success(),
-            "{} failed ({}); see its stderr above",
-            script.display(),
-            output.status
-        );
-        let stdout = String::from_utf8(output.stdout).expect("UTF-8 path");
-        PathBuf::from(stdout.lines().last().expect("a directory").trim())
+        crate::paths::built_dir("PRISM_OTELCOL", "tools/otelcol/build.sh")
+            .unwrap_or_else(|e| panic!("{e}"))
     })
 }
 

@@ -16,3 +16,30 @@ pub fn root() -> &'static Path {
             .expect("workspace root")
     })
 }
+
+/// A directory of tools built outside the repository: `$var` when set (`.ci/test` sets it),
+/// else what `script` (relative to the root) prints on its last line. The script's stderr is
+/// the test's, so a long cold build shows its progress.
+pub fn built_dir(var: &str, script: &str) -> Result<PathBuf, String> {
+    if let Some(dir) = std::env::var_os(var) {
+        return Ok(PathBuf::from(dir));
+    }
+    let script = root().join(script);
+    let output = std::process::Command::new("bash")
+        .arg(&script)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("running {}: {e}", script.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{} failed ({}); see its stderr above",
+            script.display(),
+            output.status
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    Ok(PathBuf::from(
+        stdout.lines().last().unwrap_or_default().trim(),
+    ))
+}
