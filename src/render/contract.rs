@@ -24,14 +24,39 @@ pub const SHARD_LABEL: &str = "prism.io/shard";
 /// Label naming the remote plugin an object belongs to.
 pub const PLUGIN_LABEL: &str = "prism.io/plugin";
 
-/// Counter of requests a proxy is expected to expose, labelled `prism_namespace` and `code`
-/// (`OK` for success).
+/// Counter of requests a proxy is expected to expose, labelled as upstream's observability
+/// design (ADR-008) names them: `namespace` (the PrismNamespace; scraped, it arrives as
+/// `exported_namespace`), `operation` and `status` (`success` or `error`).
 pub const REQUESTS_SERIES: &str = "prism_requests_total";
-/// Histogram of request latency (seconds) a proxy is expected to expose, labelled
-/// `prism_namespace`.
+/// Histogram of request latency (seconds) a proxy is expected to expose, labelled `namespace`,
+/// `operation` and `backend` (ADR-008).
 pub const LATENCY_SERIES: &str = "prism_request_duration_seconds";
+/// The label a scraped series' own `namespace` label is renamed to, because the scrape's target
+/// label `namespace` (the Kubernetes namespace) takes its name.
+pub const EXPORTED_NAMESPACE_LABEL: &str = "exported_namespace";
+/// Value of the requests counter's `status` label on a failed request (ADR-008).
+pub const FAILED_STATUS: &str = "error";
 /// The pods metric an HPA scales on (served by prometheus-adapter, see docs/traffic.md).
 pub const RPS_POD_METRIC: &str = "prism_requests_per_second";
+
+/// The id a proxy pod is registered with in Prism admin: `<pod>.<namespace>`. Admin keys proxies
+/// by id alone, so the pod name would make the proxies of same-named shards in two Kubernetes
+/// namespaces one record.
+pub fn proxy_id(pod: &str, namespace: &str) -> String {
+    format!("{pod}.{namespace}")
+}
+
+/// The pod and, when the id carries one, the Kubernetes namespace of a proxy id from admin.
+/// Ids registered before they carried the namespace are bare pod names. Namespaces hold no dot,
+/// so the namespace is what follows the last one.
+pub fn proxy_pod(id: &str) -> (&str, Option<&str>) {
+    match id.rsplit_once('.') {
+        Some((pod, namespace)) if !pod.is_empty() && !namespace.is_empty() => {
+            (pod, Some(namespace))
+        }
+        _ => (id, None),
+    }
+}
 
 /// PromQL of a shard's requests per second, as scraped with `namespace` and `pod` target
 /// labels (a PodMonitor, or Prometheus's Kubernetes pod discovery).
@@ -169,5 +194,16 @@ mod tests {
         assert_eq!(image_tag("ghcr.io/prism/proxy:1.4.0"), "1.4.0");
         assert_eq!(image_tag("localhost:5000/proxy"), "");
         assert_eq!(image_tag("proxy:2@sha256:abc"), "2");
+    }
+
+    #[test]
+    fn proxy_ids_carry_the_namespace_and_read_back() {
+        let id = proxy_id("prism-s-0", "team-x");
+        assert_eq!(id, "prism-s-0.team-x");
+        assert_ne!(id, proxy_id("prism-s-0", "team-y"));
+        assert_eq!(proxy_pod(&id), ("prism-s-0", Some("team-x")));
+        assert_eq!(proxy_pod("prism-s-0"), ("prism-s-0", None));
+        assert_eq!(proxy_pod("a.b.team"), ("a.b", Some("team")));
+        assert_eq!(proxy_pod(".x"), (".x", None));
     }
 }

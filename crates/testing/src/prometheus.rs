@@ -1,9 +1,11 @@
 //! A real Prometheus (Debian's `prometheus` package, or `PRISM_PROMETHEUS`) on loopback,
 //! scraping a [`TrafficExporter`] that serves, for each proxy pod, the series a Prism proxy is
-//! expected to expose: `prism_requests_total{prism_namespace, code}` and the histogram
-//! `prism_request_duration_seconds{prism_namespace}`, with known rates, error shares and
-//! latencies. Prometheus labels each pod's series with `namespace` and `pod`, as a PodMonitor
-//! would.
+//! expected to expose, labelled as upstream's observability design (ADR-008) names them:
+//! `prism_requests_total{namespace, operation, status}` and the histogram
+//! `prism_request_duration_seconds{namespace, operation, backend}`, with known rates, error
+//! shares and latencies. `namespace` is the PrismNamespace. Prometheus labels each pod's series
+//! with the target labels `namespace` and `pod`, as a PodMonitor would, so the exposed
+//! `namespace` arrives as `exported_namespace`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,7 +25,7 @@ pub const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 pub struct Load {
     /// Requests per second.
     pub rps: f64,
-    /// Share of them that fail (code `UNAVAILABLE`).
+    /// Share of them that fail (status `error`).
     pub error_share: f64,
     /// Latency of every request, in seconds.
     pub latency: f64,
@@ -132,29 +134,31 @@ async fn exposition(
     );
     for (name, series) in pods.get(&(namespace, pod)).into_iter().flatten() {
         let (ok, failed) = series.totals(now);
-        out.push_str(&format!(
-            "prism_requests_total{{prism_namespace=\"{name}\",code=\"OK\"}} {ok}\n"
-        ));
-        out.push_str(&format!(
-            "prism_requests_total{{prism_namespace=\"{name}\",code=\"UNAVAILABLE\"}} {failed}\n"
-        ));
+        let requests = |status: &str, value: f64| {
+            format!(
+                "prism_requests_total{{namespace=\"{name}\",operation=\"get\",status=\"{status}\"}} {value}\n"
+            )
+        };
+        out.push_str(&requests("success", ok));
+        out.push_str(&requests("error", failed));
         let total = ok + failed;
         let latency = series.load.latency;
+        let labels = format!("namespace=\"{name}\",operation=\"get\",backend=\"memstore\"");
         for bound in BUCKETS {
             let count = if latency <= bound { total } else { 0.0 };
             out.push_str(&format!(
-                "prism_request_duration_seconds_bucket{{prism_namespace=\"{name}\",le=\"{bound}\"}} {count}\n"
+                "prism_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}\n"
             ));
         }
         out.push_str(&format!(
-            "prism_request_duration_seconds_bucket{{prism_namespace=\"{name}\",le=\"+Inf\"}} {total}\n"
+            "prism_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {total}\n"
         ));
         out.push_str(&format!(
-            "prism_request_duration_seconds_sum{{prism_namespace=\"{name}\"}} {}\n",
+            "prism_request_duration_seconds_sum{{{labels}}} {}\n",
             total * latency
         ));
         out.push_str(&format!(
-            "prism_request_duration_seconds_count{{prism_namespace=\"{name}\"}} {total}\n"
+            "prism_request_duration_seconds_count{{{labels}}} {total}\n"
         ));
     }
     out

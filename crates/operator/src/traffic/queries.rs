@@ -5,10 +5,16 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use prism_render::render::contract::{LATENCY_SERIES, REQUESTS_SERIES};
+use prism_render::render::contract::{
+    EXPORTED_NAMESPACE_LABEL, FAILED_STATUS, LATENCY_SERIES, REQUESTS_SERIES,
+};
 
 /// The PromQL of one round. Every query returns an instant vector labelled `namespace` (the
 /// Kubernetes namespace) and `prism_namespace` (the PrismNamespace) or `shard`.
+///
+/// The defaults read the series as upstream's design labels them (ADR-008): the proxy names the
+/// PrismNamespace `namespace`, which the scrape renames `exported_namespace`, and marks failures
+/// `status="error"`. A series that carries `prism_namespace` itself keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Queries {
@@ -31,24 +37,46 @@ pub struct Queries {
 
 /// Proxy pods: `prism-<shard>-<ordinal>`.
 const PROXY_PODS: &str = r#"pod=~"prism-.+-[0-9]+""#;
+/// Copies the PrismNamespace from `exported_namespace` to `prism_namespace`.
+fn with_prism_namespace(expr: &str) -> String {
+    format!(
+        r#"label_replace({expr}, "prism_namespace", "$1", "{EXPORTED_NAMESPACE_LABEL}", "(.+)")"#
+    )
+}
+
 /// Adds the `shard` label from the pod name.
 fn with_shard(expr: &str) -> String {
     format!(r#"label_replace({expr}, "shard", "$1", "pod", "prism-(.+)-[0-9]+")"#)
 }
 
+/// Requests per second of each PrismNamespace, `matching` extra selectors.
+fn namespace_rate(matching: &str) -> String {
+    format!(
+        "sum by (namespace, prism_namespace) ({})",
+        with_prism_namespace(&format!(
+            "rate({REQUESTS_SERIES}{{{PROXY_PODS}{matching}}}[2m])"
+        ))
+    )
+}
+
 fn default_namespace_rps() -> String {
-    format!("sum by (namespace, prism_namespace) (rate({REQUESTS_SERIES}{{{PROXY_PODS}}}[2m]))")
+    namespace_rate("")
 }
 
 fn default_namespace_p99() -> String {
     format!(
-        "histogram_quantile(0.99, sum by (namespace, prism_namespace, le) (rate({LATENCY_SERIES}_bucket{{{PROXY_PODS}}}[2m])))"
+        "histogram_quantile(0.99, sum by (namespace, prism_namespace, le) ({}))",
+        with_prism_namespace(&format!(
+            "rate({LATENCY_SERIES}_bucket{{{PROXY_PODS}}}[2m])"
+        ))
     )
 }
 
 fn default_namespace_error_ratio() -> String {
     format!(
-        r#"sum by (namespace, prism_namespace) (rate({REQUESTS_SERIES}{{{PROXY_PODS}, code!="OK"}}[2m])) / sum by (namespace, prism_namespace) (rate({REQUESTS_SERIES}{{{PROXY_PODS}}}[2m]))"#
+        "{} / {}",
+        namespace_rate(&format!(r#", status="{FAILED_STATUS}""#)),
+        namespace_rate("")
     )
 }
 
@@ -135,6 +163,10 @@ mod tests {
             assert!(query.contains(&format!("by (namespace, {by}")), "{query}");
         }
         assert!(q.namespace_rps.contains("prism_requests_total"));
+        for query in [&q.namespace_rps, &q.namespace_p99, &q.namespace_error_ratio] {
+            assert!(query.contains(r#""prism_namespace", "$1", "exported_namespace""#));
+        }
+        assert!(q.namespace_error_ratio.contains(r#"status="error""#));
         let short = q.with_window("10s");
         assert!(short.shard_avg_p99.contains("[10s]") && !short.shard_avg_p99.contains("[2m]"));
         assert_eq!(
