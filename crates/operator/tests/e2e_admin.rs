@@ -11,7 +11,7 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use prism_admin::partition_of;
 use prism_api::{NamespaceState, PrismNamespace, PrismShard};
-use prism_render::render::contract::shard_fullname;
+use prism_render::render::contract::{proxy_id, shard_fullname};
 use support::admin_server::AdminServer;
 use support::fixtures::{SIDECAR_PLUGIN, namespace_yaml, shard_yaml};
 use support::operator::{Operator, apply_yaml, crd_namespace, events_with_reason, wait_object};
@@ -222,8 +222,9 @@ async fn an_ha_admin_is_followed_to_its_leader_through_two_moves() {
 }
 
 /// The proxy pod `ordinal` of shard `name`.
-fn pod(name: &str, ordinal: u32) -> String {
-    format!("{}-{ordinal}", shard_fullname(name))
+/// The proxy id admin knows pod `ordinal` of shard `name` in `namespace` by.
+fn proxy(namespace: &str, name: &str, ordinal: u32) -> String {
+    proxy_id(&format!("{}-{ordinal}", shard_fullname(name)), namespace)
 }
 
 fn admin_isolated(s: &PrismShard) -> Option<(String, String, String)> {
@@ -270,7 +271,7 @@ async fn a_second_shard_on_one_admin_is_refused_by_default() {
         "a refused namespace is never sent"
     );
     assert!(
-        !admin.proxies().contains(&pod("b", 0)),
+        !admin.proxies().contains(&proxy(&ns, "b", 0)),
         "nor are its shard's proxies"
     );
 
@@ -359,12 +360,12 @@ async fn a_shared_admin_serving_from_the_wrong_proxy_is_reported() {
     let home = name_in(0..=84, "home");
     apply_namespace(&api, &namespace(&home, "p")).await;
     wait_object(&api, &home, "Active on a", &op, |n| {
-        active(n) && n.status.as_ref().unwrap().assigned_proxy == Some(pod("a", 0))
+        active(n) && n.status.as_ref().unwrap().assigned_proxy == Some(proxy(&ns, "a", 0))
     })
     .await;
     assert_eq!(
         admin.proxies(),
-        [pod("a", 0), pod("a", 1), pod("b", 0)],
+        [proxy(&ns, "a", 0), proxy(&ns, "a", 1), proxy(&ns, "b", 0)],
         "every proxy of both shards is registered"
     );
 
@@ -378,10 +379,10 @@ async fn a_shared_admin_serving_from_the_wrong_proxy_is_reported() {
     let status = off.status.clone().unwrap();
     assert_eq!(status.shard.as_deref(), Some("a"));
     assert_eq!(status.state, Some(NamespaceState::Failed));
-    assert_eq!(status.assigned_proxy, Some(pod("b", 0)));
+    assert_eq!(status.assigned_proxy, Some(proxy(&ns, "b", 0)));
     let why = ready_message(&off);
     assert!(
-        why.contains(&format!("proxy {} of shard {ns}/b", pod("b", 0))),
+        why.contains(&format!("proxy {} of shard {ns}/b", proxy(&ns, "b", 0))),
         "{why}"
     );
     wait_for("a PlacedOffShard warning", MINUTE, || {
@@ -411,7 +412,7 @@ async fn a_shared_admin_serving_from_the_wrong_proxy_is_reported() {
         s.status
             .as_ref()
             .and_then(|st| st.admin.as_ref())
-            .is_some_and(|adm| adm.stale_proxies == [pod("a", 1)])
+            .is_some_and(|adm| adm.stale_proxies == [proxy(&ns, "a", 1)])
     })
     .await;
     let (status, reason, _) = admin_isolated(&a).unwrap();
@@ -424,7 +425,58 @@ async fn a_shared_admin_serving_from_the_wrong_proxy_is_reported() {
     .await;
     let why = ready_message(&gone);
     assert!(
-        why.contains(&format!("{}, which has no pod", pod("a", 1))),
+        why.contains(&format!("{}, which has no pod", proxy(&ns, "a", 1))),
         "{why}"
+    );
+}
+
+/// A proxy new to a shared admin moves namespaces admin placed before it: the operator upserts
+/// them again at once and reports the move, rather than at the next resync (ten minutes here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_moved_by_a_new_proxy_is_reported_at_once() {
+    let admin = AdminServer::start().await;
+    let (client, ns) = crd_namespace("admin-moved").await;
+    let endpoint = admin.endpoint();
+    let op = Operator::start(
+        &ns,
+        &[
+            "--admin-endpoint",
+            &endpoint,
+            "--allow-shared-admin",
+            "--resync",
+            "10m",
+        ],
+    )
+    .await;
+    apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
+    apply_yaml(&client, &ns, &shard_yaml("a", "p", 1)).await;
+    let api: Api<PrismNamespace> = Api::namespaced(client.clone(), &ns);
+    let active = |n: &PrismNamespace| {
+        n.status.as_ref().and_then(|s| s.state) == Some(NamespaceState::Active)
+    };
+    // Alone, a's proxy holds every partition; once b's registers, sorted ids split them:
+    // a's 0–127, b's 128–255.
+    let moving = name_in(128..=255, "moving");
+    apply_namespace(&api, &namespace(&moving, "p")).await;
+    let placed = wait_object(&api, &moving, "Active on a", &op, active).await;
+    assert_eq!(
+        placed.status.unwrap().assigned_proxy,
+        Some(proxy(&ns, "a", 0))
+    );
+
+    apply_yaml(&client, &ns, &shard_yaml("b", "q", 1)).await;
+    apply_namespace(&api, &namespace(&name_in(0..=255, "on-b"), "q")).await;
+    let moved = wait_object(&api, &moving, "moved off its shard", &op, |n| {
+        not_ready_for(n, "PlacedOffShard")
+    })
+    .await;
+    assert_eq!(
+        moved.status.unwrap().assigned_proxy,
+        Some(proxy(&ns, "b", 0)),
+        "admin's new placement is read back"
+    );
+    assert_eq!(
+        admin.namespace(&moving).map(|n| n.proxy),
+        Some(proxy(&ns, "b", 0))
     );
 }

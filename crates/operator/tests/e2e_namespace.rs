@@ -12,6 +12,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use prism_admin::partition_of;
 use prism_api::{NamespaceState, PrismNamespace};
+use prism_render::render::contract::proxy_id;
 use support::admin_server::AdminServer;
 use support::fixtures::{SIDECAR_PLUGIN, namespace_yaml_with, shard_yaml};
 use support::operator::{Operator, apply_yaml, crd_namespace};
@@ -100,10 +101,12 @@ async fn namespace_becomes_active_with_its_config_and_follows_updates() {
     wait_state(&client, &ns, "user-profiles", "Active", &op).await;
     // Active as soon as one proxy is ready; both are registered with admin once both are.
     let api: Api<PrismNamespace> = Api::namespaced(client.clone(), &ns);
+    let both = [proxy_id("prism-play-0", &ns), proxy_id("prism-play-1", &ns)];
     wait_for("both proxies registered", MINUTE, || {
         let proxies = admin.proxies();
+        let both = both.clone();
         async move {
-            if proxies == ["prism-play-0", "prism-play-1"] {
+            if proxies == both {
                 Ok(())
             } else {
                 Err(format!("{proxies:?}"))
@@ -125,7 +128,7 @@ async fn namespace_becomes_active_with_its_config_and_follows_updates() {
     let proxies = admin.proxies();
     assert_eq!(
         proxies,
-        ["prism-play-0", "prism-play-1"],
+        [proxy_id("prism-play-0", &ns), proxy_id("prism-play-1", &ns)],
         "ready pods registered as proxies"
     );
     let meta = admin.namespaces()["user-profiles"].clone();
@@ -199,7 +202,7 @@ async fn no_proxy_yet_then_active_once_pods_are_ready() {
     let n = wait_state(&client, &ns, "orders", "Active", &op).await;
     assert_eq!(
         n.status.unwrap().assigned_proxy.as_deref(),
-        Some("prism-later-0")
+        Some(proxy_id("prism-later-0", &ns).as_str())
     );
     assert!(admin.namespaces().contains_key("orders"));
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use kube::api::{Api, DeleteParams};
 use prism_admin::keys;
 use prism_api::{NamespaceState, PrismNamespace};
+use prism_render::render::contract::proxy_id;
 use support::admin_server::AdminServer;
 use support::cluster::{NamespaceOptions, cluster, test_namespace_with};
 use support::fixtures::{
@@ -35,6 +36,7 @@ const RECLAIM_DELETE: &str = "  reclaimPolicy: delete\n";
 async fn names_in_a_shared_admin() {
     the_older_of_two_same_named_namespaces_keeps_the_name_in_admin().await;
     a_namespace_that_cannot_be_sent_holds_no_name_and_revokes_nothing().await;
+    same_named_shards_in_two_namespaces_are_two_proxies().await;
 }
 
 async fn the_older_of_two_same_named_namespaces_keeps_the_name_in_admin() {
@@ -142,7 +144,7 @@ async fn the_older_of_two_same_named_namespaces_keeps_the_name_in_admin() {
     assert_eq!(admin.namespaces()[&name][keys::K8S_NAMESPACE], team_b);
     assert_eq!(
         taken.status.unwrap().assigned_proxy.as_deref(),
-        Some("prism-b-0"),
+        Some(proxy_id("prism-b-0", &team_b).as_str()),
         "served by team-b's own proxy"
     );
 }
@@ -212,7 +214,7 @@ async fn a_namespace_that_cannot_be_sent_holds_no_name_and_revokes_nothing() {
     assert_eq!(admin.namespaces()["dup2"][keys::K8S_NAMESPACE], team_c);
     assert_eq!(
         active.status.unwrap().assigned_proxy.as_deref(),
-        Some("prism-c-0")
+        Some(proxy_id("prism-c-0", &team_c).as_str())
     );
 
     d.delete("dup2", &DeleteParams::default()).await.unwrap();
@@ -225,6 +227,74 @@ async fn a_namespace_that_cannot_be_sent_holds_no_name_and_revokes_nothing() {
             .any(|m| m.contains(&format!("older shard {team_c}/c"))),
         "the event says why: {said:?}"
     );
+}
+
+/// Shards named `s` in team-x and team-y share an admin (allowed): their pods are both
+/// `prism-s-0`, but admin keys proxies by id, so each registers as `prism-s-0.<namespace>` and
+/// admin keeps two proxies. A team-x namespace admin assigns to team-y's proxy is reported, not
+/// Active.
+async fn same_named_shards_in_two_namespaces_are_two_proxies() {
+    let admin = AdminServer::start().await;
+    let (client, team_x) = test_namespace_with("team-x", &NamespaceOptions::restricted()).await;
+    let (_, team_y) = test_namespace_with("team-y", &NamespaceOptions::restricted()).await;
+    let kubeconfig = cluster().await.kubeconfig_path();
+    let op = Operator::start_with_kubeconfig(
+        &kubeconfig,
+        &["--lease-namespace", &team_x, "--allow-shared-admin"],
+    )
+    .await;
+    let endpoint = format!("  adminEndpoint: {}\n", admin.host_port());
+    let team_s = format!(
+        "{SIDECAR_PLUGIN}---\n{}",
+        shard_yaml_with("s", "shop", 1, &endpoint)
+    );
+    apply_yaml(&client, &team_x, &team_s).await;
+    apply_yaml(&client, &team_y, &team_s).await;
+    let x: Api<PrismNamespace> = Api::namespaced(client.clone(), &team_x);
+    let y: Api<PrismNamespace> = Api::namespaced(client.clone(), &team_y);
+    let active = |n: &PrismNamespace| state(n) == Some(NamespaceState::Active);
+    // Sorted, the ids split the partitions: team-x's proxy 0–127, team-y's 128–255.
+    let (id_x, id_y) = (
+        proxy_id("prism-s-0", &team_x),
+        proxy_id("prism-s-0", &team_y),
+    );
+    let named = |range: std::ops::RangeInclusive<i32>, stem: &str| {
+        (0..)
+            .map(|i| format!("{stem}-{i}"))
+            .find(|n| range.contains(&prism_admin::partition_of(n)))
+            .unwrap()
+    };
+    // Names are global in admin: each namespace has its own.
+    let (near, far, away) = (
+        named(0..=127, "near"),
+        named(128..=255, "far"),
+        named(128..=255, "away"),
+    );
+    apply_yaml(&client, &team_y, &namespace_yaml(&far, "shop")).await;
+    wait_object(&y, &far, "Active", &op, active).await;
+    apply_yaml(&client, &team_x, &namespace_yaml(&near, "shop")).await;
+    let home = wait_object(&x, &near, "Active", &op, active).await;
+    assert_eq!(admin.proxies(), [id_x.clone(), id_y.clone()], "two proxies");
+    assert_eq!(home.status.unwrap().assigned_proxy, Some(id_x));
+
+    apply_yaml(&client, &team_x, &namespace_yaml(&away, "shop")).await;
+    let away = wait_object(&x, &away, "PlacedOffShard", &op, |n| {
+        n.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.reason == "PlacedOffShard")
+        })
+    })
+    .await;
+    let status = away.status.unwrap();
+    assert_eq!(status.assigned_proxy.as_deref(), Some(id_y.as_str()));
+    let why = &status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap()
+        .message;
+    assert!(why.contains(&format!("of shard {team_y}/s")), "{why}");
 }
 
 /// The notes of the events with `reason` in `namespace`.

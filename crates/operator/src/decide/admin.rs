@@ -16,7 +16,7 @@ use kube::ResourceExt;
 
 use crate::view::{View, by_age, key};
 use prism_api::{PrismNamespace, PrismShard};
-use prism_render::render::contract::shard_fullname;
+use prism_render::render::contract::{proxy_id, proxy_pod, shard_fullname};
 
 /// How a shard may use its admin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,21 +88,28 @@ pub fn name_owner(
         .map(|o| key(&*o))
 }
 
-/// Proxies of `shard` that admin knows but that have no pod: `registered` by this operator,
-/// or named as the assigned proxy of a namespace placed on the shard. Sorted.
+/// Proxies of `shard` that admin knows but that have no pod: `registered` by this operator
+/// (pod names), or named as the assigned proxy of a namespace placed on the shard. Proxy ids as
+/// admin knows them, sorted.
 pub fn stale_proxies(view: &View, shard: &PrismShard, registered: Vec<String>) -> Vec<String> {
     let namespace = shard.namespace().unwrap_or_default();
     let name = shard.name_any();
-    let pods = view.pod_names(&namespace);
     let prefix = format!("{}-", shard_fullname(&name));
-    let ordinal = |p: &String| {
+    let ordinal = |p: &str| {
         p.strip_prefix(&prefix)
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
     };
+    let mine = |id: &String| {
+        let (pod, pod_namespace) = proxy_pod(id);
+        ordinal(pod) && pod_namespace.is_none_or(|n| n == namespace)
+    };
+    let pods = view.pod_names(&namespace);
+    let live = |id: &String| pods.contains(proxy_pod(id).0);
     let assigned = view.assigned_proxies(&namespace, &name);
     let known: BTreeSet<String> = registered
-        .into_iter()
-        .chain(assigned.into_iter().filter(ordinal))
+        .iter()
+        .map(|pod| proxy_id(pod, &namespace))
+        .chain(assigned.into_iter().filter(mine))
         .collect();
-    known.difference(&pods).cloned().collect()
+    known.into_iter().filter(|id| !live(id)).collect()
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::channel::mpsc;
 use prism_admin::{AdminError, AdminGroup, AdminPool, AdminTls};
 
 use crate::observe::metrics::Metrics;
@@ -13,6 +14,27 @@ use crate::observe::metrics::Metrics;
 pub struct Admin {
     pool: AdminPool,
     registered: Mutex<Registrations>,
+    proxies: ProxyChanges,
+}
+
+/// How often each admin endpoint accepted a proxy it did not know, and who hears of it. Admin
+/// spreads namespaces over every proxy it knows, so a new proxy can move namespaces placed
+/// before it: they must be upserted again to learn where they went.
+struct ProxyChanges {
+    epochs: Mutex<HashMap<String, u64>>,
+    tell: mpsc::UnboundedSender<String>,
+    hear: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
+}
+
+impl Default for ProxyChanges {
+    fn default() -> Self {
+        let (tell, hear) = mpsc::unbounded();
+        Self {
+            epochs: Mutex::default(),
+            tell,
+            hear: Mutex::new(Some(hear)),
+        }
+    }
 }
 
 /// Proxy registrations with each admin (by its endpoint list), by pod UID.
@@ -63,7 +85,34 @@ impl Admin {
         Ok(Self {
             pool,
             registered: Mutex::default(),
+            proxies: ProxyChanges::default(),
         })
+    }
+
+    /// Notes that the admin at `endpoints` accepted a proxy registration.
+    pub fn proxy_registered(&self, endpoints: &str) {
+        let mut epochs = self.proxies.epochs.lock().expect("not poisoned");
+        for endpoint in endpoints.split(',').map(str::trim) {
+            *epochs.entry(endpoint.to_string()).or_default() += 1;
+        }
+        // Nobody listening (tests, preflight) is fine.
+        let _ = self.proxies.tell.unbounded_send(endpoints.to_string());
+    }
+
+    /// A number that changes whenever the admin at `endpoints` accepts a proxy registration.
+    pub fn proxy_epoch(&self, endpoints: &str) -> u64 {
+        let epochs = self.proxies.epochs.lock().expect("not poisoned");
+        endpoints
+            .split(',')
+            .map(str::trim)
+            .filter_map(|e| epochs.get(e))
+            .sum()
+    }
+
+    /// The endpoint lists of admins as they accept proxy registrations; `None` after the first
+    /// call.
+    pub fn proxy_registrations(&self) -> Option<mpsc::UnboundedReceiver<String>> {
+        self.proxies.hear.lock().expect("not poisoned").take()
     }
 
     /// The admin at the comma-separated `endpoints` (the nodes of one admin).

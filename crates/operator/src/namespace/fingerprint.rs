@@ -12,18 +12,26 @@ use prism_api::{PrismNamespace, PrismShard};
 
 /// A fingerprint of everything an upsert sends or depends on, but the Secret's value (read at
 /// each upsert; a changed Secret reaches admin with the next resync): the namespace's spec
-/// generation, its shard and the shard's spec generation, the admin endpoints and the ready
-/// proxy pods.
+/// generation, its shard and the shard's spec generation, the admin endpoints, the proxies that
+/// admin knows (`admin_epoch`, which moves with every proxy it accepts, of any shard) and the
+/// ready proxy pods.
 pub fn push_inputs(
     ns: &PrismNamespace,
     shard: &PrismShard,
     endpoints: Option<&str>,
+    admin_epoch: u64,
     pods: &[Arc<Pod>],
 ) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     (ns.uid(), ns.metadata.generation).hash(&mut hasher);
-    (shard.uid(), shard.metadata.generation, endpoints).hash(&mut hasher);
+    (
+        shard.uid(),
+        shard.metadata.generation,
+        endpoints,
+        admin_epoch,
+    )
+        .hash(&mut hasher);
     for pod in pods {
         (pod.name_any(), pod.uid()).hash(&mut hasher);
     }

@@ -114,7 +114,8 @@ async fn sync(ns: &PrismNamespace, ctx: &Context) -> Result<Action, Error> {
         return hold(ns, ctx, &old, status, &placed, blocked).await;
     }
     let key = object_key(ns);
-    let inputs = push_inputs(ns, &placed.shard, endpoints, &placed.pods);
+    let epoch = endpoints.map_or(0, |e| ctx.admin.proxy_epoch(e));
+    let inputs = push_inputs(ns, &placed.shard, endpoints, epoch, &placed.pods);
     let unchanged = status.observed_generation == old.observed_generation;
     if unchanged && ctx.pushes.recent(&key, inputs, ctx.settings.resync) {
         // Nothing admin would see changed since the last upsert within the resync period (this

@@ -14,7 +14,9 @@ use crate::kit::error::Error;
 use crate::view::key;
 use prism_admin::{AdminError, namespace_config, proto};
 use prism_api::{PrismNamespace, PrismShard};
-use prism_render::render::contract::{DATA_PORT, VERSION_LABEL, image_tag, shard_fullname};
+use prism_render::render::contract::{
+    DATA_PORT, VERSION_LABEL, image_tag, proxy_id, shard_fullname,
+};
 
 /// Upserts the namespace into the Prism admin at `endpoints` (of `shard`), with the proxies
 /// `pods`, reading its Secret through `client`.
@@ -89,13 +91,14 @@ async fn upsert(
             .registration(endpoints, &uid, &shard_key, &pod.name_any())
             .ensure(|| async {
                 group.register_proxy(registration(shard, pod)).await?;
+                admin.proxy_registered(endpoints);
                 Ok(())
             })
             .await?;
     }
     let request = proto::CreateNamespaceRequest {
         namespace: ns.name_any(),
-        requesting_proxy: pods.first().map(|p| p.name_any()).unwrap_or_default(),
+        requesting_proxy: pods.first().map(|p| pod_proxy_id(p)).unwrap_or_default(),
         config: Some(namespace_config(ns, &shard.name_any(), connection)),
         principal: prism_admin::MANAGER.to_string(),
     };
@@ -107,6 +110,11 @@ async fn upsert(
         }
         other => other,
     }
+}
+
+/// The id `pod` is registered with in admin.
+fn pod_proxy_id(pod: &Pod) -> String {
+    proxy_id(&pod.name_any(), &pod.namespace().unwrap_or_default())
 }
 
 /// The proxy registration of one of the shard's pods. Its version is the one the pod runs:
@@ -124,7 +132,7 @@ fn registration(shard: &PrismShard, pod: &Pod) -> proto::ProxyRegistration {
         .cloned()
         .unwrap_or_else(|| image_tag(&image).to_string());
     proto::ProxyRegistration {
-        proxy_id: proxy.clone(),
+        proxy_id: proxy_id(&proxy, &k8s_ns),
         address: format!(
             "{proxy}.{}-headless.{k8s_ns}.svc:{DATA_PORT}",
             shard_fullname(&shard_name)
@@ -219,7 +227,7 @@ mod tests {
             .await
             .expect("synced");
         assert_eq!(lines(&calls), ["GET /api/v1/namespaces/team/secrets/db"]);
-        assert_eq!(server.proxies(), ["prism-s-0", "prism-s-1"]);
+        assert_eq!(server.proxies(), ["prism-s-0.team", "prism-s-1.team"]);
         let request = server.last_request("orders").expect("created");
         let config = request.config.expect("a config");
         let backends: Vec<&str> = config
@@ -228,8 +236,10 @@ mod tests {
             .map(|b| b.connection_string.as_str())
             .collect();
         assert_eq!(backends, [VALUE]);
-        assert_eq!(request.requesting_proxy, "prism-s-0");
-        assert!(["prism-s-0", "prism-s-1"].contains(&synced.answer.assigned_proxy.as_str()));
+        assert_eq!(request.requesting_proxy, "prism-s-0.team");
+        assert!(
+            ["prism-s-0.team", "prism-s-1.team"].contains(&synced.answer.assigned_proxy.as_str())
+        );
         assert_eq!(
             admin.registered_proxies("team/s"),
             ["prism-s-0", "prism-s-1"]

@@ -327,6 +327,19 @@ impl View {
         users
     }
 
+    /// The PrismNamespaces placed on a live shard that uses any of `endpoints`.
+    pub fn placed_with_admin(&self, endpoints: &BTreeSet<String>) -> Vec<Arc<PrismNamespace>> {
+        self.admin_users(endpoints)
+            .iter()
+            .flat_map(|shard| {
+                let name = shard.name_any();
+                self.namespaces_in(&shard.namespace().unwrap_or_default(), |n| {
+                    n.status.as_ref().and_then(|s| s.shard.as_deref()) == Some(name.as_str())
+                })
+            })
+            .collect()
+    }
+
     /// The PrismNamespaces named `name`, in any Kubernetes namespace.
     pub fn named(&self, name: &str) -> Vec<Arc<PrismNamespace>> {
         self.indexes

@@ -158,7 +158,7 @@ fn pods_placements_and_stale_proxies() {
     assert_eq!(view.placed_on("team", &BTreeSet::from(["s", "t"])), 2);
     let s = view.shard("team", "s").unwrap();
     let registered = vec!["prism-s-0".to_string(), "prism-s-7".to_string()];
-    assert_eq!(stale_proxies(&view, &s, registered), ["prism-s-7"]);
+    assert_eq!(stale_proxies(&view, &s, registered), ["prism-s-7.team"]);
     assert_eq!(names(&view.live_shards("team")), ["team/s"]);
     assert!(view.live_shards("other").is_empty());
 }

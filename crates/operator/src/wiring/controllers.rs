@@ -247,6 +247,18 @@ async fn namespace_controller(
     // that came or went, is re-placed. Status writes of shards (every placed namespace changes
     // the count) trigger nothing: with thousands of namespaces that would re-sync them all.
     let shard_changes = spec_changes(feeds.shards.subscribe());
+    // A proxy new to an admin moves namespaces admin placed before it (it spreads them over
+    // every proxy it knows): everything on a shard using that admin is upserted again, to
+    // learn where admin put it now.
+    let by_admin = ctx.view.clone();
+    let new_proxies = ctx
+        .admin
+        .proxy_registrations()
+        .expect("one namespace controller per process")
+        .flat_map(move |endpoints| {
+            let set = by_admin.admins.endpoint_set(&endpoints);
+            futures::stream::iter(refs(by_admin.placed_with_admin(&set)))
+        });
     Controller::for_stream(
         applied(feeds.namespaces.subscribe()),
         ctx.view.namespaces.clone(),
@@ -262,6 +274,7 @@ async fn namespace_controller(
             n.status.as_ref().and_then(|st| st.shard.clone()) == shard || n.status.is_none()
         }))
     })
+    .reconcile_on(new_proxies)
     .with_config(config(cfg))
     .trigger_backoff(trigger_backoff())
     .graceful_shutdown_on(stop)
