@@ -307,11 +307,27 @@ pub struct FleetAdmins {
     pub by_shard: std::collections::BTreeMap<String, Vec<crate::admin_server::AdminServer>>,
 }
 
+/// The names of the example fleet's shards (`examples/fleet/shards.yaml`).
+pub fn example_shards() -> Vec<String> {
+    example_admin_endpoints()
+        .into_iter()
+        .map(|(shard, _)| shard)
+        .collect()
+}
+
 impl FleetAdmins {
     /// Starts an admin for every shard of `examples/fleet/shards.yaml`.
     pub async fn start() -> Self {
+        Self::start_except(&[]).await
+    }
+
+    /// Starts an admin for every example shard but those in `given` (which have one already).
+    pub async fn start_except(given: &[&str]) -> Self {
         let mut by_shard = std::collections::BTreeMap::new();
         for (shard, endpoints) in example_admin_endpoints() {
+            if given.contains(&shard.as_str()) {
+                continue;
+            }
             let nodes = endpoints.split(',').count();
             let servers = match nodes {
                 1 => vec![crate::admin_server::AdminServer::start().await],

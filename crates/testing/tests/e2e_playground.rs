@@ -1,6 +1,7 @@
 //! The README's "Try it" command: `prism-playground` starts a control plane, the operator and
 //! the in-repo admins, reconciles the example fleet, prints a kubeconfig that works, and on
-//! Ctrl-C leaves nothing running.
+//! Ctrl-C leaves nothing running. One shard's admin is given, as a user gives a real
+//! prism-admin group: a three-node admin whose first listed node follows.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
@@ -13,6 +14,10 @@ use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use prism_api::{NamespaceState, PrismNamespace, PrismShard};
+use prism_testing::admin_server::AdminServer;
+
+/// The shard whose admin the test gives.
+const GIVEN: &str = "playback-live";
 
 /// `prism-playground`, built by cargo with this test.
 fn playground() -> PathBuf {
@@ -65,7 +70,12 @@ fn processes_mentioning(text: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_playground_runs_the_fleet_and_ctrl_c_leaves_nothing_running() {
     let log = tempfile::NamedTempFile::new().unwrap();
+    let given = AdminServer::start_ha(3).await;
+    given[0].set_leader(1);
+    let list: Vec<String> = given.iter().map(AdminServer::host_port).collect();
     let mut child = Command::new(playground())
+        .arg("--admin-endpoint")
+        .arg(format!("{GIVEN}={}", list.join(",")))
         .stdout(Stdio::piped())
         .stderr(log.reopen().unwrap())
         .spawn()
@@ -86,14 +96,17 @@ async fn the_playground_runs_the_fleet_and_ctrl_c_leaves_nothing_running() {
     let mut admin_ports = Vec::new();
     for _ in 0..4 {
         let admin = line_starting(&lines, "prism admin of ", minutes(1));
-        let endpoints = admin.rsplit(": ").next().unwrap();
-        admin_ports.extend(endpoints.split(',').map(port_of));
+        let (shard, endpoints) = admin
+            .trim_start_matches("prism admin of ")
+            .split_once(": ")
+            .unwrap();
+        if shard == GIVEN {
+            assert_eq!(endpoints, list.join(","), "the given admin");
+        } else {
+            admin_ports.extend(endpoints.split(',').map(port_of));
+        }
     }
-    assert_eq!(
-        admin_ports.len(),
-        6,
-        "three shards with one admin, one with three nodes"
-    );
+    assert_eq!(admin_ports.len(), 3, "the three other shards get one each");
     let kubeconfig = PathBuf::from(
         line_starting(&lines, "KUBECONFIG=", minutes(1)).trim_start_matches("KUBECONFIG="),
     );
@@ -122,11 +135,29 @@ async fn the_playground_runs_the_fleet_and_ctrl_c_leaves_nothing_running() {
         4
     );
     let namespaces: Api<PrismNamespace> = Api::namespaced(client, "prism");
-    let list = namespaces.list(&ListParams::default()).await.unwrap().items;
+    let all = namespaces.list(&ListParams::default()).await.unwrap().items;
     assert!(
-        list.iter()
+        all.iter()
             .all(|n| n.status.as_ref().and_then(|s| s.state) == Some(NamespaceState::Active))
     );
+    // The given admin holds exactly the namespaces of its shard.
+    let mut on_given: Vec<String> = all
+        .iter()
+        .filter(|n| n.status.as_ref().and_then(|s| s.shard.as_deref()) == Some(GIVEN))
+        .map(|n| n.metadata.name.clone().unwrap())
+        .collect();
+    on_given.sort();
+    let held: Vec<String> = given[0].namespaces().into_keys().collect();
+    assert!(!held.is_empty());
+    assert_eq!(held, on_given, "{GIVEN}'s namespaces, and only those");
+    let served_by_given: Vec<String> = given[0]
+        .namespaces()
+        .into_keys()
+        .filter_map(|n| given[0].namespace(&n))
+        .map(|n| n.proxy)
+        .filter(|p| !p.starts_with(&format!("prism-{GIVEN}-")))
+        .collect();
+    assert!(served_by_given.is_empty(), "{served_by_given:?}");
 
     // Ctrl-C: a clean exit, and nothing it started is left.
     let cluster_dir = kubeconfig.parent().unwrap().to_string_lossy().to_string();

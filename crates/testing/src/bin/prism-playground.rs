@@ -1,10 +1,11 @@
 //! `prism-playground`: the operator's main job on this machine, without a cluster. Starts the
 //! local control plane the tests use (etcd, kube-apiserver, controller-manager, scheduler, kwok
 //! on 127.0.0.1), installs the CRDs, runs `prism-operator` against it, applies the example fleet
-//! into namespace `prism` and prints the kubeconfig to use with kubectl. Prism admin is the
-//! in-repo stand-in (one per shard, as the example lays them out), or the endpoints given.
+//! into namespace `prism` and prints the kubeconfig to use with kubectl. Each shard has its own
+//! Prism admin: the one given for it (a real prism-admin, say), else an in-repo stand-in.
 //! Ctrl-C (or SIGTERM) stops everything it started.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use kube::api::{Api, ListParams, PostParams};
 use prism_api::{NamespaceState, PrismNamespace};
 use prism_testing::cluster::cluster;
 use prism_testing::operator::{
-    FleetAdmins, Operator, apply_example_fleet, apply_example_fleet_with, install_crds,
+    FleetAdmins, Operator, apply_example_fleet_with, example_shards, install_crds,
 };
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -25,20 +26,46 @@ const NAMESPACE: &str = "prism";
 #[derive(Parser)]
 #[command(name = "prism-playground", version, about)]
 struct Args {
-    /// Prism admin for every shard: host:port, or the comma-separated nodes of an HA admin
-    /// (a real prism-admin, say). Several shards then share it (--allow-shared-admin), and
-    /// namespaces admin serves from another shard's proxy are reported as PlacedOffShard.
-    /// Default: an in-repo admin server per shard.
-    #[arg(long)]
-    admin_endpoint: Option<String>,
+    /// The Prism admin of one shard, as SHARD=ENDPOINTS: host:port, or the comma-separated
+    /// nodes of an HA admin (a real prism-admin group, say). Repeatable, one per shard: an admin
+    /// serving several shards would spread each shard's namespaces over every shard's proxies.
+    /// Shards not named get an in-repo admin each.
+    #[arg(long = "admin-endpoint", value_name = "SHARD=ENDPOINTS", value_parser = shard_admin)]
+    admin_endpoints: Vec<(String, String)>,
     /// Extra arguments for `prism-operator run`, e.g. `--resync=1m`.
     #[arg(long = "operator-arg", value_name = "ARG")]
     operator_args: Vec<String>,
 }
 
+/// Parses `SHARD=ENDPOINTS`.
+fn shard_admin(arg: &str) -> Result<(String, String), String> {
+    let shards = example_shards();
+    let Some((shard, endpoints)) = arg.split_once('=') else {
+        return Err(format!(
+            "name the shard: SHARD=ENDPOINTS, one admin per shard (shards: {})",
+            shards.join(", ")
+        ));
+    };
+    if !shards.iter().any(|s| s == shard) {
+        return Err(format!(
+            "no shard {shard:?} in the example fleet (shards: {})",
+            shards.join(", ")
+        ));
+    }
+    if endpoints.split(',').any(|e| e.trim().is_empty()) {
+        return Err(format!("no admin endpoint for shard {shard}"));
+    }
+    Ok((shard.to_string(), endpoints.to_string()))
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    let given: BTreeMap<String, String> = args.admin_endpoints.iter().cloned().collect();
+    if given.len() < args.admin_endpoints.len() {
+        eprintln!("error: --admin-endpoint names a shard twice: one admin per shard");
+        return ExitCode::from(2);
+    }
     let mut stop = signal(SignalKind::terminate()).expect("SIGTERM handler");
     eprintln!("starting the local control plane (the first run builds it from Go modules)…");
     let c = cluster().await;
@@ -58,33 +85,19 @@ async fn main() -> ExitCode {
         .await
         .expect("creating namespace prism");
 
-    let admins = match &args.admin_endpoint {
-        Some(_) => None,
-        None => Some(FleetAdmins::start().await),
-    };
-    let mut operator_args: Vec<&str> = Vec::new();
-    if args.admin_endpoint.is_some() {
-        operator_args.push("--allow-shared-admin");
-    }
-    operator_args.extend(args.operator_args.iter().map(String::as_str));
+    let own: Vec<&str> = given.keys().map(String::as_str).collect();
+    let admins = FleetAdmins::start_except(&own).await;
+    let operator_args: Vec<&str> = args.operator_args.iter().map(String::as_str).collect();
     let op = Operator::start(NAMESPACE, &operator_args).await;
-    match (&admins, &args.admin_endpoint) {
-        (Some(admins), _) => apply_example_fleet(&client, NAMESPACE, admins).await,
-        (None, Some(list)) => apply_example_fleet_with(&client, NAMESPACE, &|_| list.clone()).await,
-        (None, None) => unreachable!("one of the two is set"),
-    }
+    let endpoints = |shard: &str| match given.get(shard) {
+        Some(list) => list.clone(),
+        None => admins.endpoints(shard),
+    };
+    apply_example_fleet_with(&client, NAMESPACE, &endpoints).await;
 
     println!("control plane: {}", c.server_url());
-    match &admins {
-        Some(admins) => {
-            for shard in admins.by_shard.keys() {
-                println!("prism admin of {shard}: {}", admins.endpoints(shard));
-            }
-        }
-        None => println!(
-            "prism admin of every shard: {}",
-            args.admin_endpoint.unwrap()
-        ),
+    for shard in example_shards() {
+        println!("prism admin of {shard}: {}", endpoints(&shard));
     }
     println!("operator log: {}", op.log.display());
     println!("KUBECONFIG={}", c.kubeconfig_path().display());
