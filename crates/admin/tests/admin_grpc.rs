@@ -554,6 +554,85 @@ async fn a_group_finds_the_leader_keeps_it_and_follows_it_when_it_moves() {
 }
 
 #[tokio::test]
+async fn a_followers_forwarding_attempts_queue_on_one_lock() {
+    const K: u32 = 4;
+    let dial = Duration::from_millis(800);
+    let nodes = AdminServer::start_ha(3).await;
+    nodes[0].set_forward_dial(dial);
+    let follower =
+        AdminClient::connect_lazy(&nodes[1].endpoint(), Duration::from_secs(60)).unwrap();
+
+    // K concurrent writes: the k-th answers after about k dial times.
+    let started = Instant::now();
+    let mut took: Vec<Duration> = futures::future::join_all((0..K).map(|i| {
+        let follower = follower.clone();
+        async move {
+            let error = follower
+                .create_namespace(request(&format!("q-{i}"), labelled("redis")))
+                .await
+                .unwrap_err();
+            assert_eq!(
+                error,
+                AdminError::Unavailable(admin_server::FOLLOWER_MESSAGE.into())
+            );
+            started.elapsed()
+        }
+    }))
+    .await;
+    took.sort();
+    println!("{K} concurrent writes to a follower answered after {took:?}");
+    for (k, took) in (1..=K).zip(&took) {
+        assert!(*took >= dial * k, "answer {k} after {took:?}");
+    }
+    assert!(took[K as usize - 1] < dial * K + Duration::from_secs(20));
+
+    // A caller that gives up keeps its place: the next write still waits for its dial.
+    let impatient =
+        AdminClient::connect_lazy(&nodes[1].endpoint(), Duration::from_millis(100)).unwrap();
+    let error = impatient
+        .register_proxy(registration("gave-up"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason(), "AdminTimeout", "{error}");
+    let started = Instant::now();
+    follower
+        .register_proxy(registration("behind"))
+        .await
+        .unwrap_err();
+    let behind = started.elapsed();
+    println!("a write behind one abandoned attempt answered after {behind:?}");
+    assert!(behind >= dial + dial / 2, "{behind:?}");
+
+    // Without a leader, a follower answers at once.
+    nodes[0].lose_quorum();
+    let started = Instant::now();
+    let error = follower
+        .register_proxy(registration("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        AdminError::Unavailable(admin_server::NO_LEADER_MESSAGE.into())
+    );
+    assert!(started.elapsed() < dial, "{:?}", started.elapsed());
+    nodes[0].set_leader(0);
+
+    // A dial that succeeds is cached; every forward is then accepted.
+    nodes[0].set_leader_dialable(true);
+    let started = Instant::now();
+    for i in 0..5 {
+        follower
+            .register_proxy(registration(&format!("proxy-{i}")))
+            .await
+            .unwrap();
+    }
+    assert!(started.elapsed() < dial * 5, "{:?}", started.elapsed());
+    assert_eq!(nodes[0].forwarded(), 5);
+    assert_eq!(nodes[2].proxies().len(), 5);
+    assert!(nodes[0].proxies().iter().all(|p| p.starts_with("proxy-")));
+}
+
+#[tokio::test]
 async fn every_registered_proxy_takes_partitions_whatever_its_shard() {
     let server = AdminServer::start().await;
     let client = AdminClient::connect_lazy(&server.endpoint(), TIMEOUT).unwrap();

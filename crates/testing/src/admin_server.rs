@@ -12,9 +12,18 @@
 //! - RevokeNamespace answers success with "Namespace revocation not yet implemented" and
 //!   removes nothing;
 //! - as an HA admin ([`AdminServer::start_ha`]), only the leader accepts the writes that go
-//!   through Raft (RegisterProxy, CreateNamespace, RegisterLauncher); a follower answers
-//!   UNAVAILABLE "failed to connect to leader: context deadline exceeded" after
-//!   [`FOLLOWER_DELAY`]. The nodes share one replicated state and the leader can be moved.
+//!   through Raft (RegisterProxy, CreateNamespace, RegisterLauncher). A follower forwards them
+//!   as upstream's `LeaderConnectionPool` does: it dials the leader under one lock per
+//!   process, so its forwarding attempts queue one behind the other; a dial that fails takes
+//!   the dial time ([`FOLLOWER_DELAY`] unless [`AdminServer::set_forward_dial`]) and answers
+//!   UNAVAILABLE "failed to connect to leader: context deadline exceeded", so the k-th of k
+//!   concurrent writes answers after about k dial times, and a caller that gave up still
+//!   holds its place in the queue. A dial that succeeds
+//!   ([`AdminServer::set_leader_dialable`]) is cached and later forwards are quick. Without a
+//!   leader ([`AdminServer::lose_quorum`]) a follower answers UNAVAILABLE "no leader elected"
+//!   at once. A follower answers Heartbeat "Heartbeat forwarded to leader" at once and
+//!   forwards it in the background (through the same lock); the leader answers "Heartbeat
+//!   received". The nodes share one replicated state and the leader can be moved.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -31,8 +40,10 @@ use prism_admin::proto::{
     ProcessAssignment, ProcessAssignmentAck, ProcessRevocation, ProcessRevocationAck,
     ProxyHeartbeat, ProxyRegistration, ProxyRegistrationAck,
 };
+use std::collections::BTreeSet;
+
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Mutex as AsyncMutex, watch};
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
@@ -41,11 +52,24 @@ use tonic::{Request, Response, Status};
 /// Partitions admin spreads namespaces over.
 const PARTITIONS: i32 = 256;
 
-/// How long an upstream follower tries to forward a write to the leader before it gives up.
+/// How long an upstream follower's dial to the leader takes to fail (its blocking dial's
+/// timeout); the default of [`AdminServer::set_forward_dial`].
 pub const FOLLOWER_DELAY: Duration = Duration::from_secs(2);
 
-/// A follower's answer to a write, as upstream gives it.
+/// A follower's answer to a write it could not forward, as upstream gives it.
 pub const FOLLOWER_MESSAGE: &str = "failed to connect to leader: context deadline exceeded";
+
+/// A follower's answer to a write while no leader is elected (quorum lost).
+pub const NO_LEADER_MESSAGE: &str = "no leader elected";
+
+/// The leader's answer to Heartbeat.
+pub const HEARTBEAT_MESSAGE: &str = "Heartbeat received";
+
+/// A follower's answer to Heartbeat.
+pub const HEARTBEAT_FORWARDED_MESSAGE: &str = "Heartbeat forwarded to leader";
+
+/// The value of [`Shared::leader`] while no node leads.
+const NO_LEADER: usize = usize::MAX;
 
 /// Upstream's answer to RevokeNamespace.
 pub const REVOKE_MESSAGE: &str = "Namespace revocation not yet implemented";
@@ -84,6 +108,8 @@ struct CallLog {
     calls: BTreeMap<(usize, &'static str), usize>,
     /// Writes a follower refused.
     follower_answers: usize,
+    /// Writes a follower forwarded to the leader over a cached connection.
+    forwarded: usize,
 }
 
 /// The state the nodes of one admin share (one node unless HA).
@@ -99,7 +125,15 @@ struct Shared {
     moves: Mutex<Vec<(usize, usize)>>,
     /// CreateNamespace calls accepted so far.
     accepted_creates: AtomicUsize,
+    /// How long a follower's failing dial to the leader takes (`None`: [`FOLLOWER_DELAY`]).
+    forward_dial: Mutex<Option<Duration>>,
+    /// Whether a follower's dial to the leader succeeds.
+    leader_dialable: AtomicBool,
 }
+
+/// One admin process's connections to the leader (upstream's `LeaderConnectionPool`): the
+/// nodes dialed successfully, behind the one lock every forwarding attempt takes.
+type ForwardPool = Arc<AsyncMutex<BTreeSet<usize>>>;
 
 /// Locks `mutex`, ignoring poisoning by a panicked test thread.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -206,6 +240,31 @@ impl AdminServer {
         self.shared.leader.store(node, Ordering::SeqCst);
     }
 
+    /// No node leads, as when a group lost its quorum: followers answer writes UNAVAILABLE
+    /// [`NO_LEADER_MESSAGE`] at once. [`Self::set_leader`] elects one again.
+    pub fn lose_quorum(&self) {
+        self.shared.leader.store(NO_LEADER, Ordering::SeqCst);
+    }
+
+    /// How long a follower's failing dial to the leader takes ([`FOLLOWER_DELAY`] by default).
+    pub fn set_forward_dial(&self, dial: Duration) {
+        *lock(&self.shared.forward_dial) = Some(dial);
+    }
+
+    /// Whether followers' dials to the leader succeed (they fail by default, as observed
+    /// upstream). A successful dial is cached per follower process, and the writes it forwards
+    /// are accepted.
+    pub fn set_leader_dialable(&self, dialable: bool) {
+        self.shared
+            .leader_dialable
+            .store(dialable, Ordering::SeqCst);
+    }
+
+    /// Writes followers forwarded to the leader over a cached connection.
+    pub fn forwarded(&self) -> usize {
+        lock(&self.shared.log).forwarded
+    }
+
     /// Moves the lead while calls are in flight: right after the `n`-th accepted
     /// CreateNamespace (counted from the start), node `node` leads, for each `(n, node)`.
     pub fn move_leader_at(&self, moves: &[(usize, usize)]) {
@@ -214,7 +273,7 @@ impl AdminServer {
         *lock(&self.shared.moves) = scheduled;
     }
 
-    /// The node that leads.
+    /// The node that leads (`usize::MAX` after [`Self::lose_quorum`]).
     pub fn leader(&self) -> usize {
         self.shared.leader.load(Ordering::SeqCst)
     }
@@ -380,6 +439,8 @@ impl AdminServer {
             shared: Arc::clone(&self.shared),
             stopped: stopped.clone(),
             node: self.node,
+            // A new process: nothing dialed yet.
+            forwards: ForwardPool::default(),
         };
         let mut shutdown = stopped;
         let mut builder = Server::builder();
@@ -412,6 +473,7 @@ struct Service {
     shared: Arc<Shared>,
     stopped: watch::Receiver<bool>,
     node: usize,
+    forwards: ForwardPool,
 }
 
 impl Service {
@@ -424,16 +486,54 @@ impl Service {
         self.gate_switches().await
     }
 
-    /// [`Self::gate`] for a write that goes through Raft: a follower fails it as upstream's
-    /// does, after trying to forward it for [`FOLLOWER_DELAY`].
+    /// [`Self::gate`] for a write that goes through Raft: a follower forwards it, as
+    /// upstream's does ([`Self::forward`]); `Ok` when the leader takes it.
     async fn gate_write(&self, rpc: &'static str) -> Result<(), Status> {
         self.gate(rpc).await?;
-        if self.shared.leader.load(Ordering::SeqCst) != self.node {
-            lock(&self.shared.log).follower_answers += 1;
-            self.sleep(FOLLOWER_DELAY).await?;
-            return Err(Status::unavailable(FOLLOWER_MESSAGE));
+        let leader = self.shared.leader.load(Ordering::SeqCst);
+        if leader == self.node {
+            return Ok(());
         }
-        Ok(())
+        let answer = if leader == NO_LEADER {
+            Err(Status::unavailable(NO_LEADER_MESSAGE))
+        } else {
+            // Upstream's handler goes on after its caller gave up: so does the attempt here.
+            self.forward(leader)
+                .await
+                .unwrap_or_else(|_| Err(Status::unavailable("admin is shutting down")))
+        };
+        let mut log = lock(&self.shared.log);
+        match answer {
+            Ok(()) => log.forwarded += 1,
+            Err(_) => log.follower_answers += 1,
+        }
+        answer
+    }
+
+    /// Starts forwarding to `leader`: takes this process's lock, then uses the cached
+    /// connection, or dials (instantly when dialable, else failing after the dial time).
+    /// Runs on its own, so a caller that gives up does not free its place in the queue.
+    fn forward(&self, leader: usize) -> JoinHandle<Result<(), Status>> {
+        let forwards = Arc::clone(&self.forwards);
+        let shared = Arc::clone(&self.shared);
+        let mut stopped = self.stopped.clone();
+        tokio::spawn(async move {
+            let mut dialed = forwards.lock().await;
+            if dialed.contains(&leader) {
+                return Ok(());
+            }
+            if shared.leader_dialable.load(Ordering::SeqCst) {
+                dialed.insert(leader);
+                return Ok(());
+            }
+            let dial = lock(&shared.forward_dial).unwrap_or(FOLLOWER_DELAY);
+            tokio::select! {
+                _ = tokio::time::sleep(dial) => Err(Status::unavailable(FOLLOWER_MESSAGE)),
+                _ = stopped.wait_for(|stop| *stop) => {
+                    Err(Status::unavailable("admin is shutting down"))
+                }
+            }
+        })
     }
 
     /// Sleeps `delay`, or answers UNAVAILABLE if the server stops meanwhile.
@@ -611,9 +711,19 @@ impl ControlPlane for Service {
         _request: Request<ProxyHeartbeat>,
     ) -> Result<Response<HeartbeatAck>, Status> {
         self.gate("Heartbeat").await?;
+        let leader = self.shared.leader.load(Ordering::SeqCst);
+        let message = if leader == self.node {
+            HEARTBEAT_MESSAGE
+        } else {
+            if leader != NO_LEADER {
+                // In the background, through the same lock as the writes.
+                drop(self.forward(leader));
+            }
+            HEARTBEAT_FORWARDED_MESSAGE
+        };
         Ok(Response::new(HeartbeatAck {
             success: true,
-            message: "Heartbeat received".into(),
+            message: message.into(),
             server_timestamp: now(),
         }))
     }
