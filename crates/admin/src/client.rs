@@ -28,6 +28,11 @@ pub type CallObserver = Arc<dyn Fn(&str, &str, &str, Duration) + Send + Sync>;
 /// context of that span).
 pub type MetadataHook = Arc<dyn Fn(&mut tonic::metadata::MetadataMap) + Send + Sync>;
 
+/// The operator's default deadline of every admin call (`--admin-timeout`): above a
+/// follower's answer to a write (about 2 s per forwarding attempt queued on it, up to 5 s
+/// seen), so a follower is told from a node that does not answer.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Port prism-admin serves `prism.ControlPlane` on by default; used when an endpoint has none.
 pub const DEFAULT_ADMIN_PORT: u16 = 8981;
 

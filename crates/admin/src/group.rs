@@ -5,9 +5,14 @@
 //! two seconds, and no RPC names the leader. A group therefore tries its endpoints in turn,
 //! starting with the one that accepted the last call, and keeps whichever accepts. Every clone
 //! shares that choice, so once the leader is known no call waits on a follower again.
+//!
+//! A follower forwards writes under one lock per process and each failed forward takes its
+//! dial time, so k writes sent to it at once answer after about 2·k s. While the leader is not
+//! known, callers therefore look for it one at a time: the others wait (at most one call's
+//! timeout) for that search and then go straight to the leader it found.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::AdminError;
 use super::client::{AdminClient, normalize_endpoint};
@@ -35,6 +40,10 @@ pub struct Accepted<T> {
 pub struct AdminGroup {
     clients: Arc<[AdminClient]>,
     leader: Arc<AtomicUsize>,
+    /// Whether the node at `leader` answered the last call made on it as the leader would.
+    confirmed: Arc<AtomicBool>,
+    /// Held by the caller looking for the leader.
+    search: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AdminGroup {
@@ -43,6 +52,8 @@ impl AdminGroup {
         Self {
             clients: clients.into(),
             leader: Arc::default(),
+            confirmed: Arc::default(),
+            search: Arc::default(),
         }
     }
 
@@ -94,7 +105,8 @@ impl AdminGroup {
 
     /// Runs `call` on the known leader, then on the other endpoints in order (jumping to a
     /// leader another call found meanwhile) until one accepts or answers with an error that
-    /// is not about leadership or reachability.
+    /// is not about leadership or reachability. Unless the known leader answered its last
+    /// call, only one caller at a time searches (see the module documentation).
     async fn on_leader<T, F, Fut>(&self, call: F) -> Result<Accepted<T>, AdminError>
     where
         F: Fn(AdminClient) -> Fut,
@@ -103,32 +115,64 @@ impl AdminGroup {
         let count = self.clients.len();
         let mut tried = vec![false; count];
         let mut failures: Vec<(usize, AdminError)> = Vec::new();
-        let mut next = self.leader.load(Ordering::Relaxed) % count;
+        let mut _searching = None;
+        let mut waited = false;
+        let mut last = self.leader.load(Ordering::Relaxed) % count;
         for attempt in 1..=count {
+            if count > 1 && !waited && !self.confirmed.load(Ordering::SeqCst) {
+                waited = true;
+                _searching = self.wait_for_search().await;
+            }
+            let known = self.leader.load(Ordering::Relaxed) % count;
+            let next = if !tried[known] {
+                known
+            } else {
+                match (1..count).map(|i| (last + i) % count).find(|i| !tried[*i]) {
+                    Some(i) => i,
+                    None => break,
+                }
+            };
             tried[next] = true;
+            last = next;
             match call(self.clients[next].clone()).await {
                 Ok(answer) => {
-                    self.leader.store(next, Ordering::Relaxed);
+                    self.found(next);
                     return Ok(Accepted {
                         answer,
                         endpoint: self.clients[next].endpoint().to_string(),
                         attempts: attempt,
                     });
                 }
-                Err(error) if count > 1 && moves_on(&error) => failures.push((next, error)),
-                Err(error) => return Err(error),
-            }
-            let known = self.leader.load(Ordering::Relaxed) % count;
-            next = if !tried[known] {
-                known
-            } else {
-                match (1..count).map(|i| (next + i) % count).find(|i| !tried[*i]) {
-                    Some(i) => i,
-                    None => break,
+                Err(error) if count > 1 && moves_on(&error) => {
+                    if self.leader.load(Ordering::Relaxed) % count == next {
+                        self.confirmed.store(false, Ordering::SeqCst);
+                    }
+                    failures.push((next, error));
                 }
-            };
+                Err(error) => {
+                    // An answer that is not about leadership came from the leader's side.
+                    self.found(next);
+                    return Err(error);
+                }
+            }
         }
         Err(self.none_accepted(failures))
+    }
+
+    /// Records that node `index` answered as the leader.
+    fn found(&self, index: usize) {
+        self.leader.store(index, Ordering::Relaxed);
+        self.confirmed.store(true, Ordering::SeqCst);
+    }
+
+    /// The search lock, once no other caller searches; `None` when the leader was found
+    /// meanwhile, or after waiting one call's timeout for it (then this caller searches too).
+    async fn wait_for_search(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        let wait = self.clients[0].timeout();
+        let guard = tokio::time::timeout(wait, Arc::clone(&self.search).lock_owned())
+            .await
+            .ok()?;
+        (!self.confirmed.load(Ordering::SeqCst)).then_some(guard)
     }
 
     fn none_accepted(&self, failures: Vec<(usize, AdminError)>) -> AdminError {

@@ -12,7 +12,9 @@ mod mapping;
 pub mod proto;
 mod tls;
 
-pub use client::{AdminClient, AdminPool, CallObserver, DEFAULT_ADMIN_PORT, MetadataHook, Probe};
+pub use client::{
+    AdminClient, AdminPool, CallObserver, DEFAULT_ADMIN_PORT, DEFAULT_TIMEOUT, MetadataHook, Probe,
+};
 pub use error::AdminError;
 pub use group::{Accepted, AdminGroup, MAX_ENDPOINTS, endpoints_of};
 pub use mapping::{

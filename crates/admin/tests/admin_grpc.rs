@@ -5,6 +5,7 @@
 use prism_testing::admin_server;
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use std::time::{Duration, Instant};
@@ -630,6 +631,66 @@ async fn a_followers_forwarding_attempts_queue_on_one_lock() {
     assert_eq!(nodes[0].forwarded(), 5);
     assert_eq!(nodes[2].proxies().len(), 5);
     assert!(nodes[0].proxies().iter().all(|p| p.starts_with("proxy-")));
+}
+
+#[tokio::test]
+async fn concurrent_writes_through_a_group_whose_first_node_follows_reach_the_leader() {
+    const K: usize = 6;
+    let nodes = AdminServer::start_ha(3).await;
+    nodes[0].set_leader(1);
+    nodes[0].add_proxy("proxy-a");
+    let outcomes: Arc<Mutex<Vec<(String, String, Duration)>>> = Arc::default();
+    let seen = outcomes.clone();
+    let pool = AdminPool::new(prism_admin::DEFAULT_TIMEOUT).with_observer(Arc::new(
+        move |_rpc: &str, endpoint: &str, outcome: &str, took: Duration| {
+            seen.lock()
+                .unwrap()
+                .push((endpoint.to_string(), outcome.to_string(), took));
+        },
+    ));
+    let group = pool.group(&list(&nodes)).unwrap();
+    assert_eq!(
+        group.leader(),
+        nodes[0].endpoint(),
+        "the follower is tried first"
+    );
+
+    let started = Instant::now();
+    let accepted = futures::future::join_all((0..K).map(|i| {
+        let group = group.clone();
+        async move {
+            group
+                .create_namespace(request(&format!("ns-{i}"), labelled("redis")))
+                .await
+        }
+    }))
+    .await;
+    let took = started.elapsed();
+    let outcomes = outcomes.lock().unwrap().clone();
+    println!("{K} concurrent writes took {took:?}; calls: {outcomes:?}");
+    for answer in &accepted {
+        let answer = answer.as_ref().unwrap();
+        assert_eq!(answer.endpoint, nodes[1].endpoint());
+    }
+    assert_eq!(nodes[1].namespaces().len(), K);
+    // Only one write waited on the follower: no caller timed out, none queued behind another.
+    let on_follower: Vec<_> = outcomes
+        .iter()
+        .filter(|(endpoint, _, _)| *endpoint == nodes[0].endpoint())
+        .collect();
+    assert_eq!(on_follower.len(), 1, "{outcomes:?}");
+    assert_eq!(on_follower[0].1, "AdminUnavailable", "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|(_, outcome, _)| outcome != "AdminTimeout"),
+        "{outcomes:?}"
+    );
+    assert!(took >= admin_server::FOLLOWER_DELAY, "{took:?}");
+    assert!(
+        took < prism_admin::DEFAULT_TIMEOUT + Duration::from_secs(20),
+        "{took:?}"
+    );
 }
 
 #[tokio::test]

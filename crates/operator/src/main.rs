@@ -106,8 +106,8 @@ struct AdminArgs {
         requires = "admin_client_cert"
     )]
     admin_client_key: Option<PathBuf>,
-    /// Deadline of every call to Prism admin.
-    #[arg(long, default_value = "5s", value_parser = duration)]
+    /// Deadline of every call to Prism admin (above a follower's answer to a write).
+    #[arg(long, default_value = "10s", value_parser = duration)]
     admin_timeout: Duration,
 }
 
@@ -556,5 +556,26 @@ fn run_operator(args: RunArgs) -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--admin-timeout`, the chart's `adminTimeout` and the library's default agree.
+    #[test]
+    fn the_admin_timeout_default_is_the_same_everywhere() {
+        let cli = Cli::try_parse_from(["prism-operator", "preflight"]).unwrap();
+        let Command::Preflight(args) = cli.command else {
+            unreachable!("parsed preflight")
+        };
+        assert_eq!(args.admin.admin_timeout, prism_admin::DEFAULT_TIMEOUT);
+        let values = include_str!("../../../charts/prism-operator/values.yaml");
+        let chart = values
+            .lines()
+            .find_map(|l| l.strip_prefix("adminTimeout: "))
+            .expect("adminTimeout in values.yaml");
+        assert_eq!(duration(chart).unwrap(), prism_admin::DEFAULT_TIMEOUT);
     }
 }

@@ -114,7 +114,7 @@ pub fn for_tests(client: Client, view: View) -> Ctx {
         resync: Duration::from_secs(300),
         admin_endpoint: None,
         allow_shared_admin: false,
-        admin_timeout: Duration::from_secs(5),
+        admin_timeout: prism_admin::DEFAULT_TIMEOUT,
         admin_tls: None,
         deletion_deadline: Duration::from_secs(600),
     };
