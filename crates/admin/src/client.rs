@@ -16,7 +16,7 @@ use super::group::{AdminGroup, endpoints_of};
 use super::proto::control_plane_client::ControlPlaneClient;
 use super::proto::{
     CreateNamespaceRequest, CreateNamespaceResponse, NamespaceConfig, NamespaceRevocation,
-    NamespaceRevocationAck, ProxyRegistration, ProxyRegistrationAck,
+    NamespaceRevocationAck, ProxyHeartbeat, ProxyRegistration, ProxyRegistrationAck,
 };
 use super::{AdminError, AdminTls};
 
@@ -233,6 +233,29 @@ impl AdminClient {
         }
     }
 
+    /// Whether this node leads its admin group. No RPC says, and upstream's followers and
+    /// leader only differ on Raft writes and on Heartbeat, so this sends a Heartbeat of
+    /// [`ROLE_PROBE_PROXY`], a proxy that never registers: the leader answers "Heartbeat
+    /// received" (its state machine refuses the update of an unregistered proxy, so nothing
+    /// changes), a follower "Heartbeat forwarded to leader", at once. Any other answer is
+    /// taken as a single admin's, which leads.
+    pub async fn role(&self) -> Result<Role, AdminError> {
+        let heartbeat = ProxyHeartbeat {
+            proxy_id: ROLE_PROBE_PROXY.to_string(),
+            ..Default::default()
+        };
+        let ack = self
+            .call("Heartbeat", &[], heartbeat, |mut c, r| async move {
+                c.heartbeat(r).await
+            })
+            .await?;
+        Ok(if ack.message.contains("forwarded") {
+            Role::Follower
+        } else {
+            Role::Leader
+        })
+    }
+
     /// Runs one unary call under the timeout, in a span of its own (RPC, endpoint, outcome),
     /// and classifies its failure. Logs and records the RPC name, endpoint and outcome only,
     /// never the request.
@@ -325,6 +348,18 @@ impl AdminClient {
         }
         result
     }
+}
+
+/// The proxy id of [`AdminClient::role`]'s Heartbeat.
+pub const ROLE_PROBE_PROXY: &str = "prism-operator-role-probe";
+
+/// What a node of an admin group is, by [`AdminClient::role`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// It accepts writes.
+    Leader,
+    /// It forwards writes to the leader, if there is one.
+    Follower,
 }
 
 /// What [`AdminClient::probe`] found at an endpoint.

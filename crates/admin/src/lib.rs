@@ -14,6 +14,7 @@ mod tls;
 
 pub use client::{
     AdminClient, AdminPool, CallObserver, DEFAULT_ADMIN_PORT, DEFAULT_TIMEOUT, MetadataHook, Probe,
+    ROLE_PROBE_PROXY, Role,
 };
 pub use error::AdminError;
 pub use group::{Accepted, AdminGroup, MAX_ENDPOINTS, endpoints_of};

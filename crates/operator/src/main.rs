@@ -33,8 +33,8 @@ enum Command {
     /// Run the controllers until SIGTERM.
     Run(Box<RunArgs>),
     /// Check, without writing anything, that the operator can run here: the API server and its
-    /// version, the CRDs, every permission of the identity in use, and every configured Prism
-    /// admin endpoint. Exits 0 only when every check passes.
+    /// version, the CRDs, every permission of the identity in use, and that every configured
+    /// Prism admin group has a leader. Exits 0 only when every check passes.
     Preflight(Box<PreflightArgs>),
 }
 

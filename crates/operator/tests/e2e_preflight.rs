@@ -1,7 +1,8 @@
 //! `prism-operator preflight` on a real control plane, as the chart's ServiceAccount: all green
 //! after `helm install`, and each failure class red with a clear line (API server unreachable,
-//! CRD missing or stale, a permission removed, admin down), without writing to admin. The
-//! chart's roles grant exactly the permissions the operator's table lists.
+//! CRD missing or stale, a permission removed, admin down, an admin group without a leader),
+//! without changing admin. The chart's roles grant exactly the permissions the operator's table
+//! lists.
 
 use prism_testing as support;
 
@@ -61,7 +62,10 @@ async fn preflight_is_green_with_the_chart_and_red_for_each_failure() {
     service_account_kubeconfig(&admin_client, &release_ns, "prism-operator", &sa).await;
 
     let prism_admin = AdminServer::start().await;
-    let ha = AdminServer::start_ha(2).await;
+    // An HA admin with one node of three down: writes still work through the leader.
+    let ha = AdminServer::start_ha(3).await;
+    ha[0].set_leader(1);
+    ha[2].stop().await;
     let (_, fleet_ns) = test_namespace_with("fleet", &NamespaceOptions::restricted()).await;
     let shard = format!(
         "apiVersion: prism.io/v1beta1
@@ -70,10 +74,11 @@ metadata: {{name: own}}
 spec:
   product: p
   backends: [postgres]
-  adminEndpoint: {},{}
+  adminEndpoint: {},{},{}
 ",
         ha[0].host_port(),
-        ha[1].host_port()
+        ha[1].host_port(),
+        ha[2].host_port()
     );
     apply_yaml(&admin_client, &fleet_ns, &shard).await;
     let endpoint = prism_admin.endpoint();
@@ -116,20 +121,63 @@ spec:
         line(&out, &format!("admin {endpoint}")).contains("default"),
         "{out}"
     );
-    let own = line(&out, &format!("admin {}", ha[1].endpoint()));
+    let group = format!(
+        "admin {},{},{}",
+        ha[0].endpoint(),
+        ha[1].endpoint(),
+        ha[2].endpoint()
+    );
+    let own = line(&out, &group);
     assert!(own.contains(&format!("{fleet_ns}/own")), "{own}");
+    assert!(
+        own.contains(&format!(
+            "leader {}; 2 of 3 nodes answer",
+            ha[1].host_port()
+        )),
+        "{own}"
+    );
     println!("{out}");
     let (code, json) = preflight(&sa, &[&args[..], &["-o", "json"]].concat());
     assert_eq!(code, 0);
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(json["ok"], true);
+    let nodes = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == group.as_str())
+        .map(|c| c["nodes"].clone());
+    assert_eq!(
+        nodes,
+        Some(serde_json::json!({"listed": 3, "answering": 2, "leader": ha[1].host_port()}))
+    );
     assert_eq!(
         json["checks"].as_array().unwrap().len(),
         out.lines().count() - 1
     );
-    // Nothing reached admin's RPCs, let alone a write.
-    assert!(prism_admin.calls().is_empty(), "{:?}", prism_admin.calls());
-    assert!(ha[0].calls().is_empty() && prism_admin.proxies().is_empty());
+    // Only the role probe (a Heartbeat of a proxy that never registers) reached admin.
+    for admin in [&prism_admin, &ha[0]] {
+        assert!(
+            admin.calls().keys().all(|rpc| *rpc == "Heartbeat"),
+            "{:?}",
+            admin.calls()
+        );
+        assert!(admin.proxies().is_empty() && admin.namespaces().is_empty());
+    }
+
+    // Quorum lost: the survivor answers but no node accepts writes.
+    ha[1].stop().await;
+    ha[0].lose_quorum();
+    let (code, out) = preflight(&sa, &args);
+    assert_eq!(code, 1, "{out}");
+    let lost = line(&out, &group);
+    assert!(
+        lost.starts_with("FAIL")
+            && lost.contains("1 node answers, none accepts writes (no leader)"),
+        "{lost}"
+    );
+    ha[1].restart().await;
+    ha[0].set_leader(1);
 
     // Admin down.
     prism_admin.stop().await;

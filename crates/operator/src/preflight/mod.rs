@@ -1,7 +1,8 @@
 //! `prism-operator preflight`: checks, without writing anything, that the operator can run with
 //! the identity and settings in use: the API server and its version, the three CRDs (installed,
 //! established, and the ones this binary serves), every permission (SelfSubjectAccessReview),
-//! and every configured Prism admin endpoint answering gRPC with the configured TLS.
+//! and every configured Prism admin group (the endpoint list a shard or the operator uses)
+//! answering gRPC with the configured TLS and having a leader that accepts writes.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +18,7 @@ use serde_json::Value;
 pub mod rbac;
 
 use crate::view::key;
-use prism_admin::{AdminPool, Probe};
+use prism_admin::{AdminPool, Role};
 use prism_api::PrismShard;
 use rbac::{Needs, Permission, Scope, permissions};
 
@@ -54,6 +55,20 @@ pub struct Check {
     pub ok: bool,
     /// What was found.
     pub message: String,
+    /// For an admin group: how many nodes answer and which leads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<Nodes>,
+}
+
+/// The nodes of one admin group, as preflight found them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Nodes {
+    /// Endpoints listed.
+    pub listed: usize,
+    /// Endpoints that answered.
+    pub answering: usize,
+    /// The endpoint that accepts writes, if one does.
+    pub leader: Option<String>,
 }
 
 impl Check {
@@ -62,6 +77,7 @@ impl Check {
             check: check.into(),
             ok: true,
             message: message.into(),
+            nodes: None,
         }
     }
 
@@ -70,6 +86,7 @@ impl Check {
             check: check.into(),
             ok: false,
             message: message.into(),
+            nodes: None,
         }
     }
 }
@@ -310,9 +327,11 @@ async fn shards(client: &Client, cfg: &Config) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// Every configured admin endpoint answers gRPC: the default one(s) and the shards' own.
-async fn admin(cfg: &Config, shards: &[(String, String)]) -> Vec<Check> {
-    let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+/// Every configured admin group (the default one and the shards' own) has a leader: a node
+/// that answers gRPC and accepts writes.
+pub async fn admin(cfg: &Config, shards: &[(String, String)]) -> Vec<Check> {
+    let tls = cfg.admin.tls().is_some();
+    let mut users: BTreeMap<Vec<String>, Vec<String>> = BTreeMap::new();
     let lists = cfg
         .admin_endpoint
         .iter()
@@ -320,12 +339,8 @@ async fn admin(cfg: &Config, shards: &[(String, String)]) -> Vec<Check> {
         .chain(shards.iter().cloned());
     let mut checks = Vec::new();
     for (user, list) in lists {
-        match prism_admin::endpoints_of(&list, cfg.admin.tls().is_some()) {
-            Ok(endpoints) => {
-                for endpoint in endpoints {
-                    users.entry(endpoint).or_default().push(user.clone());
-                }
-            }
+        match prism_admin::endpoints_of(&list, tls) {
+            Ok(endpoints) => users.entry(endpoints).or_default().push(user),
             Err(e) => checks.push(Check::fail(
                 format!("admin {list}"),
                 format!("{e} (used by {user})"),
@@ -338,38 +353,78 @@ async fn admin(cfg: &Config, shards: &[(String, String)]) -> Vec<Check> {
             "no Prism admin endpoint is configured: set --admin-endpoint, or spec.adminEndpoint on every shard",
         ));
     }
-    for (endpoint, used_by) in users {
-        let check = format!("admin {endpoint}");
-        let used_by = used_by.join(", ");
-        let client = match cfg.admin.client(&endpoint) {
-            Ok(client) => client,
-            Err(e) => {
-                checks.push(Check::fail(check, e.to_string()));
-                continue;
-            }
-        };
-        let transport = if client.is_tls() {
-            "over TLS"
-        } else {
-            "in plaintext"
-        };
-        checks.push(match client.probe().await {
-            Ok(Probe::NoHealthService) => Check::pass(
-                check,
-                format!("answers gRPC {transport} (no health service, as prism-admin); used by {used_by}"),
-            ),
-            Ok(Probe::Serving) => Check::pass(
-                check,
-                format!("answers gRPC {transport}, health SERVING; used by {used_by}"),
-            ),
-            Ok(Probe::NotServing(status)) => Check::fail(
-                check,
-                format!("answers gRPC {transport} but its health status is {status}, not SERVING; used by {used_by}"),
-            ),
-            Err(e) => Check::fail(check, format!("{e}; used by {used_by}")),
+    let transport = if tls { "over TLS" } else { "in plaintext" };
+    for (endpoints, used_by) in users {
+        let roles = futures::future::join_all(endpoints.iter().map(|endpoint| async move {
+            let role = match cfg.admin.client(endpoint) {
+                Ok(client) => client.role().await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            (endpoint.clone(), role)
+        }))
+        .await;
+        let check = group(&format!("admin {}", endpoints.join(",")), &roles, transport);
+        checks.push(Check {
+            message: format!("{}; used by {}", check.message, used_by.join(", ")),
+            ..check
         });
     }
     checks
+}
+
+/// The check of one admin group from what each of its nodes said it is (or why it did not
+/// answer): pass when exactly one node leads.
+pub fn group(check: &str, roles: &[(String, Result<Role, String>)], transport: &str) -> Check {
+    let address = |endpoint: &str| {
+        endpoint
+            .split_once("://")
+            .map_or(endpoint, |(_, rest)| rest)
+            .to_string()
+    };
+    let listed = roles.len();
+    let answering = roles.iter().filter(|(_, r)| r.is_ok()).count();
+    let leaders: Vec<String> = roles
+        .iter()
+        .filter(|(_, r)| *r == Ok(Role::Leader))
+        .map(|(e, _)| address(e))
+        .collect();
+    let silent: Vec<String> = roles
+        .iter()
+        .filter_map(|(e, r)| r.as_ref().err().map(|why| format!("{}: {why}", address(e))))
+        .collect();
+    let answer = |n: usize| if n == 1 { "answers" } else { "answer" };
+    let mut message = match (answering, leaders.as_slice()) {
+        (0, _) if listed == 1 => "does not answer".to_string(),
+        (0, _) => format!("none of the {listed} nodes answers"),
+        (_, [leader]) => format!(
+            "leader {leader}; {answering} of {listed} {} {} gRPC {transport}",
+            if listed == 1 { "node" } else { "nodes" },
+            answer(answering)
+        ),
+        (_, []) => format!(
+            "{answering} {} {}, none accepts writes (no leader)",
+            if answering == 1 { "node" } else { "nodes" },
+            answer(answering)
+        ),
+        (_, many) => format!(
+            "{} nodes accept writes ({}): they are not the nodes of one admin",
+            many.len(),
+            many.join(", ")
+        ),
+    };
+    if !silent.is_empty() {
+        message.push_str(&format!(" ({})", silent.join("; ")));
+    }
+    Check {
+        check: check.to_string(),
+        ok: leaders.len() == 1,
+        message,
+        nodes: Some(Nodes {
+            listed,
+            answering,
+            leader: (leaders.len() == 1).then(|| leaders[0].clone()),
+        }),
+    }
 }
 
 /// An API error without its body.
@@ -431,6 +486,132 @@ mod tests {
             difference(&ours, &two, "spec").as_deref(),
             Some("spec.versions (2 items, expected 1)")
         );
+    }
+
+    /// Preflight's admin checks of `lists`, as the operator's default endpoint list(s).
+    async fn admin_checks(lists: &[String]) -> Vec<Check> {
+        let shards: Vec<(String, String)> = lists
+            .iter()
+            .map(|l| ("fleet/own".to_string(), l.clone()))
+            .collect();
+        let cfg = Config {
+            watch_namespace: None,
+            lease_namespace: None,
+            workload_writes: true,
+            webhook_certificates: None,
+            metrics_auth: false,
+            admin_endpoint: None,
+            admin: AdminPool::new(std::time::Duration::from_secs(2)),
+        };
+        admin(&cfg, &shards).await
+    }
+
+    fn list(nodes: &[prism_testing::admin_server::AdminServer]) -> String {
+        let hosts: Vec<String> = nodes.iter().map(|n| n.host_port()).collect();
+        hosts.join(",")
+    }
+
+    #[tokio::test]
+    async fn an_admin_group_passes_with_a_leader_and_fails_without_one() {
+        use prism_testing::admin_server::AdminServer;
+        let nodes = AdminServer::start_ha(3).await;
+        nodes[0].set_leader(1);
+        let lists = [list(&nodes)];
+
+        // One node of three dead: writes still work through the leader.
+        nodes[2].stop().await;
+        let checks = admin_checks(&lists).await;
+        assert_eq!(checks.len(), 1, "{checks:?}");
+        let check = &checks[0];
+        let leader = nodes[1].host_port();
+        assert!(check.ok, "{check:?}");
+        assert!(
+            check
+                .message
+                .starts_with(&format!("leader {leader}; 2 of 3 nodes answer")),
+            "{check:?}"
+        );
+        assert!(check.message.contains(&nodes[2].host_port()), "{check:?}");
+        assert!(check.message.ends_with("used by fleet/own"), "{check:?}");
+        let endpoints: Vec<String> = nodes.iter().map(|n| n.endpoint()).collect();
+        assert_eq!(check.check, format!("admin {}", endpoints.join(",")));
+        let json: Value = serde_json::from_str(&json(&checks)).unwrap();
+        assert_eq!(
+            json["checks"][0]["nodes"],
+            json!({"listed": 3, "answering": 2, "leader": leader})
+        );
+
+        // Every node answers but none leads: no write can succeed.
+        nodes[2].restart().await;
+        nodes[0].lose_quorum();
+        let check = &admin_checks(&lists).await[0];
+        assert!(!check.ok, "{check:?}");
+        assert!(
+            check
+                .message
+                .starts_with("3 nodes answer, none accepts writes (no leader)"),
+            "{check:?}"
+        );
+
+        // Quorum lost: two of three dead, the survivor answers without a leader.
+        nodes[1].stop().await;
+        nodes[2].stop().await;
+        let check = &admin_checks(&lists).await[0];
+        assert!(!check.ok, "{check:?}");
+        assert!(
+            check
+                .message
+                .starts_with("1 node answers, none accepts writes (no leader)"),
+            "{check:?}"
+        );
+        assert_eq!(
+            check.nodes,
+            Some(Nodes {
+                listed: 3,
+                answering: 1,
+                leader: None
+            })
+        );
+
+        // Nothing answers.
+        nodes[0].stop().await;
+        let check = &admin_checks(&lists).await[0];
+        assert!(!check.ok, "{check:?}");
+        assert!(
+            check.message.starts_with("none of the 3 nodes answers"),
+            "{check:?}"
+        );
+
+        // A single admin leads itself; preflight changed nothing in any of them.
+        let single = AdminServer::start().await;
+        let check = &admin_checks(&[single.host_port()]).await[0];
+        assert!(check.ok, "{check:?}");
+        assert!(
+            check.message.starts_with(&format!(
+                "leader {}; 1 of 1 node answers gRPC in plaintext",
+                single.host_port()
+            )),
+            "{check:?}"
+        );
+        for admin in [&single, &nodes[0]] {
+            assert!(admin.proxies().is_empty() && admin.namespaces().is_empty());
+            assert!(
+                admin.calls().keys().all(|rpc| *rpc == "Heartbeat"),
+                "{:?}",
+                admin.calls()
+            );
+        }
+    }
+
+    #[test]
+    fn two_leaders_are_not_one_admin() {
+        let roles = [
+            ("http://a:1".to_string(), Ok(Role::Leader)),
+            ("http://b:1".to_string(), Ok(Role::Leader)),
+        ];
+        let check = group("admin x", &roles, "in plaintext");
+        assert!(!check.ok);
+        assert!(check.message.contains("a:1, b:1"), "{check:?}");
     }
 
     #[test]
