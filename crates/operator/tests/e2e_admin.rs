@@ -157,18 +157,28 @@ async fn an_ha_admin_is_followed_to_its_leader_through_two_moves() {
          follower",
         (creates + registers) as f64 / total as f64
     );
-    // Each move costs at most one follower answer per call in flight; otherwise every call
-    // goes straight to the leader.
+    // Calls in flight on the old leader when it steps down queue on its forwarding lock (as
+    // upstream's do): the first answer as a follower, the rest time out. The operator counts
+    // both; every other call goes straight to the leader.
+    let metrics = op.metrics().await;
+    let timed_out: usize = metrics
+        .lines()
+        .filter(|l| l.starts_with("prism_operator_admin_calls_total{"))
+        .filter(|l| l.contains("rpc=\"CreateNamespace\"") && l.contains("outcome=\"AdminTimeout\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as usize;
+    println!("{timed_out} CreateNamespace calls timed out on a node that had stepped down");
     assert!(
-        refused <= 2 * concurrency,
-        "{refused} calls hit a follower: the leader was not kept"
+        refused + timed_out <= 2 * concurrency,
+        "{refused} follower answers and {timed_out} timeouts: the leader was not kept"
     );
-    // One upsert per namespace, plus one per follower answer: a namespace is not sent again
-    // while nothing admin would see changed (its own status write, say), and at most a few
-    // more come from pods or shards changing meanwhile.
+    // One upsert per namespace, plus one per follower answer or timeout: a namespace is not
+    // sent again while nothing admin would see changed (its own status write, say), and at most
+    // a few more come from pods or shards changing meanwhile.
     assert!(
-        creates <= total + refused + 10,
-        "{creates} creates for {total} namespaces: {histogram:?}"
+        creates <= total + refused + timed_out + 10,
+        "{creates} creates for {total} namespaces ({refused} follower answers, {timed_out} \
+         timeouts): {histogram:?}"
     );
     assert!(registers <= 2 * 2, "{registers} registrations of 2 proxies");
 

@@ -122,7 +122,7 @@ async fn sync(ns: &PrismNamespace, ctx: &Context) -> Result<Action, Error> {
         // reconcile came from our own status write, say): no call.
         return Ok(Action::requeue(ctx.settings.resync));
     }
-    let synced = upsert::push(
+    let pushed = upsert::push(
         (&ctx.client, &ctx.admin),
         ns,
         &placed.shard,
@@ -130,9 +130,16 @@ async fn sync(ns: &PrismNamespace, ctx: &Context) -> Result<Action, Error> {
         &placed.pods,
     )
     .await;
+    let (synced, epoch) = match pushed {
+        Ok(p) => (Ok(p.synced), Some(p.epoch)),
+        Err(e) => (Err(e), None),
+    };
     let action = report(ns, ctx, &old, &mut status, &placed, &synced).await?;
-    if synced.is_ok() {
-        ctx.pushes.record(&key, inputs);
+    if let Some(epoch) = epoch {
+        // What admin saw when the namespace was sent: proxies it accepted since then send it
+        // again.
+        let sent = push_inputs(ns, &placed.shard, endpoints, epoch, &placed.pods);
+        ctx.pushes.record(&key, sent);
     }
     Ok(action)
 }

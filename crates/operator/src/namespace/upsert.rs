@@ -26,10 +26,21 @@ pub async fn push(
     shard: &PrismShard,
     endpoints: Option<&str>,
     pods: &[Arc<Pod>],
-) -> Result<Synced, Error> {
+) -> Result<Pushed, Error> {
     let endpoints = endpoints.ok_or(Error::NoAdminEndpoint)?;
     let connection = connection_string(client, ns).await?;
     Ok(upsert(admin, ns, shard, endpoints, pods, connection.as_deref()).await?)
+}
+
+/// What admin answered an upsert, and [`Admin::proxy_epoch`] as the namespace was sent: once
+/// its own proxies were registered, before `CreateNamespace`. A proxy admin accepts after that
+/// moves the epoch on, so the namespace is sent again.
+#[derive(Debug)]
+pub struct Pushed {
+    /// Admin's answer and the node that gave it.
+    pub synced: Synced,
+    /// The proxies admin knew, as an epoch.
+    pub epoch: u64,
 }
 
 /// Reads a Secret-referenced connection string; the value is never logged or reported.
@@ -82,7 +93,7 @@ async fn upsert(
     endpoints: &str,
     pods: &[Arc<Pod>],
     connection: Option<&str>,
-) -> Result<Synced, AdminError> {
+) -> Result<Pushed, AdminError> {
     let group = admin.group(endpoints)?;
     let shard_key = key(shard);
     for pod in pods {
@@ -96,6 +107,7 @@ async fn upsert(
             })
             .await?;
     }
+    let epoch = admin.proxy_epoch(endpoints);
     let request = proto::CreateNamespaceRequest {
         namespace: ns.name_any(),
         requesting_proxy: pods.first().map(|p| pod_proxy_id(p)).unwrap_or_default(),
@@ -108,7 +120,7 @@ async fn upsert(
             admin.forget_endpoint(endpoints);
             Err(e)
         }
-        other => other,
+        other => other.map(|synced| Pushed { synced, epoch }),
     }
 }
 
@@ -223,9 +235,11 @@ mod tests {
         let admin = admin();
         let shard: PrismShard = serde_json::from_value(shard("team", "s", 0, None)).unwrap();
         let endpoints = server.host_port();
-        let synced = push((&client, &admin), &ns(), &shard, Some(&endpoints), &pods())
+        let pushed = push((&client, &admin), &ns(), &shard, Some(&endpoints), &pods())
             .await
             .expect("synced");
+        let synced = pushed.synced;
+        assert_eq!(pushed.epoch, 2, "sent once both proxies were registered");
         assert_eq!(lines(&calls), ["GET /api/v1/namespaces/team/secrets/db"]);
         assert_eq!(server.proxies(), ["prism-s-0.team", "prism-s-1.team"]);
         let request = server.last_request("orders").expect("created");
