@@ -56,6 +56,13 @@ fn example_fleet_matches_golden_output() {
 }
 
 #[test]
+fn upstream_plugin_example_matches_golden_output() {
+    let out = run(&["render", "examples/upstream-plugin"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    golden("upstream-plugin.yaml", &stdout(&out));
+}
+
+#[test]
 fn network_example_matches_golden_output() {
     let out = run(&["render", "examples/network"]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -15,6 +15,10 @@ pub const DATA_PORT: i32 = 8980;
 pub const METRICS_PORT: i32 = 9090;
 /// Default gRPC port of a plugin.
 pub const DEFAULT_PLUGIN_PORT: i32 = 50100;
+/// Where a plugin container finds its configuration file (`spec.configFrom`).
+pub const PLUGIN_CONFIG_DIR: &str = "/etc/prism/plugin";
+/// The name of that file.
+pub const PLUGIN_CONFIG_FILE: &str = "config.yaml";
 /// Where in-process plugins are installed inside shard pods.
 pub const PLUGIN_DIR: &str = "/opt/prism/plugins";
 /// Value of `app.kubernetes.io/managed-by` on everything rendered.

@@ -674,4 +674,109 @@ mod tests {
         assert!(err.contains("sidecar nats needs port 8980"), "{err}");
         assert!(err.contains("the proxy's data port"), "{err}");
     }
+
+    /// `configFrom`, `args` and `env` reach every plugin container, sidecar or remote: the
+    /// Secret key as a read-only file named in `-config`, the arguments after the rendered ones,
+    /// a variable with a rendered name in its place.
+    #[test]
+    fn plugin_config_args_and_env_reach_the_plugin_container() {
+        use crate::api::{PluginEnvVar, SecretKeySelector, ValueSource};
+        let secret = |name: &str, key: &str| ValueSource {
+            secret_key_ref: SecretKeySelector {
+                name: name.into(),
+                key: key.into(),
+            },
+        };
+        let mut fleet = example_fleet();
+        for plugin in fleet
+            .plugins
+            .iter_mut()
+            .filter(|p| ["postgres", "kafka"].contains(&p.value.name_any().as_str()))
+        {
+            let spec = &mut plugin.value.spec;
+            spec.config_from = Some(secret("driver", "plugin.yaml"));
+            spec.deployment.args = vec!["-debug".into(), "-metrics-port=9999".into()];
+            spec.deployment.env = vec![
+                PluginEnvVar {
+                    name: "PRISM_PLUGIN_VERSION".into(),
+                    value: Some("pinned".into()),
+                    value_from: None,
+                },
+                PluginEnvVar {
+                    name: "DATABASE_URL".into(),
+                    value: None,
+                    value_from: Some(secret("db", "url")),
+                },
+            ];
+        }
+        let objects = Renderer::embedded().render_fleet(&fleet).unwrap();
+        let mut checked = Vec::new();
+        for o in objects
+            .iter()
+            .filter(|o| matches!(o.kind.as_str(), "StatefulSet" | "Deployment"))
+        {
+            let pod = &o.value["spec"]["template"]["spec"];
+            let containers = pod["containers"].as_array().unwrap();
+            for c in containers.iter().filter(|c| {
+                c["name"] == "plugin-postgres"
+                    || (o.name == "prism-plugin-kafka" && c["name"] == "plugin")
+            }) {
+                let port = c["ports"][0]["containerPort"].as_i64().unwrap();
+                assert_eq!(
+                    c["args"],
+                    serde_json::json!([
+                        "-config=/etc/prism/plugin/config.yaml",
+                        format!("-grpc-port={port}"),
+                        format!("-metrics-port={}", port + 1),
+                        "-debug",
+                        "-metrics-port=9999"
+                    ]),
+                    "{}",
+                    o.id()
+                );
+                assert_eq!(
+                    c["env"],
+                    serde_json::json!([
+                        {"name": "PRISM_PLUGIN_NAME", "value": c["env"][0]["value"]},
+                        {"name": "PRISM_PLUGIN_VERSION", "value": "pinned"},
+                        {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "db", "key": "url"}}}
+                    ])
+                );
+                let mount = c["volumeMounts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|m| m["mountPath"] == "/etc/prism/plugin")
+                    .expect("the config file is mounted");
+                assert_eq!(mount["readOnly"], true);
+                let volume = pod["volumes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|v| v["name"] == mount["name"])
+                    .expect("its volume");
+                assert_eq!(
+                    volume["secret"],
+                    serde_json::json!({"secretName": "driver", "defaultMode": 0o440,
+                        "items": [{"key": "plugin.yaml", "path": "config.yaml"}]})
+                );
+                checked.push(o.name.clone());
+            }
+            // Containers of other plugins are untouched.
+            for c in containers
+                .iter()
+                .filter(|c| c["name"] == "plugin-nats" || c["name"] == "proxy")
+            {
+                let args = c["args"].as_array().cloned().unwrap_or_default();
+                assert!(!args.iter().any(|a| a == "-debug"), "{}", o.id());
+            }
+        }
+        checked.sort();
+        checked.dedup();
+        assert!(
+            checked.contains(&"prism-plugin-kafka".to_string()),
+            "{checked:?}"
+        );
+        assert!(checked.len() >= 3, "{checked:?}");
+    }
 }

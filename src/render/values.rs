@@ -68,18 +68,67 @@ fn health_service(plugin: &PrismPlugin) -> String {
         .unwrap_or_else(|| plugin.name_any())
 }
 
+/// The plugin container's environment: its name and version, then the plugin's own variables
+/// (one with a rendered name takes its place).
 fn plugin_env(plugin: &PrismPlugin) -> Value {
-    json!([
-        {"name": "PRISM_PLUGIN_NAME", "value": plugin.name_any()},
-        {"name": "PRISM_PLUGIN_VERSION", "value": plugin.spec.version},
-    ])
+    let mut env: Vec<(String, Value)> = vec![
+        (
+            "PRISM_PLUGIN_NAME".into(),
+            json!({"name": "PRISM_PLUGIN_NAME", "value": plugin.name_any()}),
+        ),
+        (
+            "PRISM_PLUGIN_VERSION".into(),
+            json!({"name": "PRISM_PLUGIN_VERSION", "value": plugin.spec.version}),
+        ),
+    ];
+    for var in &plugin.spec.deployment.env {
+        let rendered = match (&var.value, &var.value_from) {
+            (_, Some(from)) => json!({"name": var.name, "valueFrom": {"secretKeyRef": {
+                "name": from.secret_key_ref.name, "key": from.secret_key_ref.key}}}),
+            (value, None) => json!({"name": var.name, "value": value.clone().unwrap_or_default()}),
+        };
+        match env.iter_mut().find(|(name, _)| *name == var.name) {
+            Some(slot) => slot.1 = rendered,
+            None => env.push((var.name.clone(), rendered)),
+        }
+    }
+    Value::Array(env.into_iter().map(|(_, v)| v).collect())
 }
 
-fn plugin_args(port: i32) -> Vec<String> {
-    vec![
-        format!("-grpc-port={port}"),
-        format!("-metrics-port={}", port + 1),
-    ]
+/// The plugin container's arguments: its configuration file when it has one, its ports, then
+/// the plugin's own arguments.
+fn plugin_args(plugin: &PrismPlugin, port: i32) -> Vec<String> {
+    let config = plugin
+        .spec
+        .config_from
+        .as_ref()
+        .map(|_| format!("-config={PLUGIN_CONFIG_DIR}/{PLUGIN_CONFIG_FILE}"));
+    config
+        .into_iter()
+        .chain([
+            format!("-grpc-port={port}"),
+            format!("-metrics-port={}", port + 1),
+        ])
+        .chain(plugin.spec.deployment.args.iter().cloned())
+        .collect()
+}
+
+/// The Secret volume of the plugin's configuration file, named `volume`, if it has one.
+fn plugin_config_volume(plugin: &PrismPlugin, volume: &str) -> Value {
+    plugin
+        .spec
+        .config_from
+        .as_ref()
+        .map_or(Value::Null, |from| {
+            json!({
+                "name": volume,
+                "secret": {
+                    "secretName": from.secret_key_ref.name,
+                    "items": [{"key": from.secret_key_ref.key, "path": PLUGIN_CONFIG_FILE}],
+                    "defaultMode": 0o440,
+                },
+            })
+        })
 }
 
 /// `PRISM_PLUGIN_<NAME>_ADDR`.
@@ -293,8 +342,10 @@ fn sidecar_json(plugin: &PrismPlugin, name: &str, image: &str, port: i32, i: usi
     json!({
         "container": format!("plugin-{name}"),
         "image": image,
-        "args": plugin_args(port),
+        "args": plugin_args(plugin, port),
         "env": plugin_env(plugin),
+        "config_volume": plugin_config_volume(plugin, &format!("plugin-config-{i}")),
+        "config_dir": PLUGIN_CONFIG_DIR,
         "port": port,
         "port_name": format!("plugin-{i}"),
         "health_service": health_service(plugin),
@@ -428,6 +479,8 @@ pub struct PluginContext {
     image: String,
     args: Vec<String>,
     env: Value,
+    config_volume: Value,
+    config_dir: &'static str,
     port: i32,
     health_service: String,
     period_seconds: u64,
@@ -470,8 +523,10 @@ pub fn plugin_context(
         labels,
         replicas: plugin.spec.deployment.replicas.unwrap_or(2),
         image: plugin.spec.source.reference(),
-        args: plugin_args(port),
+        args: plugin_args(plugin, port),
         env: plugin_env(plugin),
+        config_volume: plugin_config_volume(plugin, "plugin-config"),
+        config_dir: PLUGIN_CONFIG_DIR,
         port,
         health_service: health_service(plugin),
         period_seconds: period,

@@ -40,8 +40,8 @@ pub struct SecretKeySelector {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ValueSource {
-    /// The value is the content of this Secret key; it is read when the namespace is synced and
-    /// never copied into rendered objects, status, events or logs.
+    /// The value is the content of this Secret key, in the resource's own namespace; it is never
+    /// copied into rendered objects, status, events or logs.
     pub secret_key_ref: SecretKeySelector,
 }
 

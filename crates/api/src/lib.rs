@@ -299,6 +299,45 @@ mod tests {
             messages(plugin(json!({"type": "remote", "artifactPath": "/p"})).validate_cel()),
             ["artifactPath applies to in-process plugins only"]
         );
+        let secret = json!({"secretKeyRef": {"name": "s", "key": "k"}});
+        let env = json!([{"name": "A", "value": "1"}, {"name": "B", "valueFrom": secret}]);
+        for type_ in ["sidecar", "remote"] {
+            let p = plugin(json!({"type": type_, "args": ["-debug"], "env": env}));
+            assert!(p.validate_cel().is_ok(), "{type_}");
+        }
+        assert_eq!(
+            messages(plugin(json!({"type": "in-process", "args": ["-debug"]})).validate_cel()),
+            ["args and env apply to plugins that run as a container (sidecar or remote)"]
+        );
+        for var in [
+            json!({"name": "A"}),
+            json!({"name": "A", "value": "1", "valueFrom": secret}),
+        ] {
+            assert_eq!(
+                messages(plugin(json!({"type": "sidecar", "env": [var]})).validate_cel()),
+                ["an environment variable needs exactly one of value and valueFrom"]
+            );
+        }
+    }
+
+    #[test]
+    fn a_plugin_config_file_needs_a_container() {
+        let with_config = |type_: &str| {
+            let mut p = plugin(json!({"type": type_}));
+            p.spec.config_from = Some(ValueSource {
+                secret_key_ref: SecretKeySelector {
+                    name: "s".into(),
+                    key: "plugin.yaml".into(),
+                },
+            });
+            p
+        };
+        assert!(with_config("sidecar").validate_cel().is_ok());
+        assert!(with_config("remote").validate_cel().is_ok());
+        assert_eq!(
+            messages(with_config("in-process").validate_cel()),
+            ["configFrom applies to plugins that run as a container (sidecar or remote)"]
+        );
     }
 
     fn namespace(extra: serde_json::Value) -> PrismNamespace {

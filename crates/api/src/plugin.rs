@@ -9,6 +9,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::common::ValueSource;
+
 /// Desired state of a plugin: which image at which version, and how it runs.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -41,6 +43,7 @@ use serde::{Deserialize, Serialize};
     )
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new("!has(self.configFrom) || self.deployment.type != 'in-process'").message("configFrom applies to plugins that run as a container (sidecar or remote)").field_path(".configFrom"))]
 pub struct PrismPluginSpec {
     /// Semantic version of the plugin; shards' requirements must accept it.
     #[schemars(
@@ -60,6 +63,12 @@ pub struct PrismPluginSpec {
     /// How a new version rolls out across the shards that use the plugin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutPolicy>,
+    /// The plugin runtime's configuration file, from a Secret key: upstream's `-config` YAML
+    /// (`plugin`, `control_plane`, and `backend` with the driver's own settings, such as the
+    /// postgres driver's `database_url`). Mounted read-only into the plugin container, which is
+    /// started with `-config=/etc/prism/plugin/config.yaml`; never copied into rendered objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_from: Option<ValueSource>,
 }
 
 /// Image of a plugin.
@@ -94,6 +103,7 @@ impl PluginSource {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(validation = Rule::new("!has(self.replicas) || self.type == 'remote'").message("replicas applies to remote plugins only"))]
 #[x_kube(validation = Rule::new("!has(self.artifactPath) || self.type == 'in-process'").message("artifactPath applies to in-process plugins only"))]
+#[x_kube(validation = Rule::new("(!has(self.args) && !has(self.env)) || self.type != 'in-process'").message("args and env apply to plugins that run as a container (sidecar or remote)"))]
 pub struct PluginDeployment {
     /// `sidecar`, `in-process` or `remote`.
     #[serde(rename = "type")]
@@ -109,6 +119,37 @@ pub struct PluginDeployment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024), regex(pattern = r"^/[^\x00]*$"))]
     pub artifact_path: Option<String>,
+    /// Arguments after the rendered ones (`-config`, `-grpc-port`, `-metrics-port`). Go's flag
+    /// package keeps the last of a repeated flag, so these also override the defaults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 4096)))]
+    pub args: Vec<String>,
+    /// Environment variables of the plugin container, after the rendered ones
+    /// (`PRISM_PLUGIN_NAME`, `PRISM_PLUGIN_VERSION`); one with a rendered name replaces it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub env: Vec<PluginEnvVar>,
+}
+
+/// One environment variable of a plugin container: a literal setting, or a Secret key.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new("has(self.value) != has(self.valueFrom)").message("an environment variable needs exactly one of value and valueFrom"))]
+pub struct PluginEnvVar {
+    /// Name of the variable.
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$")
+    )]
+    pub name: String,
+    /// Literal value, for settings: a secret belongs in `valueFrom`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub value: Option<String>,
+    /// The value is the content of this Secret key, read by the kubelet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<ValueSource>,
 }
 
 /// The three ways a plugin can run.

@@ -82,7 +82,11 @@ async fn every_rendered_example_object_passes_a_server_side_dry_run() {
     let (client, ns) = test_namespace_with("dry-run", &NamespaceOptions::restricted()).await;
     install_crds(&client).await;
     let mut checked = 0;
-    for dir in ["examples/fleet", "examples/adr-037"] {
+    for dir in [
+        "examples/fleet",
+        "examples/adr-037",
+        "examples/upstream-plugin",
+    ] {
         for obj in rendered(dir, &ns) {
             let id = format!("{} {}", obj["kind"], obj["metadata"]["name"]);
             apply(&client, &obj, true)
@@ -127,6 +131,16 @@ const INVALID: &[Invalid] = &[
         yaml: "apiVersion: prism.io/v1alpha1\nkind: PrismPlugin\nmetadata: {name: bad-replicas}\nspec:\n  version: 1.0.0\n  source: {registry: r, image: i}\n  deployment: {type: sidecar, replicas: 2}\n",
         server_says: "replicas applies to remote plugins only",
         offline_says: "spec.deployment: replicas applies to remote plugins only",
+    },
+    Invalid {
+        yaml: "apiVersion: prism.io/v1beta1\nkind: PrismPlugin\nmetadata: {name: bad-env}\nspec:\n  version: 1.0.0\n  source: {registry: r, image: i}\n  deployment:\n    type: sidecar\n    env: [{name: DSN, value: x, valueFrom: {secretKeyRef: {name: s, key: k}}}]\n",
+        server_says: "an environment variable needs exactly one of value and valueFrom",
+        offline_says: "spec.deployment.env[0]: an environment variable needs exactly one of value and valueFrom",
+    },
+    Invalid {
+        yaml: "apiVersion: prism.io/v1beta1\nkind: PrismPlugin\nmetadata: {name: bad-config}\nspec:\n  version: 1.0.0\n  source: {registry: r, image: i}\n  deployment: {type: in-process}\n  configFrom: {secretKeyRef: {name: s, key: k}}\n",
+        server_says: "configFrom applies to plugins that run as a container (sidecar or remote)",
+        offline_says: "spec.configFrom: configFrom applies to plugins that run as a container (sidecar or remote)",
     },
     Invalid {
         yaml: "apiVersion: prism.io/v1alpha1\nkind: PrismPlugin\nmetadata: {name: bad-version}\nspec:\n  version: v1\n  source: {registry: r, image: i}\n  deployment: {type: sidecar}\n",

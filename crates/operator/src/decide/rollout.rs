@@ -320,9 +320,12 @@ mod tests {
                 resources: None,
                 replicas: None,
                 artifact_path: None,
+                args: Vec::new(),
+                env: Vec::new(),
             },
             health_check: None,
             rollout: None,
+            config_from: None,
         }
     }
 

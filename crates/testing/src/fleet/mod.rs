@@ -304,12 +304,15 @@ fn plugin(
                 replicas: (type_ == PluginDeploymentType::Remote).then(|| rng.range(2, 4) as i32),
                 artifact_path: (type_ == PluginDeploymentType::InProcess && rng.chance(50))
                     .then(|| "/opt/plugin".to_string()),
+                args: Vec::new(),
+                env: Vec::new(),
             },
             health_check,
             rollout: rng.chance(50).then(|| RolloutPolicy {
                 max_unavailable_shards: Some(rng.range(1, 3) as i32),
                 progress_deadline: Some(rng.pick(&["5m", "10m", "30m"]).to_string()),
             }),
+            config_from: None,
         },
     );
     p.metadata.namespace = Some(ns.to_string());
