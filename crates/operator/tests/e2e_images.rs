@@ -406,6 +406,7 @@ async fn the_operator_image_runs_as_the_chart_deploys_it() {
         service_account_dir: sa_dir.path(),
     };
     traces_over_tls_and_plain_metrics(&release).await;
+    each_value_that_changes_the_arguments(&release).await;
 }
 
 /// The chart installed in the first configuration, whose RBAC the next one runs with.
@@ -539,6 +540,120 @@ async fn traces_over_tls_and_plain_metrics(release: &Release<'_>) {
         "0",
         "exit status after SIGTERM; logs:\n{}",
         container.logs()
+    );
+}
+
+/// The image as the chart deploys it with each value that changes the container's arguments
+/// on its own: Prometheus over plain http without a CA (the image has no CA roots and must not
+/// need them), network policies, render mode, one watched namespace. Each one becomes ready
+/// and stops cleanly. An https Prometheus without a CA is refused at start, said once.
+async fn each_value_that_changes_the_arguments(release: &Release<'_>) {
+    use support::prometheus::{PrometheusServer, TrafficExporter};
+    let exporter = TrafficExporter::start().await;
+    let prometheus = PrometheusServer::start(exporter.port(), &[]).await;
+    assert!(
+        prometheus.url().starts_with("http://"),
+        "{}",
+        prometheus.url()
+    );
+    let cases: [(&str, Vec<String>, &str); 4] = [
+        (
+            "prometheus",
+            vec![
+                format!("prometheus.url={}", prometheus.url()),
+                "prometheus.interval=2s".into(),
+            ],
+            "prism_operator_prometheus_up 1",
+        ),
+        ("policies", vec!["networkPolicies=true".into()], ""),
+        ("render", vec!["renderMode=true".into()], ""),
+        ("watch", vec![format!("watchNamespace={}", release.ns)], ""),
+    ];
+    for (case, values, metric) in cases {
+        let [health_port, metrics_port] = support::process::free_ports().unwrap();
+        let mut all = vec![
+            "metrics.secure=false".to_string(),
+            format!("metrics.port={metrics_port}"),
+            format!("health.port={health_port}"),
+        ];
+        all.extend(values.iter().cloned());
+        let mut args: Vec<&str> = release.args.iter().map(String::as_str).collect();
+        for v in &all {
+            args.extend(["--set", v]);
+        }
+        let docs = documents(&helm(
+            &[&["template"], &args[..]].concat(),
+            &release.kubeconfig,
+        ));
+        let pod_spec = &only(&docs, "Deployment")["spec"]["template"]["spec"];
+        let options = run_options(
+            pod_spec,
+            (&format!("prism-operator-7d9f8-{case}"), &release.ns),
+            ("127.0.0.1", release.api_port),
+            release.service_account_dir,
+            &[],
+        );
+        let container = Container::run(&format!("prism-e2e-operator-{health_port}"), &options);
+        let ready = format!("http://127.0.0.1:{health_port}/readyz");
+        let metrics = format!("http://127.0.0.1:{metrics_port}/metrics");
+        wait_for(
+            &format!(
+                "{case}: ready{}",
+                if metric.is_empty() {
+                    ""
+                } else {
+                    ", with its metric"
+                }
+            ),
+            Duration::from_secs(90),
+            || {
+                let (ready, metrics) = (ready.clone(), metrics.clone());
+                let state = container.inspect("{{.State.Status}}");
+                let logs = container.logs();
+                async move {
+                    let fail = |e: String| format!("{e}; container {state}; logs:\n{logs}");
+                    http_get(&ready).await.map_err(fail)?;
+                    if metric.is_empty() {
+                        return Ok(());
+                    }
+                    let body = http_get(&metrics).await.map_err(fail)?;
+                    match body.lines().any(|l| l == metric) {
+                        true => Ok(()),
+                        false => Err(fail(format!("no {metric}"))),
+                    }
+                }
+            },
+        )
+        .await;
+        podman_ok(&["stop", "--time", "30", &container.name]);
+        assert_eq!(
+            container.inspect("{{.State.ExitCode}}"),
+            "0",
+            "{case}: exit status after SIGTERM; logs:\n{}",
+            container.logs()
+        );
+    }
+
+    // https without a CA: refused before anything starts, in one line.
+    let out = support::podman::output(&[
+        "run",
+        "--rm",
+        "--network=none",
+        &images().operator,
+        "run",
+        "--prometheus-url=https://127.0.0.1:9",
+    ]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert_eq!(
+        said.matches("is https:// but no --prometheus-ca is set")
+            .count(),
+        1,
+        "the fatal error, once:\n{said}"
     );
 }
 

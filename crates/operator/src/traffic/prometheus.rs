@@ -101,6 +101,20 @@ struct VectorItem {
     value: (f64, String),
 }
 
+/// The certificates of a PEM CA bundle.
+fn ca_roots(file: &std::path::Path) -> Result<rustls::RootCertStore, QueryError> {
+    let unreadable =
+        |e: &dyn std::fmt::Display| QueryError::Config(format!("{}: {e}", file.display()));
+    let certs = CertificateDer::pem_file_iter(file)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| unreadable(&e))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots.add(cert).map_err(|e| unreadable(&e))?;
+    }
+    Ok(roots)
+}
+
 impl Prometheus {
     /// A client for `config`; fails on a URL that is not http(s) or an unreadable CA file.
     pub fn new(config: PrometheusConfig) -> Result<Self, QueryError> {
@@ -113,30 +127,32 @@ impl Prometheus {
                 "--prometheus-url must start with http:// or https://".into(),
             ));
         }
-        let tls = match &config.ca_file {
-            Some(file) => {
-                let mut roots = rustls::RootCertStore::empty();
-                let certs = CertificateDer::pem_file_iter(file)
-                    .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| QueryError::Config(format!("{}: {e}", file.display())))?;
-                for cert in certs {
-                    roots
-                        .add(cert)
-                        .map_err(|e| QueryError::Config(format!("{}: {e}", file.display())))?;
-                }
+        let https = uri.scheme_str() == Some("https");
+        let provider = || rustls::crypto::ring::default_provider();
+        let with_roots = |roots: rustls::RootCertStore| {
+            Ok::<_, QueryError>(
                 hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
-                    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                        rustls::crypto::ring::default_provider(),
+                    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider()))
+                        .with_safe_default_protocol_versions()
+                        .map_err(|e| QueryError::Config(e.to_string()))?
+                        .with_root_certificates(roots)
+                        .with_no_client_auth(),
+                ),
+            )
+        };
+        let tls = match (&config.ca_file, https) {
+            (Some(file), _) => with_roots(ca_roots(file)?)?,
+            // Plain http needs no roots: the image has none, and must not need them.
+            (None, false) => with_roots(rustls::RootCertStore::empty())?,
+            (None, true) => hyper_rustls::HttpsConnectorBuilder::new()
+                .with_provider_and_native_roots(provider())
+                .map_err(|e| {
+                    QueryError::Config(format!(
+                        "--prometheus-url is https:// but no --prometheus-ca is set, and the \
+                         system CA roots are unusable ({e}; the operator image has none): set \
+                         --prometheus-ca (chart prometheus.caConfigMap)"
                     ))
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| QueryError::Config(e.to_string()))?
-                    .with_root_certificates(roots)
-                    .with_no_client_auth(),
-                )
-            }
-            None => hyper_rustls::HttpsConnectorBuilder::new()
-                .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
-                .map_err(|e| QueryError::Config(format!("system CA roots: {e}")))?,
+                })?,
         };
         let connector = tls.https_or_http().enable_http1().build();
         let client = Client::builder(TokioExecutor::new()).build(connector);
