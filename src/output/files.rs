@@ -13,14 +13,17 @@ pub enum Format {
     Json,
 }
 
-/// One file per object for `--out-dir`: `NNN-kind-namespace-name.yaml`, numbered in output order.
+/// One file per object for `--out-dir`: `NNN-kind-namespace-name.yaml`, numbered in output order
+/// with as many digits as the last number needs (at least three), so that the files' names sort
+/// in install order however many there are.
 pub fn object_files(objects: &[Object]) -> Vec<(String, String)> {
+    let width = objects.len().saturating_sub(1).to_string().len().max(3);
     objects
         .iter()
         .enumerate()
         .map(|(i, o)| {
             let name = format!(
-                "{i:03}-{}-{}-{}.yaml",
+                "{i:0width$}-{}-{}-{}.yaml",
                 o.kind.to_ascii_lowercase(),
                 o.namespace,
                 o.name
@@ -112,4 +115,37 @@ pub fn write_files_replacing(dir: &Path, files: &[FileToWrite]) -> Result<(), St
             .map_err(|e| format!("{}: {}", shown(&target), e.error))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objects(n: usize) -> Vec<Object> {
+        (0..n)
+            .map(|i| {
+                Object::from_value(serde_json::json!({
+                    "apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": format!("c{}", n - i), "namespace": "ns"},
+                }))
+            })
+            .collect()
+    }
+
+    /// Sorted by name, the files come in output order, past 999 objects too.
+    #[test]
+    fn file_names_sort_in_output_order() {
+        for (n, first) in [
+            (3, "000-configmap-ns-c3.yaml"),
+            (1000, "000-configmap-ns-c1000.yaml"),
+            (1001, "0000-configmap-ns-c1001.yaml"),
+            (12_345, "00000-configmap-ns-c12345.yaml"),
+        ] {
+            let names: Vec<String> = object_files(&objects(n)).into_iter().map(|f| f.0).collect();
+            assert_eq!(names[0], first);
+            let mut sorted = names.clone();
+            sorted.sort();
+            assert_eq!(sorted, names, "{n} objects");
+        }
+    }
 }
