@@ -11,8 +11,9 @@ use kube::Client;
 use kube::api::Api;
 use prism_api::PrismShard;
 use support::admin_server::AdminServer;
+use support::fixtures::{SIDECAR_PLUGIN, shard_yaml_with};
 use support::operator::{
-    FleetAdmins, Operator, apply_example_fleet, crd_namespace, wait_example_fleet,
+    FleetAdmins, Operator, apply_example_fleet, apply_yaml, crd_namespace, wait_example_fleet,
 };
 use support::{apiserver_metrics, wait_for};
 
@@ -57,7 +58,32 @@ async fn an_idle_operator_makes_no_writes_over_full_resyncs() {
         12,
         "every namespace reached its shard\'s admin"
     );
+    // Quantities in spellings the API server stores differently: exponent forms, which it
+    // keeps as "10G", "250M" and "500M". What was rendered and what is stored still agree.
+    let spelled = shard_yaml_with(
+        "spelled",
+        "spelled",
+        1,
+        "  storage: {size: \"1e10\"}\n  resources: {requests: {memory: \"2.5e8\"}, limits: {memory: \"5E8\"}}\n",
+    );
+    apply_yaml(&client, &ns, &format!("{SIDECAR_PLUGIN}---\n{spelled}")).await;
     let shards: Api<PrismShard> = Api::namespaced(client.clone(), &ns);
+    wait_for("the spelled shard ready", Duration::from_secs(120), || {
+        let shards = shards.clone();
+        async move {
+            let st = shards
+                .get("spelled")
+                .await
+                .map_err(|e| e.to_string())?
+                .status
+                .unwrap_or_default();
+            match st.ready_replicas {
+                Some(1) => Ok(()),
+                _ => Err(format!("{st:?}")),
+            }
+        }
+    })
+    .await;
     // The HPA grows playback-live from the StatefulSet default to its minimum of 3.
     wait_for(
         "playback-live at the HPA's minimum",
