@@ -1,6 +1,7 @@
-//! An idle operator writes nothing: with the example fleet reconciled, a window spanning more
-//! than two full resyncs shows zero write requests for the operator's resources in the API
-//! server's own request metrics. (Its own test binary, so no other test writes meanwhile.)
+//! An idle operator writes nothing: with the example fleet reconciled and steady traffic in a
+//! real Prometheus (so the traffic writer owns figures and health), a window spanning more than
+//! two full resyncs shows zero write requests for the operator's resources in the API server's
+//! own request metrics. (Its own test binary, so no other test writes meanwhile.)
 
 use prism_testing as support;
 
@@ -9,12 +10,15 @@ use std::time::Duration;
 
 use kube::Client;
 use kube::api::Api;
-use prism_api::PrismShard;
+use prism_api::{Health, PrismNamespace, PrismShard};
+use prism_operator::traffic::Queries;
 use support::admin_server::AdminServer;
 use support::fixtures::{SIDECAR_PLUGIN, shard_yaml_with};
 use support::operator::{
-    FleetAdmins, Operator, apply_example_fleet, apply_yaml, crd_namespace, wait_example_fleet,
+    FleetAdmins, Operator, apply_example_fleet, apply_yaml, crd_namespace, example_shards,
+    wait_example_fleet,
 };
+use support::prometheus::{Load, PrometheusServer, TrafficExporter};
 use support::{apiserver_metrics, wait_for};
 
 const OURS: &[&str] = &[
@@ -49,7 +53,43 @@ async fn an_idle_operator_makes_no_writes_over_full_resyncs() {
     let (client, ns) = crd_namespace("idle").await;
     let admin = AdminServer::start().await;
     let endpoint = admin.endpoint();
-    let op = Operator::start(&ns, &["--resync", "8s", "--admin-endpoint", &endpoint]).await;
+    // Steady traffic for two namespaces on a proxy pod; Prometheus scrapes every proxy pod the
+    // example's shards can have.
+    let exporter = TrafficExporter::start().await;
+    let load = Load {
+        rps: 20.0,
+        error_share: 0.0,
+        latency: 0.004,
+    };
+    for name in ["user-profiles", "watch-history"] {
+        exporter.set(&ns, "prism-playback-live-0", name, load);
+    }
+    let pods: Vec<(String, String)> = example_shards()
+        .iter()
+        .flat_map(|shard| (0..3).map(move |i| format!("prism-{shard}-{i}")))
+        .map(|pod| (ns.clone(), pod))
+        .collect();
+    let prometheus = PrometheusServer::start(exporter.port(), &pods).await;
+    let dir = tempfile::tempdir().unwrap();
+    let queries = dir.path().join("queries.yaml");
+    std::fs::write(&queries, Queries::default().with_window("10s").to_yaml()).unwrap();
+    let url = prometheus.url();
+    let op = Operator::start(
+        &ns,
+        &[
+            "--resync",
+            "8s",
+            "--admin-endpoint",
+            &endpoint,
+            "--prometheus-url",
+            &url,
+            "--prometheus-queries",
+            queries.to_str().unwrap(),
+            "--metrics-interval",
+            "2s",
+        ],
+    )
+    .await;
     let fleet_admins = FleetAdmins::start().await;
     apply_example_fleet(&client, &ns, &fleet_admins).await;
     wait_example_fleet(&client, &ns, &op).await;
@@ -106,6 +146,30 @@ async fn an_idle_operator_makes_no_writes_over_full_resyncs() {
         },
     )
     .await;
+    // The traffic writer has given both namespaces figures and health.
+    let namespaces: Api<PrismNamespace> = Api::namespaced(client.clone(), &ns);
+    for name in ["user-profiles", "watch-history"] {
+        wait_for(
+            &format!("{name} Healthy with figures"),
+            Duration::from_secs(120),
+            || {
+                let namespaces = namespaces.clone();
+                async move {
+                    let st = namespaces
+                        .get(name)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .status
+                        .unwrap_or_default();
+                    match (st.health, st.metrics.and_then(|m| m.rps)) {
+                        (Some(Health::Healthy), Some(rps)) if rps > 0 => Ok(()),
+                        (health, rps) => Err(format!("health {health:?}, rps {rps:?}")),
+                    }
+                }
+            },
+        )
+        .await;
+    }
     // Let the last status writes and their watch events settle.
     tokio::time::sleep(Duration::from_secs(10)).await;
     let before = writes(&client).await;

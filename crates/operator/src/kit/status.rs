@@ -21,6 +21,10 @@ pub trait Observed: Clone + Default + PartialEq + Serialize {
     fn conditions_mut(&mut self) -> &mut Vec<Condition>;
     /// Records the generation the status describes.
     fn observe(&mut self, generation: Option<i64>);
+    /// The status without what the traffic writer owns (figures, health and their
+    /// conditions): the part a controller compares and writes, so that it neither writes
+    /// because traffic moved nor takes those fields over.
+    fn controller_part(&self) -> Self;
 }
 
 macro_rules! observed {
@@ -35,10 +39,40 @@ macro_rules! observed {
             fn observe(&mut self, generation: Option<i64>) {
                 self.observed_generation = generation;
             }
+            fn controller_part(&self) -> Self {
+                let mut part = self.clone();
+                part.clear_traffic();
+                part
+            }
         }
     )*};
 }
 observed!(PrismShardStatus, PrismPluginStatus, PrismNamespaceStatus);
+
+/// The fields of `PrismNamespaceStatus` and `PrismShardStatus` only the traffic writer sets.
+trait TrafficOwned {
+    fn clear_traffic(&mut self);
+}
+
+impl TrafficOwned for PrismNamespaceStatus {
+    fn clear_traffic(&mut self) {
+        self.metrics = None;
+        self.health = None;
+        self.conditions.retain(|c| c.type_ != condition::HEALTHY);
+    }
+}
+
+impl TrafficOwned for PrismPluginStatus {
+    fn clear_traffic(&mut self) {}
+}
+
+impl TrafficOwned for PrismShardStatus {
+    fn clear_traffic(&mut self) {
+        self.aggregate_metrics = None;
+        self.conditions
+            .retain(|c| c.type_ != condition::METRICS_AVAILABLE);
+    }
+}
 
 /// A Prism resource whose status a controller writes.
 pub trait Reconciled:
@@ -97,7 +131,8 @@ pub fn mark_paused<S: Observed>(
     paused
 }
 
-/// Writes `new` when it differs from `old`; returns whether it did. Traced as a span
+/// Writes `new` when its controller part differs from `old`'s (what the traffic writer owns is
+/// neither compared nor sent); returns whether it did. Traced as a span
 /// `status write`, with `written` saying whether it wrote.
 #[tracing::instrument(
     name = "status write",
@@ -110,6 +145,7 @@ pub async fn write<K: Reconciled>(
     old: &K::Status,
     new: &K::Status,
 ) -> Result<bool, Error> {
+    let (old, new) = (&old.controller_part(), &new.controller_part());
     if old == new {
         tracing::Span::current().record("written", false);
         return Ok(false);
@@ -195,6 +231,60 @@ pub fn problem_begun<'a>(old: &[Condition], new: &'a [Condition]) -> Option<(&'a
 mod tests {
     use super::*;
     use crate::kit::outcome::{Degradation, Outcome, set_outcome};
+
+    /// A controller neither compares nor sends the traffic writer's fields: figures, health
+    /// and their conditions.
+    #[test]
+    fn the_controller_part_leaves_traffic_out() {
+        let now = jiff::Timestamp::from_second(1_000).unwrap();
+        let mut ns = PrismNamespaceStatus::default();
+        set_outcome(
+            &mut ns.conditions,
+            Outcome::failed(reason::INVALID_SPEC, "bad"),
+            Some(1),
+            now,
+        );
+        let ours = ns.clone();
+        ns.health = Some(prism_api::Health::Healthy);
+        ns.metrics = Some(prism_api::NamespaceMetrics {
+            rps: Some(20),
+            p99_latency: Some("4ms".into()),
+        });
+        outcome::set(
+            &mut ns.conditions,
+            Cond::of(
+                condition::HEALTHY,
+                outcome::Truth::True,
+                "WithinSLA",
+                "fine".into(),
+            ),
+            Some(1),
+            now,
+        );
+        assert_eq!(ns.controller_part(), ours);
+
+        let mut shard = PrismShardStatus::default();
+        set_outcome(
+            &mut shard.conditions,
+            Outcome::failed(reason::INVALID_SPEC, "bad"),
+            Some(1),
+            now,
+        );
+        let ours = shard.clone();
+        shard.aggregate_metrics = Some(Default::default());
+        outcome::set(
+            &mut shard.conditions,
+            Cond::of(
+                condition::METRICS_AVAILABLE,
+                outcome::Truth::True,
+                "PrometheusAnswers",
+                "up".into(),
+            ),
+            Some(1),
+            now,
+        );
+        assert_eq!(shard.controller_part(), ours);
+    }
 
     #[test]
     fn pausing_marks_the_status_and_leaves_the_trio_alone() {

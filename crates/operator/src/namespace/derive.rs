@@ -124,7 +124,6 @@ fn accepted_outcome(
     status.assigned_partition = Some(resp.assigned_partition);
     status.assigned_proxy = Some(resp.assigned_proxy.clone()).filter(|p| !p.is_empty());
     status.admin_endpoint = Some(accepted.endpoint.clone());
-    status.health = None;
     if let Some(why) = off_shard {
         status.state = Some(NamespaceState::Failed);
         return Outcome::failed(reason::PLACED_OFF_SHARD, why);
