@@ -33,6 +33,31 @@ async fn apply_namespace(api: &Api<PrismNamespace>, obj: &PrismNamespace) {
     .unwrap();
 }
 
+/// An admin stand-in, a test namespace with the sidecar plugin, and an operator there whose
+/// shards all use that admin (sharing allowed), resyncing every `resync`.
+async fn on_a_shared_admin(
+    prefix: &str,
+    resync: &str,
+) -> (AdminServer, kube::Client, String, Operator) {
+    let admin = AdminServer::start().await;
+    let (client, ns) = crd_namespace(prefix).await;
+    let endpoint = admin.endpoint();
+    let args = [
+        "--admin-endpoint",
+        &endpoint,
+        "--allow-shared-admin",
+        "--resync",
+        resync,
+    ];
+    let op = Operator::start(&ns, &args).await;
+    apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
+    (admin, client, ns, op)
+}
+
+fn active(n: &PrismNamespace) -> bool {
+    n.status.as_ref().and_then(|s| s.state) == Some(NamespaceState::Active)
+}
+
 /// A name whose admin partition lies in `range`, distinct per `seed`.
 fn name_in(range: std::ops::RangeInclusive<i32>, seed: &str) -> String {
     (0..)
@@ -336,27 +361,10 @@ async fn a_second_shard_on_one_admin_is_refused_by_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_admin_serving_from_the_wrong_proxy_is_reported() {
-    let admin = AdminServer::start().await;
-    let (client, ns) = crd_namespace("admin-shared").await;
-    let endpoint = admin.endpoint();
-    let op = Operator::start(
-        &ns,
-        &[
-            "--admin-endpoint",
-            &endpoint,
-            "--allow-shared-admin",
-            "--resync",
-            "20s",
-        ],
-    )
-    .await;
-    apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
+    let (admin, client, ns, op) = on_a_shared_admin("admin-shared", "20s").await;
     apply_yaml(&client, &ns, &shard_yaml("a", "p", 2)).await;
     apply_yaml(&client, &ns, &shard_yaml("b", "q", 1)).await;
     let api: Api<PrismNamespace> = Api::namespaced(client.clone(), &ns);
-    let active = |n: &PrismNamespace| {
-        n.status.as_ref().and_then(|s| s.state) == Some(NamespaceState::Active)
-    };
 
     // b's proxy registers first; then a's two. Sorted ids split the 256 partitions:
     // prism-a-0 0–84, prism-a-1 85–169, prism-b-0 170–255.
@@ -444,26 +452,9 @@ async fn a_shared_admin_serving_from_the_wrong_proxy_is_reported() {
 /// them again at once and reports the move, rather than at the next resync (ten minutes here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespace_moved_by_a_new_proxy_is_reported_at_once() {
-    let admin = AdminServer::start().await;
-    let (client, ns) = crd_namespace("admin-moved").await;
-    let endpoint = admin.endpoint();
-    let op = Operator::start(
-        &ns,
-        &[
-            "--admin-endpoint",
-            &endpoint,
-            "--allow-shared-admin",
-            "--resync",
-            "10m",
-        ],
-    )
-    .await;
-    apply_yaml(&client, &ns, SIDECAR_PLUGIN).await;
+    let (admin, client, ns, op) = on_a_shared_admin("admin-moved", "10m").await;
     apply_yaml(&client, &ns, &shard_yaml("a", "p", 1)).await;
     let api: Api<PrismNamespace> = Api::namespaced(client.clone(), &ns);
-    let active = |n: &PrismNamespace| {
-        n.status.as_ref().and_then(|s| s.state) == Some(NamespaceState::Active)
-    };
     // Alone, a's proxy holds every partition; once b's registers, sorted ids split them:
     // a's 0–127, b's 128–255.
     let moving = name_in(128..=255, "moving");
