@@ -44,7 +44,6 @@ pub const DEFAULT_ADMIN_PORT: u16 = 8981;
 #[derive(Clone)]
 pub struct AdminClient {
     inner: ControlPlaneClient<Channel>,
-    channel: Channel,
     endpoint: Arc<str>,
     timeout: Duration,
     tls: bool,
@@ -111,8 +110,7 @@ impl AdminClient {
             .tcp_keepalive_retries(Some(3))
             .connect_lazy();
         Ok(Self {
-            inner: ControlPlaneClient::new(channel.clone()),
-            channel,
+            inner: ControlPlaneClient::new(channel),
             endpoint: uri.into(),
             timeout,
             tls: tls.is_some(),
@@ -198,39 +196,6 @@ impl AdminClient {
             return Err(AdminError::rejected(&response.message, &[]));
         }
         Ok(response)
-    }
-
-    /// A read-only probe: asks `grpc.health.v1.Health/Check`, which upstream prism-admin does
-    /// not serve, so an UNIMPLEMENTED answer proves a gRPC server answered over the configured
-    /// transport (and TLS) without changing anything in admin.
-    pub async fn probe(&self) -> Result<Probe, AdminError> {
-        let channel = self.channel.clone();
-        let answer = self
-            .call(
-                "Health/Check",
-                &[],
-                HealthCheckRequest::default(),
-                |_, request| async move {
-                    let mut grpc = tonic::client::Grpc::new(channel);
-                    grpc.ready()
-                        .await
-                        .map_err(|e| Status::from_error(e.into()))?;
-                    let codec =
-                        tonic_prost::ProstCodec::<HealthCheckRequest, HealthCheckResponse>::default(
-                        );
-                    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
-                        "/grpc.health.v1.Health/Check",
-                    );
-                    grpc.unary(request, path, codec).await
-                },
-            )
-            .await;
-        match answer {
-            Ok(response) if response.status == SERVING => Ok(Probe::Serving),
-            Ok(response) => Ok(Probe::NotServing(response.status)),
-            Err(AdminError::Other(tonic::Code::Unimplemented, _)) => Ok(Probe::NoHealthService),
-            Err(error) => Err(error),
-        }
     }
 
     /// Whether this node leads its admin group. No RPC says, and upstream's followers and
@@ -360,34 +325,6 @@ pub enum Role {
     Leader,
     /// It forwards writes to the leader, if there is one.
     Follower,
-}
-
-/// What [`AdminClient::probe`] found at an endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Probe {
-    /// A gRPC health service answered SERVING.
-    Serving,
-    /// A gRPC health service answered with this other status.
-    NotServing(i32),
-    /// A gRPC server answered, without a health service (as upstream prism-admin does).
-    NoHealthService,
-}
-
-/// `grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING`.
-const SERVING: i32 = 1;
-
-/// `grpc.health.v1.HealthCheckRequest`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct HealthCheckRequest {
-    #[prost(string, tag = "1")]
-    service: String,
-}
-
-/// `grpc.health.v1.HealthCheckResponse`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct HealthCheckResponse {
-    #[prost(int32, tag = "1")]
-    status: i32,
 }
 
 /// Every secret value in a namespace configuration, to scrub from server messages.

@@ -13,7 +13,7 @@ pub mod proto;
 mod tls;
 
 pub use client::{
-    AdminClient, AdminPool, CallObserver, DEFAULT_ADMIN_PORT, DEFAULT_TIMEOUT, MetadataHook, Probe,
+    AdminClient, AdminPool, CallObserver, DEFAULT_ADMIN_PORT, DEFAULT_TIMEOUT, MetadataHook,
     ROLE_PROBE_PROXY, Role,
 };
 pub use error::AdminError;
