@@ -71,28 +71,21 @@ fn health_service(plugin: &PrismPlugin) -> String {
 /// The plugin container's environment: its name and version, then the plugin's own variables
 /// (one with a rendered name takes its place).
 fn plugin_env(plugin: &PrismPlugin) -> Value {
-    let mut env: Vec<(String, Value)> = vec![
-        (
-            "PRISM_PLUGIN_NAME".into(),
-            json!({"name": "PRISM_PLUGIN_NAME", "value": plugin.name_any()}),
-        ),
-        (
-            "PRISM_PLUGIN_VERSION".into(),
-            json!({"name": "PRISM_PLUGIN_VERSION", "value": plugin.spec.version}),
-        ),
+    let mut env = vec![
+        json!({"name": "PRISM_PLUGIN_NAME", "value": plugin.name_any()}),
+        json!({"name": "PRISM_PLUGIN_VERSION", "value": plugin.spec.version}),
     ];
     for var in &plugin.spec.deployment.env {
-        let rendered = match (&var.value, &var.value_from) {
-            (_, Some(from)) => json!({"name": var.name, "valueFrom": {"secretKeyRef": {
-                "name": from.secret_key_ref.name, "key": from.secret_key_ref.key}}}),
-            (value, None) => json!({"name": var.name, "value": value.clone().unwrap_or_default()}),
+        let rendered = match &var.value_from {
+            Some(from) => json!({"name": var.name, "valueFrom": from}),
+            None => json!({"name": var.name, "value": var.value.clone().unwrap_or_default()}),
         };
-        match env.iter_mut().find(|(name, _)| *name == var.name) {
-            Some(slot) => slot.1 = rendered,
-            None => env.push((var.name.clone(), rendered)),
+        match env.iter_mut().find(|v| v["name"] == var.name.as_str()) {
+            Some(slot) => *slot = rendered,
+            None => env.push(rendered),
         }
     }
-    Value::Array(env.into_iter().map(|(_, v)| v).collect())
+    Value::Array(env)
 }
 
 /// The plugin container's arguments: its configuration file when it has one, its ports, then

@@ -13,13 +13,13 @@ use kube::api::Api;
 use prism_api::{Health, PrismNamespace, PrismShard};
 use prism_operator::traffic::Queries;
 use support::admin_server::AdminServer;
+use support::apiserver_metrics;
 use support::fixtures::{SIDECAR_PLUGIN, shard_yaml_with};
 use support::operator::{
     FleetAdmins, Operator, apply_example_fleet, apply_yaml, crd_namespace, example_shards,
-    wait_example_fleet,
+    wait_example_fleet, wait_object,
 };
 use support::prometheus::{Load, PrometheusServer, TrafficExporter};
-use support::{apiserver_metrics, wait_for};
 
 const OURS: &[&str] = &[
     "configmaps",
@@ -108,66 +108,36 @@ async fn an_idle_operator_makes_no_writes_over_full_resyncs() {
     );
     apply_yaml(&client, &ns, &format!("{SIDECAR_PLUGIN}---\n{spelled}")).await;
     let shards: Api<PrismShard> = Api::namespaced(client.clone(), &ns);
-    wait_for("the spelled shard ready", Duration::from_secs(120), || {
-        let shards = shards.clone();
-        async move {
-            let st = shards
-                .get("spelled")
-                .await
-                .map_err(|e| e.to_string())?
-                .status
-                .unwrap_or_default();
-            match st.ready_replicas {
-                Some(1) => Ok(()),
-                _ => Err(format!("{st:?}")),
-            }
+    let ready = |want: i32| {
+        move |s: &PrismShard| {
+            s.status
+                .as_ref()
+                .is_some_and(|st| st.ready_replicas == Some(want) && st.replicas == Some(want))
         }
-    })
-    .await;
+    };
+    wait_object(&shards, "spelled", "ready", &op, ready(1)).await;
     // The HPA grows playback-live from the StatefulSet default to its minimum of 3.
-    wait_for(
-        "playback-live at the HPA's minimum",
-        Duration::from_secs(120),
-        || {
-            let shards = shards.clone();
-            async move {
-                let st = shards
-                    .get("playback-live")
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .status
-                    .unwrap_or_default();
-                if st.ready_replicas == Some(3) && st.replicas == Some(3) {
-                    Ok(())
-                } else {
-                    Err(format!("{st:?}"))
-                }
-            }
-        },
+    wait_object(
+        &shards,
+        "playback-live",
+        "at the HPA's minimum",
+        &op,
+        ready(3),
     )
     .await;
     // The traffic writer has given both namespaces figures and health.
     let namespaces: Api<PrismNamespace> = Api::namespaced(client.clone(), &ns);
     for name in ["user-profiles", "watch-history"] {
-        wait_for(
-            &format!("{name} Healthy with figures"),
-            Duration::from_secs(120),
-            || {
-                let namespaces = namespaces.clone();
-                async move {
-                    let st = namespaces
-                        .get(name)
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .status
-                        .unwrap_or_default();
-                    match (st.health, st.metrics.and_then(|m| m.rps)) {
-                        (Some(Health::Healthy), Some(rps)) if rps > 0 => Ok(()),
-                        (health, rps) => Err(format!("health {health:?}, rps {rps:?}")),
-                    }
-                }
-            },
-        )
+        wait_object(&namespaces, name, "Healthy with figures", &op, |n| {
+            n.status.as_ref().is_some_and(|st| {
+                st.health == Some(Health::Healthy)
+                    && st
+                        .metrics
+                        .as_ref()
+                        .and_then(|m| m.rps)
+                        .is_some_and(|rps| rps > 0)
+            })
+        })
         .await;
     }
     // Let the last status writes and their watch events settle.

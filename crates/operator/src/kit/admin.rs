@@ -89,11 +89,19 @@ impl Admin {
         })
     }
 
+    /// The normalized endpoints of a list (as the view compares them), so that two spellings
+    /// of one admin share their epochs; an unparsable list stands for itself.
+    fn endpoint_keys(&self, endpoints: &str) -> Vec<String> {
+        prism_admin::endpoints_of(endpoints, self.pool.tls().is_some())
+            .unwrap_or_else(|_| vec![endpoints.to_string()])
+    }
+
     /// Notes that the admin at `endpoints` accepted a proxy registration.
     pub fn proxy_registered(&self, endpoints: &str) {
+        let keys = self.endpoint_keys(endpoints);
         let mut epochs = self.proxies.epochs.lock().expect("not poisoned");
-        for endpoint in endpoints.split(',').map(str::trim) {
-            *epochs.entry(endpoint.to_string()).or_default() += 1;
+        for endpoint in keys {
+            *epochs.entry(endpoint).or_default() += 1;
         }
         // Nobody listening (tests, preflight) is fine.
         let _ = self.proxies.tell.unbounded_send(endpoints.to_string());
@@ -101,12 +109,9 @@ impl Admin {
 
     /// A number that changes whenever the admin at `endpoints` accepts a proxy registration.
     pub fn proxy_epoch(&self, endpoints: &str) -> u64 {
+        let keys = self.endpoint_keys(endpoints);
         let epochs = self.proxies.epochs.lock().expect("not poisoned");
-        endpoints
-            .split(',')
-            .map(str::trim)
-            .filter_map(|e| epochs.get(e))
-            .sum()
+        keys.iter().filter_map(|e| epochs.get(e)).sum()
     }
 
     /// The endpoint lists of admins as they accept proxy registrations; `None` after the first
@@ -177,6 +182,28 @@ mod tests {
             proxy: "prism-s-1".into(),
             done: Arc::default(),
         }
+    }
+
+    /// Every spelling of an admin's endpoints moves with its proxies; other admins do not, and
+    /// registrations are heard once.
+    #[test]
+    fn proxy_epochs_follow_the_admin_not_its_spelling() {
+        let admin = Admin::new(
+            std::time::Duration::from_secs(1),
+            None,
+            Arc::new(crate::observe::metrics::Metrics::new()),
+        )
+        .unwrap();
+        let mut heard = admin.proxy_registrations().expect("the first taker hears");
+        assert!(admin.proxy_registrations().is_none());
+        admin.proxy_registered("127.0.0.1:8981,127.0.0.2:8981");
+        assert_eq!(admin.proxy_epoch("http://127.0.0.1:8981"), 1);
+        assert_eq!(admin.proxy_epoch(" 127.0.0.2:8981 "), 1);
+        assert_eq!(admin.proxy_epoch("127.0.0.3:8981"), 0);
+        assert_eq!(
+            heard.try_recv().ok().as_deref(),
+            Some("127.0.0.1:8981,127.0.0.2:8981")
+        );
     }
 
     /// An upsert that needs a proxy whose registration another upsert has in flight waits for

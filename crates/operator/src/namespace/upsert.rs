@@ -144,7 +144,7 @@ fn registration(shard: &PrismShard, pod: &Pod) -> proto::ProxyRegistration {
         .cloned()
         .unwrap_or_else(|| image_tag(&image).to_string());
     proto::ProxyRegistration {
-        proxy_id: proxy_id(&proxy, &k8s_ns),
+        proxy_id: pod_proxy_id(pod),
         address: format!(
             "{proxy}.{}-headless.{k8s_ns}.svc:{DATA_PORT}",
             shard_fullname(&shard_name)
