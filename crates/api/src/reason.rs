@@ -47,6 +47,8 @@ pub const NO_ADMIN_ENDPOINT: &str = "NoAdminEndpoint";
 pub const SECRET_UNAVAILABLE: &str = "SecretUnavailable";
 /// The API server refused or failed a request.
 pub const API_ERROR: &str = "ApiError";
+/// The API server kept turning a request away for load (429) past the client's retry budget.
+pub const API_THROTTLED: &str = "ApiThrottled";
 /// A finalizer could not be added or removed.
 pub const FINALIZER_FAILED: &str = "FinalizerFailed";
 

@@ -1,6 +1,9 @@
 //! prism-operator at fleet scale on the real control plane: time until every shard is Ready and
 //! every namespace Active, the operator's peak RSS and CPU seconds, API requests by verb during
-//! creation and during one idle resync, and PrismNamespace create → Active latency.
+//! creation and during one idle resync, and PrismNamespace create → Active latency. Then a
+//! failover: a second replica stands by with its caches synced, the leader is SIGKILLed, a
+//! namespace is created; the time until the new leader's first write and the requests it sends
+//! in its first minute.
 //!
 //! `cargo bench -p prism-operator --bench operator_scale -- [--shards 200] [--replicas 3] [--namespaces 2000]`;
 //! `--smoke`, and any run under `cargo test`, uses a tiny fleet so the code cannot rot.
@@ -108,6 +111,115 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
+/// The Lease duration of the replicas (the operator's default).
+const LEASE_SECS: u64 = 15;
+
+/// The flags of one replica named `identity`.
+fn replica_args<'a>(identity: &'a str, resync: &'a str) -> [&'a str; 7] {
+    [
+        "--concurrency",
+        "16",
+        "--resync",
+        resync,
+        "--leader-elect",
+        "--identity",
+        identity,
+    ]
+}
+
+/// What a failover cost.
+struct Failover {
+    /// From the SIGKILL to the new leader's first write.
+    first_write: Duration,
+    /// From the SIGKILL to the namespace created after it being Active.
+    active: Duration,
+    /// Requests of the new leader in the minute after the kill, by method.
+    requests: String,
+}
+
+/// Starts a standby, waits until its caches hold the fleet, SIGKILLs `leader`, creates one
+/// namespace, and measures the takeover.
+async fn failover(client: &Client, ns: &str, resync: &str, mut leader: Operator) -> Failover {
+    let standby = Operator::start(ns, &replica_args("standby", resync)).await;
+    let shards = Api::<PrismShard>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .len() as f64;
+    let cached = |text: &str| {
+        support::operator::metric_sum(text, "prism_operator_resources", &[r#"kind="PrismShard""#])
+    };
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while cached(&standby.metrics().await) < shards {
+        assert!(
+            Instant::now() < deadline,
+            "the standby's caches never held the fleet"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let methods = ["GET", "PATCH", "POST", "PUT", "DELETE"];
+    let by_method = |text: &str| -> Vec<f64> {
+        methods
+            .iter()
+            .map(|m| {
+                let label = format!(r#"method="{m}""#);
+                support::operator::metric_sum(text, "rest_client_requests_total", &[&label])
+            })
+            .collect()
+    };
+    let before = by_method(&standby.metrics().await);
+    leader.kill();
+    let killed = Instant::now();
+    let namespaces: Api<PrismNamespace> = Api::namespaced(client.clone(), ns);
+    let obj: PrismNamespace = serde_yaml::from_str(
+        "apiVersion: prism.io/v1beta1\nkind: PrismNamespace\nmetadata: {name: ns-failover}\nspec:\n  backend: postgres\n  pattern: keyvalue\n  shard: {name: s0000}\n",
+    )
+    .unwrap();
+    namespaces
+        .patch(
+            "ns-failover",
+            &PatchParams::apply("bench"),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .unwrap();
+    let (mut first_write, mut active) = (None, None);
+    while first_write.is_none() || active.is_none() {
+        assert!(
+            killed.elapsed() < Duration::from_secs(120),
+            "no takeover within 120 s\n{}",
+            standby.log_tail()
+        );
+        if first_write.is_none() && standby.writes().await > 0.0 {
+            first_write = Some(killed.elapsed());
+        }
+        let state = namespaces
+            .get("ns-failover")
+            .await
+            .ok()
+            .and_then(|n| n.status?.state);
+        if active.is_none() && state == Some(NamespaceState::Active) {
+            active = Some(killed.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(60).saturating_sub(killed.elapsed())).await;
+    let after = by_method(&standby.metrics().await);
+    let requests = methods
+        .iter()
+        .zip(after.iter().zip(&before))
+        .filter(|(_, (a, b))| *a > *b)
+        .map(|(m, (a, b))| format!("{m} {}", a - b))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Failover {
+        first_write: first_write.unwrap(),
+        active: active.unwrap(),
+        requests,
+    }
+}
+
 fn main() {
     let a = args();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -129,7 +241,7 @@ async fn run(a: Args) {
     }
     let endpoints: Vec<String> = admins.iter().map(AdminServer::host_port).collect();
     let resync = format!("{}s", a.resync);
-    let op = Operator::start(&ns, &["--concurrency", "16", "--resync", &resync]).await;
+    let op = Operator::start(&ns, &replica_args("first", &resync)).await;
     apply_yaml(&client, &ns, "apiVersion: prism.io/v1beta1\nkind: PrismPlugin\nmetadata: {name: pg}\nspec:\n  version: 1.0.0\n  source: {registry: ghcr.io/prism/plugins, image: pg:1.0.0}\n  deployment: {type: sidecar}\n").await;
 
     // Record when each namespace first shows Active.
@@ -273,6 +385,8 @@ async fn run(a: Args) {
     let after_idle = requests_by_verb(&client).await;
     let idle_writes = delta(&op.writes_by_kind().await, &writes_create);
     let (rss_peak, cpu_total) = usage(op.pid());
+    let log = std::fs::read(&op.log).unwrap_or_default();
+    let failover = failover(&client, &ns, &resync, op).await;
     recorder.abort();
 
     let mut latencies: Vec<Duration> = {
@@ -326,9 +440,17 @@ async fn run(a: Args) {
     println!(
         "| operator writes during the idle resync (its own counter, by kind and operation) | {idle_writes} |"
     );
+    println!(
+        "| failover: SIGKILL of the leader to the standby's first write (Lease {LEASE_SECS} s) | {:.1} s (namespace created after the kill Active at {:.1} s) |",
+        failover.first_write.as_secs_f64(),
+        failover.active.as_secs_f64()
+    );
+    println!(
+        "| failover: requests of the new leader in its first minute, by method | {} |",
+        failover.requests
+    );
     if idle_writes != "none" {
         // Which objects: the operator's own log lines of what it wrote since convergence.
-        let log = std::fs::read(&op.log).unwrap_or_default();
         let since =
             String::from_utf8_lossy(&log[(log_at_converge as usize).min(log.len())..]).into_owned();
         let wrote: Vec<&str> = since

@@ -11,12 +11,15 @@
 //! - [`view`]: every read of the caches, with indexes;
 //! - [`decide`]: pure rules (admin access and name ownership, the rollout state machine);
 //! - [`shard`], [`plugin`], [`namespace`]: one controller each;
+//! - [`client`]: the Kubernetes client: its requests counted, throttled ones retried within a
+//!   budget;
 //! - [`observe`]: metrics, who may read them, and traces;
 //! - [`traffic`]: traffic figures and health from Prometheus;
 //! - [`migrate`]: moving stored objects to the storage version;
 //! - [`preflight`]: the `preflight` command and the operator's permissions;
 //! - [`webhook`]: the admission and conversion webhooks, and their certificates.
 
+pub mod client;
 pub mod decide;
 pub mod kit;
 pub mod migrate;

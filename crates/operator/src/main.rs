@@ -301,6 +301,13 @@ struct RunArgs {
     /// Name of the leader Lease.
     #[arg(long, default_value = "prism-operator")]
     lease_name: String,
+    /// How long the Lease stays valid after its last renewal: a standby takes over once it has
+    /// expired (at most this long after the leader died).
+    #[arg(long, default_value = "15s", value_parser = duration)]
+    lease_duration: Duration,
+    /// How long before the Lease expires the leader renews it (less than --lease-duration).
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    lease_renew_margin: Duration,
     /// Identity of this replica in the Lease and in events.
     #[arg(long, env = "POD_NAME", default_value = "prism-operator")]
     identity: String,
@@ -330,6 +337,11 @@ struct RunArgs {
     /// Reconciliations running at once per controller.
     #[arg(long, default_value_t = 4)]
     concurrency: u16,
+    /// How long a request the API server turns away for load (429, 503, 504) is tried again
+    /// inside the client, after its Retry-After or a jittered backoff, before the reconcile fails
+    /// and the object backs off.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    api_retry_budget: Duration,
     /// Log format.
     #[arg(long, value_enum, default_value = "text", env = "PRISM_LOG_FORMAT")]
     log_format: LogFormat,
@@ -347,6 +359,19 @@ struct RunArgs {
 enum LogFormat {
     Text,
     Json,
+}
+
+/// Checks the Lease timing: whole seconds, a renew margin of at least one second and shorter
+/// than the duration.
+fn lease_timing(duration: Duration, margin: Duration) -> Result<(), String> {
+    if margin < Duration::from_secs(1) || margin >= duration {
+        return Err(format!(
+            "--lease-renew-margin ({}s) must be at least 1s and less than --lease-duration ({}s)",
+            margin.as_secs(),
+            duration.as_secs()
+        ));
+    }
+    Ok(())
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -515,6 +540,10 @@ fn run_operator(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = lease_timing(args.lease_duration, args.lease_renew_margin) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let config = RunConfig {
         traffic,
         webhook,
@@ -537,8 +566,11 @@ fn run_operator(args: RunArgs) -> ExitCode {
         leader_election: args.leader_elect,
         lease_namespace: args.lease_namespace,
         lease_name: args.lease_name,
+        lease_duration: args.lease_duration,
+        lease_renew_margin: args.lease_renew_margin,
         identity: args.identity,
         concurrency: args.concurrency.max(1),
+        api_retry_budget: args.api_retry_budget,
     };
     let result = runtime.block_on(async {
         let result = run(config).await;
@@ -577,5 +609,36 @@ mod tests {
             .find_map(|l| l.strip_prefix("adminTimeout: "))
             .expect("adminTimeout in values.yaml");
         assert_eq!(duration(chart).unwrap(), prism_admin::DEFAULT_TIMEOUT);
+    }
+
+    /// The run defaults of the chart are the flags' defaults, and the Lease timing is checked.
+    #[test]
+    fn run_defaults_match_the_chart_and_lease_timing_is_checked() {
+        let cli = Cli::try_parse_from(["prism-operator", "run"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            unreachable!("parsed run")
+        };
+        let values = include_str!("../../../charts/prism-operator/values.yaml");
+        let value = |key: &str| {
+            values
+                .lines()
+                .find_map(|l| l.trim_start().strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| duration(v).ok())
+                .unwrap_or_else(|| panic!("{key} in values.yaml"))
+        };
+        assert_eq!(value("apiRetryBudget: "), args.api_retry_budget);
+        assert_eq!(value("leaseDuration: "), args.lease_duration);
+        assert_eq!(value("renewMargin: "), args.lease_renew_margin);
+        assert!(lease_timing(args.lease_duration, args.lease_renew_margin).is_ok());
+        let secs = Duration::from_secs;
+        for (duration, margin) in [
+            (secs(15), secs(15)),
+            (secs(15), secs(0)),
+            (secs(5), secs(9)),
+        ] {
+            let e = lease_timing(duration, margin).unwrap_err();
+            assert!(e.contains("--lease-renew-margin"), "{e}");
+        }
     }
 }

@@ -193,6 +193,12 @@ impl Operator {
             .collect()
     }
 
+    /// The sum of the samples of metric `name` whose labels contain every one of `labels`
+    /// (each written `key="value"`).
+    pub async fn metric_sum(&self, name: &str, labels: &[&str]) -> f64 {
+        metric_sum(&self.metrics().await, name, labels)
+    }
+
     /// The tail of its log, for failure messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -269,6 +275,28 @@ pub async fn apply_yaml(client: &Client, namespace: &str, yaml: &str) {
         .await
         .unwrap_or_else(|e| panic!("applying {kind} {name}: {e}"));
     }
+}
+
+/// The sum of the samples of metric `name` in the exposition `text` whose labels contain every
+/// one of `labels` (each written `key="value"`).
+pub fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let (series, value) = rest.rsplit_once(' ')?;
+            let set = match series.strip_prefix('{') {
+                Some(set) => set.strip_suffix('}')?,
+                None if series.is_empty() => "",
+                None => return None,
+            };
+            let pairs: Vec<&str> = set.split(',').collect();
+            labels
+                .iter()
+                .all(|l| pairs.contains(l))
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
+        })
+        .sum()
 }
 
 /// The image of container `container` in a StatefulSet's pod template, if it has one.

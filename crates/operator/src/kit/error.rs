@@ -52,6 +52,9 @@ pub enum Error {
 impl Error {
     /// CamelCase reason for a condition or an event.
     pub fn reason(&self) -> &'static str {
+        if self.throttled() {
+            return reason::API_THROTTLED;
+        }
         match self {
             Self::Kube(_) => reason::API_ERROR,
             Self::Admin(e) => e.reason(),
@@ -79,6 +82,9 @@ impl Error {
     /// The `reason` label of `prism_operator_reconcile_errors_total`: a short, bounded name
     /// of where the failure came from (one of [`METRIC_LABELS`]).
     pub fn metric_label(&self) -> &'static str {
+        if self.throttled() {
+            return "throttled";
+        }
         match self {
             Self::Kube(_) => "api",
             Self::Admin(_) | Self::NoAdminEndpoint => "admin",
@@ -88,10 +94,33 @@ impl Error {
             Self::Finalizer(e) => finalizer_step(e).map_or("finalizer", Error::metric_label),
         }
     }
+
+    /// Whether the API server turned a request away for load (429) until the client's retry
+    /// budget ran out.
+    pub fn throttled(&self) -> bool {
+        let kube = match self {
+            Self::Kube(e) | Self::Prune { source: e, .. } | Self::Resize { source: e, .. } => e,
+            Self::Finalizer(e) => match &**e {
+                kube::runtime::finalizer::Error::AddFinalizer(e)
+                | kube::runtime::finalizer::Error::RemoveFinalizer(e) => e,
+                other => return finalizer_step(other).is_some_and(Error::throttled),
+            },
+            _ => return false,
+        };
+        matches!(kube, kube::Error::Api(status) if status.code == 429)
+    }
 }
 
 /// Every `reason` label of `prism_operator_reconcile_errors_total`.
-pub const METRIC_LABELS: [&str; 6] = ["api", "admin", "secret", "prune", "storage", "finalizer"];
+pub const METRIC_LABELS: [&str; 7] = [
+    "api",
+    "throttled",
+    "admin",
+    "secret",
+    "prune",
+    "storage",
+    "finalizer",
+];
 
 impl From<&Error> for Degradation {
     fn from(e: &Error) -> Self {
@@ -149,5 +178,26 @@ mod tests {
 
         assert_eq!(Error::NoAdminEndpoint.reason(), "NoAdminEndpoint");
         assert!(!Error::NoAdminEndpoint.is_retryable());
+
+        let status = |code: u16| {
+            kube::Error::Api(Box::new(kube::core::Status {
+                code,
+                ..Default::default()
+            }))
+        };
+        let throttled = Error::Kube(status(429));
+        assert_eq!(throttled.reason(), "ApiThrottled");
+        assert_eq!(throttled.metric_label(), "throttled");
+        assert!(throttled.is_retryable());
+        let pruning = Error::Prune {
+            object: "Service a/b".into(),
+            source: status(429),
+        };
+        assert_eq!(pruning.metric_label(), "throttled");
+        let finalizing = Error::from(kube::runtime::finalizer::Error::AddFinalizer(status(429)));
+        assert_eq!(finalizing.metric_label(), "throttled");
+        let conflict = Error::Kube(status(409));
+        assert_eq!(conflict.reason(), "ApiError");
+        assert_eq!(conflict.metric_label(), "api");
     }
 }

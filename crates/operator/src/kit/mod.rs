@@ -9,6 +9,7 @@ pub mod conflicts;
 pub mod context;
 pub mod error;
 pub mod events;
+pub mod jitter;
 #[cfg(test)]
 pub mod mock_api;
 pub mod outcome;

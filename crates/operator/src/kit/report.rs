@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -16,6 +16,7 @@ use tracing::Instrument;
 use super::apply::FIELD_MANAGER;
 use super::error::Error;
 use super::events::Events;
+use crate::client::retry::ServerBackoff;
 use crate::observe::metrics::{Failure, Metrics};
 
 /// Events, status writes and reconcile accounting, shared by every controller.
@@ -25,6 +26,7 @@ pub struct Report {
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     failures: Failures,
+    server: ServerBackoff,
 }
 
 impl Report {
@@ -35,7 +37,15 @@ impl Report {
             events,
             metrics,
             failures: Failures::default(),
+            server: ServerBackoff::default(),
         }
+    }
+
+    /// Objects the API server turned away for load wait at least as long as it asked in
+    /// `server` (the client's record of its `Retry-After`).
+    pub fn heeding(mut self, server: ServerBackoff) -> Self {
+        self.server = server;
+        self
     }
 
     /// Publishes an event about `obj`; failures to publish are logged, never fatal.
@@ -104,7 +114,7 @@ impl Report {
     }
 
     /// Counts a failure of `key` and returns how long to wait before the next try:
-    /// 1 s doubling per consecutive failure, capped at 256 s.
+    /// 1 s doubling per consecutive failure to at most 256 s, less up to a fifth at random.
     pub fn backoff(&self, key: &str) -> Duration {
         self.failures.failed(key)
     }
@@ -118,6 +128,11 @@ impl Report {
         reconcile: impl std::future::Future<Output = Result<Action, Error>>,
     ) -> Result<Action, Error> {
         let key = &object_key(obj);
+        if let Some(wait) = self.failures.held(key) {
+            // Watch events would bring it back sooner than the API server asked.
+            tracing::debug!(object = %key, retry_in = ?wait, "held back: the API server asked to wait");
+            return Ok(Action::requeue(wait));
+        }
         let timer = self.metrics.start(controller);
         let before = self.failures.count(key);
         let result = reconcile.instrument(reconcile_span(controller, obj)).await;
@@ -131,10 +146,23 @@ impl Report {
         result
     }
 
-    /// What every controller does after a failure: log it and back off per object.
+    /// What every controller does after a failure: log it and back off per object. An object
+    /// the API server turned away for load waits what the server asked instead (its longest
+    /// `Retry-After` still running), lengthened by up to a fifth at random so the objects it
+    /// turned away together do not come back together, and is held back that long: events
+    /// about it (often its own children changing) do not reconcile it sooner. Once the server
+    /// stops asking, objects come back within that wait rather than after a doubled backoff.
     pub fn retry_later<K: Resource<DynamicType = ()>>(&self, obj: &K, err: &Error) -> Action {
         let key = object_key(obj);
-        let wait = self.backoff(&key);
+        let asked = self.server.remaining();
+        let wait = match err.throttled() && !asked.is_zero() {
+            true => {
+                let wait = super::jitter::lengthen(asked, 0.2);
+                self.failures.hold(&key, wait);
+                wait
+            }
+            false => self.backoff(&key),
+        };
         tracing::warn!(object = %key, error = %err, retry_in = ?wait, "reconcile failed");
         Action::requeue(wait)
     }
@@ -154,18 +182,45 @@ fn reconcile_span<K: Resource<DynamicType = ()>>(controller: &str, obj: &K) -> t
     )
 }
 
-/// Consecutive failures per object, for per-object exponential backoff.
+/// The longest per-object backoff.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(256);
+
+/// Consecutive failures per object, for per-object exponential backoff, and until when an
+/// object the API server turned away is held back.
 #[derive(Debug, Default)]
-pub struct Failures(Mutex<HashMap<String, u32>>);
+pub struct Failures(Mutex<HashMap<String, ObjectFailures>>);
+
+#[derive(Debug, Default)]
+struct ObjectFailures {
+    count: u32,
+    held_until: Option<Instant>,
+}
 
 impl Failures {
     /// Counts a failure of `key`; how long to wait before the next try: 1 s doubling per
-    /// consecutive failure, capped at 256 s.
+    /// consecutive failure to at most [`MAX_BACKOFF`] (256 s), less up to a fifth at random,
+    /// so that objects that failed together do not all come back at once.
     pub fn failed(&self, key: &str) -> Duration {
         let mut failures = self.0.lock().expect("not poisoned");
-        let n = failures.entry(key.to_string()).or_insert(0);
-        *n = n.saturating_add(1);
-        Duration::from_secs(1u64 << (*n - 1).min(8)).min(Duration::from_secs(300))
+        let f = failures.entry(key.to_string()).or_default();
+        f.count = f.count.saturating_add(1);
+        let full = Duration::from_secs(1u64 << (f.count - 1).min(8)).min(MAX_BACKOFF);
+        super::jitter::shorten(full, 0.2)
+    }
+
+    /// Holds `key` back for `wait`: until then it is not reconciled, whatever triggers it.
+    pub fn hold(&self, key: &str, wait: Duration) {
+        let mut failures = self.0.lock().expect("not poisoned");
+        failures.entry(key.to_string()).or_default().held_until = Some(Instant::now() + wait);
+    }
+
+    /// How much longer `key` is held back, if it is.
+    pub fn held(&self, key: &str) -> Option<Duration> {
+        let failures = self.0.lock().expect("not poisoned");
+        let until = failures.get(key)?.held_until?;
+        until
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
     }
 
     /// Consecutive failures of `key` so far.
@@ -174,8 +229,7 @@ impl Failures {
             .lock()
             .expect("not poisoned")
             .get(key)
-            .copied()
-            .unwrap_or(0)
+            .map_or(0, |f| f.count)
     }
 
     /// Forgets the failures of `key`.
@@ -209,21 +263,40 @@ mod tests {
 
     #[test]
     fn backoff_doubles_per_failure_and_survives_soft_failures() {
+        // The full wait of each consecutive failure, and the jittered one within a fifth of it.
+        let within = |wait: Duration, full: u64| {
+            let full = Duration::from_secs(full);
+            wait <= full && wait >= full.mul_f64(0.8)
+        };
         let f = Failures::default();
-        let waits: Vec<u64> = (0..10).map(|_| f.failed("a").as_secs()).collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 256]);
+        for full in [1, 2, 4, 8, 16, 32, 64, 128, 256, 256] {
+            let wait = f.failed("a");
+            assert!(within(wait, full), "{wait:?} for {full} s");
+        }
         f.succeeded("a");
         // A reconcile that reports a failure in status and requeues with backoff returns Ok:
         // its failure count must not be forgotten.
         let before = f.count("a");
-        assert_eq!(f.failed("a").as_secs(), 1);
+        assert!(within(f.failed("a"), 1));
         f.settle("a", before);
         let before = f.count("a");
-        assert_eq!(f.failed("a").as_secs(), 2);
+        assert!(within(f.failed("a"), 2));
         f.settle("a", before);
         // A reconcile that succeeded without counting a failure forgets them.
         let before = f.count("a");
         f.settle("a", before);
         assert_eq!(f.count("a"), 0);
+        // An object held back stays so for its wait, then is free again.
+        assert_eq!(f.held("b"), None);
+        f.hold("b", Duration::from_secs(60));
+        assert!(f.held("b").is_some_and(|d| d > Duration::from_secs(59)));
+        f.hold("b", Duration::ZERO);
+        assert_eq!(f.held("b"), None);
+        f.hold("c", Duration::from_secs(60));
+        f.succeeded("c");
+        assert_eq!(f.held("c"), None);
+        // Objects failing together come back spread out.
+        let waits: Vec<Duration> = (0..50).map(|i| f.failed(&i.to_string())).collect();
+        assert!(waits.iter().any(|w| *w != waits[0]), "{waits:?}");
     }
 }

@@ -5,12 +5,13 @@
 //! - `controller_runtime_reconcile_total{controller,result}`, `..._reconcile_errors_total`,
 //!   `..._terminal_reconcile_errors_total`, `..._reconcile_time_seconds`,
 //!   `..._active_workers`, `..._max_concurrent_reconciles`;
-//! - `rest_client_requests_total{code,method,host}`, `rest_client_request_duration_seconds`
-//!   ([`super::rest_client`]);
+//! - `rest_client_requests_total{code,method,host}`, `rest_client_request_duration_seconds`,
+//!   `rest_client_request_retries_total{code,verb,host}` ([`crate::client`]);
 //! - `leader_election_master_status{name}`;
 //! - `process_*` ([`super::process`]).
 //!
 //! The Prism-specific ones are prefixed `prism_operator_`: errors by reason, writes by kind,
+//! the time requests spend in the Kubernetes client (its retries included),
 //! Prism admin calls, the Prometheus of the traffic figures, dropped spans, and the state of
 //! the fleet read from the caches at each scrape ([`super::fleet`]).
 
@@ -71,14 +72,21 @@ struct NameLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(super) struct RequestLabels {
+pub(crate) struct RetryLabels {
+    pub code: String,
+    pub verb: String,
+    pub host: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RequestLabels {
     pub code: String,
     pub method: String,
     pub host: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(super) struct VerbLabels {
+pub(crate) struct VerbLabels {
     pub verb: String,
     pub host: String,
 }
@@ -118,7 +126,7 @@ impl Collector for Lazy {
     }
 }
 
-pub(super) type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+pub(crate) type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// 1 ms to about 33 s, doubling.
 fn seconds_histogram() -> Histogram {
@@ -139,8 +147,10 @@ pub struct Metrics {
     active: Family<ControllerLabels, Gauge>,
     max_concurrent: Family<ControllerLabels, Gauge>,
     leader: Family<NameLabels, Gauge>,
-    pub(super) requests: Family<RequestLabels, Counter>,
-    pub(super) request_durations: Histograms<VerbLabels>,
+    pub(crate) requests: Family<RequestLabels, Counter>,
+    pub(crate) request_durations: Histograms<VerbLabels>,
+    pub(crate) retries: Family<RetryLabels, Counter>,
+    pub(crate) client_durations: Histograms<VerbLabels>,
     errors: Family<ErrorLabels, Counter>,
     writes: Family<KindLabels, Counter>,
     admin_calls: Family<AdminCallLabels, Counter>,
@@ -168,6 +178,8 @@ impl Metrics {
             leader: Family::default(),
             requests: Family::default(),
             request_durations: histograms(),
+            retries: Family::default(),
+            client_durations: histograms(),
             errors: Family::default(),
             writes: Family::default(),
             admin_calls: Family::default(),
@@ -222,6 +234,16 @@ impl Metrics {
             "rest_client_request_duration_seconds",
             "Request latency to the Kubernetes API in seconds, by verb and host",
             m.request_durations.clone(),
+        );
+        r.register(
+            "rest_client_request_retries",
+            "Requests to the Kubernetes API retried after the server turned them away for load (429, 503, 504), by the code that was retried, verb and host",
+            m.retries.clone(),
+        );
+        r.register(
+            "prism_operator_api_client_seconds",
+            "Time a request to the Kubernetes API spent in the client to its last answer, retries and the waits between them included, by verb and host",
+            m.client_durations.clone(),
         );
         r.register(
             "prism_operator_reconcile_errors",

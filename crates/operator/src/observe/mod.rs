@@ -4,7 +4,6 @@
 //!
 //! - [`metrics`]: the registry and what the controllers record;
 //! - [`fleet`], [`process`]: collectors read at each scrape;
-//! - [`rest_client`]: the Kubernetes client, its requests counted;
 //! - [`exposition`]: OpenMetrics or the Prometheus text format, as the scraper asks;
 //! - [`auth`], [`serve`]: `/metrics` over HTTPS to authorized scrapers;
 //! - [`traces`]: OTLP export of reconcile spans.
@@ -14,6 +13,5 @@ pub mod exposition;
 pub mod fleet;
 pub mod metrics;
 pub mod process;
-pub mod rest_client;
 pub mod serve;
 pub mod traces;

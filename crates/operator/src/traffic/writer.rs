@@ -41,7 +41,7 @@ pub async fn run(ctx: Arc<Ctx>, prometheus: Prometheus, settings: TrafficSetting
                 ctx.report.metrics.prometheus_up(false);
                 tracing::warn!(error = %e, "traffic figures: Prometheus query failed");
                 shards_unavailable(&ctx, &e.to_string()).await;
-                let wait = backoff.min(settings.interval);
+                let wait = crate::kit::jitter::shorten(backoff.min(settings.interval), 0.2);
                 backoff = (backoff * 2).min(settings.interval);
                 wait
             }

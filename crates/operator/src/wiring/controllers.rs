@@ -44,8 +44,8 @@ pub async fn run_controllers(ctx: &Arc<Ctx>, feeds: &Feeds, cfg: &RunConfig, sto
     }
 }
 
-/// Backoff of the controllers' watches: 0.5 s doubling to at most 5 s, reset after 30 s without
-/// errors. After an API server restart every watch fails once (410 Gone) and re-lists; with
+/// Backoff of the controllers' watches: 0.5 s doubling to at most 5 s, each wait less up to a
+/// fifth at random, reset after 30 s without errors. After an API server restart every watch fails once (410 Gone) and re-lists; with
 /// kube's default (up to 30 s per failure, across all watches of a controller) reconciling would
 /// stall for minutes.
 #[derive(Debug, Clone, Copy)]
@@ -56,7 +56,7 @@ impl Iterator for WatchBackoff {
     fn next(&mut self) -> Option<Self::Item> {
         let now = self.0;
         self.0 = (now * 2).min(std::time::Duration::from_secs(5));
-        Some(now)
+        Some(crate::kit::jitter::shorten(now, 0.2))
     }
 }
 

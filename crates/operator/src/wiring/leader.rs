@@ -22,8 +22,8 @@ pub async fn lead(
     let manager = kube_lease_manager::LeaseManagerBuilder::new(ctx.client.clone(), &cfg.lease_name)
         .with_namespace(&cfg.lease_namespace)
         .with_identity(&cfg.identity)
-        .with_duration(15)
-        .with_grace(5)
+        .with_duration(cfg.lease_duration.as_secs())
+        .with_grace(cfg.lease_renew_margin.as_secs())
         .build()
         .await
         .context("setting up leader election")?;

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use kube::Client;
@@ -25,12 +26,12 @@ use crate::kit::context::{Ctx, Settings, api};
 use crate::kit::events::Events;
 use crate::kit::report::Report;
 use crate::kit::served::{self, Served};
+use crate::observe;
 use crate::observe::auth::Authorizer;
 use crate::observe::fleet::Fleet;
 use crate::observe::metrics::Metrics;
 use crate::observe::process::Process;
 use crate::observe::serve::Access;
-use crate::observe::{self, rest_client};
 use crate::traffic::prometheus::{Prometheus, PrometheusConfig};
 use crate::traffic::{self, TrafficSettings};
 use crate::webhook::tls::Certificate;
@@ -65,10 +66,17 @@ pub struct RunConfig {
     pub lease_namespace: String,
     /// Name of the Lease.
     pub lease_name: String,
+    /// How long the Lease stays valid after a renewal.
+    pub lease_duration: Duration,
+    /// How long before it expires the leader renews it.
+    pub lease_renew_margin: Duration,
     /// This replica's identity (pod name).
     pub identity: String,
     /// Reconciliations running at once per controller.
     pub concurrency: u16,
+    /// How long a request the API server turns away for load is retried in the client before
+    /// its reconcile fails and backs off.
+    pub api_retry_budget: Duration,
     /// Traffic figures from Prometheus, when configured.
     pub traffic: Option<Traffic>,
     /// The admission and conversion webhooks, when served.
@@ -99,7 +107,8 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     };
     let mut metrics = Metrics::new();
     metrics.collect(Process);
-    let client = rest_client::client(&metrics)
+    let server_backoff = crate::client::retry::ServerBackoff::default();
+    let client = crate::client::client(&metrics, cfg.api_retry_budget, &server_backoff)
         .await
         .context("connecting to the Kubernetes API")?;
     let renderer = renderer(&cfg)?;
@@ -123,6 +132,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let metrics = Arc::new(metrics);
     let ctx = Arc::new(context(
         client,
+        server_backoff,
         &cfg,
         renderer,
         view,
@@ -218,6 +228,7 @@ fn renderer(cfg: &RunConfig) -> anyhow::Result<prism_render::render::Renderer> {
 /// The shared context of every controller.
 fn context(
     client: Client,
+    server_backoff: crate::client::retry::ServerBackoff,
     cfg: &RunConfig,
     renderer: prism_render::render::Renderer,
     view: crate::view::View,
@@ -239,7 +250,7 @@ fn context(
     )
     .map_err(|e| anyhow::anyhow!("Prism admin TLS: {e}"))?;
     Ok(Ctx {
-        report: Report::new(client.clone(), events, metrics),
+        report: Report::new(client.clone(), events, metrics).heeding(server_backoff),
         client,
         settings: settings.clone(),
         renderer,

@@ -1,8 +1,8 @@
-//! The Kubernetes client, with a layer that counts every request it sends as client-go does:
+//! Counts every attempt of a request to the Kubernetes API as client-go does:
 //! `rest_client_requests_total{code,method,host}` (`code` is `<error>` when no response came)
 //! and `rest_client_request_duration_seconds{verb,host}` (time to the response's headers).
-//! The layer sits outside the client's own retries: a request retried inside the client is
-//! counted once, with its last answer.
+//! The layer sits inside the retries of [`super::retry`]: a retried request is counted once per
+//! attempt, with each attempt's answer.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,36 +10,29 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::{Request, Response};
-use kube::client::ClientBuilder;
-use kube::{Client, Config};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use tower::{Layer, Service};
 
-use super::metrics::{Metrics, RequestLabels, VerbLabels};
-
-/// A client for the inferred configuration (in cluster, or `KUBECONFIG`) whose requests are
-/// counted in `metrics`.
-pub async fn client(metrics: &Metrics) -> Result<Client, kube::Error> {
-    let config = Config::infer().await.map_err(kube::Error::InferConfig)?;
-    let layer = RequestMetrics {
-        host: config
-            .cluster_url
-            .authority()
-            .map(|a| a.to_string())
-            .unwrap_or_default(),
-        requests: metrics.requests.clone(),
-        durations: metrics.request_durations.clone(),
-    };
-    Ok(ClientBuilder::try_from(config)?.with_layer(&layer).build())
-}
+use crate::observe::metrics::{Histograms, Metrics, RequestLabels, VerbLabels};
 
 /// Counts requests into the two families.
 #[derive(Clone)]
 pub struct RequestMetrics {
     host: String,
     requests: Family<RequestLabels, Counter>,
-    durations: super::metrics::Histograms<VerbLabels>,
+    durations: Histograms<VerbLabels>,
+}
+
+impl RequestMetrics {
+    /// Counts requests to `host` in `metrics`.
+    pub fn new(host: String, metrics: &Metrics) -> Self {
+        Self {
+            host,
+            requests: metrics.requests.clone(),
+            durations: metrics.request_durations.clone(),
+        }
+    }
 }
 
 impl<S> Layer<S> for RequestMetrics {
@@ -112,11 +105,7 @@ mod tests {
     #[tokio::test]
     async fn counts_each_request_by_code_and_method() {
         let metrics = Metrics::new();
-        let layer = RequestMetrics {
-            host: "10.0.0.1:6443".into(),
-            requests: metrics.requests.clone(),
-            durations: metrics.request_durations.clone(),
-        };
+        let layer = RequestMetrics::new("10.0.0.1:6443".into(), &metrics);
         let answer = |code: u16| {
             let svc = tower::service_fn(move |_: Request<()>| async move {
                 Ok::<_, std::convert::Infallible>(
