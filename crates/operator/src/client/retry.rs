@@ -181,22 +181,19 @@ where
             let result = loop {
                 let again = replay(&request);
                 let result = inner.call(request).await;
-                let wait = match (&result, &again) {
-                    (Ok(r), Some(_)) => {
-                        let asked = retry_after(r.headers());
-                        let wait = layer
-                            .policy
-                            .wait(r.status(), asked, attempt, started.elapsed());
-                        if let Some(asked) = asked
-                            && r.status() == StatusCode::TOO_MANY_REQUESTS
-                        {
-                            layer.server.asked(asked);
-                        }
-                        wait
-                    }
-                    _ => None,
+                let Ok(answer) = &result else {
+                    break result;
                 };
-                let (Some(wait), Some(again), Ok(answer)) = (wait, again, &result) else {
+                let asked = retry_after(answer.headers());
+                if let Some(asked) = asked
+                    && answer.status() == StatusCode::TOO_MANY_REQUESTS
+                {
+                    layer.server.asked(asked);
+                }
+                let wait = layer
+                    .policy
+                    .wait(answer.status(), asked, attempt, started.elapsed());
+                let (Some(wait), Some(again)) = (wait, again) else {
                     break result;
                 };
                 layer
