@@ -586,6 +586,34 @@ mod tests {
     }
 
     #[test]
+    fn a_stop_signal_reaches_the_proxy_container_with_the_os_it_needs() {
+        let mut fleet = example_fleet();
+        shard_mut(&mut fleet, "playback-vod").spec.stop_signal =
+            Some(crate::api::StopSignal::Sigint);
+        let objects = Renderer::embedded().render_fleet(&fleet).unwrap();
+        let pod = |name: &str| {
+            let sts = objects
+                .iter()
+                .find(|o| o.kind == "StatefulSet" && o.name == name)
+                .unwrap();
+            sts.value["spec"]["template"]["spec"].clone()
+        };
+        let vod = pod("prism-playback-vod");
+        assert_eq!(vod["os"]["name"], "linux");
+        let proxy = &vod["containers"][0];
+        assert_eq!(proxy["name"], "proxy");
+        assert_eq!(proxy["lifecycle"]["stopSignal"], "SIGINT");
+        assert_eq!(proxy["lifecycle"]["preStop"]["sleep"]["seconds"], 5);
+        let live = pod("prism-playback-live");
+        assert!(live.get("os").is_none());
+        assert!(
+            live["containers"][0]["lifecycle"]
+                .get("stopSignal")
+                .is_none()
+        );
+    }
+
+    #[test]
     fn every_pod_is_restricted() {
         let objects = Renderer::embedded().render_fleet(&example_fleet()).unwrap();
         let mut checked = 0;

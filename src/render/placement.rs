@@ -318,6 +318,7 @@ mod tests {
                 expose: None,
                 network_policy: None,
                 monitoring: None,
+                stop_signal: None,
             },
         );
         s.metadata.namespace = Some("prod".into());

@@ -156,6 +156,8 @@ pub struct ShardContext {
     network_policy: Option<Value>,
     sidecars: Vec<Value>,
     installs: Vec<Value>,
+    /// The signal that stops the proxy container (`SIGINT`), when the shard names one.
+    stop_signal: Option<&'static str>,
     /// The proxy's configuration file (`proxy.yaml` in the ConfigMap).
     pub config_data: String,
 }
@@ -262,6 +264,7 @@ pub fn shard_context(
             .then(|| network_policy_json(shard)),
         sidecars: wiring.sidecars,
         installs: wiring.installs,
+        stop_signal: spec.stop_signal.map(|s| s.name()),
         config_data: config_data(shard, &name, &namespace, wiring.config_plugins),
         namespace,
     }

@@ -31,6 +31,8 @@ pub const INVALID_SPEC: &str = "InvalidSpec";
 pub const UNSCHEDULABLE: &str = "Unschedulable";
 /// Another writer keeps changing fields the operator sets.
 pub const FIELD_CONFLICT: &str = "FieldConflict";
+/// The API server drops fields the operator sets (a feature it has not enabled).
+pub const FIELDS_DROPPED: &str = "FieldsDropped";
 /// A child's kind needs a CRD the cluster does not serve (e.g. GRPCRoute).
 pub const CRD_MISSING: &str = "CRDMissing";
 /// The volumes of a shard would have to shrink.

@@ -135,6 +135,45 @@ pub struct PrismShardSpec {
     /// enabled here or by the operator's default (`--network-policies`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_policy: Option<ShardNetworkPolicy>,
+    /// The signal that stops the proxy container; unset: the image's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<StopSignal>,
+}
+
+/// The signal that stops the proxy container: `SIGINT` for upstream's proxy, which drains on
+/// SIGINT and ignores SIGTERM. Needs the API server's ContainerStopSignals feature (alpha since
+/// Kubernetes 1.33); where it is off, the API server drops the field, the shard says so in its
+/// Degraded condition (FieldsDropped), and the image's stop signal applies. Unset: the
+/// image's.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum StopSignal {
+    /// Interrupt, what upstream's proxy drains on.
+    Sigint,
+    /// Termination, the default of most images.
+    Sigterm,
+    /// Quit.
+    Sigquit,
+    /// Hang-up.
+    Sighup,
+    /// User signal 1.
+    Sigusr1,
+    /// User signal 2.
+    Sigusr2,
+}
+
+impl StopSignal {
+    /// The signal's name as Kubernetes spells it, e.g. `SIGINT`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sigint => "SIGINT",
+            Self::Sigterm => "SIGTERM",
+            Self::Sigquit => "SIGQUIT",
+            Self::Sighup => "SIGHUP",
+            Self::Sigusr1 => "SIGUSR1",
+            Self::Sigusr2 => "SIGUSR2",
+        }
+    }
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -474,4 +513,20 @@ pub struct ShardPluginStatus {
     pub name: String,
     /// Version the shard's pods run.
     pub version: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StopSignal;
+
+    #[test]
+    fn stop_signals_are_spelled_as_kubernetes_spells_them() {
+        use StopSignal::*;
+        for signal in [Sigint, Sigterm, Sigquit, Sighup, Sigusr1, Sigusr2] {
+            let json = serde_json::to_value(signal).unwrap();
+            assert_eq!(json, signal.name());
+            assert_eq!(serde_json::from_value::<StopSignal>(json).unwrap(), signal);
+        }
+        assert!(serde_json::from_str::<StopSignal>("\"SIGKILL\"").is_err());
+    }
 }

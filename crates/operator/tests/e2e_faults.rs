@@ -47,25 +47,9 @@ async fn the_operator_survives_an_api_server_crash() {
     })
     .await;
     let c = cluster().await;
-    c.restart("kube-apiserver");
+    c.restart_api_server().await;
     // Shards created while it is down are not lost either.
     let client = c.client();
-    wait_for(
-        "the API server serving again",
-        Duration::from_secs(60),
-        || {
-            let client = client.clone();
-            async move {
-                let req = http::Request::get("/readyz").body(Vec::new()).unwrap();
-                client
-                    .request_text(req)
-                    .await
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-            }
-        },
-    )
-    .await;
     for i in 6..8 {
         apply_yaml(&client, &ns, &shard(i)).await;
     }

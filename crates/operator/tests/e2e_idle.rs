@@ -1,14 +1,13 @@
 //! An idle operator writes nothing: with the example fleet reconciled and steady traffic in a
-//! real Prometheus (so the traffic writer owns figures and health), a window spanning more than
-//! two full resyncs shows zero write requests for the operator's resources in the API server's
+//! real Prometheus (so the traffic writer owns figures and health), and a shard asking for a
+//! field the API server drops, a window spanning more than two full resyncs shows zero write
+//! requests for the operator's resources in the API server's
 //! own request metrics. (Its own test binary, so no other test writes meanwhile.)
 
 use prism_testing as support;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kube::Client;
 use kube::api::Api;
 use prism_api::{Health, PrismNamespace, PrismShard};
 use prism_operator::traffic::Queries;
@@ -20,33 +19,6 @@ use support::operator::{
     wait_example_fleet, wait_object,
 };
 use support::prometheus::{Load, PrometheusServer, TrafficExporter};
-
-const OURS: &[&str] = &[
-    "configmaps",
-    "services",
-    "statefulsets",
-    "deployments",
-    "poddisruptionbudgets",
-    "horizontalpodautoscalers",
-    "prismshards",
-    "prismplugins",
-    "prismnamespaces",
-];
-
-/// `apiserver_request_total` by (verb, resource, subresource) for write verbs on our resources.
-async fn writes(client: &Client) -> BTreeMap<String, f64> {
-    let mut out = BTreeMap::new();
-    for r in apiserver_metrics::requests(&apiserver_metrics::scrape(client).await) {
-        // The controller-manager, not the operator, writes workload status.
-        let kcm_status = (r.subresource == "status" || r.subresource == "scale")
-            && !r.resource.starts_with("prism");
-        if r.is_write() && OURS.contains(&r.resource.as_str()) && !kcm_status {
-            *out.entry(format!("{} {}/{}", r.verb, r.resource, r.subresource))
-                .or_default() += r.count;
-        }
-    }
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_operator_makes_no_writes_over_full_resyncs() {
@@ -104,7 +76,7 @@ async fn an_idle_operator_makes_no_writes_over_full_resyncs() {
         "spelled",
         "spelled",
         1,
-        "  storage: {size: \"1e10\"}\n  resources: {requests: {memory: \"2.5e8\"}, limits: {memory: \"5E8\"}}\n",
+        "  storage: {size: \"1e10\"}\n  resources: {requests: {memory: \"2.5e8\"}, limits: {memory: \"5E8\"}}\n  stopSignal: SIGINT\n",
     );
     apply_yaml(&client, &ns, &format!("{SIDECAR_PLUGIN}---\n{spelled}")).await;
     let shards: Api<PrismShard> = Api::namespaced(client.clone(), &ns);
@@ -116,6 +88,20 @@ async fn an_idle_operator_makes_no_writes_over_full_resyncs() {
         }
     };
     wait_object(&shards, "spelled", "ready", &op, ready(1)).await;
+    // A stop signal this API server drops (its ContainerStopSignals gate is off): said once in
+    // the shard's Degraded condition, not applied at every resync.
+    wait_object(&shards, "spelled", "Degraded: FieldsDropped", &op, |s| {
+        s.status.as_ref().is_some_and(|st| {
+            st.conditions.iter().any(|c| {
+                c.type_ == "Degraded"
+                    && c.status == "True"
+                    && c.reason == "FieldsDropped"
+                    && c.message
+                        .contains("spec.template.spec.containers[0].lifecycle.stopSignal")
+            })
+        })
+    })
+    .await;
     // The HPA grows playback-live from the StatefulSet default to its minimum of 3.
     wait_object(
         &shards,
@@ -142,17 +128,13 @@ async fn an_idle_operator_makes_no_writes_over_full_resyncs() {
     }
     // Let the last status writes and their watch events settle.
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let before = writes(&client).await;
+    let before = apiserver_metrics::operator_writes(&client).await;
     let ops_before = op.metrics().await;
     tokio::time::sleep(Duration::from_secs(20)).await;
-    let after = writes(&client).await;
+    let after = apiserver_metrics::operator_writes(&client).await;
     let ops_after = op.metrics().await;
 
-    let delta: BTreeMap<&String, f64> = after
-        .iter()
-        .map(|(k, v)| (k, v - before.get(k).copied().unwrap_or(0.0)))
-        .filter(|(_, d)| *d != 0.0)
-        .collect();
+    let delta = apiserver_metrics::grown(&after, &before);
     let reconciles = apiserver_metrics::sum(&ops_after, "controller_runtime_reconcile_total")
         - apiserver_metrics::sum(&ops_before, "controller_runtime_reconcile_total");
     println!(

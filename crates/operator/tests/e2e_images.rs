@@ -545,10 +545,13 @@ async fn traces_over_tls_and_plain_metrics(release: &Release<'_>) {
 
 /// The image as the chart deploys it with each value that changes the container's arguments
 /// on its own: Prometheus over plain http without a CA (the image has no CA roots and must not
-/// need them), network policies, render mode, one watched namespace. Each one becomes ready
-/// and stops cleanly. An https Prometheus without a CA is refused at start, said once.
+/// need them), network policies, render mode, one watched namespace, mutual TLS to Prism admin
+/// (a namespace reaches an admin that takes only the chart's client certificate). Each one
+/// becomes ready and stops cleanly. An https Prometheus without a CA is refused at start, said
+/// once.
 async fn each_value_that_changes_the_arguments(release: &Release<'_>) {
     use support::prometheus::{PrometheusServer, TrafficExporter};
+    let tls_admin = admin_with_client_certificates(release).await;
     let exporter = TrafficExporter::start().await;
     let prometheus = PrometheusServer::start(exporter.port(), &[]).await;
     assert!(
@@ -556,7 +559,7 @@ async fn each_value_that_changes_the_arguments(release: &Release<'_>) {
         "{}",
         prometheus.url()
     );
-    let cases: [(&str, Vec<String>, &str); 4] = [
+    let cases: [(&str, Vec<String>, &str); 5] = [
         (
             "prometheus",
             vec![
@@ -568,13 +571,23 @@ async fn each_value_that_changes_the_arguments(release: &Release<'_>) {
         ("policies", vec!["networkPolicies=true".into()], ""),
         ("render", vec!["renderMode=true".into()], ""),
         ("watch", vec![format!("watchNamespace={}", release.ns)], ""),
+        (
+            "admin-tls",
+            vec![
+                format!("adminEndpoint={}", tls_admin.endpoint()),
+                "adminTLS.caConfigMap=admin-ca".into(),
+                "adminTLS.clientSecret=admin-client".into(),
+            ],
+            "",
+        ),
     ];
     for (case, values, metric) in cases {
-        let [health_port, metrics_port] = support::process::free_ports().unwrap();
+        let [health_port, metrics_port, webhook_port] = support::process::free_ports().unwrap();
         let mut all = vec![
             "metrics.secure=false".to_string(),
             format!("metrics.port={metrics_port}"),
             format!("health.port={health_port}"),
+            format!("webhook.port={webhook_port}"),
         ];
         all.extend(values.iter().cloned());
         let mut args: Vec<&str> = release.args.iter().map(String::as_str).collect();
@@ -586,12 +599,15 @@ async fn each_value_that_changes_the_arguments(release: &Release<'_>) {
             &release.kubeconfig,
         ));
         let pod_spec = &only(&docs, "Deployment")["spec"]["template"]["spec"];
+        let volumes_dir = tempfile::tempdir().unwrap();
+        let volumes =
+            project_volumes(&release.admin, &release.ns, pod_spec, volumes_dir.path()).await;
         let options = run_options(
             pod_spec,
             (&format!("prism-operator-7d9f8-{case}"), &release.ns),
             ("127.0.0.1", release.api_port),
             release.service_account_dir,
-            &[],
+            &volumes,
         );
         let container = Container::run(&format!("prism-e2e-operator-{health_port}"), &options);
         let ready = format!("http://127.0.0.1:{health_port}/readyz");
@@ -625,6 +641,11 @@ async fn each_value_that_changes_the_arguments(release: &Release<'_>) {
             },
         )
         .await;
+        if case == "admin-tls" {
+            assert_eq!(volumes.len(), 2, "{volumes:?}");
+            webhooks_to_loopback(&release.admin, "prism-operator", webhook_port).await;
+            namespace_reaches(&tls_admin, || container.logs()).await;
+        }
         podman_ok(&["stop", "--time", "30", &container.name]);
         assert_eq!(
             container.inspect("{{.State.ExitCode}}"),
@@ -633,6 +654,17 @@ async fn each_value_that_changes_the_arguments(release: &Release<'_>) {
             container.logs()
         );
     }
+
+    // A client certificate without a CA to check admin with: refused by the chart itself.
+    let mut args: Vec<&str> = release.args.iter().map(String::as_str).collect();
+    args.extend(["--set", "adminTLS.clientSecret=admin-client"]);
+    let out = support::helm::helm_output(&[&["template"], &args[..]].concat(), &release.kubeconfig);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && said.contains("adminTLS.clientSecret (mutual TLS) needs adminTLS.caConfigMap"),
+        "{said}"
+    );
 
     // https without a CA: refused before anything starts, in one line.
     let out = support::podman::output(&[
@@ -655,6 +687,74 @@ async fn each_value_that_changes_the_arguments(release: &Release<'_>) {
         1,
         "the fatal error, once:\n{said}"
     );
+}
+
+/// An admin serving mutual TLS, whose CA and the client certificate it takes the release's
+/// namespace holds as the ConfigMap `admin-ca` and the `kubernetes.io/tls` Secret
+/// `admin-client`.
+async fn admin_with_client_certificates(release: &Release<'_>) -> AdminServer {
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    use support::admin_server::ServerTls;
+    let (ca, clients) = (
+        support::pki::Ca::new("admin"),
+        support::pki::Ca::new("clients"),
+    );
+    let serving = ca.server();
+    let admin = AdminServer::start_tls(ServerTls {
+        cert_pem: serving.cert,
+        key_pem: serving.key,
+        client_ca_pem: Some(clients.pem.clone()),
+    })
+    .await;
+    let client = clients.client();
+    let params = kube::api::PostParams::default();
+    let config_map: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "admin-ca"}, "data": {"ca.crt": ca.pem}
+    }))
+    .unwrap();
+    kube::Api::<ConfigMap>::namespaced(release.admin.clone(), &release.ns)
+        .create(&params, &config_map)
+        .await
+        .unwrap();
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "admin-client"}, "type": "kubernetes.io/tls",
+        "stringData": {"tls.crt": client.cert, "tls.key": client.key}
+    }))
+    .unwrap();
+    kube::Api::<Secret>::namespaced(release.admin.clone(), &release.ns)
+        .create(&params, &secret)
+        .await
+        .unwrap();
+    admin
+}
+
+/// A shard without an admin of its own and a namespace on it, in a new Kubernetes namespace:
+/// the namespace reaches `admin`, the operator's default.
+async fn namespace_reaches(admin: &AdminServer, logs: impl Fn() -> String) {
+    use support::fixtures::{SIDECAR_PLUGIN, namespace_yaml, shard_yaml};
+    let (client, ns) = test_namespace_with("admin-tls", &NamespaceOptions::restricted()).await;
+    for yaml in [
+        SIDECAR_PLUGIN.to_string(),
+        shard_yaml("s", "p", 1),
+        namespace_yaml("secure", "p"),
+    ] {
+        support::operator::apply_yaml(&client, &ns, &yaml).await;
+    }
+    wait_for(
+        "the namespace in admin, over mutual TLS",
+        Duration::from_secs(90),
+        || {
+            let held = admin.namespaces().contains_key("secure");
+            let logs = logs();
+            async move {
+                match held {
+                    true => Ok(()),
+                    false => Err(format!("not in admin; logs:\n{logs}")),
+                }
+            }
+        },
+    )
+    .await;
 }
 
 /// `prism-render render` arguments the plugin and the host run alike.

@@ -332,17 +332,44 @@ async fn the_chart_grants_exactly_the_permissions_preflight_checks() {
         &["template", "x", "charts/prism-operator"],
         &kubeconfig,
     ));
-    let wanted: BTreeSet<_> = permissions(Needs {
-        workload_writes: true,
-        leader_election: true,
-        webhook_certificates: Some(WebhookObjects {
-            secret: "x-prism-operator-webhook-cert".into(),
-            configuration: "x-prism-operator".into(),
-        }),
-        metrics_auth: true,
-    })
-    .into_iter()
-    .map(|p| (p.group, p.resource, p.verb, p.name))
-    .collect();
-    assert_eq!(granted(&chart), wanted);
+    let wanted = |one_namespace| -> BTreeSet<_> {
+        permissions(Needs {
+            workload_writes: true,
+            leader_election: true,
+            webhook_certificates: Some(WebhookObjects {
+                secret: "x-prism-operator-webhook-cert".into(),
+                configuration: "x-prism-operator".into(),
+            }),
+            metrics_auth: true,
+            one_namespace,
+        })
+        .into_iter()
+        .map(|p| (p.group, p.resource, p.verb, p.name))
+        .collect()
+    };
+    assert_eq!(granted(&chart), wanted(false));
+    // One watched namespace: a Role there, and reading shards and namespaces everywhere.
+    let one = documents(&helm(
+        &[
+            "template",
+            "x",
+            "charts/prism-operator",
+            "--set",
+            "watchNamespace=team",
+        ],
+        &kubeconfig,
+    ));
+    assert_eq!(granted(&one), wanted(true));
+    let everywhere = one
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRole")
+        .flat_map(|d| d["rules"].as_array().cloned().unwrap_or_default())
+        .filter(|r| r["apiGroups"][0] == "prism.io")
+        .collect::<Vec<_>>();
+    assert_eq!(everywhere.len(), 1, "{everywhere:?}");
+    assert_eq!(
+        everywhere[0]["verbs"],
+        serde_json::json!(["list", "watch"]),
+        "read only"
+    );
 }

@@ -1,9 +1,10 @@
 //! Teams sharing one Prism admin: names are global in admin, so a PrismNamespace whose name an
 //! older one in another Kubernetes namespace already holds there waits (NameConflict) and is
 //! never sent; deleting it revokes nothing; when the owner is deleted it takes over. A name
-//! never belongs to a namespace that cannot be sent (its shard refused the admin). The
-//! operators watch every namespace, so this binary has a control plane of its own and runs its
-//! scenarios one after the other.
+//! never belongs to a namespace that cannot be sent (its shard refused the admin). Operators
+//! that each watch one namespace keep both rules across namespaces. Most operators here watch
+//! every namespace, so this binary has a control plane of its own and runs its scenarios one
+//! after the other.
 
 use prism_testing as support;
 
@@ -37,6 +38,7 @@ async fn names_in_a_shared_admin() {
     the_older_of_two_same_named_namespaces_keeps_the_name_in_admin().await;
     a_namespace_that_cannot_be_sent_holds_no_name_and_revokes_nothing().await;
     same_named_shards_in_two_namespaces_are_two_proxies().await;
+    operators_of_one_namespace_each_keep_the_rules_across_namespaces().await;
 }
 
 async fn the_older_of_two_same_named_namespaces_keeps_the_name_in_admin() {
@@ -295,6 +297,96 @@ async fn same_named_shards_in_two_namespaces_are_two_proxies() {
         .unwrap()
         .message;
     assert!(why.contains(&format!("of shard {team_y}/s")), "{why}");
+}
+
+/// Two operators, each watching one team's namespace and using the same default admin (which
+/// neither names in its shards). Each learns the other's shards' admin from their status:
+/// with sharing allowed, team-f's younger `orders` waits on team-e's (`NameConflict`) and is
+/// never sent; without it, team-h's shard, younger than team-g's, is refused the admin.
+async fn operators_of_one_namespace_each_keep_the_rules_across_namespaces() {
+    let (shared, alone) = (AdminServer::start().await, AdminServer::start().await);
+    let mut teams = Vec::new();
+    for prefix in ["team-e", "team-f", "team-g", "team-h"] {
+        teams.push(test_namespace_with(prefix, &NamespaceOptions::restricted()).await);
+    }
+    let client = teams[0].0.clone();
+    let [e, f, g, h] = [0, 1, 2, 3].map(|i| teams[i].1.clone());
+    let (shared_endpoint, alone_endpoint) = (shared.endpoint(), alone.endpoint());
+    let sharing = ["--admin-endpoint", &shared_endpoint, "--allow-shared-admin"];
+    let (op_e, op_f) = (
+        Operator::start(&e, &sharing).await,
+        Operator::start(&f, &sharing).await,
+    );
+    let owning = ["--admin-endpoint", &alone_endpoint];
+    let (op_g, op_h) = (
+        Operator::start(&g, &owning).await,
+        Operator::start(&h, &owning).await,
+    );
+    let reported = |n: &prism_api::PrismShard| {
+        n.status
+            .as_ref()
+            .and_then(|s| s.admin.as_ref())
+            .is_some_and(|a| a.endpoints.is_some())
+    };
+    for (namespace, shard, op) in [(&e, "e", &op_e), (&g, "g", &op_g)] {
+        apply_yaml(&client, namespace, &team(shard)).await;
+        let shards: Api<prism_api::PrismShard> = Api::namespaced(client.clone(), namespace);
+        wait_object(&shards, shard, "its admin in status", op, reported).await;
+    }
+    // A name admin gives team-e's proxy (partitions 0–127 once both teams' are registered).
+    let name = (0..)
+        .map(|i| format!("orders-{i}"))
+        .find(|n| prism_admin::partition_of(n) < 128)
+        .unwrap();
+    let active = |n: &PrismNamespace| state(n) == Some(NamespaceState::Active);
+    apply_yaml(&client, &e, &namespace_yaml(&name, "shop")).await;
+    let in_e: Api<PrismNamespace> = Api::namespaced(client.clone(), &e);
+    wait_object(&in_e, &name, "Active", &op_e, active).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for (namespace, shard) in [(&f, "f"), (&h, "h")] {
+        apply_yaml(&client, namespace, &team(shard)).await;
+    }
+    apply_yaml(&client, &f, &namespace_yaml(&name, "shop")).await;
+    let in_f: Api<PrismNamespace> = Api::namespaced(client.clone(), &f);
+    let waiting = wait_object(&in_f, &name, "NameConflict", &op_f, |n| {
+        ready_reason(n) == Some("NameConflict")
+    })
+    .await;
+    let owner = format!("{e}/{name}");
+    assert!(
+        format!("{:?}", waiting.status).contains(&owner),
+        "the owner is named: {:?}",
+        waiting.status
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        shared.namespaces()[&name][keys::K8S_NAMESPACE],
+        e,
+        "never sent"
+    );
+
+    apply_yaml(&client, &h, &namespace_yaml("served", "shop")).await;
+    let in_h: Api<PrismNamespace> = Api::namespaced(client.clone(), &h);
+    let refused = wait_object(&in_h, "served", "SharedAdminRefused", &op_h, |n| {
+        ready_reason(n) == Some("SharedAdminRefused")
+    })
+    .await;
+    assert!(
+        format!("{:?}", refused.status).contains(&format!("older shard {g}/g")),
+        "{:?}",
+        refused.status
+    );
+    assert!(alone.namespace("served").is_none(), "never sent");
+}
+
+/// The reason of a PrismNamespace's Ready condition.
+fn ready_reason(n: &PrismNamespace) -> Option<&str> {
+    n.status.as_ref().and_then(|s| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .map(|c| c.reason.as_str())
+    })
 }
 
 /// The notes of the events with `reason` in `namespace`.

@@ -1,7 +1,22 @@
 //! The API server's own metrics (`GET /metrics` through the client): request counts, to measure
 //! what the operator writes.
 
+use std::collections::BTreeMap;
+
 use kube::Client;
+
+/// The resources the operator writes: its own kinds and what it renders.
+const OPERATOR_RESOURCES: &[&str] = &[
+    "configmaps",
+    "services",
+    "statefulsets",
+    "deployments",
+    "poddisruptionbudgets",
+    "horizontalpodautoscalers",
+    "prismshards",
+    "prismplugins",
+    "prismnamespaces",
+];
 
 /// One `apiserver_request_total` series.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,4 +73,32 @@ pub fn sum(text: &str, prefix: &str) -> f64 {
         .filter(|l| l.starts_with(prefix))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// Write requests on the resources the operator writes, by `verb resource/subresource`, from
+/// the API server's `apiserver_request_total` (the controller-manager's writes of workload
+/// status and scale left out).
+pub async fn operator_writes(client: &Client) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for r in requests(&scrape(client).await) {
+        let kcm_status = (r.subresource == "status" || r.subresource == "scale")
+            && !r.resource.starts_with("prism");
+        if r.is_write() && OPERATOR_RESOURCES.contains(&r.resource.as_str()) && !kcm_status {
+            *out.entry(format!("{} {}/{}", r.verb, r.resource, r.subresource))
+                .or_default() += r.count;
+        }
+    }
+    out
+}
+
+/// What grew from `before` to `after` (series that did not change left out).
+pub fn grown(
+    after: &BTreeMap<String, f64>,
+    before: &BTreeMap<String, f64>,
+) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, d)| *d != 0.0)
+        .collect()
 }

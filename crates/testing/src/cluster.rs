@@ -64,6 +64,8 @@ pub struct Cluster {
     etcd_url: String,
     config: Config,
     components: Mutex<Vec<Component>>,
+    /// The API server's feature gates (empty: its defaults).
+    gates: &'static str,
 }
 
 struct Component {
@@ -98,6 +100,26 @@ pub async fn cluster() -> &'static Cluster {
         Ok(cluster) => cluster,
         Err(e) => panic!("test control plane unavailable: {e}"),
     }
+}
+
+/// Feature gates of the API server, set by [`cluster_with_gates`] before it starts.
+static FEATURE_GATES: OnceLock<&'static str> = OnceLock::new();
+
+/// The shared control plane with the API server's `--feature-gates` set to `gates` (e.g.
+/// `ContainerStopSignals=true`). Call it before anything else of the test binary starts the
+/// control plane: panics if it runs with other gates.
+pub async fn cluster_with_gates(gates: &'static str) -> &'static Cluster {
+    let set = FEATURE_GATES.get_or_init(|| gates);
+    assert_eq!(
+        *set, gates,
+        "the control plane runs with other feature gates"
+    );
+    let cluster = cluster().await;
+    assert!(
+        cluster.gates == gates,
+        "the control plane started before its feature gates were set"
+    );
+    cluster
 }
 
 /// A new admin client for the shared control plane, bound to the caller's runtime.
@@ -268,6 +290,28 @@ impl Cluster {
         tail(&self.log_path(component), lines)
     }
 
+    /// Restarts kube-apiserver ([`Self::restart`]) and waits until it serves again.
+    pub async fn restart_api_server(&self) {
+        self.restart("kube-apiserver");
+        let client = self.client();
+        crate::wait_for(
+            "the API server serving again",
+            Duration::from_secs(90),
+            || {
+                let client = client.clone();
+                async move {
+                    let req = http::Request::get("/readyz").body(Vec::new()).unwrap();
+                    client
+                        .request_text(req)
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                }
+            },
+        )
+        .await;
+    }
+
     /// Kills component `name` (SIGKILL, as a crash would) and starts it again with the same
     /// arguments, appending to its log. The caller waits for it to serve again.
     pub fn restart(&self, name: &str) {
@@ -406,6 +450,7 @@ struct Launcher {
 impl Launcher {
     async fn run(&mut self) -> Result<Cluster, String> {
         let dir = self.dir.clone();
+        let gates = FEATURE_GATES.get().copied().unwrap_or_default();
         for sub in ["pki", "logs", "etcd", "apiserver-certs"] {
             std::fs::create_dir_all(dir.join(sub))
                 .map_err(|e| format!("creating {}: {e}", dir.join(sub).display()))?;
@@ -487,7 +532,10 @@ impl Launcher {
                 // opens tunnels to loopback (see `egress`).
                 format!("--egress-selector-config-file={}", egress_config.display()),
                 "--profiling=false".into(),
-            ],
+            ]
+            .into_iter()
+            .chain((!gates.is_empty()).then(|| format!("--feature-gates={gates}")))
+            .collect::<Vec<String>>(),
         )?;
         let config = Config::from_custom_kubeconfig(
             Kubeconfig::read_from(&kubeconfig).map_err(|e| format!("reading kubeconfig: {e}"))?,
@@ -585,6 +633,7 @@ impl Launcher {
             etcd_url,
             config,
             components: Mutex::new(std::mem::take(&mut self.components)),
+            gates,
         })
     }
 

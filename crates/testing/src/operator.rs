@@ -257,6 +257,13 @@ pub fn prism_resource(kind: &str) -> ApiResource {
 
 /// Applies YAML documents (Prism resources) into `namespace`, as field manager `prism-tests`.
 pub async fn apply_yaml(client: &Client, namespace: &str, yaml: &str) {
+    try_apply_yaml(client, namespace, yaml)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// [`apply_yaml`], saying which object the API server refused instead of panicking.
+pub async fn try_apply_yaml(client: &Client, namespace: &str, yaml: &str) -> Result<(), String> {
     for doc in serde_yaml::Deserializer::from_str(yaml) {
         let mut value: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
         if value.is_null() {
@@ -273,8 +280,9 @@ pub async fn apply_yaml(client: &Client, namespace: &str, yaml: &str) {
             &Patch::Apply(&value),
         )
         .await
-        .unwrap_or_else(|e| panic!("applying {kind} {name}: {e}"));
+        .map_err(|e| format!("applying {kind} {name}: {e}"))?;
     }
+    Ok(())
 }
 
 /// The sum of the samples of metric `name` in the exposition `text` whose labels contain every

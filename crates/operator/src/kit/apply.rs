@@ -85,7 +85,7 @@ pub fn is_subset(want: &Value, have: &Value) -> bool {
 
 /// Applies `desired` with server-side apply. With `force`, fields another manager owns are
 /// taken over; without it, such a conflict is an error naming the manager and the fields. With
-/// `dry_run` nothing is persisted. Traced as a span `apply` with the object's kind, namespace
+/// `dry_run` nothing is persisted. Returns the object as the API server keeps it. Traced as a span `apply` with the object's kind, namespace
 /// and name.
 #[tracing::instrument(
     name = "apply",
@@ -104,7 +104,7 @@ pub async fn apply(
     desired: &Value,
     force: bool,
     dry_run: bool,
-) -> kube::Result<()> {
+) -> kube::Result<DynamicObject> {
     let ns = desired["metadata"]["namespace"]
         .as_str()
         .unwrap_or_default();
@@ -113,9 +113,7 @@ pub async fn apply(
     let mut params = PatchParams::apply(FIELD_MANAGER);
     params.force = force;
     params.dry_run = dry_run;
-    api.patch(name, &params, &Patch::Apply(desired))
-        .await
-        .map(drop)
+    api.patch(name, &params, &Patch::Apply(desired)).await
 }
 
 /// The hash a desired object carries.

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::apply;
 use super::context::{Ctx, owner_ref};
+use super::dropped;
 use super::error::Error;
 use super::outcome::Degradation;
 use prism_api::{PrismPlugin, PrismShard, reason};
@@ -105,6 +106,12 @@ pub async fn apply_and_prune<K: Owner>(
             Applied::Contested(why) => {
                 degraded = Some(Degradation::new(reason::FIELD_CONFLICT, why));
             }
+            Applied::Dropped { applied, why } => {
+                if applied {
+                    tracing::info!(child = %obj.id(), "applied");
+                }
+                degraded = Some(Degradation::new(reason::FIELDS_DROPPED, why));
+            }
         }
     }
     if let Err(e) = prune(ctx, owner, &keep).await {
@@ -152,20 +159,22 @@ pub enum Applied {
     Applied,
     /// Something else keeps changing fields we set; the message names it and the fields.
     Contested(String),
+    /// The API server drops fields we set (a feature it has not enabled): the message names
+    /// them. `applied`: it was applied now, and that is how the fields were found dropped.
+    Dropped { applied: bool, why: String },
 }
 
 /// Applies a child when it differs from `live`, without fighting: when the same content had
 /// to be applied again and again within a minute (another writer keeps changing fields we
 /// set), the conflict is reported instead of applied, with one more try a minute later.
+/// Fields the API server dropped from this content when it was applied are left out of the
+/// comparison, and reported.
 pub async fn apply_child(
     ctx: &Ctx,
     ar: &ApiResource,
     desired: &Value,
     live: Option<&Value>,
 ) -> kube::Result<Applied> {
-    if !apply::needs_apply(desired, live) {
-        return Ok(Applied::Unchanged);
-    }
     let id = format!(
         "{}/{}/{}",
         ar.kind,
@@ -174,16 +183,53 @@ pub async fn apply_child(
             .unwrap_or_default(),
         desired["metadata"]["name"].as_str().unwrap_or_default()
     );
-    if ctx.contests.reapplied(&id, apply::applied_hash(desired)) {
+    let hash = apply::applied_hash(desired);
+    let lost = ctx.dropped.of(&id, &hash);
+    let kept = lost
+        .as_ref()
+        .map(|fields| dropped::without(desired, fields));
+    if !apply::needs_apply(kept.as_ref().unwrap_or(desired), live) {
+        return Ok(match lost {
+            Some(fields) => Applied::Dropped {
+                applied: false,
+                why: dropped_fields(&id, &fields),
+            },
+            None => Applied::Unchanged,
+        });
+    }
+    if ctx.contests.reapplied(&id, hash.clone()) {
         let why = match apply::apply(&ctx.client, ar, desired, false, true).await {
             Err(kube::Error::Api(e)) if e.code == 409 => e.message,
             _ => "the object keeps changing after every apply".to_string(),
         };
         return Ok(Applied::Contested(format!("{id}: {why}")));
     }
-    apply::apply(&ctx.client, ar, desired, true, false).await?;
+    let kept = apply::apply(&ctx.client, ar, desired, true, false).await?;
     ctx.report.metrics.write(&ar.kind, "apply");
-    Ok(Applied::Applied)
+    let mut body = desired.clone();
+    if let Some(map) = body.as_object_mut() {
+        map.remove("apiVersion");
+        map.remove("kind");
+    }
+    let lost = dropped::missing(&body, &as_json(&kept));
+    ctx.dropped.record(&id, &hash, lost.clone());
+    Ok(match lost.is_empty() {
+        true => Applied::Applied,
+        false => Applied::Dropped {
+            applied: true,
+            why: dropped_fields(&id, &lost),
+        },
+    })
+}
+
+/// Why object `id` is degraded when the API server drops `fields` (JSON pointers) of it.
+fn dropped_fields(id: &str, fields: &[String]) -> String {
+    let paths: Vec<String> = fields.iter().map(|f| dropped::field_path(f)).collect();
+    format!(
+        "{id}: the API server does not keep {} as applied (a feature it has not enabled, or \
+         a mutating admission webhook)",
+        paths.join(", ")
+    )
 }
 
 #[cfg(test)]
@@ -284,6 +330,46 @@ mod tests {
         assert_eq!(degraded.reason, reason::PRUNE_REFUSED);
         assert!(degraded.message.contains("refusing to prune all 1 objects"));
         assert!(lines(&calls).iter().all(|l| !l.starts_with("DELETE")));
+    }
+
+    /// Fields the API server drops (here `data.gated`) make the child degraded, naming them;
+    /// the child is applied once, not at every reconcile.
+    #[tokio::test]
+    async fn fields_the_server_drops_are_reported_and_not_applied_again() {
+        let mut obj = rendered("gated");
+        obj.value["data"]["gated"] = json!("on");
+        let desired = apply::desired(&obj, &owner_ref(&owner()));
+        let mut kept = desired.clone();
+        kept["data"].as_object_mut().unwrap().remove("gated");
+        let view = Objects(vec![shard("team", "s", 0, None), kept]).view(None);
+        let (client, calls) = mock_api::serve(|call: &Call| match call.method.as_str() {
+            "PATCH" => {
+                let mut body = call.body.clone();
+                body["data"].as_object_mut().unwrap().remove("gated");
+                (200, body)
+            }
+            _ => answer(call),
+        });
+        let ctx = for_tests(client, view);
+        for _ in 0..3 {
+            let degraded = apply_and_prune(&ctx, &owner(), &[obj.clone()], &())
+                .await
+                .unwrap()
+                .expect("degraded");
+            assert_eq!(degraded.reason, reason::FIELDS_DROPPED);
+            assert!(
+                degraded
+                    .message
+                    .contains("ConfigMap/team/gated: the API server does not keep data.gated"),
+                "{}",
+                degraded.message
+            );
+        }
+        let patches = lines(&calls)
+            .into_iter()
+            .filter(|l| l.starts_with("PATCH"))
+            .count();
+        assert_eq!(patches, 1, "{:?}", lines(&calls));
     }
 
     /// A child that is cached as rendered is not applied again.

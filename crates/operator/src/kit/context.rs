@@ -10,6 +10,7 @@ use kube::{Client, Resource, ResourceExt};
 
 use super::admin::Admin;
 use super::conflicts::Contests;
+use super::dropped::Dropped;
 use super::report::Report;
 use super::served::Served;
 use crate::view::View;
@@ -54,6 +55,8 @@ pub struct Ctx {
     pub admin: Admin,
     /// Objects another writer keeps changing.
     pub contests: Contests,
+    /// Fields the API server drops from what is applied.
+    pub dropped: Dropped,
     /// The CRD child kinds the cluster serves.
     pub served: Served,
 }
@@ -126,6 +129,7 @@ pub fn for_tests(client: Client, view: View) -> Ctx {
         renderer: Renderer::embedded(),
         view,
         contests: Contests::default(),
+        dropped: Dropped::default(),
         served: Served::default(),
     }
 }

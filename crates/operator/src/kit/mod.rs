@@ -7,6 +7,7 @@ pub mod apply;
 pub mod children;
 pub mod conflicts;
 pub mod context;
+pub mod dropped;
 pub mod error;
 pub mod events;
 pub mod jitter;

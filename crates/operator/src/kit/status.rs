@@ -208,7 +208,11 @@ fn short(v: Option<&serde_json::Value>) -> String {
 }
 
 /// Degradations announced by a Warning event when they begin.
-const ANNOUNCED: &[&str] = &[reason::FIELD_CONFLICT, reason::CRD_MISSING];
+const ANNOUNCED: &[&str] = &[
+    reason::FIELD_CONFLICT,
+    reason::FIELDS_DROPPED,
+    reason::CRD_MISSING,
+];
 
 /// The reason and message of an announced degradation (a field conflict, a missing CRD) that
 /// `new` reports and `old` did not (or with another message): it is announced once when it

@@ -252,6 +252,7 @@ async fn access(client: &Client, cfg: &Config) -> Check {
         leader_election: cfg.lease_namespace.is_some(),
         webhook_certificates: cfg.webhook_certificates.clone().map(|(_, w)| w),
         metrics_auth: cfg.metrics_auth,
+        one_namespace: cfg.watch_namespace.is_some(),
     };
     let wanted = permissions(needs);
     let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());

@@ -45,6 +45,9 @@ pub struct Needs {
     pub webhook_certificates: Option<WebhookObjects>,
     /// Serves `/metrics` only to callers the API server authenticates and authorizes.
     pub metrics_auth: bool,
+    /// Watches one namespace, and so reads PrismShards and PrismNamespaces of every namespace
+    /// for the rules global to an admin.
+    pub one_namespace: bool,
 }
 
 /// The objects the operator's own webhook certificates touch.
@@ -119,6 +122,11 @@ pub fn permissions(needs: Needs) -> Vec<Permission> {
         &["create", "patch"],
         Scope::Watched,
     );
+    if needs.one_namespace {
+        for plural in ["prismshards", "prismnamespaces"] {
+            add(prism_api::GROUP, plural, &["list", "watch"], Scope::Cluster);
+        }
+    }
     if needs.leader_election {
         let verbs = ["get", "list", "watch", "create", "update", "patch"];
         add("coordination.k8s.io", "leases", &verbs, Scope::Lease);
@@ -231,12 +239,14 @@ mod tests {
                 configuration: "hooks".into(),
             }),
             metrics_auth: true,
+            one_namespace: true,
         });
         let render = permissions(Needs {
             workload_writes: false,
             leader_election: false,
             webhook_certificates: None,
             metrics_auth: false,
+            one_namespace: false,
         });
         let shown: Vec<String> = full.iter().map(ToString::to_string).collect();
         for expected in [
@@ -257,6 +267,16 @@ mod tests {
             );
         }
         assert!(render.len() < full.len());
+        for plural in ["prismshards", "prismnamespaces"] {
+            let everywhere = |p: &&Permission| p.resource == plural && p.scope == Scope::Cluster;
+            let verbs: Vec<&str> = full
+                .iter()
+                .filter(everywhere)
+                .map(|p| p.verb.as_str())
+                .collect();
+            assert_eq!(verbs, ["list", "watch"], "{plural} read in every namespace");
+            assert!(!render.iter().any(|p| everywhere(&p)));
+        }
         assert!(
             !render
                 .iter()

@@ -7,7 +7,7 @@ use kube::runtime::watcher::Event;
 use serde_json::Value;
 
 use super::strip::strip_child;
-use super::{AdminDefaults, ChildStores, Indexes, Stores, View};
+use super::{AdminDefaults, ChildStores, Global, Indexes, Stores, View};
 use crate::kit::apply::{CHILD_KINDS, api_resource};
 use kube::api::DynamicObject;
 use prism_api::{PrismNamespace, PrismPlugin, PrismShard};
@@ -33,22 +33,60 @@ where
 impl Objects {
     /// A view of these objects, shards without an admin endpoint using `default_admin`.
     pub fn view(&self, default_admin: Option<&str>) -> View {
+        self.view_watching(default_admin, None)
+    }
+
+    /// [`Objects::view`] of an operator watching `watch_namespace` only (`None`: all): its
+    /// caches hold that namespace's objects, its global caches every namespace's.
+    pub fn view_watching(
+        &self,
+        default_admin: Option<&str>,
+        watch_namespace: Option<&str>,
+    ) -> View {
         let admins = AdminDefaults {
             endpoint: default_admin.map(String::from),
             tls: false,
+            watch_namespace: watch_namespace.map(String::from),
         };
         let indexes = Indexes::new(&admins);
-        let shards = writer::<PrismShard>(&self.0, "PrismShard", |e| indexes.shard_event(e));
-        let namespaces =
-            writer::<PrismNamespace>(&self.0, "PrismNamespace", |e| indexes.namespace_event(e));
-        let plugins = writer::<PrismPlugin>(&self.0, "PrismPlugin", |_| {});
-        let pods = writer::<Pod>(&self.0, "Pod", |_| {});
+        let local: Vec<Value> = self
+            .0
+            .iter()
+            .filter(|o| watch_namespace.is_none_or(|w| o["metadata"]["namespace"] == w))
+            .cloned()
+            .collect();
+        let (shards, namespaces, global) = match watch_namespace {
+            None => {
+                let shards = writer::<PrismShard>(&local, "PrismShard", |e| indexes.shard_event(e));
+                let namespaces = writer::<PrismNamespace>(&local, "PrismNamespace", |e| {
+                    indexes.namespace_event(e)
+                });
+                (shards, namespaces, None)
+            }
+            Some(_) => {
+                let all_shards =
+                    writer::<PrismShard>(&self.0, "PrismShard", |e| indexes.shard_event(e));
+                let all_namespaces = writer::<PrismNamespace>(&self.0, "PrismNamespace", |e| {
+                    indexes.namespace_event(e)
+                });
+                let global = Global {
+                    shards: all_shards.as_reader(),
+                    namespaces: all_namespaces.as_reader(),
+                };
+                let shards = writer::<PrismShard>(&local, "PrismShard", |_| {});
+                let namespaces = writer::<PrismNamespace>(&local, "PrismNamespace", |_| {});
+                (shards, namespaces, Some(global))
+            }
+        };
+        let plugins = writer::<PrismPlugin>(&local, "PrismPlugin", |_| {});
+        let pods = writer::<Pod>(&local, "Pod", |_| {});
         let stores = Stores {
             shards: shards.as_reader(),
             plugins: plugins.as_reader(),
             namespaces: namespaces.as_reader(),
             pods: pods.as_reader(),
             children: self.children(),
+            global,
         };
         View::new(stores, admins, indexes)
     }

@@ -36,16 +36,30 @@ pub struct AdminDefaults {
     pub endpoint: Option<String>,
     /// Whether admin is reached over TLS (endpoints default to `https://`).
     pub tls: bool,
+    /// The operator's `--watch-namespace`: shards elsewhere are another operator's, whose
+    /// default admin this one does not know.
+    pub watch_namespace: Option<String>,
 }
 
 impl AdminDefaults {
-    /// The comma-separated admin endpoints of `shard`: its own, else the operator's default.
+    /// The comma-separated admin endpoints of `shard`: its own; else, for a shard this
+    /// operator reconciles, the operator's default, and for another operator's shard the
+    /// endpoints that operator reports in its status.
     pub fn endpoints_of(&self, shard: &PrismShard) -> Option<String> {
-        shard
-            .spec
-            .admin_endpoint
-            .clone()
-            .or_else(|| self.endpoint.clone())
+        if let Some(own) = &shard.spec.admin_endpoint {
+            return Some(own.clone());
+        }
+        match self.is_local(shard.namespace().as_deref().unwrap_or_default()) {
+            true => self.endpoint.clone(),
+            false => shard.status.as_ref()?.admin.as_ref()?.endpoints.clone(),
+        }
+    }
+
+    /// Whether objects of Kubernetes namespace `namespace` are this operator's to reconcile.
+    pub fn is_local(&self, namespace: &str) -> bool {
+        self.watch_namespace
+            .as_deref()
+            .is_none_or(|w| w == namespace)
     }
 
     /// The normalized endpoints of a list; an unparsable list stands for itself.
@@ -72,7 +86,21 @@ pub struct View {
     pub children: ChildStores,
     /// How shards name their admin.
     pub admins: AdminDefaults,
+    /// Every PrismShard and PrismNamespace that may reach an admin this operator uses.
+    pub global: Global,
     indexes: Indexes,
+}
+
+/// The PrismShards and PrismNamespaces the rules global to an admin (who owns it, who owns a
+/// name in it) are checked across: those of every Kubernetes namespace. With
+/// `--watch-namespace` these are caches of their own, read but never reconciled; otherwise
+/// the operator's caches themselves.
+#[derive(Clone)]
+pub struct Global {
+    /// PrismShards of every namespace.
+    pub shards: Store<PrismShard>,
+    /// PrismNamespaces of every namespace.
+    pub namespaces: Store<PrismNamespace>,
 }
 
 /// The indexes of a view, fed with the same watch events as its caches.
@@ -124,11 +152,17 @@ pub struct Stores {
     pub pods: Store<Pod>,
     /// Child kinds.
     pub children: ChildStores,
+    /// Every namespace's shards and namespaces; `None`: the stores above hold them.
+    pub global: Option<Global>,
 }
 
 impl View {
     /// A view of `stores`, with `indexes` fed from the same watches.
     pub fn new(stores: Stores, admins: AdminDefaults, indexes: Indexes) -> Self {
+        let global = stores.global.unwrap_or_else(|| Global {
+            shards: stores.shards.clone(),
+            namespaces: stores.namespaces.clone(),
+        });
         Self {
             shards: stores.shards,
             plugins: stores.plugins,
@@ -136,6 +170,7 @@ impl View {
             pods: stores.pods,
             children: stores.children,
             admins,
+            global,
             indexes,
         }
     }
@@ -193,12 +228,7 @@ impl View {
 
     /// The shards of `namespace` that are not being deleted.
     pub fn live_shards(&self, namespace: &str) -> Vec<Arc<PrismShard>> {
-        self.shards
-            .state()
-            .into_iter()
-            .filter(|s| s.namespace().as_deref() == Some(namespace))
-            .filter(|s| s.metadata.deletion_timestamp.is_none())
-            .collect()
+        live_in(&self.shards, namespace)
     }
 
     /// The shards of the plugin's namespace that list it, sorted by name.
@@ -321,16 +351,18 @@ impl View {
             .collect();
         let mut users: Vec<Arc<PrismShard>> = keys
             .iter()
-            .filter_map(|k| self.shards.get(&object_ref(k)))
+            .filter_map(|k| self.global.shards.get(&object_ref(k)))
             .collect();
         users.sort_by(|a, b| by_age(&**a, &**b));
         users
     }
 
-    /// The PrismNamespaces placed on a live shard that uses any of `endpoints`.
+    /// The PrismNamespaces this operator reconciles placed on a live shard that uses any of
+    /// `endpoints`.
     pub fn placed_with_admin(&self, endpoints: &BTreeSet<String>) -> Vec<Arc<PrismNamespace>> {
         self.admin_users(endpoints)
             .iter()
+            .filter(|shard| self.admins.is_local(&shard.namespace().unwrap_or_default()))
             .flat_map(|shard| {
                 let name = shard.name_any();
                 self.namespaces_in(&shard.namespace().unwrap_or_default(), |n| {
@@ -346,19 +378,33 @@ impl View {
             .names
             .get(name)
             .iter()
-            .filter_map(|k| self.namespaces.get(&object_ref(k)))
+            .filter_map(|k| self.global.namespaces.get(&object_ref(k)))
             .collect()
     }
 
-    /// The shard a namespace is (or would be) placed on.
+    /// The shard a namespace (of any Kubernetes namespace) is (or would be) placed on.
     pub fn shard_of(&self, ns: &PrismNamespace) -> Option<Arc<PrismShard>> {
-        let shards = self.live_shards(&ns.namespace().unwrap_or_default());
+        let namespace = ns.namespace().unwrap_or_default();
+        let shards = match self.admins.is_local(&namespace) {
+            true => self.live_shards(&namespace),
+            false => live_in(&self.global.shards, &namespace),
+        };
         let name = match ns.status.as_ref().and_then(|s| s.shard.clone()) {
             Some(name) => name,
             None => place(ns, shards.iter().map(|s| &**s)).ok()?.shard,
         };
         shards.into_iter().find(|s| s.name_any() == name)
     }
+}
+
+/// The shards of `namespace` in `store` that are not being deleted.
+fn live_in(store: &Store<PrismShard>, namespace: &str) -> Vec<Arc<PrismShard>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|s| s.namespace().as_deref() == Some(namespace))
+        .filter(|s| s.metadata.deletion_timestamp.is_none())
+        .collect()
 }
 
 /// Whether a pod's Ready condition is true.

@@ -120,6 +120,51 @@ fn a_name_never_belongs_to_a_namespace_whose_shard_is_refused_its_admin() {
     );
 }
 
+/// An operator watching team-b alone still sees who else reaches its admin: team-a's shard
+/// (another operator's, on that operator's default admin, known from its status) owns the
+/// admin and team-a's `orders` the name; a shard of unknown admin reaches none.
+#[test]
+fn with_one_watched_namespace_the_admin_rules_see_every_namespace() {
+    let mut foreign = shard("team-a", "s", 0, None);
+    foreign["status"] = serde_json::json!({"admin": {"endpoints": "http://admin-1:8981"}});
+    let view = Objects(vec![
+        foreign,
+        shard("team-x", "unknown", 0, None),
+        shard("team-b", "s", 5, None),
+        namespace("team-a", "orders", 10, Some("s")),
+        namespace("team-b", "orders", 20, Some("s")),
+    ])
+    .view_watching(Some("admin-1:8981"), Some("team-b"));
+    assert_eq!(
+        names(&view.shards.state()),
+        ["team-b/s"],
+        "reconciled: team-b's"
+    );
+    let set = view.admins.endpoint_set("admin-1:8981");
+    assert_eq!(names(&view.admin_users(&set)), ["team-a/s", "team-b/s"]);
+    let mine = view.shard("team-b", "s").unwrap();
+    assert_eq!(
+        access(&view, &mine, false),
+        Some(Access::Refused {
+            owner: "team-a/s".into(),
+            with: vec!["team-a/s".into()],
+        })
+    );
+    let orders = view
+        .namespaces
+        .get(&kube::runtime::reflector::ObjectRef::new("orders").within("team-b"))
+        .unwrap();
+    assert_eq!(
+        name_owner(&view, &orders, "admin-1:8981", true),
+        Some("team-a/orders".into())
+    );
+    assert_eq!(
+        names(&view.placed_with_admin(&set)),
+        ["team-b/orders"],
+        "only its own namespaces are upserted again"
+    );
+}
+
 #[test]
 fn objects_created_in_the_same_second_are_ordered_by_name_not_uid() {
     // Same creation second; the UIDs would order them the other way.

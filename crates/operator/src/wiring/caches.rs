@@ -22,7 +22,7 @@ use crate::kit::apply::{CHILD_KINDS, api_resource};
 use crate::kit::context::{Ctx, Settings, api, dynamic_api};
 use crate::kit::served::Served;
 use crate::view::strip::{strip_child, strip_meta, strip_pod};
-use crate::view::{AdminDefaults, ChildStores, Indexes, Stores, View};
+use crate::view::{AdminDefaults, ChildStores, Global, Indexes, Stores, View};
 use prism_api::{PrismNamespace, PrismPlugin, PrismShard};
 use prism_render::render::contract::{MANAGED_BY, PROXY_NAME};
 
@@ -111,13 +111,20 @@ pub fn caches(
     let admins = AdminDefaults {
         endpoint: settings.admin_endpoint.clone(),
         tls: settings.admin_tls.is_some(),
+        watch_namespace: settings.watch_namespace.clone(),
     };
     let indexes = Indexes::new(&admins);
+    // With one watched namespace, the rules global to an admin read every namespace's shards
+    // and namespaces from caches of their own, which feed the indexes; otherwise the
+    // operator's own caches do.
+    let everywhere = settings.watch_namespace.is_none();
     let (shards, shard_changes, shards_task) = {
         let indexes = indexes.clone();
         let api = api::<PrismShard>(client, settings);
         reflect_kind(api, watcher::Config::default(), strip_meta, move |e| {
-            indexes.shard_event(e)
+            if everywhere {
+                indexes.shard_event(e)
+            }
         })
     };
     let (plugins, plugin_changes, plugins_task) = reflect_kind(
@@ -130,9 +137,33 @@ pub fn caches(
         let indexes = indexes.clone();
         let api = api::<PrismNamespace>(client, settings);
         reflect_kind(api, watcher::Config::default(), strip_meta, move |e| {
-            indexes.namespace_event(e)
+            if everywhere {
+                indexes.namespace_event(e)
+            }
         })
     };
+    let mut global_tasks = Vec::new();
+    let every = (!everywhere).then(|| {
+        let (all_shards, _, shards_task) = {
+            let indexes = indexes.clone();
+            let api = Api::<PrismShard>::all(client.clone());
+            reflect_kind(api, watcher::Config::default(), strip_meta, move |e| {
+                indexes.shard_event(e)
+            })
+        };
+        let (all_namespaces, _, namespaces_task) = {
+            let indexes = indexes.clone();
+            let api = Api::<PrismNamespace>::all(client.clone());
+            reflect_kind(api, watcher::Config::default(), strip_meta, move |e| {
+                indexes.namespace_event(e)
+            })
+        };
+        global_tasks.extend([shards_task, namespaces_task]);
+        Global {
+            shards: all_shards,
+            namespaces: all_namespaces,
+        }
+    });
     let (children, child_changes, child_tasks) = reflect_children(client, settings, served);
     let (pods, pod_changes, pods_task) = reflect_kind(
         api::<Pod>(client, settings),
@@ -146,6 +177,7 @@ pub fn caches(
         namespaces,
         pods,
         children,
+        global: every,
     };
     let feeds = Feeds {
         shards: shard_changes,
@@ -157,6 +189,7 @@ pub fn caches(
     let tasks = [shards_task, plugins_task, namespaces_task, pods_task]
         .into_iter()
         .chain(child_tasks)
+        .chain(global_tasks)
         .collect();
     (View::new(stores, admins, indexes), feeds, tasks)
 }
@@ -169,6 +202,14 @@ pub async fn sync_caches(ctx: &Ctx, health: &Health) -> anyhow::Result<()> {
     listed("PrismPlugin", || view.plugins.wait_until_ready()).await?;
     listed("PrismNamespace", || view.namespaces.wait_until_ready()).await?;
     listed("Pod", || view.pods.wait_until_ready()).await?;
+    listed("PrismShard (every namespace)", || {
+        view.global.shards.wait_until_ready()
+    })
+    .await?;
+    listed("PrismNamespace (every namespace)", || {
+        view.global.namespaces.wait_until_ready()
+    })
+    .await?;
     // Kinds whose CRD is missing have no cache yet: it fills once they are served.
     for (kind, (_, store)) in &view.children {
         if ctx.served.has(kind) {

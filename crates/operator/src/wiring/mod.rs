@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use kube::Client;
-use kube::api::ListParams;
+use kube::api::{Api, ListParams};
 use kube::runtime::events::Reporter;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -257,6 +257,7 @@ fn context(
         view,
         admin,
         contests: Contests::default(),
+        dropped: Default::default(),
         served,
     })
 }
@@ -319,6 +320,39 @@ async fn check_crds(client: &Client, settings: &Settings) -> anyhow::Result<()> 
                 )
             }
             Err(e) => return Err(e).with_context(|| format!("listing {kind}s")),
+        }
+    }
+    if let Some(watched) = &settings.watch_namespace {
+        fleet_readable(client, watched).await?;
+    }
+    Ok(())
+}
+
+/// With one watched namespace, whether PrismShards and PrismNamespaces can be read in every
+/// namespace: without that, a name or an admin used by another namespace's objects would be
+/// overwritten in Prism admin unseen, so the operator refuses to start.
+async fn fleet_readable(client: &Client, watched: &str) -> anyhow::Result<()> {
+    let probe = ListParams::default().limit(1);
+    let shards = Api::<PrismShard>::all(client.clone())
+        .list_metadata(&probe)
+        .await;
+    let namespaces = Api::<PrismNamespace>::all(client.clone())
+        .list_metadata(&probe)
+        .await;
+    for (plural, result) in [
+        ("prismshards", shards.map(drop)),
+        ("prismnamespaces", namespaces.map(drop)),
+    ] {
+        match result {
+            Ok(()) => {}
+            Err(kube::Error::Api(e)) if e.code == 403 => bail!(
+                "--watch-namespace {watched}: cannot list {plural} in all namespaces. Prism admin \
+                 keys namespaces by name alone and spreads them over every proxy registered \
+                 with it, so the operator checks names and admins against every namespace's \
+                 PrismNamespaces and PrismShards: grant list and watch on prismshards and \
+                 prismnamespaces cluster-wide (the Helm chart does)"
+            ),
+            Err(e) => return Err(e).with_context(|| format!("listing {plural} in all namespaces")),
         }
     }
     Ok(())

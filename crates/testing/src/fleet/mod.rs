@@ -400,6 +400,7 @@ fn shard(rng: &mut Lcg, i: usize, ns: &str, catalogue: &[PluginInfo]) -> PrismSh
             expose: None,
             network_policy: None,
             monitoring: None,
+            stop_signal: None,
         },
     );
     s.metadata.namespace = Some(ns.to_string());
