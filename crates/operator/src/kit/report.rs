@@ -155,13 +155,16 @@ impl Report {
     pub fn retry_later<K: Resource<DynamicType = ()>>(&self, obj: &K, err: &Error) -> Action {
         let key = object_key(obj);
         let asked = self.server.remaining();
-        let wait = match err.throttled() && !asked.is_zero() {
-            true => {
+        let wait = match (err.throttled(), asked.is_zero()) {
+            (true, false) => {
                 let wait = super::jitter::lengthen(asked, 0.2);
                 self.failures.hold(&key, wait);
                 wait
             }
-            false => self.backoff(&key),
+            // Turned away after the server's ask ran out (waited within the retry budget):
+            // the usual backoff, but never longer than the server ever asks.
+            (true, true) => throttled_backoff(self.backoff(&key)),
+            (false, _) => self.backoff(&key),
         };
         tracing::warn!(object = %key, error = %err, retry_in = ?wait, "reconcile failed");
         Action::requeue(wait)
@@ -184,6 +187,18 @@ fn reconcile_span<K: Resource<DynamicType = ()>>(controller: &str, obj: &K) -> t
 
 /// The longest per-object backoff.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(256);
+
+/// The longest `Retry-After` API Priority and Fairness gives: a throttled object never backs
+/// off longer (else, once the squeeze is lifted, it would wait minutes for nothing).
+pub const THROTTLED_CAP: Duration = Duration::from_secs(32);
+
+/// A throttled object's `backoff`, at most [`THROTTLED_CAP`] (less up to a fifth at random).
+fn throttled_backoff(backoff: Duration) -> Duration {
+    match backoff > THROTTLED_CAP {
+        true => super::jitter::shorten(THROTTLED_CAP, 0.2),
+        false => backoff,
+    }
+}
 
 /// Consecutive failures per object, for per-object exponential backoff, and until when an
 /// object the API server turned away is held back.
@@ -260,6 +275,22 @@ pub fn object_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_throttled_object_backs_off_no_longer_than_the_server_ever_asks() {
+        let f = Failures::default();
+        let waits: Vec<Duration> = (0..10).map(|_| throttled_backoff(f.failed("a"))).collect();
+        assert!(
+            waits[..5].iter().all(|w| *w < Duration::from_secs(17)),
+            "{waits:?}"
+        );
+        assert!(
+            waits[5..]
+                .iter()
+                .all(|w| *w <= THROTTLED_CAP && *w >= THROTTLED_CAP.mul_f64(0.8)),
+            "{waits:?}"
+        );
+    }
 
     #[test]
     fn backoff_doubles_per_failure_and_survives_soft_failures() {
