@@ -21,6 +21,11 @@ impl BenchArgs {
         self.argv.iter().any(|a| a == "--smoke") || !self.argv.iter().any(|a| a == "--bench")
     }
 
+    /// Whether flag `name` was given.
+    pub fn argv_has(&self, name: &str) -> bool {
+        self.argv.iter().any(|a| a == name)
+    }
+
     /// The value after `name`, else `default` (also when it does not parse).
     pub fn get<T: FromStr>(&self, name: &str, default: T) -> T {
         self.argv
