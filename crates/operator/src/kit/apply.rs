@@ -55,13 +55,18 @@ pub fn desired(obj: &Object, owner: &OwnerReference) -> Value {
 pub fn needs_apply(desired: &Value, live: Option<&Value>) -> bool {
     let Some(live) = live else { return true };
     let hash = |v: &Value| v["metadata"]["annotations"][APPLIED_HASH].clone();
-    // Type information may be absent from cached objects; identity is checked by the caller.
+    hash(desired) != hash(live) || !is_subset(&body(desired), live)
+}
+
+/// `desired` without its type information, which cached objects and apply answers may lack
+/// (identity is checked by the caller): what is compared with a live object.
+pub fn body(desired: &Value) -> Value {
     let mut body = desired.clone();
     if let Some(map) = body.as_object_mut() {
         map.remove("apiVersion");
         map.remove("kind");
     }
-    hash(desired) != hash(live) || !is_subset(&body, live)
+    body
 }
 
 /// Whether every field of `want` has the same value in `have` (extra fields in `have`, such

@@ -206,12 +206,7 @@ pub async fn apply_child(
     }
     let kept = apply::apply(&ctx.client, ar, desired, true, false).await?;
     ctx.report.metrics.write(&ar.kind, "apply");
-    let mut body = desired.clone();
-    if let Some(map) = body.as_object_mut() {
-        map.remove("apiVersion");
-        map.remove("kind");
-    }
-    let lost = dropped::missing(&body, &as_json(&kept));
+    let lost = dropped::missing(&apply::body(desired), &as_json(&kept));
     ctx.dropped.record(&id, &hash, lost.clone());
     Ok(match lost.is_empty() {
         true => Applied::Applied,
