@@ -21,7 +21,7 @@ use prism_api::{NamespaceState, PrismNamespace, PrismPlugin, PrismShard, conditi
 use prism_operator::kit::outcome::is_true;
 use support::admin_server::AdminServer;
 use support::apiserver_metrics;
-use support::bench::BenchArgs;
+use support::bench::{self, BenchArgs};
 use support::cluster::{NamespaceOptions, test_namespace_with};
 use support::operator::{Operator, apply_yaml, install_crds};
 
@@ -78,29 +78,7 @@ fn delta(after: &BTreeMap<String, f64>, before: &BTreeMap<String, f64>) -> Strin
 
 /// (peak RSS in MiB, CPU seconds) of a process.
 fn usage(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let hwm_kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(") ")
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields
-        .get(11)
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        + fields
-            .get(12)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0);
-    (hwm_kb / 1024.0, ticks / 100.0)
+    (bench::proc_mib(pid, "VmHWM"), bench::cpu_seconds(pid))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

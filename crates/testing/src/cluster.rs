@@ -64,6 +64,8 @@ pub struct Cluster {
     etcd_url: String,
     config: Config,
     components: Mutex<Vec<Component>>,
+    /// Components that exited on their own and were started again: `name (status)`.
+    crashes: Mutex<Vec<String>>,
     /// The API server's feature gates (empty: its defaults).
     gates: &'static str,
 }
@@ -96,8 +98,12 @@ pub async fn cluster() -> &'static Cluster {
     })
     .await
     .expect("control plane startup task failed");
+    static WATCHDOG: std::sync::Once = std::sync::Once::new();
     match result {
-        Ok(cluster) => cluster,
+        Ok(cluster) => {
+            WATCHDOG.call_once(|| cluster.keep_running());
+            cluster
+        }
         Err(e) => panic!("test control plane unavailable: {e}"),
     }
 }
@@ -312,6 +318,23 @@ impl Cluster {
         .await;
     }
 
+    /// The process id of component `name` now.
+    pub fn pid(&self, name: &str) -> u32 {
+        let components = self.components.lock().unwrap_or_else(|e| e.into_inner());
+        let c = components.iter().find(|c| c.name == name);
+        c.unwrap_or_else(|| panic!("no component {name}"))
+            .child
+            .id()
+    }
+
+    /// Components that exited on their own and were started again, as `name (status)`.
+    pub fn crashes(&self) -> Vec<String> {
+        self.crashes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Kills component `name` (SIGKILL, as a crash would) and starts it again with the same
     /// arguments, appending to its log. The caller waits for it to serve again.
     pub fn restart(&self, name: &str) {
@@ -322,6 +345,11 @@ impl Cluster {
             .unwrap_or_else(|| panic!("no component {name}"));
         let _ = c.child.kill();
         let _ = c.child.wait();
+        self.respawn(c);
+    }
+
+    /// Starts an exited component again with the same arguments, appending to its log.
+    fn respawn(&self, c: &mut Component) {
         let out = std::fs::OpenOptions::new()
             .append(true)
             .open(&c.log)
@@ -339,7 +367,7 @@ impl Cluster {
             .stderr(err)
             .process_group(i32::try_from(pgid).expect("pid fits"))
             .spawn()
-            .unwrap_or_else(|e| panic!("restarting {name}: {e}"));
+            .unwrap_or_else(|e| panic!("restarting {}: {e}", c.name));
         supervisor
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -347,8 +375,54 @@ impl Cluster {
             .expect("supervisor watches the new process");
     }
 
-    /// Panics if any component has exited, with the tail of its log.
+    /// Does what the kubelet does for a control plane's static pods: a component that exits on
+    /// its own is started again (kube-scheduler, for one, exits when it finds its cache
+    /// inconsistent, which an API server restart under load can cause). Each restart is
+    /// recorded for [`Cluster::assert_running`]. Polls once a second, for the process's life.
+    fn keep_running(&'static self) {
+        std::thread::Builder::new()
+            .name("prism-test-cluster-watchdog".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                    let mut components = self.components.lock().unwrap_or_else(|e| e.into_inner());
+                    for c in components.iter_mut() {
+                        let Ok(Some(status)) = c.child.try_wait() else {
+                            continue;
+                        };
+                        let crash = format!("{} ({status})", c.name);
+                        if let Ok(mut log) = std::fs::OpenOptions::new().append(true).open(&c.log) {
+                            let _ = writeln!(log, "[prism testbin] {crash}: starting it again");
+                        }
+                        self.crashes
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(crash);
+                        self.respawn(c);
+                    }
+                }
+            })
+            .expect("the watchdog thread starts");
+    }
+
+    /// Panics if any component has exited (even one started again since), with the tail of
+    /// its log.
     pub fn assert_running(&self) {
+        let crashes = self
+            .crashes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(first) = crashes.first() {
+            let name = first.split(' ').next().unwrap_or_default();
+            let log = self.dir.join("logs").join(format!("{name}.log"));
+            panic!(
+                "exited and started again: {}; last lines of {}:\n{}",
+                crashes.join(", "),
+                log.display(),
+                tail(&log, LOG_TAIL_LINES)
+            );
+        }
         let mut components = self.components.lock().unwrap_or_else(|e| e.into_inner());
         for c in components.iter_mut() {
             if let Ok(Some(status)) = c.child.try_wait() {
@@ -633,6 +707,7 @@ impl Launcher {
             etcd_url,
             config,
             components: Mutex::new(std::mem::take(&mut self.components)),
+            crashes: Mutex::new(Vec::new()),
             gates,
         })
     }

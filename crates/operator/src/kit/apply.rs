@@ -121,6 +121,20 @@ pub async fn apply(
     api.patch(name, &params, &Patch::Apply(desired)).await
 }
 
+/// The object `desired` names as the API server holds it now (not as a cache does).
+pub async fn get(
+    client: &Client,
+    ar: &ApiResource,
+    desired: &Value,
+) -> kube::Result<Option<DynamicObject>> {
+    let ns = desired["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default();
+    let name = desired["metadata"]["name"].as_str().unwrap_or_default();
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, ar);
+    api.get_opt(name).await
+}
+
 /// The hash a desired object carries.
 pub fn applied_hash(desired: &Value) -> String {
     desired["metadata"]["annotations"][APPLIED_HASH]

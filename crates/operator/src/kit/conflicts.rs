@@ -98,6 +98,11 @@ impl Contests {
         let mut tracker = self.0.lock().expect("not poisoned");
         tracker.decide(id, &hash, Instant::now()) == Verdict::Contested
     }
+
+    /// Forgets the applies of `id`: they were not undone by anyone (the cache was behind).
+    pub fn forget(&self, id: &str) {
+        self.0.lock().expect("not poisoned").objects.remove(id);
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use super::conflicts::Contests;
 use super::dropped::Dropped;
 use super::report::Report;
 use super::served::Served;
+use super::unseen::Unseen;
 use crate::view::View;
 use prism_render::render::Renderer;
 
@@ -57,6 +58,8 @@ pub struct Ctx {
     pub contests: Contests,
     /// Fields the API server drops from what is applied.
     pub dropped: Dropped,
+    /// Applies the caches have not shown yet.
+    pub unseen: Unseen,
     /// The CRD child kinds the cluster serves.
     pub served: Served,
 }
@@ -130,6 +133,7 @@ pub fn for_tests(client: Client, view: View) -> Ctx {
         view,
         contests: Contests::default(),
         dropped: Dropped::default(),
+        unseen: Unseen::default(),
         served: Served::default(),
     }
 }

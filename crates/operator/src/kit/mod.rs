@@ -18,4 +18,5 @@ pub mod quantity;
 pub mod report;
 pub mod served;
 pub mod status;
+pub mod unseen;
 pub mod workload;

@@ -95,13 +95,45 @@ impl Report {
         K: Resource<Scope = kube::core::NamespaceResourceScope>,
         S: Serialize,
     {
-        let api: Api<K> =
-            Api::namespaced(self.client.clone(), &obj.namespace().unwrap_or_default());
         let body = serde_json::json!({
             "apiVersion": K::api_version(&()),
             "kind": K::kind(&()),
             "status": status,
         });
+        self.apply_status(obj, body, manager, operation).await
+    }
+
+    /// [`patch_status`](Self::patch_status) only over the object as `obj` holds it: the API
+    /// server refuses it (409 Conflict) when the object has changed since (its
+    /// `resourceVersion` is sent as a precondition).
+    pub async fn patch_status_over<K, S>(&self, obj: &K, status: &S) -> Result<(), Error>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+        K: Resource<Scope = kube::core::NamespaceResourceScope>,
+        S: Serialize,
+    {
+        let body = serde_json::json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "metadata": {"resourceVersion": obj.resource_version()},
+            "status": status,
+        });
+        self.apply_status(obj, body, FIELD_MANAGER, "status").await
+    }
+
+    async fn apply_status<K>(
+        &self,
+        obj: &K,
+        body: serde_json::Value,
+        manager: &str,
+        operation: &str,
+    ) -> Result<(), Error>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+        K: Resource<Scope = kube::core::NamespaceResourceScope>,
+    {
+        let api: Api<K> =
+            Api::namespaced(self.client.clone(), &obj.namespace().unwrap_or_default());
         api.patch_status(
             &obj.name_any(),
             &PatchParams::apply(manager).force(),

@@ -161,6 +161,46 @@ pub async fn write<K: Reconciled>(
     Ok(true)
 }
 
+/// What writing a status that holds state came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Nothing changed: not written.
+    Unchanged,
+    /// Written.
+    Written,
+    /// Not written: the object changed since it was read (the cache is behind a write).
+    Stale,
+}
+
+/// [`write`] for a status that is state, not only observation (a plugin's rollout): sent
+/// with the `resourceVersion` it was derived from, so a reconcile that read a cache still
+/// behind the last write cannot set the state back.
+pub async fn write_over<K: Reconciled>(
+    ctx: &Ctx,
+    obj: &K,
+    old: &K::Status,
+    new: &K::Status,
+) -> Result<Written, Error> {
+    let (old, new) = (&old.controller_part(), &new.controller_part());
+    if old == new {
+        return Ok(Written::Unchanged);
+    }
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        tracing::debug!(fields = %changed_fields(old, new), "status changed");
+    }
+    match ctx.report.patch_status_over(obj, new).await {
+        Err(Error::Kube(kube::Error::Api(e))) if e.code == 409 => {
+            tracing::debug!("status not written: the object changed since it was read");
+            return Ok(Written::Stale);
+        }
+        other => other?,
+    }
+    if let Some((why, message)) = problem_begun(old.conditions(), new.conditions()) {
+        ctx.report.event(obj, true, why, message.to_string()).await;
+    }
+    Ok(Written::Written)
+}
+
 /// The top-level fields of a status that differ between `old` and `new` (conditions by type),
 /// for the log.
 fn changed_fields<S: Serialize>(old: &S, new: &S) -> String {

@@ -31,6 +31,8 @@ use prism_render::render::contract::shard_fullname;
 pub const CONTROLLER: &str = "prismplugin";
 /// How often a rollout in progress is re-checked (deadlines need a clock, not an event).
 const ROLLOUT_POLL: std::time::Duration = std::time::Duration::from_secs(5);
+/// When to look again after a status write refused because the plugin changed meanwhile.
+const STALE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Reconciles one plugin.
 pub async fn reconcile(plugin: Arc<PrismPlugin>, ctx: Arc<Ctx>) -> Result<Action, Error> {
@@ -60,11 +62,6 @@ async fn reconcile_plugin(plugin: &PrismPlugin, ctx: &Ctx) -> Result<Action, Err
         true => rollout::advance(plugin, &shards.reports, now),
         false => rollout::observe(plugin, &shards.reports),
     };
-    for note in &step.notes {
-        ctx.report
-            .event(plugin, note.warning, note.reason, note.message.clone())
-            .await;
-    }
     let seen = Seen {
         namespaces_using: ctx.view.placed_on(
             &plugin.namespace().unwrap_or_default(),
@@ -79,7 +76,17 @@ async fn reconcile_plugin(plugin: &PrismPlugin, ctx: &Ctx) -> Result<Action, Err
         render_mode: !ctx.settings.workload_writes,
     };
     plugin_status(&mut status, plugin, &step, seen, now);
-    status::write(ctx, plugin, &old, &status).await?;
+    if status::write_over(ctx, plugin, &old, &status).await? == status::Written::Stale {
+        // Derived from a plugin the cache had not caught up with: the watch event that brings
+        // the current one triggers another reconcile; the requeue is only a safety net.
+        return Ok(Action::requeue(STALE_RETRY));
+    }
+    // Announced once the step is recorded, so a step taken again is not announced twice.
+    for note in &step.notes {
+        ctx.report
+            .event(plugin, note.warning, note.reason, note.message.clone())
+            .await;
+    }
     let rolling = status.rollout.as_ref().map(|r| r.phase) == Some(RolloutPhase::Progressing);
     Ok(Action::requeue(match rolling {
         true => ROLLOUT_POLL,
@@ -139,4 +146,90 @@ fn remote_available(ctx: &Ctx, plugin: &PrismPlugin, objects: &[Object]) -> bool
         .rfind(|o| o.kind == "Deployment")
         .and_then(|o| ctx.view.typed_child::<Deployment>(&ns, &o.name))
         .is_some_and(|d| deployment_available(&d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kit::context::for_tests;
+    use crate::kit::mock_api::{self, Call};
+    use crate::view::fixture::Objects;
+    use serde_json::{Value, json};
+
+    /// A plugin at 1.0.1 whose healthy spec is 1.0.0, as the cache holds it at
+    /// `resourceVersion` 7: its reconcile starts a rollout (and, with no shard to wait for,
+    /// completes it).
+    fn moving_plugin() -> Value {
+        let spec = |v: &str| {
+            json!({
+                "version": v,
+                "source": {"registry": "r", "image": format!("pg:{v}")},
+                "deployment": {"type": "sidecar"}
+            })
+        };
+        json!({
+            "apiVersion": "prism.io/v1beta1", "kind": "PrismPlugin",
+            "metadata": {"name": "pg", "namespace": "team", "generation": 2,
+                         "resourceVersion": "7", "uid": "u-pg"},
+            "spec": spec("1.0.1"),
+            "status": {"lastHealthyVersion": "1.0.0", "lastHealthySpec": spec("1.0.0")}
+        })
+    }
+
+    /// The API answers the status write with `code`, events with success.
+    fn answering(code: u16) -> impl Fn(&Call) -> (u16, Value) + Send + 'static {
+        move |call: &Call| match call.method.as_str() {
+            "PATCH" if code == 409 => {
+                mock_api::status(409, "Conflict", "the object has been modified")
+            }
+            "PATCH" => {
+                let mut plugin = moving_plugin();
+                plugin["status"] = call.body["status"].clone();
+                (200, plugin)
+            }
+            "POST" => (200, call.body.clone()),
+            _ => mock_api::status(200, "", ""),
+        }
+    }
+
+    /// The rollout lives in the status, so a reconcile that read a cache still behind the last
+    /// status write must not set it back: the write carries the resourceVersion it was derived
+    /// from; refused, the step is neither recorded nor announced, and the plugin is looked at
+    /// again shortly.
+    #[tokio::test]
+    async fn a_rollout_step_derived_from_a_stale_cache_is_not_written_or_announced() {
+        let fixture = Objects(vec![moving_plugin()]);
+        let plugin: PrismPlugin = serde_json::from_value(moving_plugin()).unwrap();
+        for (code, announced) in [(409, false), (200, true)] {
+            let (client, calls) = mock_api::serve(answering(code));
+            let ctx = Arc::new(for_tests(client, fixture.view(None)));
+            let action = reconcile(Arc::new(plugin.clone()), ctx)
+                .await
+                .expect("no error");
+            let calls = calls.lock().unwrap();
+            let write = calls
+                .iter()
+                .find(|c| c.method == "PATCH")
+                .expect("a status write");
+            assert!(
+                write.uri.contains("/prismplugins/pg/status"),
+                "{}",
+                write.uri
+            );
+            assert_eq!(write.body["metadata"]["resourceVersion"], "7");
+            assert_eq!(write.body["status"]["lastHealthyVersion"], "1.0.1");
+            let events: Vec<&str> = calls
+                .iter()
+                .filter(|c| c.method == "POST")
+                .filter_map(|c| c.body["reason"].as_str())
+                .collect();
+            match announced {
+                true => assert_eq!(events, ["RolloutStarted", "RolloutComplete"], "{code}"),
+                false => {
+                    assert!(events.is_empty(), "{events:?}");
+                    assert_eq!(action, Action::requeue(STALE_RETRY));
+                }
+            }
+        }
+    }
 }

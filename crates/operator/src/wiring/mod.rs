@@ -258,6 +258,7 @@ fn context(
         admin,
         contests: Contests::default(),
         dropped: Default::default(),
+        unseen: Default::default(),
         served,
     })
 }
