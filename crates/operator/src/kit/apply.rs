@@ -110,11 +110,7 @@ pub async fn apply(
     force: bool,
     dry_run: bool,
 ) -> kube::Result<DynamicObject> {
-    let ns = desired["metadata"]["namespace"]
-        .as_str()
-        .unwrap_or_default();
-    let name = desired["metadata"]["name"].as_str().unwrap_or_default();
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, ar);
+    let (api, name) = named(client, ar, desired);
     let mut params = PatchParams::apply(FIELD_MANAGER);
     params.force = force;
     params.dry_run = dry_run;
@@ -127,12 +123,21 @@ pub async fn get(
     ar: &ApiResource,
     desired: &Value,
 ) -> kube::Result<Option<DynamicObject>> {
+    let (api, name) = named(client, ar, desired);
+    api.get_opt(name).await
+}
+
+/// The API of `desired`'s kind in its namespace, and its name.
+fn named<'a>(
+    client: &Client,
+    ar: &ApiResource,
+    desired: &'a Value,
+) -> (Api<DynamicObject>, &'a str) {
     let ns = desired["metadata"]["namespace"]
         .as_str()
         .unwrap_or_default();
     let name = desired["metadata"]["name"].as_str().unwrap_or_default();
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, ar);
-    api.get_opt(name).await
+    (Api::namespaced_with(client.clone(), ns, ar), name)
 }
 
 /// The hash a desired object carries.

@@ -95,12 +95,8 @@ impl Report {
         K: Resource<Scope = kube::core::NamespaceResourceScope>,
         S: Serialize,
     {
-        let body = serde_json::json!({
-            "apiVersion": K::api_version(&()),
-            "kind": K::kind(&()),
-            "status": status,
-        });
-        self.apply_status(obj, body, manager, operation).await
+        self.apply_status(obj, status, manager, operation, None)
+            .await
     }
 
     /// [`patch_status`](Self::patch_status) only over the object as `obj` holds it: the API
@@ -112,26 +108,34 @@ impl Report {
         K: Resource<Scope = kube::core::NamespaceResourceScope>,
         S: Serialize,
     {
-        let body = serde_json::json!({
-            "apiVersion": K::api_version(&()),
-            "kind": K::kind(&()),
-            "metadata": {"resourceVersion": obj.resource_version()},
-            "status": status,
-        });
-        self.apply_status(obj, body, FIELD_MANAGER, "status").await
+        let read = obj.resource_version();
+        self.apply_status(obj, status, FIELD_MANAGER, "status", read)
+            .await
     }
 
-    async fn apply_status<K>(
+    /// Applies `status` to `obj`'s status subresource as `manager`, with `resourceVersion`
+    /// `precondition` when given.
+    async fn apply_status<K, S>(
         &self,
         obj: &K,
-        body: serde_json::Value,
+        status: &S,
         manager: &str,
         operation: &str,
+        precondition: Option<String>,
     ) -> Result<(), Error>
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
         K: Resource<Scope = kube::core::NamespaceResourceScope>,
+        S: Serialize,
     {
+        let mut body = serde_json::json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": status,
+        });
+        if let Some(version) = precondition {
+            body["metadata"] = serde_json::json!({"resourceVersion": version});
+        }
         let api: Api<K> =
             Api::namespaced(self.client.clone(), &obj.namespace().unwrap_or_default());
         api.patch_status(

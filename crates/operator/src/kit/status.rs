@@ -132,33 +132,14 @@ pub fn mark_paused<S: Observed>(
 }
 
 /// Writes `new` when its controller part differs from `old`'s (what the traffic writer owns is
-/// neither compared nor sent); returns whether it did. Traced as a span
-/// `status write`, with `written` saying whether it wrote.
-#[tracing::instrument(
-    name = "status write",
-    skip_all,
-    fields(otel.name = format!("status write {}", K::kind(&())), written = tracing::field::Empty)
-)]
+/// neither compared nor sent); returns whether it did.
 pub async fn write<K: Reconciled>(
     ctx: &Ctx,
     obj: &K,
     old: &K::Status,
     new: &K::Status,
 ) -> Result<bool, Error> {
-    let (old, new) = (&old.controller_part(), &new.controller_part());
-    if old == new {
-        tracing::Span::current().record("written", false);
-        return Ok(false);
-    }
-    if tracing::enabled!(tracing::Level::DEBUG) {
-        tracing::debug!(fields = %changed_fields(old, new), "status changed");
-    }
-    ctx.report.patch_status(obj, new).await?;
-    tracing::Span::current().record("written", true);
-    if let Some((why, message)) = problem_begun(old.conditions(), new.conditions()) {
-        ctx.report.event(obj, true, why, message.to_string()).await;
-    }
-    Ok(true)
+    Ok(send(ctx, obj, old, new, false).await? == Written::Written)
 }
 
 /// What writing a status that holds state came to.
@@ -181,20 +162,45 @@ pub async fn write_over<K: Reconciled>(
     old: &K::Status,
     new: &K::Status,
 ) -> Result<Written, Error> {
+    send(ctx, obj, old, new, true).await
+}
+
+/// Writes `new` when its controller part differs from `old`'s (`over`: only over the
+/// `resourceVersion` `obj` was read at), with a Warning event when a problem begins. Traced
+/// as a span `status write`, with `written` saying whether it wrote.
+#[tracing::instrument(
+    name = "status write",
+    skip_all,
+    fields(otel.name = format!("status write {}", K::kind(&())), written = tracing::field::Empty)
+)]
+async fn send<K: Reconciled>(
+    ctx: &Ctx,
+    obj: &K,
+    old: &K::Status,
+    new: &K::Status,
+    over: bool,
+) -> Result<Written, Error> {
     let (old, new) = (&old.controller_part(), &new.controller_part());
     if old == new {
+        tracing::Span::current().record("written", false);
         return Ok(Written::Unchanged);
     }
     if tracing::enabled!(tracing::Level::DEBUG) {
         tracing::debug!(fields = %changed_fields(old, new), "status changed");
     }
-    match ctx.report.patch_status_over(obj, new).await {
-        Err(Error::Kube(kube::Error::Api(e))) if e.code == 409 => {
+    let sent = match over {
+        true => ctx.report.patch_status_over(obj, new).await,
+        false => ctx.report.patch_status(obj, new).await,
+    };
+    match sent {
+        Err(Error::Kube(kube::Error::Api(e))) if over && e.code == 409 => {
             tracing::debug!("status not written: the object changed since it was read");
+            tracing::Span::current().record("written", false);
             return Ok(Written::Stale);
         }
         other => other?,
     }
+    tracing::Span::current().record("written", true);
     if let Some((why, message)) = problem_begun(old.conditions(), new.conditions()) {
         ctx.report.event(obj, true, why, message.to_string()).await;
     }
